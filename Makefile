@@ -1,0 +1,73 @@
+# nscap developer tasks. `make test` is THE test command (README, .ci/run).
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 5s
+PKGS := ./...
+DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools
+# Where tests that write capabilities create their files: tmpfs may lack
+# security.capability support, so keep them on the disk of the checkout.
+export NSCAP_TEST_DIR ?= $(CURDIR)/.testtmp
+
+.PHONY: all build test deps vet fmt-check lint unit fuzz bench man golden clean tidy-check
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## test: install missing test packages (as root), then format, vet, lint,
+## the race-enabled suite (strict about root when root) and a fuzz smoke.
+test: deps fmt-check vet lint unit fuzz
+
+deps:
+	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "warning: missing Debian packages:$$missing (run make test as root to install them)" >&2; \
+	  fi; \
+	fi
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	$(GO) tool staticcheck $(PKGS)
+
+unit:
+	@mkdir -p $(NSCAP_TEST_DIR)
+	@if [ "$$(id -u)" = 0 ]; then export NSCAP_TEST_REQUIRE_ROOT=1; fi; \
+	$(GO) test -race -count=1 $(PKGS)
+
+## fuzz: run every fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$pkg >/tmp/nscap-fuzz.log 2>&1 || { cat /tmp/nscap-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+bench:
+	bash scripts/bench.sh
+
+man:
+	$(GO) run ./internal/cli/gendocs -man docs/man
+
+golden:
+	$(GO) test ./... -update
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+clean:
+	rm -rf $(NSCAP_TEST_DIR)
