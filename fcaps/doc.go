@@ -1,0 +1,39 @@
+// Package fcaps reads, writes and removes file capabilities (the
+// security.capability extended attribute) on real files, and scans trees
+// for them in parallel.
+//
+// # Files, not paths
+//
+// [Get], [Set] and [Remove] never follow a final symlink and act on the
+// file they inspected, never on a path that could change under them: the
+// path is opened O_PATH|O_NOFOLLOW (no open(2) side effect on a device or
+// fifo, no permission needed), the descriptor is fstat'ed and anything but
+// a regular file is refused with [ErrNotRegular] (setcap refuses them too,
+// and the kernel acts on caps only when it execs a regular file), then the
+// xattr call goes through /proc/self/fd/N, the magic link to that inode
+// (fgetxattr(2) refuses O_PATH descriptors). [FGet], [FSet] and [FRemove]
+// work on an [*os.File] the caller opened.
+//
+// # Namespaces
+//
+// The kernel converts the value for the caller's user namespace on read
+// and write (see docs/kernel-semantics.md §3): a revision-3 rootid that is
+// the caller's namespace root reads back as revision 2, one mapped to
+// another uid reads back with that uid, and one not mapped at all fails
+// with EOVERFLOW, reported as [ErrNotVisible]. A revision-3 write whose
+// rootid is not mapped fails with EINVAL ([ErrRootIDNotMapped]).
+//
+// # Errors
+//
+// Every error is an [*fs.PathError] naming the system call and the path.
+// Its Err keeps the errno (errors.Is(err, syscall.EOVERFLOW)) and, when
+// this package can say more, is an [*Error] that also matches a sentinel
+// (errors.Is(err, ErrNotVisible)) and explains the refusal in words.
+//
+// # Scanning
+//
+// [Scan] is the engine of `nscap get -r` and of audit: bounded parallel
+// workers, getdents64(2) with d_type, one getxattrat(2) per regular file
+// (Linux 6.13+; lgetxattr(2) by path before), per-path errors delivered to
+// the callback, results streamed.
+package fcaps

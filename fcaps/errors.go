@@ -1,0 +1,82 @@
+package fcaps
+
+import (
+	"errors"
+	"syscall"
+)
+
+// Sentinel errors, matched with [errors.Is]. The [*fs.PathError] that
+// carries one also keeps the kernel's errno (errors.Is(err,
+// syscall.EOVERFLOW) holds too): see [Error].
+var (
+	// ErrNoCaps: the file has no security.capability (ENODATA).
+	ErrNoCaps = errors.New("fcaps: no capabilities")
+	// ErrNotSupported: the filesystem stores no xattrs (ENOTSUP).
+	ErrNotSupported = errors.New("fcaps: xattrs not supported")
+	// ErrUnreadable: listxattr lists security.capability but the kernel
+	// refuses to return it (EINVAL): an empty value, revision 1 or unknown
+	// flags. Such a value may still act at exec (or make exec fail).
+	ErrUnreadable = errors.New("fcaps: capability xattr present but unreadable")
+	// ErrNotVisible: the capability's rootid is not mapped in the caller's
+	// user namespace, so it belongs to another namespace (EOVERFLOW).
+	ErrNotVisible = errors.New("fcaps: capability of another user namespace")
+	// ErrNotRegular: the path is a symlink, directory, device, fifo or
+	// socket; capabilities only act on regular files, and setcap refuses
+	// the others.
+	ErrNotRegular = errors.New("fcaps: not a regular file")
+	// ErrRootIDNotMapped: the kernel refused a revision-3 value (EINVAL),
+	// most likely because its rootid is not mapped in the caller's user
+	// namespace.
+	ErrRootIDNotMapped = errors.New("fcaps: rootid not mapped in the caller's user namespace")
+)
+
+// Error is the Err of the [*fs.PathError] values this package returns when
+// it can say more than the bare errno. It unwraps to both Kind (one of the
+// sentinels, or nil) and Errno (or 0), so errors.Is matches either, and
+// errors.Is(err, fs.ErrPermission) works through the errno.
+type Error struct {
+	// Kind is the sentinel (ErrNoCaps, ErrNotVisible, ...) or nil.
+	Kind error
+	// Errno is the kernel's answer, or 0 when the refusal is ours (a
+	// symlink given to Set, say).
+	Errno syscall.Errno
+	// Reason explains the refusal in words, e.g. "rootid 100000 is not
+	// mapped in the caller's user namespace".
+	Reason string
+	// Err is a further cause (a decoding error), or nil.
+	Err error
+}
+
+// Error returns Reason followed by the errno's text and any cause.
+func (e *Error) Error() string {
+	s := e.Reason
+	if s == "" && e.Kind != nil {
+		s = e.Kind.Error()
+	}
+	if e.Errno != 0 {
+		if s == "" {
+			s = e.Errno.Error()
+		} else {
+			s += " (" + e.Errno.Error() + ")"
+		}
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns Kind, Errno and Err, those that are set.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, 0, 3)
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.Errno != 0 {
+		errs = append(errs, e.Errno)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}

@@ -1,0 +1,19 @@
+// Package sys holds the thin system-call wrappers nscap needs on Linux.
+//
+// It is the only package of the module that imports golang.org/x/sys/unix
+// (enforced by depguard). The wrappers return the raw [syscall.Errno] (the
+// same type as unix.Errno) so callers can match it with errors.Is and add
+// the path as an *fs.PathError; they never add context themselves.
+//
+// Besides the usual f*xattr calls (retried on ERANGE when the caller asks
+// for a whole value) it provides what x/sys lacks:
+//
+//   - [Getxattrat] and [Listxattrat]: getxattrat(2)/listxattrat(2), Linux
+//     6.13+, with struct xattr_args built here; [HasXattrat] probes once
+//     whether the running kernel has them (ENOSYS otherwise);
+//   - [ReadDir]: getdents64(2) parsing that hands out the NUL-terminated
+//     name inside the kernel's buffer, so that a scanner can probe every
+//     entry without allocating;
+//   - [OpenPath]/[OpenDir]: openat(2)/openat2(2) with O_NOFOLLOW and
+//     RESOLVE_NO_SYMLINKS.
+package sys
