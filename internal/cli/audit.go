@@ -1,0 +1,591 @@
+package cli
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/userns"
+	"github.com/spf13/cobra"
+)
+
+type auditOptions struct {
+	IO      *IOStreams
+	Version string
+
+	Paths         []string
+	Explain       string          // --explain RULE ("all": every rule)
+	FailOn        *fcaps.Severity // --fail-on; nil: never exit 3
+	MinSeverity   fcaps.Severity  // --min-severity
+	SARIF         bool            // --sarif
+	Baseline      string          // --baseline FILE
+	WriteBaseline string          // --write-baseline FILE
+	UIDMap        userns.Map      // --uidmap
+	GIDMap        userns.Map      // --gidmap (defaults to UIDMap)
+	SubUIDFile    string          // --subuid FILE
+	XDev          bool            // --xdev
+
+	JSON       bool
+	Quiet      bool
+	NoProgress bool
+
+	// Namespaces lists the live user namespaces (userns.Tree); tests
+	// replace it to get stable output.
+	Namespaces func() ([]*userns.Node, error)
+}
+
+const auditLong = `Audit files, trees and archives for file capabilities and report findings,
+each with a rule id, a severity (info, low, medium, high, critical), the path,
+the capabilities, the user namespaces in which they are honoured and a message.
+
+Each PATH is a file or a directory tree (walked in parallel, without following
+symlinks, non-regular files included), or an archive: a tar file, plain, gzip
+or zstd (an OCI image layer is one), audited without extracting from its
+SCHILY.xattr.* and LIBARCHIVE.xattr.* records. Archive members are named
+ARCHIVE:MEMBER.
+
+RULES (nscap audit --explain RULE for the details, --explain all for all)
+  NSCAP000 file-capabilities                  info      inventory: every file with caps
+  NSCAP001 host-scoped-in-container           critical  revision 2 (or rootid 0) in a container rootfs
+  NSCAP002 writable-by-non-root               critical  a non-root user can modify or replace the file
+  NSCAP003 root-equivalent-capability         high      cap_sys_admin, cap_setuid, cap_dac_override, ...
+  NSCAP004 orphaned-rootid                    medium    rootid of no live namespace, outside --uidmap
+  NSCAP005 capabilities-with-setid            medium    caps on a setuid or setgid file
+  NSCAP006 malformed-capability               high      empty, revision 1, stray flags (EINVAL on read)
+  NSCAP007 capabilities-on-non-regular-file   low       caps on a directory, symlink, device, ...
+  NSCAP008 capability-not-visible             info      rootid not mapped here (EOVERFLOW)
+  NSCAP101 baseline-capability-added          medium    with --baseline
+  NSCAP102 baseline-capability-removed        low       with --baseline
+  NSCAP103 baseline-capability-changed        medium    with --baseline
+
+A tree is a container rootfs when --uidmap gives its map (the container root's
+host ids then count as root), and a file is taken to lie in one when its owner
+lies in a subordinate range of --subuid (default /etc/subuid; the first id of
+the range counts as its root). "Honoured in" lists "all" for host-scoped caps,
+else every live user namespace (user:[INODE]) whose root is the rootid, and
+their descendants; for a namespace-relative nscap archive "restore-target".
+
+OUTPUT
+  a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
+  --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
+  "path","message","honored_in","caps","revision","rootid"} per finding and a
+  final {"message_type":"summary",...}; with --sarif, one SARIF 2.1.0 log for
+  code-scanning tools. --min-severity hides findings below it (default info).
+
+BASELINE
+  --write-baseline FILE records the caps of every file seen (JSON, path ->
+  caps, revision, rootid); --baseline FILE adds findings NSCAP101-103 for caps
+  added, removed or changed since.
+
+` + exitStatusCommon + `
+  3  a finding at or above --fail-on SEV (it wins over status 1)`
+
+func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
+	opts := &auditOptions{IO: f.IO, Version: f.Version, Namespaces: userns.Tree}
+	var failOn, minSev string
+	var uidMaps, gidMaps []string
+	cmd := &cobra.Command{
+		Use:   "audit [--fail-on SEV] [--json | --sarif] [--baseline F] [--write-baseline F] [--uidmap MAP] PATH|ARCHIVE...",
+		Short: "Find dangerous file capabilities in trees and archives",
+		Long:  auditLong,
+		Example: `  nscap audit /usr
+  nscap audit --uidmap 0:100000:65536 --fail-on high /var/lib/containers/rootfs
+  nscap audit --sarif layer.tar.gz > audit.sarif
+  nscap audit --explain NSCAP001`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Paths = args
+			opts.JSON, opts.Quiet, opts.NoProgress = f.Global.JSON, f.Global.Quiet, f.Global.NoProgress
+			if opts.Explain != "" {
+				if len(args) > 0 {
+					return flagErrorf("--explain takes no PATH")
+				}
+			} else if len(args) == 0 {
+				return flagErrorf("missing PATH")
+			}
+			if opts.JSON && opts.SARIF {
+				return flagErrorf("--json and --sarif exclude each other")
+			}
+			if failOn != "" {
+				s, err := fcaps.ParseSeverity(failOn)
+				if err != nil {
+					return flagErrorf("--fail-on: %v", err)
+				}
+				opts.FailOn = &s
+			}
+			s, err := fcaps.ParseSeverity(minSev)
+			if err != nil {
+				return flagErrorf("--min-severity: %v", err)
+			}
+			opts.MinSeverity = s
+			if len(uidMaps) > 0 {
+				if opts.UIDMap, err = userns.ParseMapFlags(uidMaps); err != nil {
+					return flagErrorf("--uidmap: %v", err)
+				}
+			}
+			if len(gidMaps) > 0 {
+				if opts.GIDMap, err = userns.ParseMapFlags(gidMaps); err != nil {
+					return flagErrorf("--gidmap: %v", err)
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runAudit(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Explain, "explain", "", "print the explanation of `RULE` (id or name; all: every rule) and exit")
+	fl.StringVar(&failOn, "fail-on", "", "exit with status 3 when a finding is at or above `SEV`")
+	fl.StringVar(&minSev, "min-severity", "info", "report only findings at or above `SEV`")
+	fl.BoolVar(&opts.SARIF, "sarif", false, "write a SARIF 2.1.0 log")
+	fl.StringVar(&opts.Baseline, "baseline", "", "report capabilities added, removed or changed since the baseline `FILE`")
+	fl.StringVar(&opts.WriteBaseline, "write-baseline", "", "write the capabilities seen to the baseline `FILE`")
+	fl.StringArrayVar(&uidMaps, "uidmap", nil, "the trees are a container rootfs with this uid `MAP` (NS:HOST:COUNT,...)")
+	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid `MAP` (default: the uid map)")
+	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: files owned in them lie in a container rootfs (empty: none)")
+	fl.BoolVar(&opts.XDev, "xdev", false, "do not cross filesystem boundaries")
+	return cmd
+}
+
+// explainRule formats the --explain text of r.
+func explainRule(r fcaps.Rule) string {
+	return fmt.Sprintf("%s %s (%s)\n%s\n\n%s\n", r.ID, r.Name, r.Severity, r.Summary, r.Explanation)
+}
+
+func runAudit(ctx context.Context, opts *auditOptions) error {
+	ios := opts.IO
+	if opts.Explain != "" {
+		if opts.Explain == "all" {
+			for i, r := range fcaps.Rules() {
+				if i > 0 {
+					fmt.Fprintln(ios.Out)
+				}
+				fmt.Fprint(ios.Out, explainRule(r))
+			}
+			return nil
+		}
+		r, ok := fcaps.LookupRule(opts.Explain)
+		if !ok {
+			return flagErrorf("--explain: unknown rule %q (nscap audit --explain all lists them)", opts.Explain)
+		}
+		_, err := fmt.Fprint(ios.Out, explainRule(r))
+		return err
+	}
+
+	failed := false
+	aopts := fcaps.AuditOptions{
+		UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, XDev: opts.XDev,
+		Error: func(path string, err error) error {
+			failed = true
+			printPathError(ios.ErrOut, "audit", path, err)
+			return nil
+		},
+	}
+	subs, err := readAllSubIDs(opts.SubUIDFile)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	aopts.SubUIDs = subs
+	if opts.Namespaces != nil {
+		ns, err := opts.Namespaces()
+		if err != nil {
+			fmt.Fprintf(ios.ErrOut, "nscap: audit: list user namespaces: %v (orphaned rootids are not reported)\n", err)
+		} else {
+			aopts.Namespaces = ns
+		}
+	}
+
+	var findings []fcaps.Finding
+	collect := func(f fcaps.Finding) error { findings = append(findings, f); return nil }
+	for _, p := range opts.Paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
+		// left to the tree walk, which reports it.
+		if archive, _ := fcaps.IsArchive(p); archive {
+			if err := auditArchive(ctx, p, aopts, collect); err != nil {
+				failed = true
+				printPathError(ios.ErrOut, "audit", p, err)
+			}
+			continue
+		}
+		if err := fcaps.Audit(ctx, []string{p}, aopts, collect); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+
+	cur := fcaps.NewBaseline()
+	for _, f := range findings {
+		cur.Add(f)
+	}
+	if opts.Baseline != "" {
+		old, err := readBaselineFile(opts.Baseline)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		findings = append(findings, cur.Diff(old)...)
+	}
+	if opts.WriteBaseline != "" {
+		if err := writeFileAtomic(opts.WriteBaseline, func(w io.Writer) error { _, err := cur.WriteTo(w); return err }); err != nil {
+			return fmt.Errorf("audit: write baseline: %w", err)
+		}
+	}
+
+	sortFindings(findings)
+	fail := false
+	var shown []fcaps.Finding
+	for _, f := range findings {
+		if opts.FailOn != nil && f.Severity() >= *opts.FailOn {
+			fail = true
+		}
+		if f.Severity() >= opts.MinSeverity {
+			shown = append(shown, f)
+		}
+	}
+	switch {
+	case opts.SARIF:
+		err = writeSARIF(ios.Out, opts.Version, shown)
+	case opts.JSON:
+		err = writeAuditJSON(ios.Out, shown, len(cur.Files))
+	default:
+		err = writeAuditTable(ios.Out, shown)
+	}
+	if err != nil {
+		return err
+	}
+	if !opts.Quiet && !opts.JSON && !opts.SARIF {
+		files := "files"
+		if len(cur.Files) == 1 {
+			files = "file"
+		}
+		fmt.Fprintf(ios.ErrOut, "nscap: audit: %s in %d %s with capabilities\n", countText(shown), len(cur.Files), files)
+	}
+	switch {
+	case fail:
+		return &exitError{code: ExitFindings}
+	case failed:
+		return errSilent
+	}
+	return nil
+}
+
+// auditArchive audits the archive at path.
+func auditArchive(ctx context.Context, path string, opts fcaps.AuditOptions, fn func(fcaps.Finding) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return fcaps.AuditArchive(ctx, f, path, opts, fn)
+}
+
+// sortFindings orders findings by path, the most severe first, then by
+// rule: the stable order of every output format.
+func sortFindings(fs []fcaps.Finding) {
+	slices.SortStableFunc(fs, func(a, b fcaps.Finding) int {
+		return cmp.Or(
+			strings.Compare(a.Path, b.Path),
+			cmp.Compare(b.Severity(), a.Severity()),
+			strings.Compare(a.Rule.ID, b.Rule.ID))
+	})
+}
+
+// countText summarises findings by severity: "3 findings (1 critical, 2 info)".
+func countText(fs []fcaps.Finding) string {
+	counts := map[fcaps.Severity]int{}
+	for _, f := range fs {
+		counts[f.Severity()]++
+	}
+	var parts []string
+	for s := fcaps.SeverityCritical; ; s-- {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+		if s == fcaps.SeverityInfo {
+			break
+		}
+	}
+	noun := "findings"
+	if len(fs) == 1 {
+		noun = "finding"
+	}
+	if len(parts) == 0 {
+		return "0 findings"
+	}
+	return fmt.Sprintf("%d %s (%s)", len(fs), noun, strings.Join(parts, ", "))
+}
+
+// readAllSubIDs reads every range of a subuid file, whoever owns it; a
+// missing file (or an empty name) gives none.
+func readAllSubIDs(path string) ([]userns.SubIDRange, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Validate every line with the library's rules (no owner matches
+	// this name), then take every line's range.
+	if _, err := userns.ParseSubID(bytes.NewReader(b), "\x00", userns.InvalidID); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	owners := map[string]bool{}
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		owner, _, _ := strings.Cut(line, ":")
+		owners[owner] = true
+	}
+	var out []userns.SubIDRange
+	for _, o := range slices.Sorted(func(yield func(string) bool) {
+		for k := range owners {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		r, err := userns.ParseSubID(bytes.NewReader(b), o, userns.InvalidID)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+func readBaselineFile(path string) (*fcaps.Baseline, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := fcaps.ReadBaseline(f)
+	if err != nil {
+		return nil, fmt.Errorf("read baseline %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// writeFileAtomic writes path through a temporary file in its directory,
+// renamed over it once complete.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// auditRecord is the --json form of one finding: a documented interface
+// (fields may be added, never renamed).
+type auditRecord struct {
+	MessageType string   `json:"message_type"` // "finding"
+	Rule        string   `json:"rule"`
+	RuleName    string   `json:"rule_name"`
+	Severity    string   `json:"severity"`
+	Path        string   `json:"path"`
+	Message     string   `json:"message"`
+	HonoredIn   []string `json:"honored_in"`
+	Caps        string   `json:"caps,omitempty"`
+	Revision    int      `json:"revision,omitempty"`
+	RootID      *uint32  `json:"rootid,omitempty"`
+}
+
+// auditSummary is the last --json record.
+type auditSummary struct {
+	MessageType string         `json:"message_type"` // "summary"
+	Findings    int            `json:"findings"`
+	BySeverity  map[string]int `json:"by_severity"`
+	Files       int            `json:"files_with_caps"`
+}
+
+func newAuditRecord(f fcaps.Finding) auditRecord {
+	r := auditRecord{
+		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
+		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
+	}
+	if f.Caps != nil {
+		r.Caps, r.Revision = f.Caps.String(), int(f.Caps.Revision)
+		if f.Caps.HasRootID() {
+			id := f.Caps.RootID
+			r.RootID = &id
+		}
+	}
+	return r
+}
+
+func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int) error {
+	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files}
+	for _, f := range fs {
+		sum.BySeverity[f.Severity().String()]++
+		if err := writeJSON(w, newAuditRecord(f)); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, sum)
+}
+
+func writeAuditTable(w io.Writer, fs []fcaps.Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEVERITY\tRULE\tPATH\tCAPS\tHONOURED-IN\tMESSAGE")
+	for _, f := range fs {
+		caps := f.CapsText()
+		if caps == "" {
+			caps = "-"
+		}
+		in := strings.Join(f.Scope.Strings(), ",")
+		if in == "" {
+			in = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity(), f.Rule.ID, f.Path, caps, in, f.Message)
+	}
+	return tw.Flush()
+}
+
+// SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/), the
+// subset code-scanning tools read.
+type (
+	sarifLog struct {
+		Schema  string     `json:"$schema"`
+		Version string     `json:"version"`
+		Runs    []sarifRun `json:"runs"`
+	}
+	sarifRun struct {
+		Tool    sarifTool     `json:"tool"`
+		Results []sarifResult `json:"results"`
+	}
+	sarifTool struct {
+		Driver sarifDriver `json:"driver"`
+	}
+	sarifDriver struct {
+		Name           string      `json:"name"`
+		Version        string      `json:"version,omitempty"`
+		InformationURI string      `json:"informationUri"`
+		Rules          []sarifRule `json:"rules"`
+	}
+	sarifText struct {
+		Text string `json:"text"`
+	}
+	sarifRule struct {
+		ID                   string            `json:"id"`
+		Name                 string            `json:"name"`
+		ShortDescription     sarifText         `json:"shortDescription"`
+		FullDescription      sarifText         `json:"fullDescription"`
+		Help                 sarifText         `json:"help"`
+		DefaultConfiguration sarifRuleConfig   `json:"defaultConfiguration"`
+		Properties           sarifRuleProperty `json:"properties"`
+	}
+	sarifRuleConfig struct {
+		Level string `json:"level"`
+	}
+	sarifRuleProperty struct {
+		SecuritySeverity string   `json:"security-severity"`
+		Tags             []string `json:"tags"`
+	}
+	sarifResult struct {
+		RuleID     string          `json:"ruleId"`
+		RuleIndex  int             `json:"ruleIndex"`
+		Level      string          `json:"level"`
+		Message    sarifText       `json:"message"`
+		Locations  []sarifLocation `json:"locations"`
+		Properties sarifResultProp `json:"properties"`
+	}
+	sarifLocation struct {
+		PhysicalLocation struct {
+			ArtifactLocation struct {
+				URI string `json:"uri"`
+			} `json:"artifactLocation"`
+		} `json:"physicalLocation"`
+	}
+	sarifResultProp struct {
+		Severity  string   `json:"severity"`
+		HonoredIn []string `json:"honored_in"`
+		Caps      string   `json:"caps,omitempty"`
+	}
+)
+
+// sarifLevel maps a severity to a SARIF level.
+func sarifLevel(s fcaps.Severity) string {
+	switch {
+	case s >= fcaps.SeverityHigh:
+		return "error"
+	case s == fcaps.SeverityMedium:
+		return "warning"
+	}
+	return "note"
+}
+
+// sarifScore is the security-severity score GitHub code scanning ranks
+// by (critical >= 9.0, high >= 7.0, medium >= 4.0, low > 0).
+var sarifScore = map[fcaps.Severity]string{
+	fcaps.SeverityInfo: "0.0", fcaps.SeverityLow: "3.0", fcaps.SeverityMedium: "5.5",
+	fcaps.SeverityHigh: "8.0", fcaps.SeverityCritical: "9.5",
+}
+
+func writeSARIF(w io.Writer, version string, fs []fcaps.Finding) error {
+	rules := fcaps.Rules()
+	index := map[string]int{}
+	driver := sarifDriver{Name: "nscap", Version: version, InformationURI: "https://github.com/nscap/nscap"}
+	for i, r := range rules {
+		index[r.ID] = i
+		driver.Rules = append(driver.Rules, sarifRule{
+			ID: r.ID, Name: r.Name,
+			ShortDescription:     sarifText{r.Summary},
+			FullDescription:      sarifText{r.Summary},
+			Help:                 sarifText{r.Explanation},
+			DefaultConfiguration: sarifRuleConfig{Level: sarifLevel(r.Severity)},
+			Properties:           sarifRuleProperty{SecuritySeverity: sarifScore[r.Severity], Tags: []string{"security", "capabilities"}},
+		})
+	}
+	run := sarifRun{Tool: sarifTool{Driver: driver}, Results: []sarifResult{}}
+	for _, f := range fs {
+		res := sarifResult{
+			RuleID: f.Rule.ID, RuleIndex: index[f.Rule.ID], Level: sarifLevel(f.Severity()),
+			Message:    sarifText{f.Message},
+			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText()},
+		}
+		var loc sarifLocation
+		loc.PhysicalLocation.ArtifactLocation.URI = (&url.URL{Path: f.Path}).String()
+		res.Locations = []sarifLocation{loc}
+		run.Results = append(run.Results, res)
+	}
+	log := sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(log)
+}

@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/internal/testutil"
+	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
+)
+
+func TestNewAuditCmd(t *testing.T) {
+	m, _ := userns.ParseMap("0:100000:65536")
+	high := fcaps.SeverityHigh
+	tests := []struct {
+		argv    string
+		want    *auditOptions
+		wantErr string
+	}{
+		{argv: "", wantErr: "missing PATH"},
+		{argv: "--explain NSCAP001", want: &auditOptions{Paths: []string{}, Explain: "NSCAP001", SubUIDFile: "/etc/subuid"}},
+		{argv: "--explain NSCAP001 x", wantErr: "--explain takes no PATH"},
+		{argv: "--json --sarif x", wantErr: "--json and --sarif exclude each other"},
+		{argv: "--fail-on severe x", wantErr: `--fail-on: fcaps: unknown severity "severe" (want one of info, low, medium, high, critical)`},
+		{argv: "--min-severity x y", wantErr: `--min-severity: fcaps: unknown severity "x" (want one of info, low, medium, high, critical)`},
+		{argv: "--uidmap 0:1 x", wantErr: "--uidmap: "},
+		{argv: "--fail-on HIGH --min-severity medium --uidmap 0:100000:65536 --sarif --xdev --baseline b --write-baseline w --subuid s a b.tar",
+			want: &auditOptions{Paths: []string{"a", "b.tar"}, FailOn: &high, MinSeverity: fcaps.SeverityMedium, UIDMap: m,
+				SARIF: true, XDev: true, Baseline: "b", WriteBaseline: "w", SubUIDFile: "s"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.argv, func(t *testing.T) {
+			got, err := parseCmd(t, newAuditCmd, tc.argv)
+			if tc.wantErr != "" {
+				var fe *FlagError
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || !errors.As(err, &fe) {
+					t.Fatalf("audit %s: error %v, want a FlagError starting %q", tc.argv, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("audit %s: %v", tc.argv, err)
+			}
+			got.IO, got.Version, got.Namespaces = nil, "", nil
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("audit %s options (-want +got):\n%s", tc.argv, diff)
+			}
+		})
+	}
+}
+
+func TestAuditExplain(t *testing.T) {
+	res := nscap(t, "", "audit", "--explain", "host-scoped-in-container")
+	if res.Code != ExitOK || !strings.HasPrefix(res.Stdout, "NSCAP001 host-scoped-in-container (critical)\n") ||
+		!strings.Contains(res.Stdout, "nscap set --uidmap") {
+		t.Errorf("--explain: %+v", res)
+	}
+	res = nscap(t, "", "audit", "--explain", "all")
+	for _, r := range fcaps.Rules() {
+		if !strings.Contains(res.Stdout, r.ID+" "+r.Name+" ("+r.Severity.String()+")\n") {
+			t.Errorf("--explain all lacks %s", r.ID)
+		}
+	}
+	res = nscap(t, "", "audit", "--explain", "NSCAP999")
+	if res.Code != ExitUsage || !strings.Contains(res.Stderr, `unknown rule "NSCAP999"`) {
+		t.Errorf("--explain NSCAP999: %+v", res)
+	}
+}
+
+// buildAuditCorpus creates the audit corpus of fcaps/testdata/audit under
+// dir/corpus (see that file): create, chown, chmod, caps last.
+func buildAuditCorpus(tb testing.TB, dir string) string {
+	tb.Helper()
+	f, err := os.Open("../../fcaps/testdata/audit/corpus.txt")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	root := filepath.Join(dir, "corpus")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		w := strings.Fields(sc.Text())
+		if len(w) == 0 || strings.HasPrefix(w[0], "#") {
+			continue
+		}
+		p := filepath.Join(root, w[0])
+		mode, _ := strconv.ParseUint(w[2], 8, 32)
+		uid, _ := strconv.Atoi(w[3])
+		gid, _ := strconv.Atoi(w[4])
+		if w[1] == "dir" {
+			err = os.Mkdir(p, 0o700)
+		} else {
+			err = os.WriteFile(p, []byte("#!/bin/sh\n"), 0o600)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			tb.Fatal(err)
+		}
+		// syscall.Chmod takes the raw st_mode bits (setuid, sticky).
+		if err := syscall.Chmod(p, uint32(mode)); err != nil {
+			tb.Fatal(err)
+		}
+		if w[5] == "-" {
+			continue
+		}
+		val := []byte{}
+		if w[5] != "empty" {
+			text, rootid, ns := strings.Cut(w[5], "@")
+			c, err := xattrfmt.ParseFileText(text)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if ns {
+				id, _ := strconv.ParseUint(rootid, 10, 32)
+				c.Revision, c.RootID = xattrfmt.Revision3, uint32(id)
+			}
+			if val, err = xattrfmt.Encode(c); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		if err := syscall.Setxattr(p, "security.capability", val, 0); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return root
+}
+
+// fakeNamespaces is a fixed live-namespace list: the caller's and one
+// container whose root is 300000, so that output is stable.
+func fakeNamespaces() ([]*userns.Node, error) {
+	ctr := &userns.Node{NSRef: userns.NSRef{Inode: 4026532999, Dev: 4}, RootID: 300000, RootVisible: true, PIDs: []int{42}}
+	root := &userns.Node{NSRef: userns.NSRef{Inode: 4026531837, Dev: 4}, Self: true, RootVisible: true, Children: []*userns.Node{ctr}}
+	ctr.Parent = root
+	return []*userns.Node{root}, nil
+}
+
+func runAuditT(tb testing.TB, opts *auditOptions) (result, error) {
+	tb.Helper()
+	ios, _, out, errOut := Test()
+	opts.IO = ios
+	if opts.Version == "" {
+		opts.Version = "test"
+	}
+	if opts.SubUIDFile == "" {
+		opts.SubUIDFile = "testdata/audit_subuid"
+	}
+	if opts.Namespaces == nil {
+		opts.Namespaces = fakeNamespaces
+	}
+	err := runAudit(context.Background(), opts)
+	return result{Code: exitCodeFor(err), Stdout: out.String(), Stderr: errOut.String()}, err
+}
+
+// TestRunAuditGolden audits the corpus (relative path, stable order) and
+// compares the three output formats with golden files.
+func TestRunAuditGolden(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	buildAuditCorpus(t, dir)
+	abs, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	subuid := filepath.Join(abs, "audit_subuid")
+
+	for _, tc := range []struct {
+		golden string
+		opts   auditOptions
+	}{
+		{"audit_table", auditOptions{}},
+		{"audit_json", auditOptions{JSON: true}},
+		{"audit_sarif", auditOptions{SARIF: true}},
+		{"audit_table_medium", auditOptions{MinSeverity: fcaps.SeverityMedium}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			tc.opts.Paths, tc.opts.SubUIDFile = []string{"corpus"}, subuid
+			res, err := runAuditT(t, &tc.opts)
+			if err != nil {
+				t.Fatalf("runAudit: %v\n%s", err, res.Stderr)
+			}
+			t.Chdir(abs + "/..")
+			golden(t, tc.golden, res.Stdout)
+		})
+	}
+
+	// JSON Lines: every line is an object with the documented fields.
+	res, _ := runAuditT(t, &auditOptions{Paths: []string{"corpus"}, JSON: true, SubUIDFile: subuid})
+	for line := range strings.Lines(res.Stdout) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad JSON line %q: %v", line, err)
+		}
+		if m["message_type"] == "finding" {
+			for _, k := range []string{"rule", "severity", "path", "message", "honored_in"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("JSON finding lacks %q: %s", k, line)
+				}
+			}
+		}
+	}
+	// SARIF: valid JSON with version 2.1.0 and one result per finding.
+	res, _ = runAuditT(t, &auditOptions{Paths: []string{"corpus"}, SARIF: true, SubUIDFile: subuid})
+	var log struct {
+		Version string `json:"version"`
+		Runs    []struct {
+			Results []struct {
+				RuleID string `json:"ruleId"`
+				Level  string `json:"level"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &log); err != nil || log.Version != "2.1.0" || len(log.Runs) != 1 || len(log.Runs[0].Results) == 0 {
+		t.Errorf("SARIF log: %v %+v", err, log)
+	}
+}
+
+func TestRunAuditExitAndBaseline(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	root := buildAuditCorpus(t, dir)
+	high, crit := fcaps.SeverityHigh, fcaps.SeverityCritical
+
+	res, err := runAuditT(t, &auditOptions{Paths: []string{root}, FailOn: &high})
+	if res.Code != ExitFindings {
+		t.Errorf("--fail-on high on the corpus: exit %d (%v), want 3", res.Code, err)
+	}
+	benign := filepath.Join(root, "bin", "ping")
+	res, err = runAuditT(t, &auditOptions{Paths: []string{benign}, FailOn: &crit})
+	if res.Code != ExitOK || !strings.Contains(res.Stdout, "NSCAP000") {
+		t.Errorf("--fail-on critical on a benign file: exit %d (%v), stdout %q", res.Code, err, res.Stdout)
+	}
+	res, _ = runAuditT(t, &auditOptions{Paths: []string{filepath.Join(dir, "missing")}})
+	if res.Code != ExitError || !strings.Contains(res.Stderr, "nscap: audit "+filepath.Join(dir, "missing")+": ") {
+		t.Errorf("missing path: %+v", res)
+	}
+
+	// Baseline: write, change the tree, compare.
+	bl := filepath.Join(dir, "baseline.json")
+	if res, err := runAuditT(t, &auditOptions{Paths: []string{root}, WriteBaseline: bl}); err != nil {
+		t.Fatalf("--write-baseline: %v %+v", err, res)
+	}
+	data, err := os.ReadFile(bl)
+	if err != nil || !bytes.Contains(data, []byte(`"rootid": 300000`)) || !bytes.Contains(data, []byte(`"state": "unreadable"`)) {
+		t.Errorf("baseline file: %v\n%s", err, data)
+	}
+	if err := syscall.Removexattr(benign, "security.capability"); err != nil {
+		t.Fatal(err)
+	}
+	added := filepath.Join(root, "bin", "plain")
+	if err := syscall.Setxattr(added, "security.capability", []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	med := fcaps.SeverityMedium
+	res, _ = runAuditT(t, &auditOptions{Paths: []string{root}, Baseline: bl, JSON: true, MinSeverity: fcaps.SeverityLow, FailOn: &med})
+	var got []string
+	for line := range strings.Lines(res.Stdout) {
+		var r auditRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(r.Rule, "NSCAP1") {
+			got = append(got, r.Rule+" "+strings.TrimPrefix(r.Path, root+"/"))
+		}
+	}
+	if diff := cmp.Diff([]string{"NSCAP102 bin/ping", "NSCAP101 bin/plain"}, got); diff != "" || res.Code != ExitFindings {
+		t.Errorf("--baseline findings (-want +got), exit %d:\n%s", res.Code, diff)
+	}
+}

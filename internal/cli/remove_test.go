@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestNewRemoveCmd(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		argv    string
+		want    removeOptions
+		wantErr string
+	}{
+		{argv: "a", want: removeOptions{Paths: []string{"a"}}},
+		{argv: "a b --json", want: removeOptions{Paths: []string{"a", "b"}, JSON: true}},
+		{argv: "", wantErr: "missing PATH"},
+		{argv: "-r a", wantErr: "unknown shorthand flag: 'r' in -r"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.argv, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseCmd(t, newRemoveCmd, tc.argv)
+			if errString(err) != tc.wantErr {
+				t.Fatalf("remove %s: error %q, want %q", tc.argv, errString(err), tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(removeOptions{}, "IO")); diff != "" {
+				t.Errorf("remove %s: options mismatch (-want +got):\n%s", tc.argv, diff)
+			}
+		})
+	}
+}
+
+func TestRunRemove(t *testing.T) {
+	fx := newFixture(t)
+	r := nscap(t, "", "remove", fx.path("d/v2"), fx.path("d/none"), fx.path("d/v3"), fx.path("d/link"))
+	r.Stderr = fx.relative(r.Stderr)
+	want := result{
+		Code: ExitError,
+		Stderr: "nscap: remove $DIR/d/none: no capabilities to remove (no data available)\n" +
+			"nscap: remove $DIR/d/link: not a regular file: it is a symbolic link (capabilities act only on regular files)\n",
+	}
+	if diff := cmp.Diff(want, r); diff != "" {
+		t.Errorf("nscap remove mismatch (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{"d/v2", "d/v3"} {
+		if got := rawHex(t, fx.path(p)); got != "" {
+			t.Errorf("%s still has caps %s", p, got)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/nscap/nscap/internal/testutil"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain registers the real Main as the nscap command of the testscript
+// scripts: testscript re-executes this test binary under that name.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"nscap": func() {
+			os.Exit(int(Main(context.Background(), os.Args[1:], System())))
+		},
+	})
+}
+
+// TestScripts runs the end-to-end scripts in testdata/script. Scripts that
+// need root start with [!root] skip; under NSCAP_TEST_REQUIRE_ROOT=1 the
+// [root] condition fails instead of answering false.
+func TestScripts(t *testing.T) {
+	if testutil.IsRoot() {
+		testutil.RequireTool(t, "setcap", "getcap", "getfattr", "setfattr", "mkfifo")
+	}
+	// Caps need a filesystem with security xattrs: work under
+	// testutil.TempDir (NSCAP_TEST_DIR), not the default tmp dir.
+	work := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, work)
+	testscript.Run(t, testscript.Params{
+		Dir:         "testdata/script",
+		WorkdirRoot: work,
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				if !testutil.IsRoot() && testutil.Strict() {
+					return false, errors.New("[root]: needs root (NSCAP_TEST_REQUIRE_ROOT=1)")
+				}
+				return testutil.IsRoot(), nil
+			}
+			return false, errors.New("unknown condition " + cond)
+		},
+	})
+}
