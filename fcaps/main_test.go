@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
 )
 
@@ -19,6 +20,8 @@ import (
 const helperEnv = "NSCAP_FCAPS_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	// Serve as the helper of fcaps.Setter when re-executed as one.
+	userns.HelperMain()
 	if h := os.Getenv(helperEnv); h != "" {
 		os.Exit(helper(h))
 	}

@@ -39,6 +39,15 @@ type Factory struct {
 	// RootOf returns the id, in the caller's user namespace, of the root of
 	// the user namespace of process pid (see [userns.RootOf]).
 	RootOf func(pid int) (uint32, error)
+	// ReadMaps reads the uid and gid maps of the user namespace of
+	// process pid (see [userns.ReadMaps]).
+	ReadMaps func(pid int) (uid, gid userns.Map, err error)
+	// Inspect describes the user namespace of process pid (see
+	// [userns.Inspect]).
+	Inspect func(pid int) (*userns.Namespace, error)
+	// Namespaces lists every user namespace visible from /proc (see
+	// [userns.Tree]).
+	Namespaces func() ([]*userns.Node, error)
 }
 
 // NewFactory returns the factory of a real run on the given streams.
@@ -48,5 +57,9 @@ func NewFactory(ios *IOStreams) *Factory {
 		Version: Version(),
 		Global:  &GlobalOptions{},
 		RootOf:  userns.RootOf,
+
+		ReadMaps:   userns.ReadMaps,
+		Inspect:    userns.Inspect,
+		Namespaces: userns.Tree,
 	}
 }

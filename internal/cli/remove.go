@@ -2,8 +2,15 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/userns"
 	"github.com/spf13/cobra"
 )
 
@@ -11,34 +18,91 @@ type removeOptions struct {
 	IO    *IOStreams
 	Paths []string
 	JSON  bool
+
+	Helper    fcaps.HelperMode
+	PID       int        // --pid: the scope is the user namespace of PID
+	UIDMap    string     // --uidmap, as given (joined with ",")
+	uidMap    userns.Map // UIDMap parsed
+	OCIConfig string     // --oci-config
+
+	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
 }
 
 func newRemoveCmd(f *Factory, runF func(*removeOptions) error) *cobra.Command {
 	opts := &removeOptions{IO: f.IO}
+	var uidMaps []string
+	var helper string
 	cmd := &cobra.Command{
-		Use:     "remove PATH...",
+		Use:     "remove [--pid PID | --uidmap MAP | --oci-config FILE] [--helper auto|always|never] PATH...",
 		Aliases: []string{"rm"},
 		Short:   "Remove the capabilities of files, like setcap -r",
 		Long: `Remove the security.capability extended attribute of each PATH, as
 setcap -r does. Each PATH must be a regular file; symlinks are never
 followed. A file without capabilities is an error, as with setcap -r.
 
+--pid PID, --uidmap MAP or --oci-config FILE restrict the removal to one
+user namespace (a container's), as its root would see it: a file is refused,
+and left unchanged, unless its owner and group are mapped by that namespace
+and its capabilities are honoured there (their rootid is mapped by its uid
+map: the container's own caps or a nested container's, never host-wide caps
+or another container's). Run as root with --helper always, the removal
+itself is made in a helper namespace with those maps, so the kernel enforces
+the same scope.
+
+--helper auto|always|never works as for set: an unprivileged user owning
+subordinate ids (/etc/subuid, /etc/subgid) removes caps from files owned by
+its ids through a helper user namespace (auto: when the direct removal is
+refused for lack of privilege). Files owned by ids outside its ranges are
+refused and left unchanged.
+
 With --json, each path is one JSON object on stdout: "path", and "error"
 when it failed.
 
 ` + exitStatusCommon,
 		Example: `  nscap remove /usr/bin/ping
-  nscap remove rootfs/usr/bin/*`,
+  nscap remove rootfs/usr/bin/*
+  nscap remove --pid 4242 /var/lib/ct/rootfs/usr/bin/ping`,
 		Args: minArgs(1, "PATH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Paths = args
 			opts.JSON = f.Global.JSON
+			opts.ReadMaps = f.ReadMaps
+			fl := cmd.Flags()
+			n := 0
+			for _, name := range []string{"pid", "uidmap", "oci-config"} {
+				if fl.Changed(name) {
+					n++
+				}
+			}
+			if n > 1 {
+				return flagErrorf("--pid, --uidmap and --oci-config exclude each other")
+			}
+			if fl.Changed("pid") && opts.PID <= 0 {
+				return flagErrorf("--pid %d: want a positive process id", opts.PID)
+			}
+			if fl.Changed("oci-config") && opts.OCIConfig == "" {
+				return flagErrorf("--oci-config: empty file name")
+			}
+			if fl.Changed("uidmap") {
+				opts.UIDMap = strings.Join(uidMaps, ",")
+				if opts.uidMap, err = userns.ParseMap(opts.UIDMap); err != nil {
+					return flagErrorf("--uidmap %s: %w", opts.UIDMap, err)
+				}
+			}
+			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
+				return flagErrorf("--helper: %w", err)
+			}
 			if runF != nil {
 				return runF(opts)
 			}
 			return runRemove(cmd.Context(), opts)
 		},
 	}
+	fl := cmd.Flags()
+	fl.IntVar(&opts.PID, "pid", 0, "remove only caps of the user namespace of process `PID`")
+	fl.StringArrayVar(&uidMaps, "uidmap", nil, "remove only caps of the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)")
+	fl.StringVar(&opts.OCIConfig, "oci-config", "", "remove only caps of the namespace of the OCI config `FILE`")
+	fl.StringVar(&helper, "helper", "auto", "remove through a helper user namespace: `auto`, always or never")
 	return cmd
 }
 
@@ -48,14 +112,93 @@ type removeRecord struct {
 	Error string `json:"error,omitempty"`
 }
 
+// removeScope is the namespace a scoped remove is restricted to.
+type removeScope struct {
+	name     string // "the user namespace of pid 42", "--uidmap M", ...
+	uid, gid userns.Map
+}
+
+// scope resolves the scope flags; nil when none was given.
+func (opts *removeOptions) scope() (*removeScope, error) {
+	switch {
+	case opts.PID != 0:
+		uid, gid, _, err := pidMaps(opts.PID, opts.ReadMaps)
+		if err != nil {
+			return nil, err
+		}
+		return &removeScope{name: fmt.Sprintf("the user namespace of pid %d", opts.PID), uid: uid, gid: gid}, nil
+	case opts.OCIConfig != "":
+		uid, gid, err := readOCIMaps(opts.OCIConfig)
+		if err != nil {
+			return nil, err
+		}
+		return &removeScope{name: "the user namespace of " + opts.OCIConfig, uid: uid, gid: gid}, nil
+	case opts.UIDMap != "":
+		return &removeScope{name: "the user namespace of --uidmap " + opts.UIDMap, uid: opts.uidMap, gid: opts.uidMap}, nil
+	}
+	return nil, nil
+}
+
+// check refuses path unless its owner, group and caps are within s.
+func (s *removeScope) check(path string) error {
+	refuse := func(format string, args ...any) error {
+		return &fs.PathError{Op: "remove", Path: path, Err: fmt.Errorf("outside %s: %s; nothing removed", s.name, fmt.Sprintf(format, args...))}
+	}
+	c, err := fcaps.Get(path)
+	switch {
+	case errors.Is(err, fcaps.ErrNoCaps):
+		return nil // remove reports it
+	case errors.Is(err, fcaps.ErrNotVisible):
+		return refuse("the capabilities belong to a user namespace the caller cannot see")
+	case err != nil:
+		return err // not a regular file, unreadable: reported as remove reports them
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if _, err := s.uid.ToNs(st.Uid); err != nil {
+			return refuse("the file's owner uid %d is not mapped by its uid map %s", st.Uid, s.uid)
+		}
+		if _, err := s.gid.ToNs(st.Gid); err != nil {
+			return refuse("the file's group gid %d is not mapped by its gid map %s", st.Gid, s.gid)
+		}
+	}
+	if _, err := s.uid.ToNs(rootIDOf(c)); err != nil {
+		if !c.HasRootID() {
+			return refuse("the capabilities are host-wide (revision 2, rootid 0), not mapped by its uid map %s", s.uid)
+		}
+		return refuse("the capabilities have rootid %d, not mapped by its uid map %s", c.RootID, s.uid)
+	}
+	return nil
+}
+
 func runRemove(ctx context.Context, opts *removeOptions) error {
+	scope, err := opts.scope()
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	so := fcaps.SetterOptions{Helper: opts.Helper}
+	if scope != nil && opts.Helper != fcaps.HelperNever && os.Geteuid() == 0 {
+		so.UIDMap, so.GIDMap = scope.uid, scope.gid
+	}
+	setter := fcaps.NewSetter(so)
+	defer setter.Close()
 	failed := false
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rec := removeRecord{Path: p}
-		if err := fcaps.Remove(p); err != nil {
+		var err error
+		if scope != nil {
+			err = scope.check(p)
+		}
+		if err == nil {
+			err = setter.Remove(p)
+		}
+		if err != nil {
 			failed = true
 			printPathError(opts.IO.ErrOut, "remove", p, err)
 			rec.Error = reason(err, p)

@@ -63,6 +63,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newDecodeCmd(f, nil),
 		newEncodeCmd(f, nil),
 		newAuditCmd(f, nil),
+		newUsernsCmd(f, nil),
 	)
 	return root
 }

@@ -7,12 +7,19 @@ import (
 	"testing"
 
 	"github.com/nscap/nscap/internal/testutil"
+	"github.com/nscap/nscap/userns"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // TestMain registers the real Main as the nscap command of the testscript
 // scripts: testscript re-executes this test binary under that name.
 func TestMain(m *testing.M) {
+	// Serve as the helper user namespace of set and remove when
+	// re-executed as one, and as the processes of nested namespaces.
+	userns.HelperMain()
+	if spec, ok := os.LookupEnv(nestEnv); ok {
+		os.Exit(nestMain(spec))
+	}
 	testscript.Main(m, map[string]func(){
 		"nscap": func() {
 			os.Exit(int(Main(context.Background(), os.Args[1:], System())))
@@ -31,6 +38,9 @@ func TestScripts(t *testing.T) {
 	// testutil.TempDir (NSCAP_TEST_DIR), not the default tmp dir.
 	work := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, work)
+	// The helper user namespace of set and remove (whose root is not
+	// host root) must reach the scripts' files.
+	traversable(t, work)
 	testscript.Run(t, testscript.Params{
 		Dir:         "testdata/script",
 		WorkdirRoot: work,

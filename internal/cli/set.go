@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
@@ -24,24 +28,28 @@ type setOptions struct {
 	Caps  string // capability text, or "-" to read it from stdin
 	Paths []string
 
-	RootID int64      // --rootid; noRootID when not given
-	PID    int        // --pid; 0 when not given
-	UIDMap string     // --uidmap, as given (joined with ",")
-	uidMap userns.Map // UIDMap parsed
-	NsUID  uint32     // --ns-uid: the uid inside the map whose host id is the rootid
-	Verify bool       // -v
+	RootID    int64      // --rootid; noRootID when not given
+	PID       int        // --pid; 0 when not given
+	UIDMap    string     // --uidmap, as given (joined with ",")
+	uidMap    userns.Map // UIDMap parsed
+	OCIConfig string     // --oci-config
+	NsUID     uint32     // --ns-uid: the uid inside the namespace whose host id is the rootid
+	Verify    bool       // -v
+	Helper    fcaps.HelperMode
 
 	JSON  bool
 	Quiet bool
 
-	RootOf func(pid int) (uint32, error) // userns.RootOf
+	RootOf   func(pid int) (uint32, error)                  // userns.RootOf
+	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
 }
 
 func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 	opts := &setOptions{IO: f.IO, RootID: noRootID}
 	var uidMaps []string
+	var helper string
 	cmd := &cobra.Command{
-		Use:   "set [--rootid N | --pid PID | --uidmap MAP [--ns-uid U]] [-v] CAPS PATH...",
+		Use:   "set [--rootid N | --pid PID | --uidmap MAP | --oci-config FILE] [--ns-uid U] [--helper auto|always|never] [-v] CAPS PATH...",
 		Short: "Set the capabilities of files, like setcap",
 		Long: `Set the file capabilities CAPS on each PATH, as setcap does. CAPS is libcap
 text (cap_from_text(3)): "cap_net_raw+ep", "cap_chown,cap_fowner=eip",
@@ -64,13 +72,30 @@ has the given id (and the ones below it):
                     writes revision 3 with rootid 0, which the kernel keeps on
                     disk but reads back as revision 2 (they mean the same).
   --pid PID         the root of the user namespace of process PID (a
-                    container's): its uid 0 as the caller sees it.
+                    container's): its uid 0 as the caller sees it, or its
+                    uid U with --ns-uid U (a nested container's root).
   --uidmap MAP      the host id of uid U (--ns-uid, default 0) in the uid map
                     MAP, written INSIDE:OUTSIDE:COUNT[,...] as podman's
                     --uidmap (the flag may repeat).
+  --oci-config FILE the same with the uid map of an OCI runtime config.json
+                    (linux.uidMappings).
 
-A rootid from --pid or --uidmap that is 0 (the caller's own root) is written
-as revision 2.
+A rootid from --pid, --uidmap or --oci-config that is 0 (the caller's own
+root) is written as revision 2. "nscap userns PID" shows what --pid uses.
+
+HELPER USER NAMESPACE
+An unprivileged user cannot write security.capability on files it does not
+own, but may own subordinate ids (/etc/subuid, /etc/subgid), the ids of its
+rootless containers. With --helper auto (the default), when the direct write
+is refused for lack of privilege, nscap re-executes itself in a new user
+namespace whose maps newuidmap(1) and newgidmap(1) set from the caller's own
+id and its ranges, and writes there; the kernel stores the rootid as the host
+sees it. One helper serves every file of the command. The file's owner and
+group and the rootid must be the caller's own ids or in its ranges, else the
+file is refused and left unchanged; revision 2 (host-wide) caps cannot be
+written that way. --helper always uses the helper only (root must then name
+its maps with --pid, --uidmap or --oci-config: the helper gets that
+namespace's maps); --helper never writes directly only.
 
 With -v the files are not changed: each is compared with CAPS (and the
 rootid), printing "PATH: OK" or, as setcap -v does, "PATH differs in [pie]"
@@ -85,22 +110,23 @@ fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 		Example: `  nscap set cap_net_raw+ep /usr/bin/ping
   nscap set --pid 4242 cap_net_raw=ep /var/lib/ct/rootfs/usr/bin/ping
   nscap set --uidmap 0:100000:65536 cap_net_bind_service+ep rootfs/usr/sbin/httpd
+  nscap set --oci-config ct/config.json --ns-uid 1000 cap_net_raw+ep ct/rootfs/app
   nscap set -v --rootid 100000 cap_net_raw+ep rootfs/usr/bin/ping
   echo cap_chown+ep | nscap set - ./tool`,
 		Args: minArgs(2, "CAPS and PATH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Caps, opts.Paths = args[0], args[1:]
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
-			opts.RootOf = f.RootOf
+			opts.RootOf, opts.ReadMaps = f.RootOf, f.ReadMaps
 			fl := cmd.Flags()
 			n := 0
-			for _, name := range []string{"rootid", "pid", "uidmap"} {
+			for _, name := range []string{"rootid", "pid", "uidmap", "oci-config"} {
 				if fl.Changed(name) {
 					n++
 				}
 			}
 			if n > 1 {
-				return flagErrorf("--rootid, --pid and --uidmap exclude each other")
+				return flagErrorf("--rootid, --pid, --uidmap and --oci-config exclude each other")
 			}
 			if fl.Changed("rootid") && (opts.RootID < 0 || opts.RootID >= math.MaxUint32) {
 				return flagErrorf("--rootid %d: want a uid from 0 to %d", opts.RootID, uint32(math.MaxUint32-1))
@@ -108,8 +134,14 @@ fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 			if fl.Changed("pid") && opts.PID <= 0 {
 				return flagErrorf("--pid %d: want a positive process id", opts.PID)
 			}
-			if fl.Changed("ns-uid") && !fl.Changed("uidmap") {
-				return flagErrorf("--ns-uid needs --uidmap")
+			if fl.Changed("ns-uid") && n == 0 || fl.Changed("ns-uid") && fl.Changed("rootid") {
+				return flagErrorf("--ns-uid needs --pid, --uidmap or --oci-config")
+			}
+			if fl.Changed("oci-config") && opts.OCIConfig == "" {
+				return flagErrorf("--oci-config: empty file name")
+			}
+			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
+				return flagErrorf("--helper: %w", err)
 			}
 			if fl.Changed("uidmap") {
 				opts.UIDMap = strings.Join(uidMaps, ",")
@@ -129,7 +161,9 @@ fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 	fl.Int64Var(&opts.RootID, "rootid", noRootID, "write revision 3 with this rootid (`N`, a uid in the caller's namespace)")
 	fl.IntVar(&opts.PID, "pid", 0, "write revision 3 for the user namespace of process `PID`")
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "write revision 3 for the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)")
-	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --uidmap: the uid `U` inside the map that owns the caps")
+	fl.StringVar(&opts.OCIConfig, "oci-config", "", "write revision 3 for the namespace with the uid map of the OCI config `FILE`")
+	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --pid, --uidmap or --oci-config: the uid `U` inside the namespace that owns the caps")
+	fl.StringVar(&helper, "helper", "auto", "write through a helper user namespace: `auto`, always or never")
 	fl.BoolVarP(&opts.Verify, "verify", "v", false, "verify the capabilities instead of writing them")
 	return cmd
 }
@@ -139,10 +173,33 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 	switch {
 	case opts.RootID != noRootID:
 		return uint32(opts.RootID), true, nil
-	case opts.PID != 0:
+	case opts.PID != 0 && opts.NsUID == 0:
 		r, err := opts.RootOf(opts.PID)
 		if err != nil {
-			return 0, false, fmt.Errorf("root of the user namespace of pid %d: %w", opts.PID, err)
+			return 0, false, pidError(opts.PID, err)
+		}
+		return r, r != 0, nil
+	case opts.PID != 0:
+		uid, _, self, err := pidMaps(opts.PID, opts.ReadMaps)
+		if err != nil {
+			return 0, false, err
+		}
+		if self {
+			return opts.NsUID, opts.NsUID != 0, nil
+		}
+		r, err := uid.ToHost(opts.NsUID)
+		if err != nil {
+			return 0, false, fmt.Errorf("uid %d in the user namespace of pid %d: %w", opts.NsUID, opts.PID, err)
+		}
+		return r, r != 0, nil
+	case opts.OCIConfig != "":
+		uid, _, err := readOCIMaps(opts.OCIConfig)
+		if err != nil {
+			return 0, false, err
+		}
+		r, err := uid.ToHost(opts.NsUID)
+		if err != nil {
+			return 0, false, fmt.Errorf("uid %d in the uid map of %s: %w", opts.NsUID, opts.OCIConfig, err)
 		}
 		return r, r != 0, nil
 	case opts.UIDMap != "":
@@ -153,6 +210,68 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 		return r, r != 0, nil
 	}
 	return 0, false, nil
+}
+
+// pidError explains an error about process pid: a process that is gone
+// is named as such.
+func pidError(pid int, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("pid %d: no such process", pid)
+	}
+	return fmt.Errorf("user namespace of pid %d: %w", pid, err)
+}
+
+// pidMaps reads the uid and gid maps of pid's user namespace; self is
+// true when pid shares the caller's namespace (its maps are then relative
+// to the parent namespace, and ids are the caller's own).
+func pidMaps(pid int, readMaps func(int) (uid, gid userns.Map, err error)) (uid, gid userns.Map, self bool, err error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &a); err != nil {
+		return uid, gid, false, pidError(pid, err)
+	}
+	if err := syscall.Stat("/proc/self/ns/user", &b); err != nil {
+		return uid, gid, false, err
+	}
+	if readMaps == nil {
+		readMaps = userns.ReadMaps
+	}
+	uid, gid, err = readMaps(pid)
+	if err != nil {
+		return uid, gid, false, pidError(pid, err)
+	}
+	return uid, gid, a.Dev == b.Dev && a.Ino == b.Ino, nil
+}
+
+// readOCIMaps reads the uid and gid maps of an OCI runtime config.
+func readOCIMaps(path string) (uid, gid userns.Map, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return uid, gid, err
+	}
+	defer f.Close()
+	if uid, gid, err = userns.ParseOCIConfig(f); err != nil {
+		return uid, gid, fmt.Errorf("read the maps of %s: %w", path, err)
+	}
+	return uid, gid, nil
+}
+
+// helperMaps returns the maps a root caller's helper namespace gets: those
+// of the namespace the flags name (an unprivileged caller always uses its
+// own rootless map, the zero maps).
+func helperMaps(pid int, uidMapText string, uidMap userns.Map, ociConfig string, readMaps func(int) (uid, gid userns.Map, err error)) (uid, gid userns.Map, err error) {
+	if os.Geteuid() != 0 {
+		return uid, gid, nil
+	}
+	switch {
+	case pid != 0:
+		uid, gid, _, err = pidMaps(pid, readMaps)
+		return uid, gid, err
+	case ociConfig != "":
+		return readOCIMaps(ociConfig)
+	case uidMapText != "":
+		return uidMap, uidMap, nil
+	}
+	return uid, gid, nil
 }
 
 // readCapsText reads capability text from r as setcap does: lines up to
@@ -204,6 +323,18 @@ func runSet(ctx context.Context, opts *setOptions) error {
 	if err != nil {
 		return fmt.Errorf("set: %w", err)
 	}
+	var setter *fcaps.Setter
+	if !opts.Verify {
+		so := fcaps.SetterOptions{Helper: opts.Helper}
+		if opts.Helper != fcaps.HelperNever {
+			so.UIDMap, so.GIDMap, err = helperMaps(opts.PID, opts.UIDMap, opts.uidMap, opts.OCIConfig, opts.ReadMaps)
+			if err != nil {
+				return fmt.Errorf("set: %w", err)
+			}
+		}
+		setter = fcaps.NewSetter(so)
+		defer setter.Close()
+	}
 	failed := false
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
@@ -213,7 +344,7 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		if opts.Verify {
 			ok, err = verifyOne(opts, p, want)
 		} else {
-			ok, err = setOne(opts, p, want)
+			ok, err = setOne(opts, setter, p, want)
 		}
 		if err != nil {
 			return err
@@ -236,8 +367,8 @@ type setRecord struct {
 }
 
 // setOne writes want on path; ok is false when it failed (reported).
-func setOne(opts *setOptions, path string, want xattrfmt.FileCaps) (ok bool, err error) {
-	serr := fcaps.Set(path, want)
+func setOne(opts *setOptions, setter *fcaps.Setter, path string, want xattrfmt.FileCaps) (ok bool, err error) {
+	serr := setter.Set(path, want)
 	if serr != nil {
 		printPathError(opts.IO.ErrOut, "set", path, serr)
 	}

@@ -3,11 +3,13 @@ package cli
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nscap/nscap/fcaps"
 )
 
 func TestNewSetCmd(t *testing.T) {
@@ -29,16 +31,22 @@ func TestNewSetCmd(t *testing.T) {
 		{argv: "--json -q cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, JSON: true, Quiet: true}},
 		{argv: "cap_chown+p", wantErr: "missing CAPS and PATH"},
 		{argv: "", wantErr: "missing CAPS and PATH"},
-		{argv: "--rootid 1 --pid 2 cap_chown+p f", wantErr: "--rootid, --pid and --uidmap exclude each other"},
-		{argv: "--pid 2 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --pid and --uidmap exclude each other"},
-		{argv: "--rootid 1 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --pid and --uidmap exclude each other"},
+		{argv: "--rootid 1 --pid 2 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
+		{argv: "--pid 2 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
+		{argv: "--rootid 1 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
+		{argv: "--oci-config c.json --pid 3 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
+		{argv: "--oci-config c.json --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, OCIConfig: "c.json", NsUID: 7}},
+		{argv: "--pid 3 --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, PID: 3, NsUID: 7}},
+		{argv: "--helper always --uidmap 0:1:1 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, UIDMap: "0:1:1", Helper: fcaps.HelperAlways}},
+		{argv: "--helper never cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Helper: fcaps.HelperNever}},
+		{argv: "--helper sometimes cap_chown+p f", wantErr: `--helper: helper mode "sometimes": want auto, always or never`},
+		{argv: "--rootid 1 --ns-uid 3 cap_chown+p f", wantErr: "--ns-uid needs --pid, --uidmap or --oci-config"},
 		{argv: "--rootid -1 cap_chown+p f", wantErr: "--rootid -1: want a uid from 0 to 4294967294"},
 		{argv: "--rootid 4294967295 cap_chown+p f", wantErr: "--rootid 4294967295: want a uid from 0 to 4294967294"},
 		{argv: "--rootid x cap_chown+p f", wantErr: `invalid argument "x" for "--rootid" flag: strconv.ParseInt: parsing "x": invalid syntax`},
 		{argv: "--pid 0 cap_chown+p f", wantErr: "--pid 0: want a positive process id"},
-		{argv: "--ns-uid 3 cap_chown+p f", wantErr: "--ns-uid needs --uidmap"},
+		{argv: "--ns-uid 3 cap_chown+p f", wantErr: "--ns-uid needs --pid, --uidmap or --oci-config"},
 		{argv: "-r f", wantErr: "unknown shorthand flag: 'r' in -r"},
-		{argv: "--helper auto cap_chown+p f", wantErr: "unknown flag: --helper"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -53,7 +61,7 @@ func TestNewSetCmd(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(setOptions{}, "IO", "RootOf"), cmpopts.IgnoreUnexported(setOptions{})); diff != "" {
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(setOptions{}, "IO", "RootOf", "ReadMaps"), cmpopts.IgnoreUnexported(setOptions{})); diff != "" {
 				t.Errorf("set %s: options mismatch (-want +got):\n%s", tc.argv, diff)
 			}
 		})
@@ -229,5 +237,40 @@ func TestRunSet(t *testing.T) {
 	// The symlink's target was left alone.
 	if got := rawHex(t, fx.path("d/v2")); got != "0x0100000200200000000000000000000000000000" {
 		t.Errorf("symlink target d/v2 changed: %s", got)
+	}
+}
+
+func TestResolveRootIDOCIAndNsUID(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"ociVersion":"1.0.2","linux":{"uidMappings":[{"containerID":0,"hostID":300000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":300000,"size":65536}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self := itoa(os.Getpid())
+	tests := []struct {
+		argv       string
+		wantRootID uint32
+		wantOK     bool
+		wantErr    string
+	}{
+		{argv: "--oci-config " + cfg + " x f", wantRootID: 300000, wantOK: true},
+		{argv: "--oci-config " + cfg + " --ns-uid 1000 x f", wantRootID: 301000, wantOK: true},
+		{argv: "--oci-config " + cfg + " --ns-uid 65536 x f", wantErr: "uid 65536 in the uid map of " + cfg + ": userns: namespace id 65536 not mapped by 0:300000:65536"},
+		{argv: "--oci-config /nonexistent/config.json x f", wantErr: "open /nonexistent/config.json: no such file or directory"},
+		// The caller's own namespace: uid U is U.
+		{argv: "--pid " + self + " --ns-uid 5 x f", wantRootID: 5, wantOK: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.argv, func(t *testing.T) {
+			t.Parallel()
+			opts, err := parseCmd(t, newSetCmd, tc.argv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ok, err := opts.resolveRootID()
+			if errString(err) != tc.wantErr || r != tc.wantRootID || ok != tc.wantOK {
+				t.Errorf("set %s: resolveRootID() = %d, %v, %q; want %d, %v, %q", tc.argv, r, ok, errString(err), tc.wantRootID, tc.wantOK, tc.wantErr)
+			}
+		})
 	}
 }

@@ -1,0 +1,569 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nscap/nscap/internal/testutil"
+	"github.com/nscap/nscap/userns"
+)
+
+func TestNewUsernsCmd(t *testing.T) {
+	t.Parallel()
+	me := os.Getpid()
+	tests := []struct {
+		argv    string
+		want    []int
+		wantErr string
+	}{
+		{argv: "", want: []int{me}},
+		{argv: "self", want: []int{me}},
+		{argv: "42 self 7", want: []int{42, me, 7}},
+		{argv: "0", wantErr: `"0": want a process id or self`},
+		{argv: "x", wantErr: `"x": want a process id or self`},
+		{argv: "--rootid 3", wantErr: "unknown flag: --rootid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.argv, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseCmd(t, newUsernsCmd, tc.argv)
+			if errString(err) != tc.wantErr {
+				t.Fatalf("userns %s: error %q, want %q", tc.argv, errString(err), tc.wantErr)
+			}
+			if err != nil {
+				if exitCodeFor(err) != ExitUsage {
+					t.Errorf("userns %s: %v is not a usage error", tc.argv, err)
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.want, got.PIDs); diff != "" {
+				t.Errorf("userns %s: pids (-want +got):\n%s", tc.argv, diff)
+			}
+		})
+	}
+}
+
+// nscapWith runs nscap in-process with a factory that mod adjusts.
+func nscapWith(tb testing.TB, mod func(*Factory), args ...string) result {
+	tb.Helper()
+	ios, _, out, errOut := Test()
+	f := NewFactory(ios)
+	mod(f)
+	code := run(context.Background(), NewRootCmd(f), args, ios)
+	return result{Code: code, Stdout: out.String(), Stderr: errOut.String()}
+}
+
+func mustMap(tb testing.TB, s string) userns.Map {
+	tb.Helper()
+	m, err := userns.ParseMap(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// fakeInspect describes made-up namespaces: pid 1 the caller's, 4242 two
+// levels below, 77 outside the caller's scope; others are gone.
+func fakeInspect(tb testing.TB) func(int) (*userns.Namespace, error) {
+	initNS := userns.NSRef{Inode: 4026531837, Dev: 4, ID: 1}
+	ns1 := userns.NSRef{Inode: 4026532601, Dev: 4, ID: 4097}
+	return func(pid int) (*userns.Namespace, error) {
+		switch pid {
+		case 1:
+			return &userns.Namespace{PID: 1, NSRef: initNS, Self: true, Descendant: true,
+				UIDMap: mustMap(tb, "0:0:4294967295"), GIDMap: mustMap(tb, "0:0:4294967295"), RootVisible: true}, nil
+		case 4242:
+			return &userns.Namespace{PID: 4242, NSRef: userns.NSRef{Inode: 4026532602, Dev: 4, ID: 4098, OwnerUID: 100000},
+				Descendant: true, Depth: 2, Parents: []userns.NSRef{ns1, initNS},
+				UIDMap: mustMap(tb, "0:101000:1000"), GIDMap: mustMap(tb, "0:101000:1000"), RootID: 101000, RootVisible: true}, nil
+		case 77:
+			return &userns.Namespace{PID: 77, NSRef: userns.NSRef{Inode: 4026532700, Dev: 4, OwnerUID: 65534}}, nil
+		}
+		return nil, &os.PathError{Op: "open", Path: "/proc/" + strconv.Itoa(pid) + "/ns/user", Err: syscall.ENOENT}
+	}
+}
+
+func fakeTree(tb testing.TB) func() ([]*userns.Node, error) {
+	return func() ([]*userns.Node, error) {
+		root := &userns.Node{NSRef: userns.NSRef{Inode: 4026531837, Dev: 4, ID: 1}, PIDs: []int{1, 2, 300}, Self: true,
+			UIDMap: mustMap(tb, "0:0:4294967295"), GIDMap: mustMap(tb, "0:0:4294967295"), RootVisible: true}
+		ns1 := &userns.Node{NSRef: userns.NSRef{Inode: 4026532601, Dev: 4, ID: 4097}, PIDs: []int{400}, Parent: root,
+			UIDMap: mustMap(tb, "0:100000:65536"), GIDMap: mustMap(tb, "0:100000:65536"), RootID: 100000, RootVisible: true}
+		ns2 := &userns.Node{NSRef: userns.NSRef{Inode: 4026532602, Dev: 4, ID: 4098, OwnerUID: 100000}, PIDs: []int{401, 402}, Parent: ns1,
+			UIDMap: mustMap(tb, "0:101000:1000"), GIDMap: mustMap(tb, "0:101000:1000"), RootID: 101000, RootVisible: true}
+		ghost := &userns.Node{NSRef: userns.NSRef{Inode: 4026532650, Dev: 4, ID: 4100}, Parent: root,
+			MapErr: errors.New("join user namespace: exec: \"nsenter\": executable file not found in $PATH")}
+		ns3 := &userns.Node{NSRef: userns.NSRef{Inode: 4026532651, Dev: 4, ID: 4101}, PIDs: []int{500}, Parent: ghost,
+			UIDMap: mustMap(tb, "0:200007:100"), GIDMap: mustMap(tb, "0:200007:100"), RootID: 200007, RootVisible: true}
+		outside := &userns.Node{NSRef: userns.NSRef{Inode: 4026532800, Dev: 4, OwnerUID: 65534}, PIDs: []int{600}}
+		root.Children = []*userns.Node{ns1, ghost}
+		ns1.Children = []*userns.Node{ns2}
+		ghost.Children = []*userns.Node{ns3}
+		return []*userns.Node{root, outside}, nil
+	}
+}
+
+func TestRunUsernsGolden(t *testing.T) {
+	t.Parallel()
+	mod := func(f *Factory) { f.Inspect = fakeInspect(t); f.Namespaces = fakeTree(t) }
+	for _, tc := range []struct {
+		golden string
+		args   []string
+		code   ExitCode
+	}{
+		{"userns", []string{"userns", "4242", "1", "77", "99"}, ExitError},
+		{"userns-json", []string{"userns", "--json", "4242", "1", "77", "99"}, ExitError},
+		{"userns-tree", []string{"userns", "tree"}, ExitOK},
+		{"userns-tree-json", []string{"userns", "tree", "--json"}, ExitOK},
+	} {
+		r := nscapWith(t, mod, tc.args...)
+		if r.Code != tc.code {
+			t.Errorf("nscap %q: exit %d, want %d", tc.args, r.Code, tc.code)
+		}
+		golden(t, tc.golden, "$ nscap "+strings.Join(tc.args, " ")+"\n"+r.Stdout+"-- stderr --\n"+r.Stderr)
+	}
+}
+
+// Nested namespaces for the tests: the test binary re-executed with
+// nestEnv serves as the process of each level (see TestMain).
+const (
+	nestEnv    = "NSCAP_CLI_TEST_NEST"       // maps still to create below, ";" separated
+	nestLvlEnv = "NSCAP_CLI_TEST_NEST_LEVEL" // 1-based level of this process
+)
+
+// nestCommand runs the test binary in a new user namespace with uid and
+// gid map m, as its root; it reports "LEVEL PID" on fd 3, creates the
+// levels of rest below itself and lives until its stdin closes.
+func nestCommand(m string, rest []string, level int, report, stdin *os.File) (*exec.Cmd, error) {
+	mp, err := userns.ParseMap(m)
+	if err != nil {
+		return nil, err
+	}
+	var ids []syscall.SysProcIDMap
+	for _, e := range mp.Extents() {
+		ids = append(ids, syscall.SysProcIDMap{ContainerID: int(e.NsID), HostID: int(e.HostID), Size: int(e.Count)})
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), nestEnv+"="+strings.Join(rest, ";"), nestLvlEnv+"="+strconv.Itoa(level))
+	cmd.ExtraFiles = []*os.File{report}
+	cmd.Stdin = stdin
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER,
+		UidMappings:                ids,
+		GidMappings:                ids,
+		GidMappingsEnableSetgroups: true,
+		Pdeathsig:                  syscall.SIGKILL,
+		// uid/gid 0 of the new namespace, so it may nest further.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+	}
+	return cmd, nil
+}
+
+func nestMain(spec string) int {
+	report := os.NewFile(3, "report")
+	level, _ := strconv.Atoi(os.Getenv(nestLvlEnv))
+	fmt.Fprintf(report, "%d %d\n", level, os.Getpid())
+	var child *exec.Cmd
+	if spec != "" {
+		maps := strings.Split(spec, ";")
+		cmd, err := nestCommand(maps[0], maps[1:], level+1, report, os.Stdin)
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
+			fmt.Fprintf(report, "error level %d: %v\n", level, err)
+			return 1
+		}
+		child = cmd
+	}
+	b := make([]byte, 1)
+	for {
+		if n, err := os.Stdin.Read(b); n == 0 || err != nil {
+			break
+		}
+	}
+	if child != nil {
+		child.Wait()
+	}
+	return 0
+}
+
+// startNest builds nested user namespaces with maps (each relative to
+// the previous level), one process in each, and returns their pids,
+// outermost first. Cleanup ends and reaps them.
+func startNest(t *testing.T, maps []string) []int {
+	t.Helper()
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := nestCommand(maps[0], maps[1:], 1, rw, sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	sr.Close()
+	t.Cleanup(func() {
+		sw.Close()
+		cmd.Wait()
+	})
+	lines := make(chan string)
+	go func() {
+		defer rr.Close()
+		sc := bufio.NewScanner(rr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	pids := make([]int, len(maps))
+	timeout := time.After(20 * time.Second)
+	for got := 0; got < len(maps); got++ {
+		select {
+		case l, ok := <-lines:
+			var lvl, pid int
+			if _, err := fmt.Sscanf(l, "%d %d", &lvl, &pid); !ok || err != nil || lvl < 1 || lvl > len(maps) {
+				t.Fatalf("nested namespaces: %q", l)
+			}
+			pids[lvl-1] = pid
+		case <-timeout:
+			t.Fatal("nested namespaces: timeout")
+		}
+	}
+	return pids
+}
+
+var rootidRE = regexp.MustCompile(`\[rootid=(\d+)\]`)
+
+// getcapRootID returns the rootid getcap -n shows for path ("" for a
+// revision-2 value or none).
+func getcapRootID(tb testing.TB, path string) string {
+	tb.Helper()
+	out := runTool(tb, "getcap", "-n", path)
+	if m := rootidRE.FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// kernelRootID has setcap, run as root inside pid's user namespace, write
+// a capability (for uid nsUID inside it) on a fresh file owned by that
+// namespace's root, and returns the rootid the kernel stored, as getcap -n
+// shows it on the host.
+func kernelRootID(tb testing.TB, dir string, pid int, nsUID int, owner uint32) string {
+	tb.Helper()
+	f := filepath.Join(dir, fmt.Sprintf("kernel-%d-%d", pid, nsUID))
+	writeFile(tb, f)
+	if err := os.Chown(f, int(owner), int(owner)); err != nil {
+		tb.Fatal(err)
+	}
+	args := []string{"-U", "-t", strconv.Itoa(pid), "setcap"}
+	if nsUID != 0 {
+		args = append(args, "-n", strconv.Itoa(nsUID))
+	}
+	runTool(tb, "nsenter", append(args, "cap_net_raw+ep", f)...)
+	return getcapRootID(tb, f)
+}
+
+func TestUsernsNested(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTool(t, "nsenter", "setcap", "getcap")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	traversable(t, dir)
+	pids := startNest(t, []string{"0:100000:65536", "0:1000:1000", "0:5:10"})
+	wantRoot := []string{"100000", "101000", "101005"}
+
+	var tree []treeRecord
+	r := nscap(t, "", "userns", "tree", "--json")
+	if r.Code != ExitOK {
+		t.Fatalf("userns tree: %+v", r)
+	}
+	for l := range strings.SplitSeq(strings.TrimSpace(r.Stdout), "\n") {
+		var rec treeRecord
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("userns tree --json line %q: %v", l, err)
+		}
+		tree = append(tree, rec)
+	}
+	treeLines := nscap(t, "", "userns", "tree").Stdout
+
+	for i, pid := range pids {
+		level := fmt.Sprintf("level %d (pid %d)", i+1, pid)
+		r := nscap(t, "", "userns", "--json", strconv.Itoa(pid))
+		var rec usernsRecord
+		if err := json.Unmarshal([]byte(r.Stdout), &rec); err != nil || r.Code != ExitOK {
+			t.Fatalf("%s: userns --json: %+v (%v)", level, r, err)
+		}
+		if rec.RootID == nil || rec.Depth != i+1 || len(rec.Chain) != i+1 || !rec.Descendant {
+			t.Fatalf("%s: userns --json = %s", level, r.Stdout)
+		}
+		root := strconv.FormatUint(uint64(*rec.RootID), 10)
+		if root != wantRoot[i] {
+			t.Errorf("%s: root_id %s, want %s", level, root, wantRoot[i])
+		}
+		// The kernel's own answer: a v2 setcap inside, read on the host.
+		if k := kernelRootID(t, dir, pid, 0, *rec.RootID); k != root {
+			t.Errorf("%s: kernel stored rootid %s, nscap userns says %s", level, k, root)
+		}
+		if h := nscap(t, "", "userns", strconv.Itoa(pid)).Stdout; !strings.Contains(h, "\n  root       "+root+"\n") {
+			t.Errorf("%s: userns text lacks root %s:\n%s", level, root, h)
+		}
+		// set --pid writes exactly that rootid.
+		f := writeFile(t, filepath.Join(dir, fmt.Sprintf("set-%d", i+1)))
+		if r := nscap(t, "", "set", "--pid", strconv.Itoa(pid), "cap_net_raw+ep", f); r.Code != ExitOK {
+			t.Errorf("%s: set --pid: %+v", level, r)
+		}
+		if got := getcapRootID(t, f); got != root {
+			t.Errorf("%s: set --pid wrote rootid %q, want %s", level, got, root)
+		}
+		// The tree shows the namespace with its pid and root.
+		found := false
+		for _, n := range tree {
+			for _, p := range n.PIDs {
+				if p == pid {
+					found = true
+					if n.RootID == nil || *n.RootID != *rec.RootID || n.Inode != rec.Inode || n.Depth != i+1 {
+						t.Errorf("%s: tree record %+v, want root %s inode %d depth %d", level, n, root, rec.Inode, i+1)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: not in userns tree --json", level)
+		}
+		if !strings.Contains(treeLines, " root "+root+" ") {
+			t.Errorf("%s: userns tree text lacks root %s:\n%s", level, root, treeLines)
+		}
+	}
+
+	// A uid inside: set --pid --ns-uid 5 on level 1 = setcap -n 5 in it.
+	f := writeFile(t, filepath.Join(dir, "ns-uid"))
+	if r := nscap(t, "", "set", "--pid", strconv.Itoa(pids[0]), "--ns-uid", "5", "cap_net_raw+ep", f); r.Code != ExitOK {
+		t.Fatalf("set --pid --ns-uid: %+v", r)
+	}
+	if got, k := getcapRootID(t, f), kernelRootID(t, dir, pids[0], 5, 100000); got != k || got != "100005" {
+		t.Errorf("set --pid --ns-uid 5 wrote rootid %s, the kernel %s, want 100005", got, k)
+	}
+
+	// remove --pid: only caps of that namespace (or nested in it).
+	nested := writeFile(t, filepath.Join(dir, "rm-nested"))
+	host := writeFile(t, filepath.Join(dir, "rm-host"))
+	if err := os.Chown(nested, 101000, 101000); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, "setcap", "-n", "101005", "cap_chown+ep", nested)
+	runTool(t, "setcap", "cap_chown+ep", host)
+	r = nscap(t, "", "remove", "--pid", strconv.Itoa(pids[0]), nested, host)
+	wantErr := "nscap: remove " + host + ": outside the user namespace of pid " + strconv.Itoa(pids[0]) +
+		": the file's owner uid 0 is not mapped by its uid map 0:100000:65536; nothing removed\n"
+	if r.Code != ExitError || r.Stderr != wantErr {
+		t.Errorf("remove --pid = %+v, want stderr %q", r, wantErr)
+	}
+	if rawHex(t, nested) != "" || rawHex(t, host) == "" {
+		t.Errorf("remove --pid: nested caps %q (want none), host caps %q (want kept)", rawHex(t, nested), rawHex(t, host))
+	}
+
+	// A pid that is gone: a clear error, nothing written.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	gone := strconv.Itoa(dead.Process.Pid)
+	g := writeFile(t, filepath.Join(dir, "gone"))
+	r = nscap(t, "", "set", "--pid", gone, "cap_net_raw+ep", g)
+	if r.Code != ExitError || r.Stderr != "nscap: set: pid "+gone+": no such process\n" || rawHex(t, g) != "" {
+		t.Errorf("set --pid of a dead process = %+v", r)
+	}
+	if r := nscap(t, "", "userns", gone); r.Code != ExitError || r.Stderr != "nscap: userns "+gone+": pid "+gone+": no such process\n" {
+		t.Errorf("userns of a dead process = %+v", r)
+	}
+}
+
+// traversable makes dir and its parents searchable by others, so an
+// unprivileged user reaches the files (t.TempDir makes 0700 dirs).
+func traversable(tb testing.TB, dir string) {
+	tb.Helper()
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if st.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o755); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
+
+// testUser creates a user with the subordinate range start:65536 in
+// /etc/subuid and /etc/subgid for the test, returning its uid and gid.
+// Only its own lines are removed at cleanup, since other tests may edit
+// those files concurrently.
+func testUser(t *testing.T, prefix string, start int) (name string, uid, gid int) {
+	t.Helper()
+	testutil.RequireTool(t, "useradd", "userdel", "newuidmap", "newgidmap")
+	name = fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	line := fmt.Sprintf("%s:%d:65536", name, start)
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		editLines(t, f, func(ls []string) []string { return append(ls, line) })
+		t.Cleanup(func() {
+			editLines(t, f, func(ls []string) []string {
+				out := ls[:0]
+				for _, l := range ls {
+					if !strings.HasPrefix(l, name+":") {
+						out = append(out, l)
+					}
+				}
+				return out
+			})
+		})
+	}
+	return name, uid, gid
+}
+
+func editLines(t *testing.T, path string, edit func([]string) []string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var lines []string
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	text := strings.Join(edit(lines), "\n")
+	if text != "" {
+		text += "\n"
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRootlessCLI runs the nscap binary as an unprivileged user owning
+// subordinate ids: set and remove go through the helper namespace.
+func TestRootlessCLI(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTool(t, "go", "getcap", "setcap", "pgrep")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	traversable(t, dir)
+	bin := filepath.Join(dir, "nscap")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/nscap").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+	name, uid, gid := testUser(t, "nscli", 400000)
+	mk := func(n string, owner int) string {
+		p := writeFile(t, filepath.Join(dir, n))
+		if err := os.Chown(p, owner, owner); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ct, nested, hostFile, other, never, noTool := mk("ct", 400000), mk("nested", 401000), mk("host", 0), mk("other", 400000), mk("never", 400000), mk("notool", 400000)
+	rm, rmHost := mk("rm", 400000), mk("rm-host", 0)
+	runTool(t, "setcap", "-n", "400000", "cap_chown+ep", rm)
+	runTool(t, "setcap", "-n", "400000", "cap_chown+ep", rmHost)
+
+	as := func(env []string, args ...string) result {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{Code: ExitCode(code), Stdout: out.String(), Stderr: strings.ReplaceAll(errOut.String(), dir+"/", "")}
+	}
+	for _, tc := range []struct {
+		name    string
+		env     []string
+		args    []string
+		code    ExitCode
+		stderr  string // substring
+		file    string
+		wantCap string // getcap -n rootid afterwards; "-" for no caps
+	}{
+		{name: "container root", args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "ct"}, file: ct, wantCap: "400000"},
+		{name: "nested uid", args: []string{"set", "--uidmap", "0:400000:65536", "--ns-uid", "1000", "cap_net_raw+ep", "nested"}, file: nested, wantCap: "401000"},
+		{name: "remove", args: []string{"remove", "rm"}, file: rm, wantCap: "-"},
+		{name: "file outside the ranges", args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "host"}, code: ExitError,
+			stderr: "nscap: set host: the file's owner uid 0 is outside the helper user namespace's uid map", file: hostFile, wantCap: "-"},
+		{name: "range not owned", args: []string{"set", "--uidmap", "0:500000:65536", "cap_net_raw+ep", "other"}, code: ExitError,
+			stderr: "nscap: set other: rootid 500000 is outside the helper user namespace's uid map", file: other, wantCap: "-"},
+		{name: "host-wide caps", args: []string{"set", "cap_net_raw+ep", "other"}, code: ExitError,
+			stderr: "nscap: set other: rootid 0 (revision 2: capabilities honoured by the host) is outside", file: other, wantCap: "-"},
+		{name: "remove outside the ranges", args: []string{"remove", "rm-host"}, code: ExitError,
+			stderr: "nscap: remove rm-host: the file's owner uid 0 is outside", file: rmHost, wantCap: "400000"},
+		{name: "helper never", args: []string{"set", "--helper", "never", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "never"}, code: ExitError,
+			stderr: "nscap: set never: writing security.capability needs CAP_SETFCAP", file: never, wantCap: "-"},
+		{name: "newuidmap missing", env: []string{"PATH=/nonexistent"}, args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "notool"}, code: ExitError,
+			stderr: `no helper user namespace could be started (operation not permitted): start helper: exec: "newuidmap": executable file not found in $PATH`, file: noTool, wantCap: "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := as(tc.env, tc.args...)
+			if r.Code != tc.code || !strings.Contains(r.Stderr, tc.stderr) || (tc.stderr == "" && r.Stderr != "") {
+				t.Errorf("as %s: nscap %q = %+v, want exit %d and stderr containing %q", name, tc.args, r, tc.code, tc.stderr)
+			}
+			got := getcapRootID(t, tc.file)
+			if got == "" {
+				if runTool(t, "getcap", tc.file) == "" {
+					got = "-"
+				}
+			}
+			if got != tc.wantCap {
+				t.Errorf("after nscap %q: getcap -n rootid %q, want %q", tc.args, got, tc.wantCap)
+			}
+		})
+	}
+	// Every helper was reaped with its command.
+	if out, _ := exec.Command("pgrep", "-u", strconv.Itoa(uid)).Output(); len(out) > 0 {
+		t.Errorf("processes of %s left: %s", name, out)
+	}
+}
