@@ -58,6 +58,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root := newRootCmd(f)
 	root.AddCommand(
 		newGetCmd(f, nil),
+		newBackupCmd(f, nil),
 		newSetCmd(f, nil),
 		newRemoveCmd(f, nil),
 		newDecodeCmd(f, nil),

@@ -1,0 +1,174 @@
+package backup
+
+import (
+	"fmt"
+	"github.com/klauspost/compress/gzip"
+	"io"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nscap/nscap/userns"
+)
+
+// Pax records and comment words of nscap archives.
+const (
+	// paxXattrPrefix is the pax record prefix of an xattr, the form GNU
+	// tar --xattrs and bsdtar both read and write.
+	paxXattrPrefix = "SCHILY.xattr."
+	// paxComment is the standard pax keyword every reader ignores
+	// silently (GNU tar warns on unknown keywords such as LIBARCHIVE.*).
+	paxComment = "comment"
+	// commentMagic is the first word of nscap's global comment; the
+	// words after it are key=value pairs (see [Meta.Comment]).
+	commentMagic = "nscap-backup/1"
+	// identityMapText stands for a zero map in the comment.
+	identityMapText = "identity"
+	// HostScopedComment is the per-entry pax comment marking an entry
+	// whose security.capability was kept host-scoped (raw, as the host
+	// reads it) under [ForeignCapsHost]: a restore must write that value
+	// verbatim instead of translating it.
+	HostScopedComment = "nscap: host-scoped security.capability"
+)
+
+// Meta is what nscap records about an archive in its pax global header.
+type Meta struct {
+	// Tool names the producer, "nscap/VERSION"; it must not contain
+	// white space.
+	Tool string
+	// UIDMap and GIDMap are the maps of the source rootfs; zero for an
+	// identity backup (raw host ids).
+	UIDMap, GIDMap userns.Map
+	// ForeignCaps is the policy the archive was made with.
+	ForeignCaps ForeignCaps
+}
+
+// Comment formats m as the value of the pax global "comment" record:
+//
+//	nscap-backup/1 tool=nscap/v1.2.3 uidmap=0:100000:65536 gidmap=0:100000:65536 foreign-caps=fail
+//
+// A zero map is written as "identity". White space in Tool is replaced by
+// "_" so the words stay parseable.
+func (m Meta) Comment() string {
+	mapText := func(x userns.Map) string {
+		if x.IsZero() {
+			return identityMapText
+		}
+		return x.String()
+	}
+	tool := strings.Join(strings.Fields(m.Tool), "_")
+	if tool == "" {
+		tool = "nscap"
+	}
+	return fmt.Sprintf("%s tool=%s uidmap=%s gidmap=%s foreign-caps=%s",
+		commentMagic, tool, mapText(m.UIDMap), mapText(m.GIDMap), m.ForeignCaps)
+}
+
+// ForeignCaps is the policy for a security.capability whose rootid is
+// outside the uid map (a host-scoped cap, or the cap of another
+// container): such caps cannot be expressed relative to the container.
+type ForeignCaps uint8
+
+// Policies for foreign caps.
+const (
+	// ForeignCapsFail reports the file as an error (the default): the
+	// backup fails, listing the paths.
+	ForeignCapsFail ForeignCaps = iota
+	// ForeignCapsSkip archives the file without its security.capability
+	// and reports a warning.
+	ForeignCapsSkip
+	// ForeignCapsHost archives the raw host value and marks the entry
+	// with a [HostScopedComment] pax comment, so the caps stay
+	// host-scoped.
+	ForeignCapsHost
+)
+
+// String returns the flag value of p: "fail", "skip" or "host".
+func (p ForeignCaps) String() string {
+	switch p {
+	case ForeignCapsFail:
+		return "fail"
+	case ForeignCapsSkip:
+		return "skip"
+	case ForeignCapsHost:
+		return "host"
+	}
+	return fmt.Sprintf("ForeignCaps(%d)", uint8(p))
+}
+
+// ParseForeignCaps parses a policy name as [ForeignCaps.String] writes it.
+func ParseForeignCaps(s string) (ForeignCaps, error) {
+	for _, p := range []ForeignCaps{ForeignCapsFail, ForeignCapsSkip, ForeignCapsHost} {
+		if s == p.String() {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("foreign caps policy %q: want fail, skip or host", s)
+}
+
+// Compression is the compression of an archive stream.
+type Compression uint8
+
+// Compressions.
+const (
+	CompressNone Compression = iota
+	CompressGzip
+	CompressZstd
+)
+
+// String returns the flag value: "none", "gzip" or "zstd".
+func (c Compression) String() string {
+	switch c {
+	case CompressNone:
+		return "none"
+	case CompressGzip:
+		return "gzip"
+	case CompressZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("Compression(%d)", uint8(c))
+}
+
+// ParseCompression parses a compression name as [Compression.String]
+// writes it.
+func ParseCompression(s string) (Compression, error) {
+	for _, c := range []Compression{CompressNone, CompressGzip, CompressZstd} {
+		if s == c.String() {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("compression %q: want none, gzip or zstd", s)
+}
+
+// CompressionFor returns the compression a file name asks for by its
+// suffix: .gz/.tgz gzip, .zst/.tzst zstd, anything else none.
+func CompressionFor(name string) Compression {
+	switch {
+	case strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".tgz"):
+		return CompressGzip
+	case strings.HasSuffix(name, ".zst"), strings.HasSuffix(name, ".tzst"):
+		return CompressZstd
+	}
+	return CompressNone
+}
+
+// nopWriteCloser adds a Close that does nothing (the caller owns w).
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// compressor wraps w; closing it flushes the compressed stream but does
+// not close w.
+func compressor(w io.Writer, c Compression) (io.WriteCloser, error) {
+	switch c {
+	case CompressNone:
+		return nopWriteCloser{w}, nil
+	case CompressGzip:
+		return gzip.NewWriter(w), nil
+	case CompressZstd:
+		// One encoder goroutine and a 4 MiB window keep memory bounded
+		// (the default would use one 8 MiB window per core).
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(4<<20))
+	}
+	return nil, fmt.Errorf("unknown compression %d", c)
+}

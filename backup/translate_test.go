@@ -1,0 +1,145 @@
+package backup
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nscap/nscap/userns"
+)
+
+func TestCapsToArchive(t *testing.T) {
+	t.Parallel()
+	m := mustMap(t, "0:100000:65536")
+	nested := mustMap(t, "0:100000:1,1:300000:1000") // container root 100000, uids 1.. elsewhere
+	for _, tc := range []struct {
+		name    string
+		raw     []byte
+		m       userns.Map
+		want    []byte
+		wantErr error
+	}{
+		{"container root becomes v2", rawCaps(3, 100000), m, rawCaps(2, 0), nil},
+		{"nested root keeps v3 relative", rawCaps(3, 101000), m, rawCaps(3, 1000), nil},
+		{"second extent", rawCaps(3, 300005), nested, rawCaps(3, 6), nil},
+		{"host v2 is foreign", rawCaps(2, 0), m, nil, ErrForeignCaps},
+		{"other container is foreign", rawCaps(3, 200000), m, nil, ErrForeignCaps},
+		{"identity keeps v2", rawCaps(2, 0), userns.Map{}, rawCaps(2, 0), nil},
+		{"identity keeps v3", rawCaps(3, 100000), userns.Map{}, rawCaps(3, 100000), nil},
+		{"v1 refused", rawCaps(2, 0)[:12], m, nil, ErrMalformed},
+		{"short", []byte{1, 0}, m, nil, ErrMalformed},
+		{"v2 with 24 bytes", append(rawCaps(2, 0), 0, 0, 0, 0), m, nil, ErrMalformed},
+		{"stray flag", func() []byte { b := rawCaps(3, 100000); b[0] = 3; return b }(), m, nil, ErrMalformed},
+		{"rootid -1", rawCaps(3, ^uint32(0)), userns.Map{}, nil, ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := CapsToArchive(tc.raw, tc.m)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("CapsToArchive(%x) error = %v, want %v", tc.raw, err, tc.wantErr)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Errorf("CapsToArchive(%x) = %x, want %x", tc.raw, got, tc.want)
+			}
+			if err != nil || tc.m.IsZero() {
+				return
+			}
+			back, err := CapsFromArchive(got, tc.m)
+			if err != nil || !bytes.Equal(back, tc.raw) {
+				t.Errorf("CapsFromArchive(%x) = %x, %v, want %x", got, back, err, tc.raw)
+			}
+		})
+	}
+}
+
+func TestCapsFromArchive(t *testing.T) {
+	t.Parallel()
+	m := mustMap(t, "0:200000:65536")
+	for _, tc := range []struct {
+		raw, want []byte
+		m         userns.Map
+		wantErr   error
+	}{
+		{rawCaps(2, 0), rawCaps(3, 200000), m, nil},
+		{rawCaps(3, 1000), rawCaps(3, 201000), m, nil},
+		{rawCaps(3, 70000), nil, m, ErrForeignCaps},
+		{rawCaps(2, 0), rawCaps(2, 0), mustMap(t, "0:0:10"), nil}, // maps to host root: v2
+		{rawCaps(3, 5), rawCaps(3, 5), userns.Map{}, nil},
+	} {
+		got, err := CapsFromArchive(tc.raw, tc.m)
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) || !bytes.Equal(got, tc.want) {
+			t.Errorf("CapsFromArchive(%x, %v) = %x, %v, want %x, %v", tc.raw, tc.m, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestACLToArchive(t *testing.T) {
+	t.Parallel()
+	u, g := mustMap(t, "0:100000:65536"), mustMap(t, "0:300000:65536")
+	got, err := ACLToArchive(rawACL(101000, 300007), u, g)
+	if err != nil || !bytes.Equal(got, rawACL(1000, 7)) {
+		t.Errorf("ACLToArchive = %x, %v, want %x", got, err, rawACL(1000, 7))
+	}
+	back, err := ACLFromArchive(got, u, g)
+	if err != nil || !bytes.Equal(back, rawACL(101000, 300007)) {
+		t.Errorf("ACLFromArchive = %x, %v", back, err)
+	}
+	var ie *IDError
+	_, err = ACLToArchive(rawACL(5, 300007), u, g)
+	if !errors.As(err, &ie) || !errors.Is(err, ErrUnmapped) || ie.Kind != KindACLUser || ie.ID != 5 {
+		t.Errorf("unmapped ACL user: err = %v", err)
+	}
+	for name, raw := range map[string][]byte{
+		"short":       {2, 0},
+		"version 1":   append([]byte{1, 0, 0, 0}, rawACL(1, 1)[4:]...),
+		"odd size":    rawACL(1, 1)[:11],
+		"unknown tag": append(rawACL(1, 1), 0x40, 0, 0, 0, 0, 0, 0, 0),
+	} {
+		if _, err := ACLToArchive(raw, u, g); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+	if got, err := ACLToArchive(rawACL(7, 8), userns.Map{}, userns.Map{}); err != nil || !bytes.Equal(got, rawACL(7, 8)) {
+		t.Errorf("identity: %x, %v", got, err)
+	}
+}
+
+func TestMetaComment(t *testing.T) {
+	t.Parallel()
+	m := mustMap(t, "0:100000:65536")
+	for _, tc := range []struct {
+		meta Meta
+		want string
+	}{
+		{Meta{Tool: "nscap/v1", UIDMap: m, GIDMap: m}, "nscap-backup/1 tool=nscap/v1 uidmap=0:100000:65536 gidmap=0:100000:65536 foreign-caps=fail"},
+		{Meta{Tool: "a b", ForeignCaps: ForeignCapsHost}, "nscap-backup/1 tool=a_b uidmap=identity gidmap=identity foreign-caps=host"},
+	} {
+		if diff := cmp.Diff(tc.want, tc.meta.Comment()); diff != "" {
+			t.Errorf("Comment (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	for _, p := range []ForeignCaps{ForeignCapsFail, ForeignCapsSkip, ForeignCapsHost} {
+		if got, err := ParseForeignCaps(p.String()); err != nil || got != p {
+			t.Errorf("ParseForeignCaps(%q) = %v, %v", p, got, err)
+		}
+	}
+	if _, err := ParseForeignCaps("keep"); err == nil {
+		t.Error("ParseForeignCaps(keep) succeeded")
+	}
+	for _, c := range []Compression{CompressNone, CompressGzip, CompressZstd} {
+		if got, err := ParseCompression(c.String()); err != nil || got != c {
+			t.Errorf("ParseCompression(%q) = %v, %v", c, got, err)
+		}
+	}
+	for name, want := range map[string]Compression{"a.tar": CompressNone, "a.tar.gz": CompressGzip, "a.tgz": CompressGzip, "a.tar.zst": CompressZstd, "-": CompressNone} {
+		if got := CompressionFor(name); got != want {
+			t.Errorf("CompressionFor(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

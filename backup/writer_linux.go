@@ -1,0 +1,177 @@
+package backup
+
+import (
+	"archive/tar"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
+
+// writer is the single goroutine emitting members in walk order.
+type writer struct {
+	r      *run
+	tw     *tar.Writer
+	rep    Reporter
+	links  map[devIno]string // first name of each inode with nlink > 1
+	sum    Summary
+	failed []ItemError
+	buf    []byte
+	zeros  []byte
+}
+
+// fail reports an item error; a non-nil result stops the backup.
+func (w *writer) fail(name string, err error) error {
+	w.sum.Errors++
+	w.failed = append(w.failed, ItemError{Path: name, Err: err})
+	return w.rep.Error(name, err)
+}
+
+// emit writes one prepared item. Its error is fatal (the output failed, or
+// the reporter asked to stop).
+func (w *writer) emit(it *item) error {
+	name := it.name
+	if name == "." {
+		name = "./"
+	}
+	for _, e := range it.warns {
+		w.rep.Warn(name, e)
+	}
+	if it.dropped {
+		w.sum.Skipped++
+	}
+	if it.err != nil {
+		return w.fail(name, it.err)
+	}
+	if it.skip {
+		w.sum.Skipped++
+		w.rep.CompleteItem(name, ActionSkipped, ItemStats{})
+		return nil
+	}
+	hdr := it.hdr
+	id := devIno{uint64(it.st.Dev), it.st.Ino}
+	if hdr.Typeflag == tar.TypeReg && id == w.r.exclude {
+		return nil // the archive being written
+	}
+	action := ActionArchived
+	if hdr.Typeflag != tar.TypeDir && it.st.Nlink > 1 {
+		if first, ok := w.links[id]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			hdr.Size = 0
+			// Like GNU tar: the inode's xattrs came with its first member.
+			hdr.PAXRecords = nil
+			action = ActionLinked
+		} else {
+			w.links[id] = hdr.Name
+		}
+	}
+	w.rep.StartFile(name)
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write archive: %s: %w", name, err)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		if err := w.content(it); err != nil {
+			return err
+		}
+		w.sum.Files++
+		w.sum.Bytes += hdr.Size
+	case tar.TypeLink:
+		w.sum.Hardlinks++
+	case tar.TypeDir:
+		w.sum.Dirs++
+	case tar.TypeSymlink:
+		w.sum.Symlinks++
+	default:
+		w.sum.Specials++
+	}
+	w.sum.Entries++
+	if it.caps && hdr.Typeflag != tar.TypeLink {
+		w.sum.Caps++
+	}
+	for k := range hdr.PAXRecords {
+		if len(k) > len(paxXattrPrefix) && k[:len(paxXattrPrefix)] == paxXattrPrefix {
+			w.sum.Xattrs++
+		}
+	}
+	if it.lateErr != nil {
+		return w.fail(name, it.lateErr)
+	}
+	w.rep.CompleteItem(name, action, ItemStats{Size: hdr.Size, Caps: it.caps})
+	return nil
+}
+
+// content writes a regular file's data: the read-ahead buffer, or the
+// file streamed from its fd in chunks.
+func (w *writer) content(it *item) error {
+	size := it.hdr.Size
+	if size == 0 {
+		return nil
+	}
+	if it.data != nil {
+		w.sum.ReadAhead += size
+		if _, err := w.tw.Write(it.data); err != nil {
+			return fmt.Errorf("write archive: %s: %w", it.hdr.Name, err)
+		}
+		return nil
+	}
+	if w.buf == nil {
+		w.buf = make([]byte, 256<<10)
+	}
+	var off int64
+	for off < size {
+		n := int(min(int64(len(w.buf)), size-off))
+		m, err := preadFull(it.fd, w.buf[:n])
+		if err != nil && it.lateErr == nil {
+			it.lateErr = &fs.PathError{Op: "read", Path: it.hdr.Name, Err: err}
+		}
+		if m < n {
+			// Shrank (or a read error): pad with zeros to the size the
+			// header promised, as GNU tar does, and report it.
+			clear(w.buf[m:n])
+			if it.lateErr == nil {
+				it.lateErr = &fs.PathError{Op: "read", Path: it.hdr.Name, Err: &ShrankError{Size: size, Read: off + int64(m)}}
+			}
+			if _, err := w.tw.Write(w.buf[:n]); err != nil {
+				return fmt.Errorf("write archive: %s: %w", it.hdr.Name, err)
+			}
+			off += int64(n)
+			return w.pad(it.hdr.Name, size-off)
+		}
+		if _, err := w.tw.Write(w.buf[:m]); err != nil {
+			return fmt.Errorf("write archive: %s: %w", it.hdr.Name, err)
+		}
+		off += int64(m)
+	}
+	return nil
+}
+
+// pad writes n zero bytes to the member name.
+func (w *writer) pad(name string, n int64) error {
+	if w.zeros == nil {
+		w.zeros = make([]byte, 64<<10)
+	}
+	for n > 0 {
+		k := min(n, int64(len(w.zeros)))
+		if _, err := w.tw.Write(w.zeros[:k]); err != nil {
+			return fmt.Errorf("write archive: %s: %w", name, err)
+		}
+		n -= k
+	}
+	return nil
+}
+
+// finish gives back what an item holds, after it was written or dropped.
+func (w *writer) finish(it *item) {
+	if it.budget > 0 {
+		w.r.budget.release(it.budget)
+		it.budget = 0
+	}
+	it.data = nil
+	if it.fd >= 0 {
+		unix.Close(it.fd)
+		it.fd = -1
+	}
+	it.release()
+}

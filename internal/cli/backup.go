@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/internal/ui"
+	"github.com/nscap/nscap/userns"
+)
+
+type backupOptions struct {
+	IO *IOStreams
+
+	Root   string
+	Output string // -o: a file name, or "-" for stdout
+
+	UIDMap    string // --uidmap values joined with ","
+	GIDMap    string // --gidmap values joined with ","
+	PID       int    // --pid
+	OCIConfig string // --oci-config
+
+	ForeignCaps backup.ForeignCaps
+	Compression backup.Compression
+	Workers     int
+
+	JSON, Quiet, NoProgress bool
+	Version                 string
+
+	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
+}
+
+func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
+	opts := &backupOptions{IO: f.IO}
+	var uidMaps, gidMaps []string
+	var foreign, compress string
+	cmd := &cobra.Command{
+		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] -o FILE|- ROOTFS",
+		Short: "Archive a container rootfs namespace-relative",
+		Long: `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
+-o -). Every file type is archived (regular files, directories, symlinks,
+hard links as tar links, fifos, devices); sockets are skipped with a warning.
+Symlinks are never followed. Every extended attribute is stored as a
+SCHILY.xattr.NAME record (what GNU tar --xattrs and bsdtar read), and mtimes
+keep their nanoseconds.
+
+With the container's id maps (--uidmap/--gidmap in podman's notation
+INSIDE:OUTSIDE:COUNT[,...], the flags may repeat and --gidmap defaults to the
+uid map; --pid PID reads /proc/PID/uid_map and gid_map; --oci-config FILE
+reads linux.uidMappings/gidMappings) the archive is namespace-relative:
+exactly what tar --xattrs run inside the container would store. Owners and
+POSIX ACL ids are the container's; caps whose rootid is the container root are
+stored as revision 2, caps of a nested namespace as revision 3 with the rootid
+the container sees. An owner or ACL id outside the maps is an error.
+A capability whose rootid is outside the map (host-scoped caps, or those of
+another container) is handled by --foreign-caps: fail (the default: an error
+naming the file), skip (dropped, with a warning) or host (kept host-scoped
+and marked so in the archive, with a warning).
+
+Without maps the archive is an identity backup: raw ids and caps, like
+tar --xattrs run as root.
+
+-o FILE is written atomically: a temporary file in the same directory, synced
+and renamed when the backup succeeded. A failed backup leaves no FILE. The
+archive is created with mode 0600 (it holds every file of the rootfs).
+--compress defaults to the suffix of FILE (.gz/.tgz gzip, .zst/.tzst zstd).
+
+A progress counter is drawn on stderr when it is a terminal; a summary (files,
+bytes, caps, time, MB/s) ends the run unless -q. With --json, warnings, errors
+and the summary are JSON Lines on stdout (message_type "warning", "error",
+"summary"); --json needs -o FILE.
+
+` + exitStatusCommon + `
+     (a file could not be archived faithfully: no FILE is written)`,
+		Example: `  nscap backup --uidmap 0:100000:65536 -o ct.tar.zst /var/lib/ct/rootfs
+  nscap backup --pid 4242 -o - /var/lib/ct/rootfs | ssh host nscap restore ...
+  nscap backup --oci-config config.json --foreign-caps skip -o ct.tar rootfs`,
+		Args: rangeArgs(1, 1, "ROOTFS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Root = args[0]
+			opts.JSON, opts.Quiet, opts.NoProgress = f.Global.JSON, f.Global.Quiet, f.Global.NoProgress
+			opts.Version = f.Version
+			opts.ReadMaps = userns.ReadMaps
+			fl := cmd.Flags()
+			n := 0
+			for _, name := range []string{"uidmap", "pid", "oci-config"} {
+				if fl.Changed(name) {
+					n++
+				}
+			}
+			if n > 1 {
+				return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
+			}
+			if fl.Changed("gidmap") && !fl.Changed("uidmap") {
+				return flagErrorf("--gidmap needs --uidmap")
+			}
+			if fl.Changed("pid") && opts.PID <= 0 {
+				return flagErrorf("--pid %d: want a positive process id", opts.PID)
+			}
+			opts.UIDMap = strings.Join(uidMaps, ",")
+			opts.GIDMap = strings.Join(gidMaps, ",")
+			for flag, text := range map[string]string{"--uidmap": opts.UIDMap, "--gidmap": opts.GIDMap} {
+				if text == "" {
+					continue
+				}
+				if _, err := userns.ParseMap(text); err != nil {
+					return flagErrorf("%s %s: %w", flag, text, err)
+				}
+			}
+			p, err := backup.ParseForeignCaps(foreign)
+			if err != nil {
+				return flagErrorf("--foreign-caps: %w", err)
+			}
+			opts.ForeignCaps = p
+			if opts.Output == "" {
+				return flagErrorf("missing -o FILE (or -o - for stdout)")
+			}
+			opts.Compression = backup.CompressionFor(opts.Output)
+			if fl.Changed("compress") {
+				if opts.Compression, err = backup.ParseCompression(compress); err != nil {
+					return flagErrorf("--compress: %w", err)
+				}
+			}
+			if opts.Output == "-" && opts.JSON {
+				return flagErrorf("--json writes on stdout: it needs -o FILE")
+			}
+			if opts.Output == "-" && f.IO.IsStdoutTTY {
+				return flagErrorf("refusing to write an archive to a terminal (-o -)")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runBackup(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&uidMaps, "uidmap", nil, "uid map of the container owning ROOTFS (`MAP`: INSIDE:OUTSIDE:COUNT,...)")
+	fl.StringArrayVar(&gidMaps, "gidmap", nil, "gid map (`MAP`; default: the uid map)")
+	fl.IntVar(&opts.PID, "pid", 0, "read the maps of the user namespace of process `PID`")
+	fl.StringVar(&opts.OCIConfig, "oci-config", "", "read the maps from the OCI runtime config `FILE`")
+	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
+	fl.StringVar(&compress, "compress", "none", "compression: none, gzip or zstd (default: by the suffix of FILE)")
+	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fl.IntVar(&opts.Workers, "workers", 0, "goroutines reading files ahead of the writer (0: automatic)")
+	return cmd
+}
+
+// maps resolves the map flags.
+func (opts *backupOptions) maps() (uid, gid userns.Map, err error) {
+	switch {
+	case opts.PID != 0:
+		uid, gid, err = opts.ReadMaps(opts.PID)
+		if err != nil {
+			return uid, gid, fmt.Errorf("read the maps of pid %d: %w", opts.PID, err)
+		}
+	case opts.OCIConfig != "":
+		f, err := os.Open(opts.OCIConfig)
+		if err != nil {
+			return uid, gid, err
+		}
+		defer f.Close()
+		uid, gid, err = userns.ParseOCIConfig(f)
+		if err != nil {
+			return uid, gid, fmt.Errorf("read the maps of %s: %w", opts.OCIConfig, err)
+		}
+	case opts.UIDMap != "":
+		if uid, err = userns.ParseMap(opts.UIDMap); err != nil {
+			return uid, gid, err
+		}
+		gid = uid
+		if opts.GIDMap != "" {
+			if gid, err = userns.ParseMap(opts.GIDMap); err != nil {
+				return uid, gid, err
+			}
+		}
+	}
+	return uid, gid, nil
+}
+
+// backupJSON is one JSON Lines record of backup.
+type backupJSON struct {
+	MessageType string          `json:"message_type"` // "warning", "error", "summary"
+	Path        string          `json:"path,omitempty"`
+	Message     string          `json:"message,omitempty"`
+	Summary     *backup.Summary `json:"summary,omitempty"`
+	Archive     string          `json:"archive,omitempty"`
+	MBps        float64         `json:"mb_per_s,omitempty"`
+}
+
+// backupReporter renders the engine's events: a progress counter, warnings
+// and errors on stderr (or JSON Lines on stdout).
+type backupReporter struct {
+	backup.NopReporter
+	opts    *backupOptions
+	counter *ui.Counter
+	mu      sync.Mutex
+}
+
+func (r *backupReporter) path(name string) string {
+	return filepath.Join(r.opts.Root, name)
+}
+
+func (r *backupReporter) CompleteItem(string, backup.Action, backup.ItemStats) { r.counter.Add(1) }
+
+func (r *backupReporter) Warn(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opts.JSON {
+		writeJSON(r.opts.IO.Out, backupJSON{MessageType: "warning", Path: r.path(name), Message: err.Error()})
+		return
+	}
+	if r.opts.Quiet {
+		return
+	}
+	r.counter.Clear()
+	fmt.Fprintf(r.opts.IO.ErrOut, "nscap: warning: backup %s: %s\n", r.path(name), reason(err, name))
+}
+
+func (r *backupReporter) Error(name string, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opts.JSON {
+		writeJSON(r.opts.IO.Out, backupJSON{MessageType: "error", Path: r.path(name), Message: err.Error()})
+		return nil
+	}
+	r.counter.Clear()
+	// An item may fail for several reasons (errors.Join): one line.
+	msg := strings.ReplaceAll(reason(err, name), "\n", "; ")
+	fmt.Fprintf(r.opts.IO.ErrOut, "nscap: backup %s: %s\n", r.path(name), msg)
+	return nil
+}
+
+func runBackup(ctx context.Context, opts *backupOptions) error {
+	uid, gid, err := opts.maps()
+	if err != nil {
+		return err
+	}
+	interval := time.Duration(0)
+	if !opts.NoProgress {
+		interval = ui.Interval(opts.Quiet, opts.JSON, opts.IO.IsStderrTTY)
+	}
+	rep := &backupReporter{opts: opts, counter: ui.NewCounter(opts.IO.ErrOut, "backup: entries", interval)}
+	bopts := backup.Options{
+		UIDMap:      uid,
+		GIDMap:      gid,
+		ForeignCaps: opts.ForeignCaps,
+		Compression: opts.Compression,
+		Tool:        "nscap/" + opts.Version,
+		Workers:     opts.Workers,
+		Reporter:    rep,
+	}
+	var sum backup.Summary
+	if opts.Output == "-" {
+		sum, err = backup.Write(ctx, opts.IO.Out, opts.Root, bopts)
+	} else {
+		sum, err = backup.WriteFile(ctx, opts.Output, opts.Root, bopts)
+	}
+	rep.counter.Done()
+	var ie *backup.IncompleteError
+	if errors.As(err, &ie) {
+		// Each item was already reported.
+		if !opts.JSON {
+			what := "the archive on stdout is incomplete"
+			if opts.Output != "-" {
+				what = opts.Output + " was not written"
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: %d item(s) could not be archived faithfully; %s\n", opts.Root, len(ie.Items), what)
+		}
+		return errSilent
+	}
+	if err != nil {
+		return fmt.Errorf("backup %s: %w", opts.Root, err)
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, backupJSON{MessageType: "summary", Summary: &sum, Archive: opts.Output, MBps: sum.MBps()})
+	}
+	if !opts.Quiet {
+		printBackupSummary(opts.IO.ErrOut, sum)
+	}
+	return nil
+}
+
+// printBackupSummary prints the one-line summary of a backup.
+func printBackupSummary(w io.Writer, s backup.Summary) {
+	fmt.Fprintf(w, "backup: %d entries (%d files, %d dirs, %d symlinks, %d hard links, %d special), %s, %d caps, %d skipped, %.2fs, %.1f MB/s\n",
+		s.Entries, s.Files, s.Dirs, s.Symlinks, s.Hardlinks, s.Specials, humanBytes(s.Bytes), s.Caps, s.Skipped,
+		s.Duration.Seconds(), s.MBps())
+}
+
+// humanBytes formats n with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
