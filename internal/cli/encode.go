@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 
@@ -22,18 +23,21 @@ func newEncodeCmd(f *Factory, runF func(*encodeOptions) error) *cobra.Command {
 		Use:   "encode [--rootid N] CAPS",
 		Short: "Encode capability text as a raw security.capability value",
 		Long: `Encode the capability text CAPS (as nscap set takes it; "-" reads it from
-stdin) as the raw security.capability value setcap would write, and print it
-in hex with a 0x prefix, the form "getfattr -e hex" prints and "setfattr -v"
-accepts. The value is revision 2 (20 bytes), or revision 3 (24 bytes) with
---rootid N; --rootid 0 gives revision 3 with rootid 0.
+stdin, lines up to the first empty line) as the raw security.capability
+value setcap would write, and print it on one line in hex with a 0x prefix,
+the form "getfattr -e hex" prints and "setfattr -v" accepts. The value is
+revision 2 (20 bytes), or revision 3 (24 bytes) with --rootid N; --rootid 0
+gives revision 3 with rootid 0. "nscap decode" shows the fields of a value.
 
 With --json the value is one JSON object with the fields of nscap decode
---json.
+--json: "hex", "caps", "revision", "effective", "permitted", "inheritable"
+and, for revision 3, "rootid".
 
 EXIT STATUS
   0  success
-  1  CAPS is not valid text for a file
-  2  usage error`,
+  1  CAPS is not valid text for a file (as with setcap), or "-" read no
+     text
+  2  usage error: bad flags or arguments`,
 		Example: `  nscap encode cap_net_raw+ep
   nscap encode --rootid 100000 cap_net_raw+ep
   setfattr -n security.capability -v $(nscap encode cap_chown+ep) ./file`,
@@ -50,7 +54,7 @@ EXIT STATUS
 			return runEncode(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().Int64Var(&opts.RootID, "rootid", noRootID, "encode revision 3 with this rootid (`N`)")
+	cmd.Flags().Var(rootIDValue{&opts.RootID}, "rootid", "encode revision 3 with this rootid (`N`)")
 	return cmd
 }
 
@@ -58,7 +62,7 @@ func runEncode(_ context.Context, opts *encodeOptions) error {
 	text := opts.Caps
 	if text == "-" {
 		var err error
-		if text, err = readCapsText(opts.IO.In); err != nil {
+		if text, err = readStdinCaps(opts.IO.In); err != nil {
 			return fmt.Errorf("encode: read caps from stdin: %w", err)
 		}
 	}
@@ -73,5 +77,11 @@ func runEncode(_ context.Context, opts *encodeOptions) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	return printValue(opts.IO.Out, opts.JSON, b, c)
+	if opts.JSON {
+		return printValue(opts.IO.Out, true, b, c)
+	}
+	// Only the value, so that $(nscap encode CAPS) is an argument of
+	// setfattr -v.
+	_, err = fmt.Fprintf(opts.IO.Out, "0x%s\n", hex.EncodeToString(b))
+	return err
 }

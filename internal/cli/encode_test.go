@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nscap/nscap/internal/testutil"
 )
 
 func TestNewEncodeCmd(t *testing.T) {
@@ -21,6 +23,8 @@ func TestNewEncodeCmd(t *testing.T) {
 		{argv: "", wantErr: "missing CAPS"},
 		{argv: "a b", wantErr: `too many arguments: ["b"]`},
 		{argv: "--rootid 4294967295 a", wantErr: "--rootid 4294967295: want a uid from 0 to 4294967294"},
+		{argv: "--rootid -1 a", wantErr: "--rootid -1: want a uid from 0 to 4294967294"},
+		{argv: "--rootid 0x10 a", want: encodeOptions{Caps: "a", RootID: 16}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -46,10 +50,21 @@ func TestRunEncode(t *testing.T) {
 		stdin string
 		want  result
 	}{
-		{args: []string{"encode", "cap_net_raw+ep"}, want: result{Stdout: "hex: 0x0100000200200000000000000000000000000000\nrevision: 2\neffective: true\npermitted: cap_net_raw\ninheritable: (none)\ntext: cap_net_raw=ep\n"}},
-		{args: []string{"encode", "--rootid", "0", "="}, want: result{Stdout: "hex: 0x000000030000000000000000000000000000000000000000\nrevision: 3\neffective: false\npermitted: (none)\ninheritable: (none)\nrootid: 0\ntext: =\n"}},
-		{args: []string{"encode", "-"}, stdin: "cap_chown=i\n", want: result{Stdout: "hex: 0x0000000200000000010000000000000000000000\nrevision: 2\neffective: false\npermitted: (none)\ninheritable: cap_chown\ntext: cap_chown=i\n"}},
+		// Only the hex, one line: $(nscap encode CAPS) is a setfattr -v argument.
+		{args: []string{"encode", "cap_net_raw+ep"}, want: result{Stdout: "0x0100000200200000000000000000000000000000\n"}},
+		{args: []string{"encode", "--rootid", "0", "="}, want: result{Stdout: "0x000000030000000000000000000000000000000000000000\n"}},
+		{args: []string{"encode", "--rootid", "100000", "cap_net_raw+ep"}, want: result{Stdout: "0x0100000300200000000000000000000000000000a0860100\n"}},
+		{args: []string{"encode", "-"}, stdin: "cap_chown=i\n", want: result{Stdout: "0x0000000200000000010000000000000000000000\n"}},
+		{args: []string{"encode", "-"}, stdin: "=\n", want: result{Stdout: "0x0000000200000000000000000000000000000000\n"}},
 		{args: []string{"encode", "cap_net_raw"}, want: result{Code: ExitError, Stderr: "nscap: encode: caps \"cap_net_raw\": " + parseErr("cap_net_raw") + "\n"}},
+		// No text on stdin is refused, not encoded as an empty set.
+		{args: []string{"encode", "-"}, stdin: "", want: result{Code: ExitError, Stderr: "nscap: encode: read caps from stdin: " + errNoStdinCaps.Error() + "\n"}},
+		{args: []string{"encode", "-"}, stdin: "\n", want: result{Code: ExitError, Stderr: "nscap: encode: read caps from stdin: " + errNoStdinCaps.Error() + "\n"}},
+		{args: []string{"encode", "-"}, stdin: "  \t\n\ncap_chown+p\n", want: result{Code: ExitError, Stderr: "nscap: encode: read caps from stdin: " + errNoStdinCaps.Error() + "\n"}},
+		// Flag values: worded errors, one line and a pointer to the help.
+		{args: []string{"encode", "--rootid", "abc", "="}, want: result{Code: ExitUsage, Stderr: "nscap: invalid --rootid \"abc\": not a number\nRun 'nscap encode --help' for usage.\n"}},
+		{args: []string{"encode", "--rootid", "99999999999999999999", "="}, want: result{Code: ExitUsage, Stderr: "nscap: invalid --rootid \"99999999999999999999\": out of range\nRun 'nscap encode --help' for usage.\n"}},
+		{args: []string{"encode", "--rootid", "-1", "="}, want: result{Code: ExitUsage, Stderr: "nscap: --rootid -1: want a uid from 0 to 4294967294\nRun 'nscap encode --help' for usage.\n"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -79,4 +94,33 @@ func TestEncodeJSONGolden(t *testing.T) {
 		out.WriteString(r.Stdout)
 	}
 	golden(t, "encode-json", out.String())
+}
+
+// The example of the help works: the output of encode is what setfattr -v
+// takes, and getcap reads back the caps.
+func TestEncodeSetfattr(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "setfattr", "getcap")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want string // getcap -n
+	}{
+		{[]string{"cap_chown+ep"}, "cap_chown=ep"},
+		{[]string{"--rootid", "100000", "cap_net_raw,cap_chown=eip"}, "cap_chown,cap_net_raw=eip [rootid=100000]"},
+	} {
+		f := writeFile(t, filepath.Join(dir, "e"))
+		r := nscap(t, "", append([]string{"encode"}, tc.args...)...)
+		if r.Code != ExitOK || strings.Count(r.Stdout, "\n") != 1 {
+			t.Fatalf("encode %q = %+v, want one line", tc.args, r)
+		}
+		runTool(t, "setfattr", "-n", "security.capability", "-v", strings.TrimSpace(r.Stdout), f)
+		if got, want := runTool(t, "getcap", "-n", f), f+" "+tc.want+"\n"; got != want {
+			t.Errorf("encode %q | setfattr; getcap -n = %q, want %q", tc.args, got, want)
+		}
+		if got := rawHex(t, f); got+"\n" != r.Stdout {
+			t.Errorf("encode %q | setfattr: xattr %s, want %s", tc.args, got, r.Stdout)
+		}
+	}
 }

@@ -66,12 +66,20 @@ With --json, each file is one JSON object on stdout: "path", and for a file
 with capabilities "caps" (the text), "revision", "effective", "permitted",
 "inheritable" (lists of names) and, for revision 3, "rootid"; a capability
 of another namespace has "foreign": true, a path that is not a regular file
-"not_regular": true, and a failure "error" (also reported on stderr).
+"not_regular": true, and a failure "error" (also reported on stderr). File
+names are bytes, JSON strings are UTF-8: a path that is not valid UTF-8 gets
+U+FFFD in "path" for each bad byte, and "path_base64" with its exact bytes
+(standard base64); decode that one to name the file.
 
 Progress is drawn on stderr when it is a terminal, unless -q or
 --no-progress.
 
-` + exitStatusCommon,
+EXIT STATUS
+  0  success, including files without capabilities and capabilities of
+     another user namespace
+  1  a path could not be read (missing, unreadable, a value the kernel
+     refuses); the other paths were still processed
+  2  usage error: bad flags or arguments, nothing was done`,
 		Example: `  nscap get /usr/bin/ping
   nscap get -n -r --sort /var/lib/containers/storage/overlay
   nscap get --json -r /usr/bin`,
@@ -97,7 +105,8 @@ Progress is drawn on stderr when it is a terminal, unless -q or
 // getRecord is one line of get's output. Its JSON form is a documented
 // interface (see the command's help).
 type getRecord struct {
-	Path string `json:"path"`
+	Path       string `json:"path"`
+	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	*capsJSON
 	Foreign    bool   `json:"foreign,omitempty"`
 	NotRegular bool   `json:"not_regular,omitempty"`
@@ -127,7 +136,7 @@ func (r getRecord) text(showRootID bool) string {
 // newGetRecord turns the result of reading path into a record; ok is false
 // when nothing is to be printed for it (no caps, without -v).
 func newGetRecord(path string, c xattrfmt.FileCaps, err error, verbose bool) (rec getRecord, ok bool) {
-	rec.Path = path
+	rec.Path, rec.PathBase64 = path, pathBase64(path)
 	switch {
 	case err == nil:
 		rec.capsJSON = newCapsJSON(c)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -260,4 +262,80 @@ func TestGetProgress(t *testing.T) {
 			t.Errorf("nscap %q: stdout %q, want %q", args, got, want)
 		}
 	}
+}
+
+// get --json keeps a file name that is not valid UTF-8: "path" has U+FFFD
+// for each bad byte (encoding/json), "path_base64" the exact bytes.
+func TestGetJSONNonUTF8(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "setcap")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	names := []string{"latin1-caf\xe9", "\xff\xfe", "ok-café", "bad-\xc3"}
+	for _, n := range names {
+		runTool(t, "setcap", "cap_chown+ep", writeFile(t, filepath.Join(dir, n)))
+	}
+	type rec struct {
+		Path       string `json:"path"`
+		PathBase64 string `json:"path_base64"`
+		Caps       string `json:"caps"`
+	}
+	check := func(args ...string) {
+		t.Helper()
+		r := nscap(t, "", append([]string{"--json", "get"}, args...)...)
+		if r.Code != ExitOK {
+			t.Fatalf("get --json %q: %+v", args, r)
+		}
+		var got []string
+		for line := range strings.SplitSeq(strings.TrimSuffix(r.Stdout, "\n"), "\n") {
+			var x rec
+			if err := json.Unmarshal([]byte(line), &x); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			name := x.Path
+			if x.PathBase64 != "" {
+				b, err := base64.StdEncoding.DecodeString(x.PathBase64)
+				if err != nil {
+					t.Fatalf("line %q: path_base64: %v", line, err)
+				}
+				name = string(b)
+				if utf8.ValidString(name) {
+					t.Errorf("line %q: path_base64 for a valid UTF-8 name", line)
+				}
+				// Each bad byte becomes U+FFFD (as range yields it).
+				var lossy strings.Builder
+				for _, r := range name {
+					lossy.WriteRune(r)
+				}
+				if x.Path != lossy.String() {
+					t.Errorf("line %q: path %q, want %q", line, x.Path, lossy.String())
+				}
+			} else if !utf8.ValidString(name) {
+				t.Errorf("line %q: no path_base64", line)
+			}
+			if x.Caps != "cap_chown=ep" {
+				t.Errorf("line %q: caps %q", line, x.Caps)
+			}
+			// The name decoded is the file's.
+			if _, err := os.Lstat(name); err != nil {
+				t.Errorf("line %q: %v", line, err)
+			}
+			got = append(got, name)
+		}
+		var want []string
+		for _, n := range names {
+			want = append(want, filepath.Join(dir, n))
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("get --json %q: names mismatch (-want +got):\n%s", args, diff)
+		}
+	}
+	check("-r", dir)
+	var paths []string
+	for _, n := range names {
+		paths = append(paths, filepath.Join(dir, n))
+	}
+	check(paths...)
 }

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nscap/nscap/xattrfmt"
 )
@@ -49,6 +51,17 @@ func capNames(s xattrfmt.CapSet) []string {
 		}
 	}
 	return names
+}
+
+// pathBase64 returns the "path_base64" field of a JSON record: the bytes
+// of path in standard base64 when path is not valid UTF-8 (encoding/json
+// writes such a "path" with U+FFFD in place of the bad bytes, losing them),
+// else "" (the field is left out).
+func pathBase64(path string) string {
+	if utf8.ValidString(path) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(path))
 }
 
 // writeJSON writes v as one line of JSON.

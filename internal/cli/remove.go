@@ -56,9 +56,16 @@ refused for lack of privilege). Files owned by ids outside its ranges are
 refused and left unchanged.
 
 With --json, each path is one JSON object on stdout: "path", and "error"
-when it failed.
+when it failed; a path that is not valid UTF-8 also has "path_base64", its
+bytes in base64.
 
-` + exitStatusCommon,
+EXIT STATUS
+  0  success
+  1  a file could not be changed, or had no capabilities to remove (the
+     other paths were still processed); or, before anything was removed,
+     the process of --pid does not exist (or its namespace cannot be
+     read) or the file of --oci-config cannot be read or parsed
+  2  usage error: bad flags or arguments, nothing was done`,
 		Example: `  nscap remove /usr/bin/ping
   nscap remove rootfs/usr/bin/*
   nscap remove --pid 4242 /var/lib/ct/rootfs/usr/bin/ping`,
@@ -86,7 +93,7 @@ when it failed.
 			if fl.Changed("uidmap") {
 				opts.UIDMap = strings.Join(uidMaps, ",")
 				if opts.uidMap, err = userns.ParseMap(opts.UIDMap); err != nil {
-					return flagErrorf("--uidmap %s: %w", opts.UIDMap, err)
+					return flagErrorf("--uidmap %s: %w", elide(opts.UIDMap), elideInput(err, opts.UIDMap))
 				}
 			}
 			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
@@ -108,8 +115,9 @@ when it failed.
 
 // removeRecord is the JSON output of remove for one path.
 type removeRecord struct {
-	Path  string `json:"path"`
-	Error string `json:"error,omitempty"`
+	Path       string `json:"path"`
+	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
+	Error      string `json:"error,omitempty"`
 }
 
 // removeScope is the namespace a scoped remove is restricted to.
@@ -134,7 +142,7 @@ func (opts *removeOptions) scope() (*removeScope, error) {
 		}
 		return &removeScope{name: "the user namespace of " + opts.OCIConfig, uid: uid, gid: gid}, nil
 	case opts.UIDMap != "":
-		return &removeScope{name: "the user namespace of --uidmap " + opts.UIDMap, uid: opts.uidMap, gid: opts.uidMap}, nil
+		return &removeScope{name: "the user namespace of --uidmap " + elide(opts.UIDMap), uid: opts.uidMap, gid: opts.uidMap}, nil
 	}
 	return nil, nil
 }
@@ -159,17 +167,17 @@ func (s *removeScope) check(path string) error {
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		if _, err := s.uid.ToNs(st.Uid); err != nil {
-			return refuse("the file's owner uid %d is not mapped by its uid map %s", st.Uid, s.uid)
+			return refuse("the file's owner uid %d is not mapped by its uid map %s", st.Uid, elide(s.uid.String()))
 		}
 		if _, err := s.gid.ToNs(st.Gid); err != nil {
-			return refuse("the file's group gid %d is not mapped by its gid map %s", st.Gid, s.gid)
+			return refuse("the file's group gid %d is not mapped by its gid map %s", st.Gid, elide(s.gid.String()))
 		}
 	}
 	if _, err := s.uid.ToNs(rootIDOf(c)); err != nil {
 		if !c.HasRootID() {
-			return refuse("the capabilities are host-wide (revision 2, rootid 0), not mapped by its uid map %s", s.uid)
+			return refuse("the capabilities are host-wide (revision 2, rootid 0), not mapped by its uid map %s", elide(s.uid.String()))
 		}
-		return refuse("the capabilities have rootid %d, not mapped by its uid map %s", c.RootID, s.uid)
+		return refuse("the capabilities have rootid %d, not mapped by its uid map %s", c.RootID, elide(s.uid.String()))
 	}
 	return nil
 }
@@ -190,7 +198,7 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rec := removeRecord{Path: p}
+		rec := removeRecord{Path: p, PathBase64: pathBase64(p)}
 		var err error
 		if scope != nil {
 			err = scope.check(p)

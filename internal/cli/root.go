@@ -93,10 +93,14 @@ func run(ctx context.Context, root *cobra.Command, args []string, ios *IOStreams
 	case errors.Is(err, errSilent), errors.As(err, &ee):
 		// Already reported.
 	case code == ExitUsage:
-		fmt.Fprintf(ios.ErrOut, "nscap: %s\n", err)
+		// One line for the error and one pointing to the help, not the
+		// whole usage (which buries the error).
+		fmt.Fprintf(ios.ErrOut, "nscap: %s\n", strings.TrimPrefix(usageMessage(err), "nscap: "))
+		path := "nscap"
 		if cmd != nil {
-			fmt.Fprintf(ios.ErrOut, "\n%s", cmd.UsageString())
+			path = cmd.CommandPath()
 		}
+		fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", path)
 	default:
 		fmt.Fprintf(ios.ErrOut, "nscap: %s\n", strings.TrimPrefix(err.Error(), "nscap: "))
 	}

@@ -22,6 +22,46 @@ import (
 // noRootID marks --rootid as not given.
 const noRootID = -1
 
+// rootIDValue is the pflag value of --rootid: an int64 whose "not given"
+// sentinel, noRootID, is not shown as a default in the help. Set returns
+// strconv's error unchanged; Main words it for the user (usageMessage).
+type rootIDValue struct{ p *int64 }
+
+func (v rootIDValue) String() string {
+	if v.p == nil || *v.p == noRootID {
+		return ""
+	}
+	return strconv.FormatInt(*v.p, 10)
+}
+
+func (v rootIDValue) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+func (v rootIDValue) Type() string { return "uid" }
+
+// errNoStdinCaps is returned when CAPS is "-" and stdin holds no text: an
+// empty set must be asked for explicitly ("="), as setcap refuses it.
+var errNoStdinCaps = errors.New(`no capability text before the first empty line or the end of input (write "=" for an empty set)`)
+
+// readStdinCaps reads CAPS "-" from r (see readCapsText) and refuses
+// input that holds no text.
+func readStdinCaps(r io.Reader) (string, error) {
+	text, err := readCapsText(r)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(text) == "" {
+		return "", errNoStdinCaps
+	}
+	return text, nil
+}
+
 type setOptions struct {
 	IO *IOStreams
 
@@ -55,7 +95,9 @@ func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 text (cap_from_text(3)): "cap_net_raw+ep", "cap_chown,cap_fowner=eip",
 "all=p", numbers for names ("13+ep"). CAPS "-" reads the text from stdin, as
 setcap does: lines up to the first empty line or the end of input, joined by
-spaces. File capabilities have a single effective bit, so a non-empty
+spaces; input with no text before the first empty line is refused, and
+nothing is written (as setcap does; CAPS "=" writes an empty set). File
+capabilities have a single effective bit, so a non-empty
 effective set must include every permitted and inheritable capability.
 
 Each PATH must be a regular file; symlinks are never followed (a symlink is
@@ -104,9 +146,21 @@ rootids differ; any difference makes the exit status 1.
 
 With --json, each path is one JSON object on stdout: "path" with the caps
 fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
-(set -v), and "error" when it failed.
+(set -v; "rootid_got" is left out when the file's caps could not be read),
+and "error" when it failed. A path that is not valid UTF-8 also has
+"path_base64", its bytes in base64 ("path" then has U+FFFD in their place).
 
-` + exitStatusCommon + `, CAPS is not valid text, or with -v a file differs`,
+EXIT STATUS
+  0  success; with -v, every file matches
+  1  an operation failed (the other paths were still processed); with -v,
+     a file differs; or, before anything was written: CAPS is not valid
+     text or "-" read none (setcap also exits 1), the process of --pid does
+     not exist (or its namespace cannot be read), or the file of
+     --oci-config cannot be read or parsed
+  2  usage error, nothing was done: bad flags or arguments, or flag values
+     that do not fit together: a --uidmap (or the map of --oci-config) that
+     does not map uid 0 (or --ns-uid U), a --ns-uid U that the namespace of
+     --pid does not map`,
 		Example: `  nscap set cap_net_raw+ep /usr/bin/ping
   nscap set --pid 4242 cap_net_raw=ep /var/lib/ct/rootfs/usr/bin/ping
   nscap set --uidmap 0:100000:65536 cap_net_bind_service+ep rootfs/usr/sbin/httpd
@@ -147,7 +201,7 @@ fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 				opts.UIDMap = strings.Join(uidMaps, ",")
 				m, err := userns.ParseMap(opts.UIDMap)
 				if err != nil {
-					return flagErrorf("--uidmap %s: %w", opts.UIDMap, err)
+					return flagErrorf("--uidmap %s: %w", elide(opts.UIDMap), elideInput(err, opts.UIDMap))
 				}
 				opts.uidMap = m
 			}
@@ -158,7 +212,7 @@ fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 		},
 	}
 	fl := cmd.Flags()
-	fl.Int64Var(&opts.RootID, "rootid", noRootID, "write revision 3 with this rootid (`N`, a uid in the caller's namespace)")
+	fl.Var(rootIDValue{&opts.RootID}, "rootid", "write revision 3 with this rootid (`N`, a uid in the caller's namespace)")
 	fl.IntVar(&opts.PID, "pid", 0, "write revision 3 for the user namespace of process `PID`")
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "write revision 3 for the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)")
 	fl.StringVar(&opts.OCIConfig, "oci-config", "", "write revision 3 for the namespace with the uid map of the OCI config `FILE`")
@@ -169,6 +223,8 @@ fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 }
 
 // resolveRootID returns the rootid to write: ok is false for revision 2.
+// A uid (0, or --ns-uid) that the named map does not cover is a
+// *FlagError: the flag values do not fit together.
 func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 	switch {
 	case opts.RootID != noRootID:
@@ -189,7 +245,7 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 		}
 		r, err := uid.ToHost(opts.NsUID)
 		if err != nil {
-			return 0, false, fmt.Errorf("uid %d in the user namespace of pid %d: %w", opts.NsUID, opts.PID, err)
+			return 0, false, &FlagError{Err: fmt.Errorf("uid %d in the user namespace of pid %d: %w", opts.NsUID, opts.PID, elideInput(err, uid.String()))}
 		}
 		return r, r != 0, nil
 	case opts.OCIConfig != "":
@@ -199,13 +255,14 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 		}
 		r, err := uid.ToHost(opts.NsUID)
 		if err != nil {
-			return 0, false, fmt.Errorf("uid %d in the uid map of %s: %w", opts.NsUID, opts.OCIConfig, err)
+			return 0, false, &FlagError{Err: fmt.Errorf("uid %d in the uid map of %s: %w", opts.NsUID, opts.OCIConfig, elideInput(err, uid.String()))}
 		}
 		return r, r != 0, nil
 	case opts.UIDMap != "":
 		r, err := opts.uidMap.ToHost(opts.NsUID)
 		if err != nil {
-			return 0, false, fmt.Errorf("uid %d in --uidmap %s: %w", opts.NsUID, opts.UIDMap, err)
+			// A flag value problem, found before anything is done.
+			return 0, false, &FlagError{Err: fmt.Errorf("uid %d in --uidmap %s: %w", opts.NsUID, elide(opts.UIDMap), elideInput(err, opts.uidMap.String()))}
 		}
 		return r, r != 0, nil
 	}
@@ -300,7 +357,7 @@ func (opts *setOptions) wantCaps() (xattrfmt.FileCaps, error) {
 			fmt.Fprintln(opts.IO.ErrOut, "Please enter caps [empty line to end]:")
 		}
 		var err error
-		if text, err = readCapsText(opts.IO.In); err != nil {
+		if text, err = readStdinCaps(opts.IO.In); err != nil {
 			return xattrfmt.FileCaps{}, fmt.Errorf("read caps from stdin: %w", err)
 		}
 	}
@@ -361,7 +418,8 @@ func runSet(ctx context.Context, opts *setOptions) error {
 
 // setRecord is the JSON output of set for one path.
 type setRecord struct {
-	Path string `json:"path"`
+	Path       string `json:"path"`
+	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	*capsJSON
 	Error string `json:"error,omitempty"`
 }
@@ -373,7 +431,7 @@ func setOne(opts *setOptions, setter *fcaps.Setter, path string, want xattrfmt.F
 		printPathError(opts.IO.ErrOut, "set", path, serr)
 	}
 	if opts.JSON {
-		rec := setRecord{Path: path}
+		rec := setRecord{Path: path, PathBase64: pathBase64(path)}
 		if serr != nil {
 			rec.Error = reason(serr, path)
 		} else {
@@ -386,19 +444,20 @@ func setOne(opts *setOptions, setter *fcaps.Setter, path string, want xattrfmt.F
 
 // verifyRecord is the JSON output of set -v for one path.
 type verifyRecord struct {
-	Path       string `json:"path"`
-	OK         bool   `json:"ok"`
-	Differs    string `json:"differs,omitempty"` // sets that differ, from "pie"
-	RootIDGot  uint32 `json:"rootid_got"`
-	RootIDWant uint32 `json:"rootid_want"`
-	Foreign    bool   `json:"foreign,omitempty"`
-	Error      string `json:"error,omitempty"`
+	Path       string  `json:"path"`
+	PathBase64 string  `json:"path_base64,omitempty"` // when Path is not valid UTF-8
+	OK         bool    `json:"ok"`
+	Differs    string  `json:"differs,omitempty"`    // sets that differ, from "pie"
+	RootIDGot  *uint32 `json:"rootid_got,omitempty"` // nil when the caps could not be read
+	RootIDWant uint32  `json:"rootid_want"`
+	Foreign    bool    `json:"foreign,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // verifyOne compares the caps of path with want; ok is false when they
 // differ or cannot be read (reported).
 func verifyOne(opts *setOptions, path string, want xattrfmt.FileCaps) (ok bool, err error) {
-	rec := verifyRecord{Path: path, RootIDWant: rootIDOf(want)}
+	rec := verifyRecord{Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
 	got, gerr := fcaps.Get(path)
 	switch {
 	case gerr == nil:
@@ -416,7 +475,8 @@ func verifyOne(opts *setOptions, path string, want xattrfmt.FileCaps) (ok bool, 
 	case rec.Foreign:
 		line = path + " differs: capabilities of another user namespace"
 	default:
-		rec.RootIDGot = rootIDOf(got)
+		gotID := rootIDOf(got)
+		rec.RootIDGot = &gotID
 		g, w := got.Caps(), want.Caps()
 		if g.Permitted != w.Permitted {
 			rec.Differs += "p"
@@ -427,12 +487,12 @@ func verifyOne(opts *setOptions, path string, want xattrfmt.FileCaps) (ok bool, 
 		if g.Effective != w.Effective {
 			rec.Differs += "e"
 		}
-		rec.OK = rec.Differs == "" && rec.RootIDGot == rec.RootIDWant
+		rec.OK = rec.Differs == "" && gotID == rec.RootIDWant
 		switch {
 		case rec.OK:
 			line = path + ": OK"
-		case rec.RootIDGot != rec.RootIDWant:
-			line = fmt.Sprintf("nsowner[got=%d, want=%d],%s differs in [%s]", rec.RootIDGot, rec.RootIDWant, path, rec.Differs)
+		case gotID != rec.RootIDWant:
+			line = fmt.Sprintf("nsowner[got=%d, want=%d],%s differs in [%s]", gotID, rec.RootIDWant, path, rec.Differs)
 		default:
 			line = fmt.Sprintf("%s differs in [%s]", path, rec.Differs)
 		}
