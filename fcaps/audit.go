@@ -348,6 +348,14 @@ type Finding struct {
 	// Path names the file: the path in the tree, or "ARCHIVE:NAME" for an
 	// archive member.
 	Path string
+	// Root is the audited root the file was found under: the tree (or
+	// file) given to [Audit], or the archive name given to [AuditArchive].
+	// Rel is the file's path relative to Root, cleaned ("bin/ping", "."
+	// for the root itself; an archive member's name without "./" or a
+	// leading "/"), the same however Root was spelt, and the same for a
+	// tree and for an archive of it. Both are empty for an [Entry] that
+	// had none. A [Baseline] keys its files by Rel.
+	Root, Rel string
 	// Message explains the finding for this file.
 	Message string
 	// Caps is the decoded value, nil when it could not be read.
@@ -384,6 +392,8 @@ type DirInfo struct {
 type Entry struct {
 	// Path names the file in findings.
 	Path string
+	// Root and Rel are copied to the findings (see [Finding]).
+	Root, Rel string
 	// Mode holds the type, permission, setuid, setgid and sticky bits.
 	Mode fs.FileMode
 	// UID and GID own the file (host ids for a live tree; as stored for
@@ -604,7 +614,7 @@ func (a *Auditor) Check(e Entry) []Finding {
 		caps = &c
 	}
 	add := func(id, msg string) {
-		out = append(out, Finding{Rule: mustRule(id), Path: e.Path, Message: msg, Caps: caps, Scope: sc})
+		out = append(out, Finding{Rule: mustRule(id), Path: e.Path, Root: e.Root, Rel: e.Rel, Message: msg, Caps: caps, Scope: sc})
 	}
 	regular := e.Mode.Type() == 0
 	where := scopeText(sc)

@@ -102,6 +102,34 @@ func decompressArchive(r io.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
+// blockSize is the size of a tar block.
+const blockSize = 512
+
+// tailReader counts the bytes read through it and the zero bytes that
+// end them, to tell an archive that ends with its end-of-archive zero
+// blocks from one cut at a block boundary. It is no io.Seeker, so
+// archive/tar reads (never seeks over) member data.
+type tailReader struct {
+	r     io.Reader
+	n     int64 // bytes read
+	zeros int64 // trailing zero bytes among them
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.n += int64(n)
+	i := n
+	for i > 0 && p[i-1] == 0 {
+		i--
+	}
+	if i == 0 {
+		t.zeros += int64(n)
+	} else {
+		t.zeros = int64(n - i)
+	}
+	return n, err
+}
+
 // memberName cleans a member name to a relative path ("." for the root).
 func memberName(n string) string {
 	n = path.Clean("/" + n)
@@ -175,9 +203,11 @@ func archiveMap(comment string) (m userns.Map, ok bool, err error) {
 // count as host-scoped.
 //
 // The findings are delivered at the end of the archive (the directories
-// must all be known first), to fn, sorted by member order. A malformed
-// archive gives an error wrapping [ErrBadArchive]; a malformed record of
-// one member goes to opts.Error.
+// must all be known first), to fn, sorted by member order; their Root is
+// name and their Rel the cleaned member name. A malformed archive gives an
+// error wrapping [ErrBadArchive]; a truncated or corrupt one still gets
+// the findings of the members read before the damage, and then that
+// error. A malformed record of one member goes to opts.Error.
 func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptions, fn func(Finding) error) error {
 	a := NewAuditor(opts)
 	zr, closeFn, err := decompressArchive(r)
@@ -185,7 +215,8 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	defer closeFn()
-	tr := tar.NewReader(zr)
+	tail := &tailReader{r: zr}
+	tr := tar.NewReader(tail)
 	var (
 		relMap   userns.Map
 		relative bool
@@ -193,21 +224,35 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		dirs     = map[string]DirInfo{}
 	)
 	display := func(member string) string { return name + ":" + member }
+	// readErr ends the reading of a truncated or corrupt archive: the
+	// members read before it are still audited, then it is returned.
+	var readErr error
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// archive/tar also takes an archive cut between two
+			// members for a complete one: every writer ends an archive
+			// with zero blocks.
+			if tail.n > 0 && tail.zeros < blockSize {
+				readErr = fmt.Errorf("read %s: %w: unexpected EOF: no end-of-archive block (truncated archive)", name, ErrBadArchive)
+			}
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w: %w", name, ErrBadArchive, err)
+			if !errors.Is(err, ErrBadArchive) {
+				err = fmt.Errorf("%w: %w", ErrBadArchive, err)
+			}
+			readErr = fmt.Errorf("read %s: %w", name, err)
+			break
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			m, ok, err := archiveMap(h.PAXRecords[paxCommentKey])
 			if err != nil {
-				return fmt.Errorf("read %s: %w", name, err)
+				readErr = fmt.Errorf("read %s: %w", name, err)
+				break
 			}
 			if ok {
 				relMap, relative = m, !m.IsZero()
@@ -233,7 +278,7 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		if raw == nil {
 			raw = []byte{}
 		}
-		e := Entry{Path: display(member), Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: relative, RelMap: relMap}
+		e := Entry{Path: display(member), Root: name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: relative, RelMap: relMap}
 		if relative && h.PAXRecords[paxCommentKey] == nscapHostScoped {
 			e.Relative, e.RelMap = false, userns.Map{}
 			e.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
@@ -241,8 +286,7 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		entries = append(entries, e)
 	}
 	for _, e := range entries {
-		member := strings.TrimPrefix(e.Path, name+":")
-		for d := member; d != "."; {
+		for d := e.Rel; d != "."; {
 			d = path.Dir(d)
 			if di, ok := dirs[d]; ok {
 				e.Dirs = append(e.Dirs, di)
@@ -254,5 +298,5 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 			}
 		}
 	}
-	return nil
+	return readErr
 }

@@ -23,7 +23,8 @@ import (
 // cheap); the directories are followed up to "/", since a non-root user
 // who can write any of them can replace the file.
 //
-// Other per-path errors go to opts.Error. fn is called from one goroutine
+// Each finding's Root is the root it was found under and its Rel the
+// path relative to it. Other per-path errors go to opts.Error. fn is called from one goroutine
 // at a time, in no defined order; the findings of one file come together,
 // the most severe first. A non-nil return from fn or opts.Error stops the
 // audit and is returned, as is ctx's error.
@@ -33,8 +34,33 @@ func Audit(ctx context.Context, roots []string, opts AuditOptions, fn func(Findi
 	if wd, err := os.Getwd(); err == nil {
 		d.wd = wd
 	}
-	return Scan(ctx, roots, ScanOptions{Workers: opts.Workers, XDev: opts.XDev, NonRegular: true}, func(f Found) error {
-		e := Entry{Path: f.Path, Caps: f.Caps, CapsErr: f.Err}
+	// One scan per root, so that every file's path relative to its
+	// root (Finding.Rel) is known.
+	for _, root := range roots {
+		if err := auditRoot(ctx, a, d, root, opts, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// relPath returns p, a path Scan reported under root, relative to root
+// and cleaned ("." for root itself).
+func relPath(root, p string) string {
+	rel, ok := strings.CutPrefix(p, root)
+	if !ok {
+		return filepath.Clean(p)
+	}
+	rel = strings.TrimLeft(rel, "/")
+	if rel == "" {
+		return "."
+	}
+	return filepath.Clean(rel)
+}
+
+func auditRoot(ctx context.Context, a *Auditor, d *dirCache, root string, opts AuditOptions, fn func(Finding) error) error {
+	return Scan(ctx, []string{root}, ScanOptions{Workers: opts.Workers, XDev: opts.XDev, NonRegular: true}, func(f Found) error {
+		e := Entry{Path: f.Path, Root: root, Rel: relPath(root, f.Path), Caps: f.Caps, CapsErr: f.Err}
 		if f.Err != nil && !errors.Is(f.Err, ErrUnreadable) && !errors.Is(f.Err, ErrNotVisible) {
 			if errors.Is(f.Err, ErrNoCaps) {
 				return nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -396,5 +397,144 @@ func TestAuditHonouredInLive(t *testing.T) {
 	}
 	if _, ok := got["dead NSCAP004"]; !ok {
 		t.Errorf("dead rootid not reported as orphaned: %v", got)
+	}
+}
+
+// TestAuditBaselineLive: a baseline written from a live tree compares
+// equal with the same tree spelt otherwise, and with GNU tar and bsdtar
+// archives of it; a truncated GNU tar archive still yields the findings
+// of the members read before the cut.
+func TestAuditBaselineLive(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "tar", "bsdtar")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	root := filepath.Join(dir, "rootfs")
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, d := range []string{"", "bin", "sbin/deep"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for i := range 12 {
+		name := fmt.Sprintf("bin/f%02d", i)
+		if i%3 == 0 {
+			name = fmt.Sprintf("sbin/deep/g%02d", i)
+		}
+		p := filepath.Join(root, name)
+		// Non-zero content: a cut at a block boundary is then told
+		// from the end-of-archive zero blocks.
+		if err := os.WriteFile(p, bytes.Repeat([]byte{'x'}, 3000), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Setxattr(p, fcaps.AttrName, v2, 0); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	t.Chdir(dir)
+
+	audit := func(paths ...string) *fcaps.Baseline {
+		t.Helper()
+		var roots []fcaps.BaselineRoot
+		var fs []fcaps.Finding
+		collect := func(f fcaps.Finding) error { fs = append(fs, f); return nil }
+		for _, p := range paths {
+			archive, err := fcaps.IsArchive(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: archive})
+			if archive {
+				f, err := os.Open(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = fcaps.AuditArchive(context.Background(), f, p, fcaps.AuditOptions{}, collect)
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else if err := fcaps.Audit(context.Background(), []string{p}, fcaps.AuditOptions{Workers: 2}, collect); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := fcaps.NewBaseline(roots...)
+		for _, f := range fs {
+			b.Add(f)
+		}
+		var buf bytes.Buffer
+		if _, err := b.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		r, err := fcaps.ReadBaseline(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	base := audit("rootfs")
+	var keys []string
+	for k := range base.Files {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if diff := cmp.Diff(names, keys); diff != "" {
+		t.Fatalf("baseline keys (-want +got):\n%s", diff)
+	}
+	runOut(t, "tar", "--xattrs", "--xattrs-include=*", "-cf", "gnu.tar", "-C", "rootfs", ".")
+	runOut(t, "bsdtar", "-czf", "bsd.tar.gz", "-C", root, ".")
+	runOut(t, "tar", "--xattrs", "--xattrs-include=*", "-cf", "noprefix.tar", "-C", "rootfs", "bin", "sbin")
+	for _, spelt := range []string{"rootfs", "./rootfs", "rootfs/", root, "./rootfs/", "../" + filepath.Base(dir) + "/rootfs", "gnu.tar", "bsd.tar.gz", "noprefix.tar"} {
+		cur := audit(spelt)
+		if got := cur.Diff(base); len(got) != 0 {
+			var s []string
+			for _, f := range got {
+				s = append(s, f.Rule.ID+" "+f.Path)
+			}
+			t.Errorf("%s against the baseline of rootfs: %q, want nothing", spelt, s)
+		}
+		// And the other way round.
+		if got := base.Diff(cur); len(got) != 0 {
+			t.Errorf("rootfs against the baseline of %s: %d findings, want none", spelt, len(got))
+		}
+	}
+
+	// Truncated: the findings before the cut, then ErrBadArchive.
+	data, err := os.ReadFile("gnu.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, cut := range []int{20000, 20480, len(data) / 2} {
+		cmd := exec.Command("tar", "-tf", "-")
+		cmd.Stdin = bytes.NewReader(data[:cut])
+		out, _ := cmd.Output() // tar fails on the cut, after listing
+		var got []string
+		err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data[:cut]), "cut.tar", fcaps.AuditOptions{}, func(f fcaps.Finding) error {
+			if f.Rule.ID == fcaps.RuleCapabilities {
+				got = append(got, f.Rel)
+			}
+			return nil
+		})
+		if !errors.Is(err, fcaps.ErrBadArchive) {
+			t.Errorf("cut at %d: error %v, want ErrBadArchive", cut, err)
+		}
+		clear(listed)
+		for l := range strings.Lines(string(out)) {
+			listed[strings.TrimPrefix(strings.TrimSpace(l), "./")] = true
+		}
+		var want []string
+		for _, n := range names {
+			if listed[n] {
+				want = append(want, n)
+			}
+		}
+		slices.Sort(got)
+		if len(want) == 0 || !cmp.Equal(want, got) {
+			t.Errorf("cut at %d: findings for %v, want the files tar -t lists with caps %v", cut, got, want)
+		}
 	}
 }

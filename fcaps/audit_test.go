@@ -3,8 +3,10 @@ package fcaps_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
@@ -245,7 +247,8 @@ func TestBaseline(t *testing.T) {
 	}
 
 	for _, bad := range []string{
-		``, `{}`, `{"version":2,"files":{}}`, `{"version":1}`,
+		``, `{}`, `{"version":3,"files":{}}`, `{"version":0,"files":{}}`, `{"version":1}`, `{"version":2}`,
+		`{"version":2,"files":{},"roots":[{"path":"a","bogus":1}]}`,
 		`{"version":1,"files":{"a":{"caps":"cap_net_raw=ep","revision":4}}}`,
 		`{"version":1,"files":{"a":{"caps":"cap_net_raw=ep","revision":2,"rootid":5}}}`,
 		`{"version":1,"files":{"a":{"caps":"cap_bogus=ep","revision":2}}}`,
@@ -390,6 +393,7 @@ func FuzzAuditArchive(f *testing.F) {
 func FuzzReadBaseline(f *testing.F) {
 	f.Add([]byte(`{"version":1,"files":{"a":{"caps":"cap_net_raw=ep","revision":3,"rootid":100000},"b":{"state":"unreadable"}}}`))
 	f.Add([]byte(`{"version":1,"files":{}}`))
+	f.Add([]byte(`{"version":2,"roots":[{"path":"rootfs"},{"path":"l.tar","archive":true}],"files":{"rootfs/bin/ping":{"caps":"cap_net_raw=ep","revision":2}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := fcaps.ReadBaseline(bytes.NewReader(data))
 		if err != nil {
@@ -410,4 +414,210 @@ func FuzzReadBaseline(f *testing.F) {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// TestAuditArchiveTruncated cuts an archive at every 512-byte block: the
+// members whose header was read before the cut are still audited, and
+// the error matches ErrBadArchive.
+func TestAuditArchiveTruncated(t *testing.T) {
+	t.Parallel()
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	// Six members of 4608 bytes each: pax header and record, header,
+	// 3000 bytes of data (not zeros) padded to 3072.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 6 {
+		h := &tar.Header{Name: fmt.Sprintf("./bin/f%d", i), Mode: 0o755, Size: 3000, PAXRecords: schily(v2), Format: tar.FormatPAX}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(bytes.Repeat([]byte{'x'}, 3000))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	audit := func(data []byte, name string) ([]string, error) {
+		var got []string
+		err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data), name, fcaps.AuditOptions{}, func(f fcaps.Finding) error {
+			if f.Rule.ID == fcaps.RuleCapabilities {
+				got = append(got, f.Rel)
+			}
+			return nil
+		})
+		return got, err
+	}
+	full, err := audit(data, "full.tar")
+	if err != nil || len(full) != 6 {
+		t.Fatalf("full archive: %v, %v", full, err)
+	}
+	prev := -1
+	for cut := 512; cut < len(data)-1024; cut += 512 {
+		got, err := audit(data[:cut], "cut.tar")
+		if !errors.Is(err, fcaps.ErrBadArchive) || !strings.Contains(fmt.Sprint(err), "read cut.tar: ") {
+			t.Fatalf("cut at %d: error %v, want ErrBadArchive naming the archive", cut, err)
+		}
+		if !slices.Equal(got, full[:len(got)]) || len(got) < prev {
+			t.Fatalf("cut at %d: findings for %v, want a prefix of %v growing with the cut", cut, got, full)
+		}
+		prev = len(got)
+	}
+	// Cut in the data of the fourth member: the first four are reported
+	// (the fourth's record was read with its header).
+	cut := 3*4608 + 3*512 + 1000
+	got, err := audit(data[:cut], "cut.tar")
+	if want := []string{"bin/f0", "bin/f1", "bin/f2", "bin/f3"}; !cmp.Equal(want, got) || !errors.Is(err, fcaps.ErrBadArchive) {
+		t.Errorf("cut in the 4th member's data: %v, %v; want %v and ErrBadArchive", got, err, want)
+	}
+
+	// The same through gzip: the compressed stream cut short.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(data)
+	zw.Close()
+	got, err = audit(gz.Bytes()[:gz.Len()/2], "cut.tar.gz")
+	if !errors.Is(err, fcaps.ErrBadArchive) || len(got) == 0 || !slices.Equal(got, full[:len(got)]) {
+		t.Errorf("gzip cut in half: %v, %v; want some findings and ErrBadArchive", got, err)
+	}
+
+	// fn's error still stops the audit at once.
+	stop := errors.New("stop")
+	if err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data[:cut]), "x", fcaps.AuditOptions{}, func(fcaps.Finding) error { return stop }); err != stop {
+		t.Errorf("fn error on a cut archive: %v, want it returned", err)
+	}
+}
+
+// baselineOf audits entries (each with its Root and Rel) into a baseline
+// of roots.
+func baselineOf(t *testing.T, roots []fcaps.BaselineRoot, entries ...fcaps.Entry) *fcaps.Baseline {
+	t.Helper()
+	a := fcaps.NewAuditor(fcaps.AuditOptions{})
+	b := fcaps.NewBaseline(roots...)
+	for _, e := range entries {
+		for _, f := range a.Check(e) {
+			b.Add(f)
+		}
+	}
+	return b
+}
+
+func roundTrip(t *testing.T, b *fcaps.Baseline) *fcaps.Baseline {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := fcaps.ReadBaseline(&buf)
+	if err != nil {
+		t.Fatalf("ReadBaseline: %v\n%s", err, buf.String())
+	}
+	return r
+}
+
+func diffText(fs []fcaps.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Rule.ID+" "+f.Path)
+	}
+	return out
+}
+
+// TestBaselineKeys: files are keyed relative to their root, so that the
+// spelling of the root and tree-or-archive do not matter; several roots
+// are told apart by a label; version 1 baselines still compare by path.
+func TestBaselineKeys(t *testing.T) {
+	t.Parallel()
+	v2 := caps(t, "cap_net_raw+ep", 2, 0)
+	tree := func(root string, rels ...string) *fcaps.Baseline {
+		var es []fcaps.Entry
+		for _, r := range rels {
+			p := root + "/" + r
+			if strings.HasSuffix(root, "/") {
+				p = root + r
+			}
+			es = append(es, fcaps.Entry{Path: p, Root: root, Rel: r, Mode: 0o755, Caps: v2})
+		}
+		return baselineOf(t, []fcaps.BaselineRoot{{Path: root}}, es...)
+	}
+	old := roundTrip(t, tree("rootfs", "bin/ping", "bin/gone"))
+	if diff := cmp.Diff([]fcaps.BaselineRoot{{Path: "rootfs"}}, old.Roots); diff != "" || old.Version != 2 {
+		t.Errorf("roots recorded (-want +got), version %d:\n%s", old.Version, diff)
+	}
+	if _, ok := old.Files["bin/ping"]; !ok {
+		t.Errorf("files keyed %v, want relative to the root", old.Files)
+	}
+	for _, root := range []string{"rootfs", "./rootfs", "/abs/rootfs", "rootfs/", "../x/rootfs"} {
+		got := diffText(tree(root, "bin/ping", "bin/new").Diff(old))
+		p := func(rel string) string { return strings.TrimSuffix(root, "/") + "/" + rel }
+		want := []string{"NSCAP102 " + p("bin/gone"), "NSCAP101 " + p("bin/new")}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("root spelt %q (-want +got):\n%s", root, diff)
+		}
+	}
+
+	// An archive of the tree: member names in every spelling AuditArchive
+	// cleans.
+	v2raw := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, prefix := range []string{"./", "/", ""} {
+		data := tarWith(t, nil,
+			&tar.Header{Name: prefix + "bin/ping", Mode: 0o755, PAXRecords: schily(v2raw)},
+			&tar.Header{Name: prefix + "bin/gone", Mode: 0o755, PAXRecords: schily(v2raw)})
+		cur := fcaps.NewBaseline(fcaps.BaselineRoot{Path: "l.tar", Archive: true})
+		if err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data), "l.tar", fcaps.AuditOptions{}, func(f fcaps.Finding) error {
+			cur.Add(f)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := cur.Diff(old); len(got) != 0 {
+			t.Errorf("archive with members %q vs the tree's baseline: %v", prefix, diffText(got))
+		}
+		// And the other way round; removed members are named ARCHIVE:MEMBER.
+		if got, want := diffText(tree("rootfs", "bin/ping").Diff(roundTrip(t, cur))), []string{"NSCAP102 rootfs/bin/gone"}; !cmp.Equal(want, got) {
+			t.Errorf("tree vs archive baseline: %v, want %v", got, want)
+		}
+		if got, want := diffText(fcaps.NewBaseline(fcaps.BaselineRoot{Path: "m.tar", Archive: true}).Diff(roundTrip(t, cur))),
+			[]string{"NSCAP102 m.tar:bin/gone", "NSCAP102 m.tar:bin/ping"}; !cmp.Equal(want, got) {
+			t.Errorf("empty archive vs archive baseline: %v, want %v", got, want)
+		}
+	}
+
+	// Several roots: keys start with the root's base name, or its
+	// absolute path when two roots share one.
+	multi := func(roots ...string) *fcaps.Baseline {
+		var rs []fcaps.BaselineRoot
+		var es []fcaps.Entry
+		for _, r := range roots {
+			rs = append(rs, fcaps.BaselineRoot{Path: r})
+			es = append(es, fcaps.Entry{Path: r + "/bin/ping", Root: r, Rel: "bin/ping", Mode: 0o755, Caps: v2})
+		}
+		return baselineOf(t, rs, es...)
+	}
+	m := roundTrip(t, multi("/a/usr", "opt", "/x/rootfs", "/y/rootfs"))
+	var keys []string
+	for k := range m.Files {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"opt/bin/ping", "usr/bin/ping", "x/rootfs/bin/ping", "y/rootfs/bin/ping"}; !cmp.Equal(want, keys) {
+		t.Errorf("keys of several roots = %v, want %v", keys, want)
+	}
+	if got := diffText(multi("/a/usr", "./opt", "/x/rootfs", "/y/rootfs").Diff(m)); len(got) != 0 {
+		t.Errorf("same roots spelt otherwise: %v", got)
+	}
+	if got, want := diffText(multi("/b/usr", "/x/rootfs", "/y/rootfs").Diff(m)), []string{"NSCAP102 opt/bin/ping"}; !cmp.Equal(want, got) {
+		t.Errorf("a root dropped: %v, want %v", got, want)
+	}
+
+	// A version-1 baseline (keys: the paths as printed) compares by path.
+	v1, err := fcaps.ReadBaseline(strings.NewReader(`{"version":1,"files":{"rootfs/bin/ping":{"caps":"cap_net_raw=ep","revision":2},"rootfs/bin/gone":{"caps":"cap_net_raw=ep","revision":2}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := diffText(tree("rootfs", "bin/ping", "bin/new").Diff(v1)), []string{"NSCAP102 rootfs/bin/gone", "NSCAP101 rootfs/bin/new"}; !cmp.Equal(want, got) {
+		t.Errorf("against a version-1 baseline: %v, want %v", got, want)
+	}
+	if got := roundTrip(t, v1); got.Version != 1 {
+		t.Errorf("a version-1 baseline rewritten as version %d", got.Version)
+	}
 }

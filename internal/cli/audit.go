@@ -87,7 +87,11 @@ OUTPUT
 BASELINE
   --write-baseline FILE records the caps of every file seen (JSON, path ->
   caps, revision, rootid); --baseline FILE adds findings NSCAP101-103 for caps
-  added, removed or changed since.
+  added, removed or changed since. Paths are recorded relative to the PATH
+  audited (an archive's members by name, without "./"), so a baseline compares
+  with the same tree however it is spelt (rootfs, ./rootfs, /abs/rootfs) and
+  with an archive of it; with several PATHs each starts with its PATH's base
+  name.
 
 ` + exitStatusCommon + `
   3  a finding at or above --fail-on SEV (it wins over status 1)`
@@ -208,6 +212,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	}
 
 	var findings []fcaps.Finding
+	var roots []fcaps.BaselineRoot
 	collect := func(f fcaps.Finding) error { findings = append(findings, f); return nil }
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
@@ -215,7 +220,11 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		}
 		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
 		// left to the tree walk, which reports it.
-		if archive, _ := fcaps.IsArchive(p); archive {
+		archive, _ := fcaps.IsArchive(p)
+		roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: archive})
+		if archive {
+			// The findings of a truncated or corrupt archive's members
+			// read before the damage are kept.
 			if err := auditArchive(ctx, p, aopts, collect); err != nil {
 				failed = true
 				printPathError(ios.ErrOut, "audit", p, err)
@@ -227,7 +236,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		}
 	}
 
-	cur := fcaps.NewBaseline()
+	cur := fcaps.NewBaseline(roots...)
 	for _, f := range findings {
 		cur.Add(f)
 	}

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -283,5 +286,117 @@ func TestRunAuditExitAndBaseline(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"NSCAP102 bin/ping", "NSCAP101 bin/plain"}, got); diff != "" || res.Code != ExitFindings {
 		t.Errorf("--baseline findings (-want +got), exit %d:\n%s", res.Code, diff)
+	}
+}
+
+// truncatedArchive writes a tar archive of n files with caps
+// cap_net_raw=ep and non-zero content, cut in the data of the member
+// keep (0-based): members 0..keep are readable, later ones are lost.
+func truncatedArchive(t *testing.T, path string, n, keep int) {
+	t.Helper()
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	cut := 0
+	for i := range n {
+		h := &tar.Header{Name: fmt.Sprintf("./bin/f%d", i), Mode: 0o755, Size: 3000, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": string(v2)}}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if i == keep {
+			tw.Flush()
+			cut = buf.Len() + 1000
+		}
+		tw.Write(bytes.Repeat([]byte{'x'}, 3000))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes()[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunAuditTruncatedArchive: the findings of the members read before
+// the damage are reported; exit 1 for the error, 3 when a finding is at
+// or above --fail-on (which wins).
+func TestRunAuditTruncatedArchive(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "trunc.tar")
+	truncatedArchive(t, p, 6, 2)
+	info := fcaps.SeverityInfo
+	high := fcaps.SeverityHigh
+	for _, tc := range []struct {
+		failOn *fcaps.Severity
+		code   ExitCode
+	}{{nil, ExitError}, {&high, ExitError}, {&info, ExitFindings}} {
+		res, _ := runAuditT(t, &auditOptions{Paths: []string{p}, FailOn: tc.failOn})
+		var got []string
+		for l := range strings.Lines(res.Stdout) {
+			if f := strings.Fields(l); len(f) > 2 && f[1] == "NSCAP000" {
+				got = append(got, f[2])
+			}
+		}
+		want := []string{p + ":bin/f0", p + ":bin/f1", p + ":bin/f2"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("--fail-on %v: findings (-want +got):\n%s", tc.failOn, diff)
+		}
+		if res.Code != tc.code {
+			t.Errorf("--fail-on %v: exit %d, want %d", tc.failOn, res.Code, tc.code)
+		}
+		if !strings.Contains(res.Stderr, "nscap: audit "+p+": ") || !strings.Contains(res.Stderr, "malformed archive: unexpected EOF") ||
+			!strings.Contains(res.Stderr, "nscap: audit: 3 findings (3 info) in 3 files with capabilities") {
+			t.Errorf("--fail-on %v: stderr %q", tc.failOn, res.Stderr)
+		}
+	}
+}
+
+// TestRunAuditBaselineSpellings: a baseline written for a tree compares
+// equal with the tree however it is spelt and with a tar archive of it.
+func TestRunAuditBaselineSpellings(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "tar")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	root := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, n := range []string{"ping", "arping"} {
+		p := filepath.Join(root, "bin", n)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Setxattr(p, "security.capability", v2, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	if out, err := exec.Command("tar", "--xattrs", "--xattrs-include=*", "-cf", "rootfs.tar", "-C", "rootfs", ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	if res, err := runAuditT(t, &auditOptions{Paths: []string{"rootfs"}, WriteBaseline: "base.json"}); err != nil {
+		t.Fatalf("--write-baseline: %v %+v", err, res)
+	}
+	data, err := os.ReadFile("base.json")
+	if err != nil || !bytes.Contains(data, []byte(`"bin/ping": {`)) || !bytes.Contains(data, []byte(`"version": 2`)) || !bytes.Contains(data, []byte(`"path": "rootfs"`)) {
+		t.Errorf("baseline file: %v\n%s", err, data)
+	}
+	low := fcaps.SeverityLow
+	for _, spelt := range []string{"rootfs", "./rootfs", root, "rootfs/", "rootfs.tar"} {
+		res, err := runAuditT(t, &auditOptions{Paths: []string{spelt}, Baseline: "base.json", MinSeverity: low, FailOn: &low})
+		if err != nil || strings.Contains(res.Stdout, "NSCAP10") {
+			t.Errorf("--baseline base.json %s: exit %d (%v), want no NSCAP10x:\n%s%s", spelt, res.Code, err, res.Stdout, res.Stderr)
+		}
+	}
+	// A change is still seen, named as the current audit names the file.
+	if err := syscall.Removexattr(filepath.Join(root, "bin", "arping"), "security.capability"); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := runAuditT(t, &auditOptions{Paths: []string{"./rootfs/"}, Baseline: "base.json", MinSeverity: low, FailOn: &low})
+	if res.Code != ExitFindings || !strings.Contains(res.Stdout, "NSCAP102  ./rootfs/bin/arping ") {
+		t.Errorf("removed caps against the baseline: exit %d\n%s", res.Code, res.Stdout)
 	}
 }
