@@ -95,7 +95,10 @@ type SetterOptions struct {
 // (/etc/subuid, /etc/subgid). The helper is this binary re-executed in a
 // new user namespace whose maps newuidmap(1) and newgidmap(1) set from
 // those ranges ([userns.StartHelper]); there it is root with CAP_SETFCAP
-// over every file whose owner and group its maps cover. A revision-3
+// over every file whose owner and group its maps cover. A caller without
+// subordinate ids gets the single-id maps "0 <own uid> 1" and "0 <own
+// gid> 1" (as with unshare -r): the helper then covers the caller's own
+// files only, and writes rootid = the caller's uid. A revision-3
 // value written there has its rootid read as an id of the helper
 // namespace, and the kernel stores the matching host id
 // (cap_convert_nscap in security/commoncap.c). The Setter therefore
@@ -331,6 +334,9 @@ func (s *Setter) outsideMap(op, path, what, kind string, m userns.Map) error {
 	whose := ""
 	if s.opts.UIDMap.IsZero() {
 		whose = " (the caller's own id and its subordinate ranges)"
+		if ext := m.Extents(); len(ext) == 1 && ext[0].Count == 1 && os.Geteuid() != 0 {
+			whose = " (the caller's own id only: it has no subordinate ids)"
+		}
 	}
 	return &fs.PathError{Op: op, Path: path, Err: &Error{
 		Kind:   ErrOutsideHelperMap,

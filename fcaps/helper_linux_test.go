@@ -1,12 +1,10 @@
 package fcaps
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -101,30 +99,13 @@ func getcapN(tb testing.TB, path string) string {
 	return m[2]
 }
 
-// traversable makes dir and its parents up to / searchable by others, so
-// an unprivileged user reaches the files (t.TempDir makes 0700 dirs).
-func traversable(tb testing.TB, dir string) {
-	tb.Helper()
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if st.Mode().Perm()&0o005 != 0o005 {
-			if err := os.Chmod(d, st.Mode().Perm()|0o755); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-}
-
 func TestSetterRootHelper(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
 	testutil.RequireTool(t, "getcap")
 	dir := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, dir)
-	traversable(t, dir)
+	testutil.Traversable(t, dir)
 
 	// Root has no subordinate ranges: it names the helper's maps.
 	m, err := userns.ParseMap("0:100000:65536")
@@ -230,10 +211,7 @@ func resultOf(err error) rootlessResult {
 // TestSetterRootlessChild runs as the unprivileged user, started by
 // TestSetterRootless; on its own it has nothing to do.
 func TestSetterRootlessChild(t *testing.T) {
-	dir := os.Getenv(rootlessEnv)
-	if dir == "" {
-		t.Skip("started by TestSetterRootless only")
-	}
+	dir := testutil.ChildEnv(t, rootlessEnv, "TestSetterRootless")
 	p := func(n string) string { return filepath.Join(dir, n) }
 	res := map[string]rootlessResult{}
 	never := NewSetter(SetterOptions{Helper: HelperNever})
@@ -259,66 +237,7 @@ func TestSetterRootlessChild(t *testing.T) {
 	nt := NewSetter(SetterOptions{})
 	res["no-newuidmap"] = resultOf(nt.Set(p("no-tool"), v3(400000)))
 	nt.Close()
-	b, _ := json.Marshal(res)
-	fmt.Printf("RESULT %s\n", b)
-}
-
-// testUser creates a user with subordinate ranges start:65536 in
-// /etc/subuid and /etc/subgid for the duration of the test, and returns
-// its uid and gid. Other tests may edit those files concurrently: only our
-// own lines are removed at cleanup.
-func testUser(t *testing.T, prefix string, start int) (name string, uid, gid int) {
-	t.Helper()
-	testutil.RequireTool(t, "useradd", "userdel", "newuidmap", "newgidmap")
-	name = fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
-	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	line := fmt.Sprintf("%s:%d:65536", name, start)
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		editLines(t, f, func(ls []string) []string { return append(ls, line) })
-		t.Cleanup(func() {
-			editLines(t, f, func(ls []string) []string {
-				out := ls[:0]
-				for _, l := range ls {
-					if !strings.HasPrefix(l, name+":") {
-						out = append(out, l)
-					}
-				}
-				return out
-			})
-		})
-	}
-	return name, uid, gid
-}
-
-func editLines(t *testing.T, path string, edit func([]string) []string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var lines []string
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	lines = edit(lines)
-	text := strings.Join(lines, "\n")
-	if text != "" {
-		text += "\n"
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testutil.PrintResult(t, res)
 }
 
 func TestSetterRootless(t *testing.T) {
@@ -327,8 +246,9 @@ func TestSetterRootless(t *testing.T) {
 	testutil.RequireTool(t, "getcap")
 	dir := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, dir)
-	traversable(t, dir)
-	name, uid, gid := testUser(t, "nsfcs", 400000)
+	testutil.Traversable(t, dir)
+	u := testutil.User(t, testutil.UserOptions{Prefix: "fcs", SubStart: 400000, SubCount: 65536})
+	name, uid := u.Name, u.UID
 
 	ct := v3(400000)
 	files := map[string]string{
@@ -342,24 +262,10 @@ func TestSetterRootless(t *testing.T) {
 		"no-tool":        capFile(t, dir, "no-tool", 400000, 400000, nil),
 	}
 
-	cmd := exec.Command("/proc/self/exe", "-test.run=^TestSetterRootlessChild$", "-test.v")
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), rootlessEnv+"="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child as %s: %v\n%s", name, err, out)
-	}
-	_, js, ok := strings.Cut(string(out), "RESULT ")
-	if !ok {
-		t.Fatalf("no result from the child:\n%s", out)
-	}
-	js, _, _ = strings.Cut(js, "\n")
-	t.Logf("results of the unprivileged child: %s", js)
+	out := u.RunTest(t, "TestSetterRootlessChild", rootlessEnv+"="+dir)
 	var res map[string]rootlessResult
-	if err := json.Unmarshal([]byte(js), &res); err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.ReadResult(t, out, &res)
+	t.Logf("results of the unprivileged child: %s", js)
 	check := func(key string, ok bool, what string) {
 		t.Helper()
 		if !ok {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -180,7 +181,8 @@ func helperMain(stage string) int {
 
 // HelperOptions configures [StartHelper]. The zero value gives the
 // rootless map of the caller: [RootlessMap] of its uid and gid with its
-// ranges from /etc/subuid and /etc/subgid.
+// ranges from /etc/subuid and /etc/subgid or, for a caller that is not
+// root and has no range there, the single-id map "0 <own id> 1".
 type HelperOptions struct {
 	// UIDMap and GIDMap are the maps of the helper namespace; outside ids
 	// are ids of the caller's namespace. A zero Map selects the caller's
@@ -242,20 +244,32 @@ func (h *Helper) GIDMap() Map { return h.gid }
 // that namespace with all capabilities in it, and serves [Helper.Call]
 // until [Helper.Close]. The binary must call [HelperMain].
 //
+// A caller that is not root and has no subordinate uids (no line in the
+// subuid file, or no such file) gets the single-id uid map "0 <own euid>
+// 1", which the kernel lets the owner of a namespace write without
+// privilege: StartHelper writes it to /proc/PID/uid_map itself, as
+// unshare -r does, without newuidmap. Likewise without subordinate gids:
+// "deny" goes to /proc/PID/setgroups, then "0 <own egid> 1" to gid_map.
+// Such a helper can act on the caller's own files only.
+//
 // Errors name the cause: newuidmap or newgidmap missing
-// ([exec.ErrNotFound]), no subordinate ids ([ErrNoSubID]), an outside id
-// outside the caller's ranges ([ErrUnmapped]), or the tool's own message.
+// ([exec.ErrNotFound]), no subordinate ids for root ([ErrNoSubID]), an
+// outside id outside the caller's ranges ([ErrUnmapped]), or the tool's
+// own message.
 func StartHelper(ctx context.Context, opts HelperOptions) (*Helper, error) {
-	uidMap, gidMap, err := helperMaps(opts)
+	hm, err := helperMaps(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start helper: %w", err)
 	}
+	uidMap, gidMap := hm.uid, hm.gid
 	root := os.Geteuid() == 0
 	var newuidmap, newgidmap string
-	if !root {
+	if !root && !hm.uidSingle {
 		if newuidmap, err = exec.LookPath("newuidmap"); err != nil {
 			return nil, fmt.Errorf("start helper: %w (install the uidmap package)", err)
 		}
+	}
+	if !root && !hm.gidSingle {
 		if newgidmap, err = exec.LookPath("newgidmap"); err != nil {
 			return nil, fmt.Errorf("start helper: %w (install the uidmap package)", err)
 		}
@@ -304,10 +318,24 @@ func StartHelper(ctx context.Context, opts HelperOptions) (*Helper, error) {
 	}
 	if !root {
 		pid := strconv.Itoa(cmd.Process.Pid)
-		if err := runIDMapTool(newuidmap, pid, uidMap); err != nil {
+		if hm.uidSingle {
+			err = writeSingleMap(pid, "uid_map", uidMap)
+		} else {
+			err = runIDMapTool(newuidmap, pid, uidMap)
+		}
+		if err != nil {
 			return fail(err)
 		}
-		if err := runIDMapTool(newgidmap, pid, gidMap); err != nil {
+		if hm.gidSingle {
+			// An unprivileged gid_map needs setgroups denied first.
+			err = writeProcFile(pid, "setgroups", "deny")
+			if err == nil {
+				err = writeSingleMap(pid, "gid_map", gidMap)
+			}
+		} else {
+			err = runIDMapTool(newgidmap, pid, gidMap)
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}
@@ -341,9 +369,43 @@ func runIDMapTool(tool, pid string, m Map) error {
 	return nil
 }
 
+// writeProcFile writes text to /proc/PID/name in one write(2).
+func writeProcFile(pid, name, text string) error {
+	p := "/proc/" + pid + "/" + name
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", text, p, err)
+	}
+	return nil
+}
+
+// writeSingleMap writes the one-extent map m, the caller's own id, to
+// /proc/PID/name (uid_map or gid_map).
+func writeSingleMap(pid, name string, m Map) error {
+	e := m.extents[0]
+	return writeProcFile(pid, name, fmt.Sprintf("%d %d %d\n", e.NsID, e.HostID, e.Count))
+}
+
+// resolvedMaps are the maps of a helper and, for each, whether it is the
+// single-id map of a caller without subordinate ids, written without
+// newuidmap or newgidmap.
+type resolvedMaps struct {
+	uid, gid             Map
+	uidSingle, gidSingle bool
+}
+
 // helperMaps resolves the maps of opts and checks them against the
-// caller's subordinate ranges.
-func helperMaps(opts HelperOptions) (uid, gid Map, err error) {
+// caller's subordinate ranges. A caller that is not root and has no range
+// in a file gets the single-id map of its own effective id (which the
+// kernel allows it to write), and may only name that map.
+func helperMaps(opts HelperOptions) (resolvedMaps, error) {
 	subuid, subgid := opts.SubUIDFile, opts.SubGIDFile
 	if subuid == "" {
 		subuid = "/etc/subuid"
@@ -353,35 +415,57 @@ func helperMaps(opts HelperOptions) (uid, gid Map, err error) {
 	}
 	root := os.Geteuid() == 0
 	if root && !opts.UIDMap.IsZero() && !opts.GIDMap.IsZero() {
-		return opts.UIDMap, opts.GIDMap, nil
+		return resolvedMaps{uid: opts.UIDMap, gid: opts.GIDMap}, nil
 	}
 	myUID, myGID := uint32(os.Getuid()), uint32(os.Getgid())
 	name := ""
 	if u, err := user.LookupId(strconv.FormatUint(uint64(myUID), 10)); err == nil {
 		name = u.Username
 	}
-	pick := func(m Map, file string, self uint32) (Map, error) {
+	// effective is the id the kernel checks a single-id map against.
+	pick := func(m Map, file string, self, effective uint32) (Map, bool, error) {
 		ranges, err := ReadSubID(file, name, self)
+		if !root && (errors.Is(err, ErrNoSubID) || errors.Is(err, fs.ErrNotExist)) {
+			single, serr := NewMap([]Extent{{NsID: 0, HostID: effective, Count: 1}})
+			if serr != nil {
+				return Map{}, false, serr
+			}
+			if m.IsZero() {
+				return single, true, nil
+			}
+			if len(m.extents) != 1 || m.extents[0].HostID != effective || m.extents[0].Count != 1 {
+				e := &MapError{Extent: -1, Err: ErrUnmapped,
+					Detail: fmt.Sprintf("the caller has no subordinate ids in %s: the map %s may only be its own id %d, count 1", file, m, effective)}
+				if len(m.extents) == 1 {
+					e.Extent, e.Text, e.Detail = 0, m.extents[0].String(), fmt.Sprintf("the caller has no subordinate ids in %s: the map may only be its own id %d, count 1", file, effective)
+				}
+				return Map{}, false, e
+			}
+			return m, true, nil
+		}
 		if err != nil {
-			return Map{}, err
+			return Map{}, false, err
 		}
 		if m.IsZero() {
-			return RootlessMap(self, ranges)
+			m, err := RootlessMap(self, ranges)
+			return m, false, err
 		}
 		if !root {
 			if err := checkAllowed(m, self, ranges, file); err != nil {
-				return Map{}, err
+				return Map{}, false, err
 			}
 		}
-		return m, nil
+		return m, false, nil
 	}
-	if uid, err = pick(opts.UIDMap, subuid, myUID); err != nil {
-		return Map{}, Map{}, err
+	var hm resolvedMaps
+	var err error
+	if hm.uid, hm.uidSingle, err = pick(opts.UIDMap, subuid, myUID, uint32(os.Geteuid())); err != nil {
+		return resolvedMaps{}, err
 	}
-	if gid, err = pick(opts.GIDMap, subgid, myGID); err != nil {
-		return Map{}, Map{}, err
+	if hm.gid, hm.gidSingle, err = pick(opts.GIDMap, subgid, myGID, uint32(os.Getegid())); err != nil {
+		return resolvedMaps{}, err
 	}
-	return uid, gid, nil
+	return hm, nil
 }
 
 // checkAllowed reports an outside id of m that is neither self nor in

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,9 +38,7 @@ type helperChildResult struct {
 // TestHelperChild runs as the unprivileged test user, started by
 // TestHelperRootless; on its own it has nothing to do.
 func TestHelperChild(t *testing.T) {
-	if os.Getenv(helperChildEnv) == "" {
-		t.Skip("started by TestHelperRootless only")
-	}
+	testutil.ChildEnv(t, helperChildEnv, "TestHelperRootless")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	h, err := StartHelper(ctx, HelperOptions{})
@@ -69,85 +64,24 @@ func TestHelperChild(t *testing.T) {
 	bad, _ := ParseMap("0:1:1")
 	_, err = StartHelper(ctx, HelperOptions{UIDMap: bad})
 	res.OutsideOK = errors.Is(err, ErrUnmapped)
-	b, _ := json.Marshal(res)
-	fmt.Printf("RESULT %s\n", b)
-}
-
-// backupFile saves path (which may not exist) and restores it at cleanup.
-func backupFile(t *testing.T, path string) {
-	t.Helper()
-	old, err := os.ReadFile(path)
-	existed := err == nil
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if existed {
-			if err := os.WriteFile(path, old, 0o644); err != nil {
-				t.Errorf("restore %s: %v", path, err)
-			}
-		} else {
-			os.Remove(path)
-		}
-	})
-}
-
-func appendLine(t *testing.T, path, line string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(line + "\n"); err != nil {
-		t.Fatal(err)
-	}
+	testutil.PrintResult(t, res)
 }
 
 func TestHelperRootless(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
-	testutil.RequireTool(t, "useradd", "userdel", "newuidmap", "newgidmap")
-	name := fmt.Sprintf("nsuns%d", os.Getpid()%100000)
-	backupFile(t, "/etc/subuid")
-	backupFile(t, "/etc/subgid")
-	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	appendLine(t, "/etc/subuid", name+":400000:65536")
-	appendLine(t, "/etc/subgid", name+":400000:65536")
-
-	cmd := exec.Command("/proc/self/exe", "-test.run=^TestHelperChild$", "-test.v")
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), helperChildEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: false}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper child as %s: %v\n%s", name, err, out)
-	}
-	_, js, ok := strings.Cut(string(out), "RESULT ")
-	if !ok {
-		t.Fatalf("no result from helper child:\n%s", out)
-	}
-	js, _, _ = strings.Cut(js, "\n")
+	u := testutil.User(t, testutil.UserOptions{Prefix: "uns", SubStart: 400000, SubCount: 65536})
+	name, uid := u.Name, u.UID
+	out := u.RunTest(t, "TestHelperChild", helperChildEnv+"=1")
 	var res helperChildResult
-	if err := json.Unmarshal([]byte(js), &res); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadResult(t, out, &res)
 	if res.ID.EUID != 0 || res.ID.EGID != 0 {
 		t.Errorf("helper ran as %d:%d, want 0:0 (%+v)", res.ID.EUID, res.ID.EGID, res.ID)
 	}
 	if res.ID.CapEff == "" || strings.Trim(res.ID.CapEff, "0") == "" {
 		t.Errorf("helper has no capabilities: CapEff %q", res.ID.CapEff)
 	}
-	// useradd may have given the user a range of its own before ours.
+	// The map of the helper: the user's own uid, then its ranges.
 	ranges, err := ReadSubID("/etc/subuid", name, uint32(uid))
 	if err != nil {
 		t.Fatal(err)

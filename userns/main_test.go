@@ -7,16 +7,19 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nscap/nscap/internal/testutil"
 )
 
 // TestMain lets the test binary serve as the helper of StartHelper, and as
-// the processes of nested namespaces that tests build (nestMain).
+// the processes of nested namespaces that tests build (nestMain); else it
+// runs the tests with testutil's leak checks.
 func TestMain(m *testing.M) {
-	HelperMain()
-	if spec, ok := os.LookupEnv(nestEnv); ok {
-		os.Exit(nestMain(spec))
-	}
-	os.Exit(m.Run())
+	testutil.Main(m, HelperMain, func() {
+		if spec, ok := os.LookupEnv(nestEnv); ok {
+			os.Exit(nestMain(spec))
+		}
+	})
 }
 
 // nestEnv holds the maps of the namespaces still to create below the

@@ -12,7 +12,8 @@ import (
 )
 
 // TestMain registers the real Main as the nscap command of the testscript
-// scripts: testscript re-executes this test binary under that name.
+// scripts: testscript re-executes this test binary under that name. The
+// tests run with testutil's leak checks.
 func TestMain(m *testing.M) {
 	// Serve as the helper user namespace of set and remove when
 	// re-executed as one, and as the processes of nested namespaces.
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) {
 	if spec, ok := os.LookupEnv(nestEnv); ok {
 		os.Exit(nestMain(spec))
 	}
-	testscript.Main(m, map[string]func(){
+	testscript.Main(testutil.Checked(m), map[string]func(){
 		"nscap": func() {
 			os.Exit(int(Main(context.Background(), os.Args[1:], System())))
 		},
@@ -40,7 +41,7 @@ func TestScripts(t *testing.T) {
 	testutil.RequireXattrFS(t, work)
 	// The helper user namespace of set and remove (whose root is not
 	// host root) must reach the scripts' files.
-	traversable(t, work)
+	testutil.Traversable(t, work)
 	testscript.Run(t, testscript.Params{
 		Dir:         "testdata/script",
 		WorkdirRoot: work,

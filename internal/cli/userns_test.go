@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -293,7 +292,7 @@ func TestUsernsNested(t *testing.T) {
 	testutil.RequireTool(t, "nsenter", "setcap", "getcap")
 	dir := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, dir)
-	traversable(t, dir)
+	testutil.Traversable(t, dir)
 	pids := startNest(t, []string{"0:100000:65536", "0:1000:1000", "0:5:10"})
 	wantRoot := []string{"100000", "101000", "101005"}
 
@@ -403,80 +402,6 @@ func TestUsernsNested(t *testing.T) {
 	}
 }
 
-// traversable makes dir and its parents searchable by others, so an
-// unprivileged user reaches the files (t.TempDir makes 0700 dirs).
-func traversable(tb testing.TB, dir string) {
-	tb.Helper()
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if st.Mode().Perm()&0o005 != 0o005 {
-			if err := os.Chmod(d, st.Mode().Perm()|0o755); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-}
-
-// testUser creates a user with the subordinate range start:65536 in
-// /etc/subuid and /etc/subgid for the test, returning its uid and gid.
-// Only its own lines are removed at cleanup, since other tests may edit
-// those files concurrently.
-func testUser(t *testing.T, prefix string, start int) (name string, uid, gid int) {
-	t.Helper()
-	testutil.RequireTool(t, "useradd", "userdel", "newuidmap", "newgidmap")
-	name = fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
-	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	line := fmt.Sprintf("%s:%d:65536", name, start)
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		editLines(t, f, func(ls []string) []string { return append(ls, line) })
-		t.Cleanup(func() {
-			editLines(t, f, func(ls []string) []string {
-				out := ls[:0]
-				for _, l := range ls {
-					if !strings.HasPrefix(l, name+":") {
-						out = append(out, l)
-					}
-				}
-				return out
-			})
-		})
-	}
-	return name, uid, gid
-}
-
-func editLines(t *testing.T, path string, edit func([]string) []string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var lines []string
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	text := strings.Join(edit(lines), "\n")
-	if text != "" {
-		text += "\n"
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestRootlessCLI runs the nscap binary as an unprivileged user owning
 // subordinate ids: set and remove go through the helper namespace.
 func TestRootlessCLI(t *testing.T) {
@@ -485,12 +410,13 @@ func TestRootlessCLI(t *testing.T) {
 	testutil.RequireTool(t, "go", "getcap", "setcap", "pgrep")
 	dir := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, dir)
-	traversable(t, dir)
+	testutil.Traversable(t, dir)
 	bin := filepath.Join(dir, "nscap")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/nscap").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v: %s", err, out)
 	}
-	name, uid, gid := testUser(t, "nscli", 400000)
+	u := testutil.User(t, testutil.UserOptions{Prefix: "cli", SubStart: 400000, SubCount: 65536})
+	name, uid := u.Name, u.UID
 	mk := func(n string, owner int) string {
 		p := writeFile(t, filepath.Join(dir, n))
 		if err := os.Chown(p, owner, owner); err != nil {
@@ -505,10 +431,9 @@ func TestRootlessCLI(t *testing.T) {
 
 	as := func(env []string, args ...string) result {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
+		cmd := u.Command(bin, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), env...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		err := cmd.Run()
