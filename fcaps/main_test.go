@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
 )
@@ -19,38 +20,25 @@ import (
 // (inside a user namespace the parent set up) instead of the tests.
 const helperEnv = "NSCAP_FCAPS_TEST_HELPER"
 
+// TestMain serves as the helper of fcaps.Setter, or runs one fcaps call,
+// when the test binary is re-executed as one; else it runs the tests with
+// testutil's leak checks.
 func TestMain(m *testing.M) {
-	// Serve as the helper of fcaps.Setter when re-executed as one.
-	userns.HelperMain()
+	tests := testutil.RunFunc(func() int {
+		code := m.Run()
+		if benchDir != "" {
+			os.RemoveAll(benchDir)
+		}
+		return code
+	})
+	testutil.Main(tests, userns.HelperMain, helperMain)
+}
+
+// helperMain runs helper and exits when helperEnv is set.
+func helperMain() {
 	if h := os.Getenv(helperEnv); h != "" {
 		os.Exit(helper(h))
 	}
-	// The runtime's netpoller opens an epoll fd and an eventfd on first
-	// use (os/exec pipes): start it before counting.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
-	before := countFds()
-	code := m.Run()
-	if benchDir != "" {
-		os.RemoveAll(benchDir)
-	}
-	if after := countFds(); code == 0 && after > before {
-		fmt.Fprintf(os.Stderr, "fd leak: %d open descriptors before the tests, %d after\n", before, after)
-		code = 99
-	}
-	os.Exit(code)
-}
-
-// countFds counts the entries of /proc/self/fd (the ReadDir's own fd is
-// closed by the time it returns, and counted in both calls).
-func countFds() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return len(ents)
 }
 
 // helper runs "get PATH" or "set PATH ROOTID" and prints one line: "ok

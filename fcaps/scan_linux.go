@@ -1,6 +1,7 @@
 package fcaps
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -67,10 +68,20 @@ var attrZ = []byte(AttrName + "\x00")
 // Directories are listed with getdents64(2) and the type of each entry is
 // taken from d_type (fstatat(2) only for DT_UNKNOWN); each regular file
 // costs one getxattrat(2) relative to its directory's fd when the kernel
-// has it (6.13+), else one lgetxattr(2) on its path. Subdirectories are
-// opened beneath their root with openat2(2) RESOLVE_NO_SYMLINKS. Results
-// are streamed: memory does not grow with the number of files, and the
-// order is not defined.
+// has it (6.13+), else one lgetxattr(2) on its path. A subdirectory is
+// opened relative to its parent's fd, by its name alone, with
+// O_DIRECTORY|O_NOFOLLOW: no symlink is ever followed and a tree renamed
+// concurrently cannot redirect the walk. Each worker walks depth first,
+// keeping the fds of the directories above it open (at most 64 levels:
+// deeper directories are reopened beneath their root with openat2(2)
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), and keeps a small shared queue
+// stocked with the largest pending subdirectories it holds (the
+// shallowest), from which the other workers take when they run out. With
+// no more workers than GOMAXPROCS, the per-entry system calls bypass the
+// Go scheduler (raw system calls): there is no other goroutine to run
+// meanwhile. Nothing is allocated per file or per directory except for
+// what is reported, so memory does not grow with the tree; results are
+// streamed, in no defined order.
 //
 // fn is called from one goroutine at a time. A non-nil return stops the
 // scan and is returned; so is ctx's error when it is cancelled.
@@ -78,8 +89,11 @@ func Scan(ctx context.Context, roots []string, opts ScanOptions, fn func(Found) 
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	s := &scanner{ctx: ctx, opts: opts, fn: fn, useAt: hasXattrat()}
+	s := &scanner{ctx: ctx, ctxDone: ctx.Done(), opts: opts, fn: fn, useAt: hasXattrat(), raw: opts.Workers <= runtime.GOMAXPROCS(0)}
 	s.cond = sync.NewCond(&s.mu)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var rootFds []int
 	defer func() {
 		for _, fd := range rootFds {
@@ -87,7 +101,7 @@ func Scan(ctx context.Context, roots []string, opts ScanOptions, fn func(Found) 
 		}
 	}()
 	for _, r := range roots {
-		if s.stopped.Load() {
+		if s.cancelled() {
 			break
 		}
 		rt, ok := s.startRoot(r)
@@ -95,21 +109,42 @@ func Scan(ctx context.Context, roots []string, opts ScanOptions, fn func(Found) 
 			rootFds = append(rootFds, rt.fd)
 		}
 		if ok {
-			s.stack = append(s.stack, dirItem{root: rt, path: r})
+			s.queue = append(s.queue, dirItem{root: rt, fd: -1, path: r})
 		}
 	}
-	if len(s.stack) > 0 && !s.stopped.Load() {
+	if len(s.queue) > 0 && !s.stopped.Load() {
+		// Keep a reserve of queued directories besides the waiting
+		// workers' share: a worker the kernel preempts (a busy machine)
+		// then never holds up the others, which take from the reserve.
+		reserve := 0
+		if opts.Workers > 1 {
+			reserve = opts.Workers
+		}
+		s.hungry.Store(int32(reserve - len(s.queue)))
 		var wg sync.WaitGroup
 		for range opts.Workers {
 			wg.Go(s.work)
 		}
 		wg.Wait()
 	}
+	// After a stop, directories handed out but never taken are still open.
+	for _, it := range s.queue {
+		if it.fd >= 0 {
+			sys.Close(it.fd)
+		}
+	}
+	s.fnMu.Lock()
+	defer s.fnMu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
 	return ctx.Err()
 }
+
+// maxHeldDepth bounds the directory fds a worker keeps open above the one
+// it lists; deeper subdirectories are queued by path and reopened from
+// their root.
+const maxHeldDepth = 64
 
 type scanRoot struct {
 	fd     int    // the root directory, opened O_DIRECTORY|O_NOFOLLOW
@@ -117,8 +152,10 @@ type scanRoot struct {
 	prefix int    // len(path)+1 (or len(path) if it ends in '/'): the start of rel in an item's path
 }
 
+// dirItem is a directory waiting in the queue.
 type dirItem struct {
 	root *scanRoot
+	fd   int    // the directory, already open (its taker closes it); -1: open path beneath root.fd
 	path string // the root joined with the relative path
 }
 
@@ -131,10 +168,17 @@ func (d dirItem) rel() string {
 }
 
 type scanner struct {
-	ctx   context.Context
-	opts  ScanOptions
-	fn    func(Found) error
-	useAt bool
+	ctx     context.Context
+	ctxDone <-chan struct{} // polled once per directory and per getdents64 batch
+	opts    ScanOptions
+	fn      func(Found) error
+	useAt   bool
+	// raw makes the per-entry system calls (getxattrat, openat, getdents64
+	// and close of directories) raw ones: with no more workers than Ps
+	// there is no other goroutine to hand a P to during a call, so telling
+	// the scheduler would only cost (see sys.ProbeXattratZ). With more
+	// workers than Ps (to overlap disk reads on a cold cache), it is told.
+	raw bool
 
 	fnMu    sync.Mutex
 	err     error // first error of fn or ctx (under fnMu)
@@ -142,8 +186,12 @@ type scanner struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	stack  []dirItem // LIFO: depth first, so the stack stays small
+	queue  []dirItem // LIFO
 	active int       // workers holding an item
+	// hungry is the number of waiting workers plus a reserve, minus the
+	// queued items (under mu, read without it): while it is positive, a
+	// worker hands pending subdirectories to the queue.
+	hungry atomic.Int32
 }
 
 // emit hands f to fn under fnMu; it returns false once the scan stops.
@@ -161,28 +209,33 @@ func (s *scanner) emit(f Found) bool {
 	return true
 }
 
+// cancelled reports whether the scan is to stop: fn failed, or ctx is
+// done (then its error becomes the scan's). Polling, rather than a
+// goroutine waiting on ctx, stops the workers promptly even when they
+// keep every P busy with raw system calls.
+func (s *scanner) cancelled() bool {
+	if s.stopped.Load() {
+		return true
+	}
+	select {
+	case <-s.ctxDone:
+		s.fnMu.Lock()
+		if s.err == nil {
+			s.err = s.ctx.Err()
+		}
+		s.fnMu.Unlock()
+		s.stop()
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *scanner) stop() {
 	s.stopped.Store(true)
 	s.mu.Lock()
 	s.cond.Broadcast()
 	s.mu.Unlock()
-}
-
-// checkCtx stops the scan when ctx is done.
-func (s *scanner) checkCtx() bool {
-	if s.stopped.Load() {
-		return false
-	}
-	if err := s.ctx.Err(); err != nil {
-		s.fnMu.Lock()
-		if s.err == nil {
-			s.err = err
-		}
-		s.fnMu.Unlock()
-		s.stop()
-		return false
-	}
-	return true
 }
 
 // startRoot inspects root: a directory is opened and returned for walking,
@@ -244,24 +297,66 @@ func (s *scanner) report(path string, mode fs.FileMode, val []byte, err error, l
 	return s.emit(Found{Path: path, Type: mode, Caps: c})
 }
 
-// worker is the per-goroutine state: buffers reused for every directory.
+// worker is the per-goroutine state, reused for every directory: nothing
+// is allocated per file or per directory unless something is reported or
+// handed to another worker.
 type worker struct {
-	dents []byte
-	xbuf  [64]byte
-	subs  []string
+	root   *scanRoot
+	dents  []byte // getdents64 buffer
+	xbuf   [64]byte
+	path   []byte  // the path of the directory being listed or walked
+	frames []frame // the open directories, from the item's down to the current one
+	subs   []int   // offsets in names of the subdirectories to walk, frame after frame; -1: handed out
+	names  []byte  // their names, NUL-terminated
+}
+
+// frame is a directory a worker holds open while it walks the
+// subdirectories it listed.
+type frame struct {
+	fd       int
+	pathLen  int // len(w.path) for this directory
+	first    int // its subdirectories are w.subs[first:end]
+	next     int // the next one to walk
+	end      int
+	namesOff int // len(w.names) before its names
 }
 
 func (s *scanner) work() {
-	w := &worker{dents: make([]byte, 32<<10)}
+	w := &worker{dents: make([]byte, 64<<10)}
 	for {
 		item, ok := s.pop()
 		if !ok {
 			return
 		}
-		s.scanDir(w, item)
-		subs := w.subs
-		w.subs = w.subs[:0]
-		s.done(item.root, subs)
+		w.root = item.root
+		w.path = append(w.path[:0], item.path...)
+		fd := item.fd
+		if fd < 0 {
+			var err error
+			fd, err = sys.OpenDirBeneath(item.root.fd, item.rel())
+			if err != nil {
+				s.emit(Found{Path: item.path, Type: fs.ModeDir, Err: &fs.PathError{Op: "open", Path: item.path, Err: err}})
+			}
+		}
+		if fd >= 0 {
+			s.walk(w, fd)
+		}
+		s.done()
+	}
+}
+
+func (s *scanner) getdents(fd int, buf []byte) (int, error) {
+	if s.raw {
+		return sys.GetdentsRaw(fd, buf)
+	}
+	return sys.Getdents(fd, buf)
+}
+
+func (s *scanner) closeDir(fd int) {
+	if s.raw {
+		sys.CloseRaw(fd)
+	} else {
+		sys.Close(fd)
 	}
 }
 
@@ -269,109 +364,229 @@ func (s *scanner) work() {
 func (s *scanner) pop() (dirItem, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.stack) == 0 && s.active > 0 && !s.stopped.Load() {
+	for len(s.queue) == 0 && s.active > 0 && !s.stopped.Load() {
+		s.hungry.Add(1)
 		s.cond.Wait()
+		s.hungry.Add(-1)
 	}
-	if len(s.stack) == 0 || s.stopped.Load() {
+	if len(s.queue) == 0 || s.stopped.Load() {
 		return dirItem{}, false
 	}
-	it := s.stack[len(s.stack)-1]
-	s.stack[len(s.stack)-1] = dirItem{}
-	s.stack = s.stack[:len(s.stack)-1]
+	it := s.queue[len(s.queue)-1]
+	s.queue[len(s.queue)-1] = dirItem{}
+	s.queue = s.queue[:len(s.queue)-1]
+	s.hungry.Add(1) // one item fewer
 	s.active++
 	return it, true
 }
 
-// done pushes the subdirectories an item revealed and retires it.
-func (s *scanner) done(root *scanRoot, subs []string) {
+// push queues a directory for another worker.
+func (s *scanner) push(it dirItem) {
 	s.mu.Lock()
-	for _, p := range subs {
-		s.stack = append(s.stack, dirItem{root: root, path: p})
-	}
+	s.queue = append(s.queue, it)
+	s.hungry.Add(-1)
+	s.cond.Signal()
+	s.mu.Unlock()
+}
+
+// done retires an item; the last one ends the walk.
+func (s *scanner) done() {
+	s.mu.Lock()
 	s.active--
-	if len(subs) > 0 || (s.active == 0 && len(s.stack) == 0) {
+	if s.active == 0 && len(s.queue) == 0 {
 		s.cond.Broadcast()
 	}
 	s.mu.Unlock()
 }
 
-func join(dir, name string) string {
-	if strings.HasSuffix(dir, "/") {
-		return dir + name
+// appendJoin appends name to the path dir as getcap joins them.
+func appendJoin(dir []byte, name []byte) []byte {
+	if len(dir) == 0 || dir[len(dir)-1] != '/' {
+		dir = append(dir, '/')
 	}
-	return dir + "/" + name
+	return append(dir, name...)
 }
 
-// scanDir lists one directory and probes its entries; subdirectories are
-// collected in w.subs.
-func (s *scanner) scanDir(w *worker, item dirItem) {
-	if !s.checkCtx() {
-		return
+// filePath returns the path of the entry nameZ of the directory being
+// listed.
+func (w *worker) filePath(nameZ []byte) string {
+	return string(appendJoin(w.path, nameZ[:len(nameZ)-1]))
+}
+
+// subName returns the NUL-terminated name of the subdirectory w.subs[i].
+func (w *worker) subName(i int) []byte {
+	off := w.subs[i]
+	end := off + bytes.IndexByte(w.names[off:], 0)
+	return w.names[off : end+1]
+}
+
+// walk lists the directory fd (whose path is w.path) and everything below
+// it, depth first, closing every fd it opens and fd itself. Whenever the
+// queue runs short (s.hungry), it hands out the last pending subdirectories
+// of the shallowest directories it holds: the largest pieces of work it
+// can give.
+func (s *scanner) walk(w *worker, fd int) {
+	w.frames, w.subs, w.names = w.frames[:0], w.subs[:0], w.names[:0]
+	defer func() { // after a stop
+		for _, f := range w.frames {
+			s.closeDir(f.fd)
+		}
+	}()
+	s.enter(w, fd)
+	for len(w.frames) > 0 {
+		if s.cancelled() {
+			return
+		}
+		top := &w.frames[len(w.frames)-1]
+		for top.next < top.end && w.subs[top.next] < 0 {
+			top.next++
+		}
+		if top.next == top.end {
+			s.closeDir(top.fd)
+			w.subs, w.names = w.subs[:top.first], w.names[:top.namesOff]
+			w.frames = w.frames[:len(w.frames)-1]
+			continue
+		}
+		nameZ := w.subName(top.next)
+		top.next++
+		w.path = appendJoin(w.path[:top.pathLen], nameZ[:len(nameZ)-1])
+		if len(w.frames) >= maxHeldDepth {
+			s.push(dirItem{root: w.root, fd: -1, path: string(w.path)})
+			continue
+		}
+		cfd, err := sys.OpenDirAtZ(top.fd, nameZ, s.raw)
+		if err != nil {
+			p := string(w.path)
+			s.emit(Found{Path: p, Type: fs.ModeDir, Err: &fs.PathError{Op: "open", Path: p, Err: err}})
+			continue
+		}
+		s.enter(w, cfd)
+		if s.hungry.Load() > 0 {
+			s.share(w)
+		}
 	}
-	fd, err := sys.OpenDirBeneath(item.root.fd, item.rel())
-	if err != nil {
-		s.emit(Found{Path: item.path, Type: fs.ModeDir, Err: &fs.PathError{Op: "open", Path: item.path, Err: err}})
-		return
-	}
-	defer sys.Close(fd)
+}
+
+// enter lists the directory fd, whose path is w.path, and pushes its
+// frame (or closes fd when it has no subdirectory to walk, or on error).
+func (s *scanner) enter(w *worker, fd int) {
 	if s.opts.XDev {
 		st, err := sys.Fstat(fd)
 		if err != nil {
-			s.emit(Found{Path: item.path, Type: fs.ModeDir, Err: &fs.PathError{Op: "fstat", Path: item.path, Err: err}})
+			s.closeDir(fd)
+			p := string(w.path)
+			s.emit(Found{Path: p, Type: fs.ModeDir, Err: &fs.PathError{Op: "fstat", Path: p, Err: err}})
 			return
 		}
-		if st.Dev != item.root.dev {
+		if st.Dev != w.root.dev {
+			s.closeDir(fd)
 			return
 		}
 	}
-	for {
-		n, err := sys.Getdents(fd, w.dents)
-		if err != nil {
-			s.emit(Found{Path: item.path, Type: fs.ModeDir, Err: &fs.PathError{Op: "getdents", Path: item.path, Err: err}})
+	f := frame{fd: fd, pathLen: len(w.path), first: len(w.subs), namesOff: len(w.names)}
+	f.next = f.first
+	if !s.list(w, fd) || len(w.subs) == f.first {
+		s.closeDir(fd)
+		w.subs, w.names = w.subs[:f.first], w.names[:f.namesOff]
+		return
+	}
+	f.end = len(w.subs)
+	w.frames = append(w.frames, f)
+}
+
+// share hands pending subdirectories to the waiting workers, taken from
+// the shallowest frames first.
+func (s *scanner) share(w *worker) {
+	for i := range w.frames {
+		f := &w.frames[i]
+		for j := f.end - 1; j >= f.next && s.hungry.Load() > 0; j-- {
+			if w.subs[j] < 0 {
+				continue
+			}
+			nameZ := w.subName(j)
+			w.subs[j] = -1
+			p := string(appendJoin(append([]byte(nil), w.path[:f.pathLen]...), nameZ[:len(nameZ)-1]))
+			cfd, err := sys.OpenDirAtZ(f.fd, nameZ, s.raw)
+			if err != nil {
+				s.emit(Found{Path: p, Type: fs.ModeDir, Err: &fs.PathError{Op: "open", Path: p, Err: err}})
+				continue
+			}
+			s.push(dirItem{root: w.root, fd: cfd, path: p})
+		}
+		if s.hungry.Load() <= 0 {
 			return
+		}
+	}
+}
+
+// list reads the directory fd, probing its files and collecting its
+// subdirectories in w.subs; false stops the walk.
+func (s *scanner) list(w *worker, fd int) bool {
+	for {
+		n, err := s.getdents(fd, w.dents)
+		if err != nil {
+			p := string(w.path)
+			s.emit(Found{Path: p, Type: fs.ModeDir, Err: &fs.PathError{Op: "getdents", Path: p, Err: err}})
+			return false
 		}
 		if n == 0 {
-			return
+			return true
 		}
 		if !sys.ParseDirents(w.dents[:n], func(nameZ []byte, typ uint8, _ uint64) bool {
-			return s.entry(w, fd, item.path, nameZ, typ)
+			return s.entry(w, fd, nameZ, typ)
 		}) {
-			return
+			return false
 		}
-		if s.stopped.Load() {
-			return
+		if s.cancelled() {
+			return false
 		}
 	}
 }
 
 // entry handles one directory entry; false stops the listing.
-func (s *scanner) entry(w *worker, dirfd int, dir string, nameZ []byte, typ uint8) bool {
+func (s *scanner) entry(w *worker, dirfd int, nameZ []byte, typ uint8) bool {
 	mode, ok := sys.DirentType(typ)
 	if !ok {
 		st, err := sys.FstatatNoFollow(dirfd, string(nameZ[:len(nameZ)-1]))
 		if err != nil {
-			p := join(dir, string(nameZ[:len(nameZ)-1]))
+			p := w.filePath(nameZ)
 			return s.emit(Found{Path: p, Err: &fs.PathError{Op: "lstat", Path: p, Err: err}})
 		}
 		mode = sys.ModeType(st.Mode)
 	}
 	if mode == fs.ModeDir {
-		w.subs = append(w.subs, join(dir, string(nameZ[:len(nameZ)-1])))
+		w.subs = append(w.subs, len(w.names))
+		w.names = append(w.names, nameZ...)
 	}
 	if mode != 0 && !s.opts.NonRegular {
 		return true
 	}
 	if !s.useAt {
-		p := join(dir, string(nameZ[:len(nameZ)-1]))
-		n, err := sys.Getxattr(p, AttrName, w.xbuf[:], false)
-		return s.report(p, mode, w.xbuf[:n], err, func() ([]string, error) { return sys.Listxattr(p, false) })
+		// lgetxattr(2) on the path, built NUL-terminated past w.path.
+		dirLen := len(w.path)
+		pathZ := append(appendJoin(w.path, nameZ[:len(nameZ)-1]), 0)
+		w.path = pathZ[:dirLen]
+		n, errno := sys.ProbeLgetxattrZ(pathZ, attrZ, w.xbuf[:], s.raw)
+		if errno == sys.ENODATA && !s.opts.All {
+			return true
+		}
+		p := string(pathZ[:len(pathZ)-1])
+		return s.report(p, mode, w.xbuf[:n], errnoErr(errno), func() ([]string, error) { return sys.Listxattr(p, false) })
 	}
-	n, err := sys.GetxattratZ(dirfd, nameZ, attrZ, sys.AtSymlinkNofollow, w.xbuf[:])
-	if err == sys.ENODATA && !s.opts.All {
+	n, errno := sys.ProbeXattratZ(dirfd, nameZ, attrZ, sys.AtSymlinkNofollow, w.xbuf[:], s.raw)
+	if errno == sys.ENODATA && !s.opts.All {
 		return true // the common case: no allocation at all
 	}
 	name := string(nameZ[:len(nameZ)-1])
-	return s.report(join(dir, name), mode, w.xbuf[:n], err, func() ([]string, error) {
+	return s.report(w.filePath(nameZ), mode, w.xbuf[:n], errnoErr(errno), func() ([]string, error) {
 		return sys.Listxattrat(dirfd, name, sys.AtSymlinkNofollow)
 	})
+}
+
+// errnoErr is errno as an error, nil for 0.
+func errnoErr(errno syscall.Errno) error {
+	if errno == 0 {
+		return nil
+	}
+	return errno
 }

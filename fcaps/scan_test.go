@@ -285,6 +285,91 @@ func TestScanXDev(t *testing.T) {
 	}
 }
 
+// TestScanDeep walks a chain deeper than the directories a worker keeps
+// open (64): the levels below are queued by path and reopened from the
+// root. Files on every level, some capped, must match getcap -r; the fd
+// count is checked by TestMain.
+func TestScanDeep(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "getcap")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	root := filepath.Join(dir, "deep")
+	d := root
+	for i := range 150 {
+		d = filepath.Join(d, fmt.Sprintf("l%d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// a sibling branch on some levels, so that idle workers get work
+		if i%20 == 0 {
+			side := filepath.Join(filepath.Dir(d), "side")
+			if err := os.MkdirAll(filepath.Join(side, "x", "y"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(side, "x", "y", "f")
+			writeFile(t, p)
+			if err := fcaps.Set(p, xattrfmt.FileCaps{Revision: xattrfmt.Revision2, Effective: true, Permitted: 1 << capNetRaw}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := filepath.Join(d, "f")
+		writeFile(t, p)
+		if i%7 == 0 {
+			c := xattrfmt.FileCaps{Revision: xattrfmt.Revision3, Permitted: 1 << capNetRaw, RootID: 100000 + uint32(i)}
+			if err := fcaps.Set(p, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := getcapR(t, root)
+	if len(want) < 25 {
+		t.Fatalf("getcap -r found only %d files", len(want))
+	}
+	for _, workers := range []int{1, 2, 8} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			got, errs := scanLines(t, []string{root}, fcaps.ScanOptions{Workers: workers})
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Scan vs getcap -r -n (-getcap +Scan):\n%s", diff)
+			}
+			if len(errs) != 0 {
+				t.Errorf("Scan errors: %v", errs)
+			}
+		})
+	}
+}
+
+// TestScanCancelMidway cancels the context from the callback while the
+// workers hold open directories and queued ones: Scan returns the
+// context's error soon after, and no fd
+// stays open (checked by TestMain).
+func TestScanCancelMidway(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	makeTree(t, dir, 1500)
+	for _, workers := range []int{2, 4} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			calls := 0
+			err := fcaps.Scan(ctx, []string{dir}, fcaps.ScanOptions{Workers: workers}, func(fcaps.Found) error {
+				calls++ // one call at a time: the race detector checks it
+				if calls == 20 {
+					cancel()
+				}
+				return nil
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Scan = %v after %d calls, want context.Canceled", err, calls)
+			}
+			if calls > 100 {
+				t.Errorf("Scan went on for %d calls after the cancel", calls)
+			}
+		})
+	}
+}
+
 // benchTree is built once for the benchmarks: 20k files, 1 in 10 capped.
 var benchTree = sync.OnceValues(func() (string, error) {
 	base := os.Getenv("NSCAP_BENCH_DIR")
@@ -356,6 +441,26 @@ func BenchmarkGetcap(b *testing.B) {
 	for b.Loop() {
 		if err := exec.Command("getcap", "-r", dir).Run(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScanTree walks an existing tree named by NSCAP_BENCH_TREE (for
+// instance the one make bench builds with mktree.py) the way nscap get -r
+// does, with GOMAXPROCS workers; it is skipped without the variable.
+func BenchmarkScanTree(b *testing.B) {
+	dir := os.Getenv("NSCAP_BENCH_TREE")
+	if dir == "" {
+		b.Skip("NSCAP_BENCH_TREE not set")
+	}
+	for b.Loop() {
+		n := 0
+		err := fcaps.Scan(context.Background(), []string{dir}, fcaps.ScanOptions{}, func(fcaps.Found) error {
+			n++
+			return nil
+		})
+		if err != nil || n == 0 {
+			b.Fatalf("Scan = %v, %d found", err, n)
 		}
 	}
 }

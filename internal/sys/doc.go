@@ -15,5 +15,9 @@
 //     name inside the kernel's buffer, so that a scanner can probe every
 //     entry without allocating;
 //   - [OpenPath]/[OpenDir]: openat(2)/openat2(2) with O_NOFOLLOW and
-//     RESOLVE_NO_SYMLINKS.
+//     RESOLVE_NO_SYMLINKS;
+//   - the scanner's hot loop, allocation-free and optionally raw (not
+//     announced to the Go scheduler, see [ProbeXattratZ] for when that is
+//     right): [ProbeXattratZ], [ProbeLgetxattrZ], [OpenDirAtZ],
+//     [GetdentsRaw], [CloseRaw].
 package sys

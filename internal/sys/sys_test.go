@@ -224,6 +224,132 @@ func TestReadDir(t *testing.T) {
 	sys.Close(sfd)
 }
 
+// TestRawScanCalls checks the calls of the scanner's hot loop, raw and
+// announced alike, against their plain counterparts.
+func TestRawScanCalls(t *testing.T) {
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	if !sys.HasXattrat() {
+		if testutil.Strict() {
+			t.Fatal("getxattrat(2) missing (needs Linux 6.13+)")
+		}
+		t.Skip("getxattrat(2) missing (needs Linux 6.13+)")
+	}
+	val := []byte("value")
+	for i := range 300 {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			if err := syscall.Setxattr(p, "user.nscap", val, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub", filepath.Join(dir, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	attrZ := []byte("user.nscap\x00")
+	for _, raw := range []bool{false, true} {
+		t.Run("raw="+strconv.FormatBool(raw), func(t *testing.T) {
+			fd, err := sys.OpenDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sys.Close(fd)
+			// GetdentsRaw lists what Getdents lists.
+			list := func(getdents func(int, []byte) (int, error)) []string {
+				dfd, err := sys.OpenDir(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sys.CloseRaw(dfd)
+				var names []string
+				buf := make([]byte, 512)
+				for {
+					n, err := getdents(dfd, buf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n == 0 {
+						break
+					}
+					sys.ParseDirents(buf[:n], func(nameZ []byte, _ uint8, _ uint64) bool {
+						names = append(names, string(nameZ[:len(nameZ)-1]))
+						return true
+					})
+				}
+				slices.Sort(names)
+				return names
+			}
+			plain := list(sys.Getdents)
+			if len(plain) != 302 {
+				t.Fatalf("Getdents listed %d names, want 302", len(plain))
+			}
+			if diff := cmp.Diff(plain, list(sys.GetdentsRaw)); diff != "" {
+				t.Errorf("GetdentsRaw (-Getdents +GetdentsRaw):\n%s", diff)
+			}
+			buf := make([]byte, 16)
+			for i := range 300 {
+				name := "f" + strconv.Itoa(i)
+				n, errno := sys.ProbeXattratZ(fd, []byte(name+"\x00"), attrZ, sys.AtSymlinkNofollow, buf, raw)
+				wantN, wantErr := sys.Getxattrat(fd, name, "user.nscap", sys.AtSymlinkNofollow, buf[:0])
+				if errno != 0 {
+					if !errors.Is(wantErr, errno) {
+						t.Fatalf("ProbeXattratZ(%s) = %v, Getxattrat = %v", name, errno, wantErr)
+					}
+					continue
+				}
+				if wantErr != nil || n != wantN || !bytes.Equal(buf[:n], val) {
+					t.Fatalf("ProbeXattratZ(%s) = %q; Getxattrat length %d, %v", name, buf[:n], wantN, wantErr)
+				}
+				n2, errno := sys.ProbeLgetxattrZ([]byte(filepath.Join(dir, name)+"\x00"), attrZ, buf, raw)
+				if errno != 0 || !bytes.Equal(buf[:n2], val) {
+					t.Fatalf("ProbeLgetxattrZ(%s) = %q, %v", name, buf[:n2], errno)
+				}
+			}
+			if _, errno := sys.ProbeLgetxattrZ([]byte(filepath.Join(dir, "f1")+"\x00"), attrZ, buf, raw); errno != syscall.ENODATA {
+				t.Errorf("ProbeLgetxattrZ(f1) = %v, want ENODATA", errno)
+			}
+			if _, errno := sys.ProbeLgetxattrZ([]byte(filepath.Join(dir, "lnk")+"\x00"), attrZ, buf, raw); errno != syscall.ENODATA {
+				t.Errorf("ProbeLgetxattrZ(lnk) = %v, want ENODATA (the link itself)", errno)
+			}
+			if _, errno := sys.ProbeXattratZ(fd, []byte("missing\x00"), attrZ, 0, buf, raw); errno != syscall.ENOENT {
+				t.Errorf("ProbeXattratZ(missing) = %v, want ENOENT", errno)
+			}
+			if _, errno := sys.ProbeXattratZ(fd, []byte("f0\x00"), attrZ, 0, buf[:2], raw); errno != syscall.ERANGE {
+				t.Errorf("ProbeXattratZ into 2 bytes = %v, want ERANGE", errno)
+			}
+			// OpenDirAtZ opens one component, never a symlink nor a path.
+			sfd, err := sys.OpenDirAtZ(fd, []byte("sub\x00"), raw)
+			if err != nil {
+				t.Fatalf("OpenDirAtZ(sub): %v", err)
+			}
+			if err := sys.CloseRaw(sfd); err != nil {
+				t.Errorf("CloseRaw: %v", err)
+			}
+			if err := sys.CloseRaw(sfd); !errors.Is(err, syscall.EBADF) {
+				t.Errorf("CloseRaw of a closed fd: %v, want EBADF", err)
+			}
+			if _, err := sys.OpenDirAtZ(fd, []byte("lnk\x00"), raw); !errors.Is(err, syscall.ELOOP) && !errors.Is(err, syscall.ENOTDIR) {
+				t.Errorf("OpenDirAtZ(lnk): %v, want ELOOP or ENOTDIR", err)
+			}
+			if _, err := sys.OpenDirAtZ(fd, []byte("f0\x00"), raw); !errors.Is(err, syscall.ENOTDIR) {
+				t.Errorf("OpenDirAtZ(file): %v, want ENOTDIR", err)
+			}
+			for _, bad := range []string{"sub/.\x00", "sub", "\x00", "", "../x\x00", ".\x00", "..\x00"} {
+				if _, err := sys.OpenDirAtZ(fd, []byte(bad), raw); !errors.Is(err, syscall.EINVAL) {
+					t.Errorf("OpenDirAtZ(%q): %v, want EINVAL", bad, err)
+				}
+			}
+		})
+	}
+}
+
 func TestProcFdPath(t *testing.T) {
 	t.Parallel()
 	for _, fd := range []int{0, 7, 10, 1234567} {
