@@ -30,6 +30,26 @@
 // this package can say more, is an [*Error] that also matches a sentinel
 // (errors.Is(err, ErrNotVisible)) and explains the refusal in words.
 //
+// # Rootless writes
+//
+// A [Setter] writes and removes caps directly, or, when the caller lacks
+// CAP_SETFCAP over the file ([HelperAuto]) or always ([HelperAlways]),
+// through one helper user namespace (see userns.StartHelper) mapped onto the
+// caller's own ids and subordinate ranges. There it always writes revision
+// 3 with the rootid expressed inside the helper, and the kernel stores the
+// host rootid; an owner, group or rootid outside the helper's maps is
+// refused ([ErrOutsideHelperMap]) before anything is written.
+//
+// # Audit
+//
+// [Audit] and [AuditArchive] run the same pure rules ([Rules], [NewAuditor])
+// over a live tree (through [Scan]) or over the members of a tar archive
+// (SCHILY.xattr.* and LIBARCHIVE.xattr.* records, plain, gzip or zstd),
+// and report [Finding]s: rule, severity, path, message, and where the caps
+// are honoured (all namespaces for host-scoped caps, else the live
+// namespaces whose root is the rootid, and their descendants).
+// [Baseline] records the caps of a run for later comparison.
+//
 // # Scanning
 //
 // [Scan] is the engine of `nscap get -r` and of audit: bounded parallel

@@ -4,6 +4,8 @@
 #
 #   FILES=200000 SCALE=0.25 ROUNDS=5 make bench
 #   BENCH_ONLY=get make bench        # get | backup | restore
+#   FILES=1000000 SCALE=0.05 BENCH_FS_SIZE=24G BENCH_DIR=/tmp/nscap-bench-1m make bench
+#     (8G of ext4 holds about 520k inodes: give a 1M-file tree a bigger fs)
 #
 # Prints, per pair, the median wall time, peak RSS and the ratio nscap/peer.
 set -euo pipefail

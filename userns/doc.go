@@ -37,7 +37,9 @@
 // An unprivileged user owning subordinate ids can act as root of a fresh
 // user namespace mapped onto its ids. [StartHelper] re-executes the
 // running binary (/proc/self/exe) in a new user namespace, has its maps
-// written by newuidmap(1)/newgidmap(1), and runs operations that packages
+// written by newuidmap(1)/newgidmap(1) (or, for a caller without
+// subordinate ids, the single-id maps 0:<own id>:1 written by the parent
+// itself, as unshare -r does), and runs operations that packages
 // registered with [RegisterHelperOp] in it, over a JSON pipe protocol.
 // The binary must call [HelperMain] at the start of main (and test
 // binaries in TestMain): it serves the request when the process is a

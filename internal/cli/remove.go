@@ -52,8 +52,9 @@ the same scope.
 --helper auto|always|never works as for set: an unprivileged user owning
 subordinate ids (/etc/subuid, /etc/subgid) removes caps from files owned by
 its ids through a helper user namespace (auto: when the direct removal is
-refused for lack of privilege). Files owned by ids outside its ranges are
-refused and left unchanged.
+refused for lack of privilege; without subordinate ids, only its own uid and
+gid are mapped). Files owned by ids outside its ranges are refused and left
+unchanged.
 
 With --json, each path is one JSON object on stdout: "path", and "error"
 when it failed; a path that is not valid UTF-8 also has "path_base64", its

@@ -132,7 +132,9 @@ rootless containers. With --helper auto (the default), when the direct write
 is refused for lack of privilege, nscap re-executes itself in a new user
 namespace whose maps newuidmap(1) and newgidmap(1) set from the caller's own
 id and its ranges, and writes there; the kernel stores the rootid as the host
-sees it. One helper serves every file of the command. The file's owner and
+sees it. A caller with no subordinate ids gets a helper that maps only its
+own uid and gid (as "unshare -r" does; no newuidmap needed), enough for caps
+on its own files. One helper serves every file of the command. The file's owner and
 group and the rootid must be the caller's own ids or in its ranges, else the
 file is refused and left unchanged; revision 2 (host-wide) caps cannot be
 written that way. --helper always uses the helper only (root must then name
