@@ -180,7 +180,10 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 		wg.Go(func() {
 			for b := range jobs {
 				for _, it := range b {
-					if ctx.Err() == nil {
+					if err := ctx.Err(); err != nil {
+						// Not prepared: the writer must not emit it.
+						it.err = err
+					} else {
 						r.prepare(it)
 					}
 					close(it.done)
@@ -194,6 +197,9 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 	for b := range order {
 		for _, it := range b {
 			<-it.done
+			if fatal == nil {
+				fatal = ctx.Err()
+			}
 			if fatal == nil {
 				if fatal = wr.emit(it); fatal != nil {
 					cancel()
