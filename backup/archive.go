@@ -1,10 +1,12 @@
 package backup
 
 import (
+	"errors"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -62,6 +64,63 @@ func (m Meta) Comment() string {
 	}
 	return fmt.Sprintf("%s tool=%s uidmap=%s gidmap=%s foreign-caps=%s",
 		commentMagic, tool, mapText(m.UIDMap), mapText(m.GIDMap), m.ForeignCaps)
+}
+
+// ErrBadComment is an nscap global comment that does not parse (a map or
+// a policy that is not valid).
+var ErrBadComment = errors.New("backup: malformed nscap archive comment")
+
+// ParseComment decodes the value of a pax global "comment" record as
+// [Meta.Comment] writes it. ok is false, with a zero Meta and no error, for
+// a comment that does not start with nscap's magic word (another tool's).
+// Words without "=" and keys this version does not know are ignored (a
+// later version may add some); "identity" or an empty value is a zero map;
+// a missing gidmap defaults to the uidmap. An unparsable map or policy is
+// an error wrapping [ErrBadComment] that names the key.
+func ParseComment(c string) (m Meta, ok bool, err error) {
+	words := strings.Fields(c)
+	if len(words) == 0 || words[0] != commentMagic {
+		return Meta{}, false, nil
+	}
+	gidSet := false
+	for _, w := range words[1:] {
+		k, v, found := strings.Cut(w, "=")
+		if !found {
+			continue
+		}
+		var dst *userns.Map
+		switch k {
+		case "tool":
+			m.Tool = v
+			continue
+		case "foreign-caps":
+			p, perr := ParseForeignCaps(v)
+			if perr != nil {
+				return Meta{}, true, fmt.Errorf("%w: %v", ErrBadComment, perr)
+			}
+			m.ForeignCaps = p
+			continue
+		case "uidmap":
+			dst = &m.UIDMap
+		case "gidmap":
+			dst, gidSet = &m.GIDMap, true
+		default:
+			continue
+		}
+		if v == identityMapText || v == "" {
+			*dst = userns.Map{}
+			continue
+		}
+		x, perr := userns.ParseMap(v)
+		if perr != nil {
+			return Meta{}, true, fmt.Errorf("%w: %s %q: %v", ErrBadComment, k, v, perr)
+		}
+		*dst = x
+	}
+	if !gidSet {
+		m.GIDMap = m.UIDMap
+	}
+	return m, true, nil
 }
 
 // ForeignCaps is the policy for a security.capability whose rootid is

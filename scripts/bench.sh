@@ -66,7 +66,8 @@ for what in $ONLY; do
     "$bin/benchcmp" -n "$ROUNDS" -warm=false -prep "rm -rf $SCR/dest && mkdir $SCR/dest && sync" \
       -title "== restore: nscap restore vs tar --xattrs --xattrs-include='*' -xpf (empty dir)" \
       "tar=tar --xattrs --xattrs-include='*' -xpf $SCR/archive.tar -C $SCR/dest" \
-      "nscap=$N restore --no-progress -q $SCR/archive.tar $SCR/dest"
+      "nscap=$N restore --no-progress -q $SCR/archive.tar $SCR/dest" \
+      "direct=$N restore --direct --no-progress -q $SCR/archive.tar $SCR/dest"
     ;;
   esac
 done

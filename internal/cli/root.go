@@ -65,6 +65,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newEncodeCmd(f, nil),
 		newAuditCmd(f, nil),
 		newUsernsCmd(f, nil),
+		newRestoreCmd(f, nil),
+		newVerifyCmd(f, nil),
 	)
 	return root
 }

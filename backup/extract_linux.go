@@ -1,0 +1,325 @@
+//go:build linux
+
+package backup
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// resolveBeneath is how every path below the destination is resolved: it
+// may not leave the destination, may not cross any symlink (so an entry
+// extracted earlier can never redirect a later one), nor a /proc magic
+// link. openat2(2), Linux 5.6+.
+const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+
+// tmpPrefix starts the names of the temporary entries the restorer makes
+// next to their final name before renaming them into place.
+const tmpPrefix = ".nscap-tmp."
+
+// markerName is created in the destination while a restore runs: a
+// restore that finds it knows the previous one died, and sweeps the
+// temporary names that one may have left.
+const markerName = ".nscap-restore-incomplete"
+
+// ErrSymlinkInPath is a member whose path crosses a symlink under the
+// destination: extracting it would write wherever the link points.
+var ErrSymlinkInPath = errors.New("backup: path crosses a symlink")
+
+// destDir is the destination of an extraction, held open: every operation
+// is relative to its descriptor.
+type destDir struct {
+	fd   int    // O_PATH|O_DIRECTORY descriptor of the destination
+	path string // for messages only
+	// emptyPath is set when linkat(AT_EMPTY_PATH) works (it needs
+	// CAP_DAC_READ_SEARCH); otherwise O_TMPFILE inodes are linked through
+	// /proc/self/fd.
+	emptyPath bool
+	// noTmpfile is set once O_TMPFILE is found unsupported.
+	noTmpfile bool
+}
+
+// openDest opens dir (which must exist and be a directory).
+func openDest(dir string) (*destDir, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &destDir{fd: fd, path: dir, emptyPath: unix.Geteuid() == 0}, nil
+}
+
+func (d *destDir) Close() error { return unix.Close(d.fd) }
+
+// display returns the path of rel for messages.
+func (d *destDir) display(rel string) string {
+	if rel == "." {
+		return d.path
+	}
+	return strings.TrimSuffix(d.path, "/") + "/" + rel
+}
+
+func (d *destDir) pathErr(op, rel string, err error) error {
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+		err = fmt.Errorf("%w (%v)", ErrSymlinkInPath, err)
+	}
+	return &fs.PathError{Op: op, Path: d.display(rel), Err: err}
+}
+
+// openat2 opens rel beneath the destination with resolveBeneath, retrying
+// the EAGAIN that openat2 returns when a rename raced the lookup.
+func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) {
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: resolveBeneath}
+	for i := 0; ; i++ {
+		fd, err := unix.Openat2(dirfd, rel, &how)
+		if (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) && i < 64 {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// openDir returns an O_PATH descriptor of the directory rel, creating the
+// missing directories on the way with mode 0755 (GNU tar creates missing
+// parents too). A component that is a symlink or not a directory is an
+// error.
+func (d *destDir) openDir(rel string, create bool) (int, error) {
+	if rel == "." {
+		return unix.Dup(d.fd)
+	}
+	fd, err := openat2(d.fd, rel, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err == nil || !create || !errors.Is(err, unix.ENOENT) {
+		if err != nil {
+			return -1, d.pathErr("open", rel, err)
+		}
+		return fd, nil
+	}
+	cur, err := unix.Dup(d.fd)
+	if err != nil {
+		return -1, err
+	}
+	done := ""
+	for _, c := range strings.Split(rel, "/") {
+		done = path.Join(done, c)
+		next, err := openat2(cur, c, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if errors.Is(err, unix.ENOENT) {
+			if err = unix.Mkdirat(cur, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				next, err = openat2(cur, c, unix.O_PATH|unix.O_DIRECTORY, 0)
+			}
+		}
+		unix.Close(cur)
+		if err != nil {
+			return -1, d.pathErr("mkdir", done, err)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// isEmpty reports whether the destination holds no entry at all.
+func (d *destDir) isEmpty() (bool, error) {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, d.pathErr("open", ".", err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return false, d.pathErr("readdir", ".", err)
+		}
+		if n == 0 {
+			return true, nil
+		}
+		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+		if len(names) > 0 { // ParseDirent skips "." and ".."
+			return false, nil
+		}
+	}
+}
+
+// parentCache keeps the descriptor of the last parent directory used, so
+// that the members of one directory resolve it once.
+type parentCache struct {
+	d    *destDir
+	name string
+	fd   int
+}
+
+func (c *parentCache) get(dir string) (int, error) {
+	if c.fd > 0 && c.name == dir {
+		return c.fd, nil
+	}
+	c.drop()
+	fd, err := c.d.openDir(dir, true)
+	if err != nil {
+		return -1, err
+	}
+	c.name, c.fd = dir, fd
+	return fd, nil
+}
+
+func (c *parentCache) drop() {
+	if c.fd > 0 {
+		unix.Close(c.fd)
+	}
+	c.fd, c.name = 0, ""
+}
+
+// tmpName returns a fresh temporary name.
+func tmpName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return tmpPrefix + hex.EncodeToString(b[:])
+}
+
+// lstatAt stats name in dirfd without following it.
+func lstatAt(dirfd int, name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	return st, err
+}
+
+// createTmpfile returns a writable unnamed inode in dirfd (O_TMPFILE, Linux
+// 3.11+), or, where the filesystem lacks O_TMPFILE, a file under a
+// temporary name, returned in tmp.
+func (d *destDir) createTmpfile(dirfd int) (f *os.File, tmp string, err error) {
+	if !d.noTmpfile {
+		fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), "tmpfile"), "", nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+			return nil, "", err
+		}
+		d.noTmpfile = true
+	}
+	tmp = tmpName()
+	fd, err := unix.Openat(dirfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	return os.NewFile(uintptr(fd), tmp), tmp, nil
+}
+
+// linkTmpfile gives the unnamed inode f the name name in dirfd (linkat,
+// failing with EEXIST when the name is taken).
+func (d *destDir) linkTmpfile(f *os.File, dirfd int, name string) error {
+	if d.emptyPath {
+		err := unix.Linkat(int(f.Fd()), "", dirfd, name, unix.AT_EMPTY_PATH)
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) {
+			return err
+		}
+		// ENOENT: no CAP_DAC_READ_SEARCH after all.
+		d.emptyPath = false
+	}
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+}
+
+// place moves the finished entry tmp (in dirfd) to name, replacing what is
+// there: a directory in the way is removed when empty.
+func place(dirfd int, tmp, name string) error {
+	err := unix.Renameat(dirfd, tmp, dirfd, name)
+	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+		if rerr := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); rerr == nil {
+			err = unix.Renameat(dirfd, tmp, dirfd, name)
+		}
+	}
+	if err != nil {
+		_ = unix.Unlinkat(dirfd, tmp, 0)
+		return err
+	}
+	// rename(2) does nothing when both names are links to one inode (a
+	// hardlink restored over itself): the temporary name must still go.
+	_ = unix.Unlinkat(dirfd, tmp, 0)
+	return nil
+}
+
+// timespecs converts the archive times for utimensat: the access time
+// defaults to the modification time.
+func timespecs(atime, mtime time.Time) [2]unix.Timespec {
+	if atime.IsZero() {
+		atime = mtime
+	}
+	return [2]unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+}
+
+// futimens sets the times of the open file fd (utimensat(fd, NULL)).
+func futimens(fd int, ts [2]unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// procPath names the inode behind an O_PATH descriptor for the calls that
+// take only a path (setxattr on a symlink or a device).
+func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// testHookSweep, when set (by tests only), is called before each
+// temporary name is removed by sweepTmp.
+var testHookSweep func(name string)
+
+// sweepTmp removes the temporary names a killed restore may have left
+// anywhere under the destination. It never follows symlinks.
+func (d *destDir) sweepTmp() error {
+	var walk func(fd int, rel string) error
+	walk = func(fd int, rel string) error {
+		f := os.NewFile(uintptr(fd), rel)
+		defer f.Close()
+		dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return d.pathErr("open", rel, err)
+		}
+		dir := os.NewFile(uintptr(dfd), rel)
+		ents, err := dir.ReadDir(-1)
+		dir.Close()
+		if err != nil {
+			return d.pathErr("readdir", rel, err)
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if strings.HasPrefix(name, tmpPrefix) {
+				if testHookSweep != nil {
+					testHookSweep(name)
+				}
+				flag := 0
+				if e.IsDir() {
+					flag = unix.AT_REMOVEDIR
+				}
+				if err := unix.Unlinkat(fd, name, flag); err != nil && !errors.Is(err, unix.ENOENT) {
+					return d.pathErr("unlink", path.Join(rel, name), err)
+				}
+				continue
+			}
+			if !e.IsDir() {
+				continue
+			}
+			sub, err := openat2(fd, name, unix.O_PATH|unix.O_DIRECTORY, 0)
+			if err != nil {
+				continue // replaced meanwhile; nothing of ours below
+			}
+			if err := walk(sub, path.Join(rel, name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fd, err := unix.Dup(d.fd)
+	if err != nil {
+		return err
+	}
+	return walk(fd, ".")
+}

@@ -1,0 +1,323 @@
+package backup
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression magic numbers, sniffed from the first bytes of an archive.
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// maxZstdWindow bounds the memory a zstd frame header may ask for: every
+// level zstd uses without --long fits in 8 MiB, and a hostile header
+// claiming gigabytes must not make the reader allocate them.
+const maxZstdWindow = 16 << 20
+
+// Errors of the archive reader. They are returned inside an
+// *[EntryError] or wrapped with the archive's context.
+var (
+	// ErrInsecurePath is an entry name or hardlink target that would leave
+	// the destination: a ".." component (GNU tar refuses these too).
+	ErrInsecurePath = errors.New("backup: insecure path in archive")
+	// ErrBadXattr is an xattr record that cannot be decoded (bad base64 or
+	// bad name escaping in a LIBARCHIVE.xattr record).
+	ErrBadXattr = errors.New("backup: malformed xattr record")
+)
+
+// ArchiveInfo is what the pax global header of an archive says about it.
+type ArchiveInfo struct {
+	// Comment is the raw pax "comment" record, if any.
+	Comment string
+	// Nscap is set when Comment is nscap's (see [ParseComment]).
+	Nscap bool
+	// Meta is what an nscap comment records: the producer, the source
+	// maps the archive was made with (zero when it records none: a plain
+	// tar archive, or an nscap archive made without maps) and the
+	// foreign-caps policy.
+	Meta
+}
+
+// HasMaps reports whether the archive records the source maps it was made
+// with, that is, whether its owners and caps are namespace-relative.
+func (a ArchiveInfo) HasMaps() bool { return !a.UIDMap.IsZero() || !a.GIDMap.IsZero() }
+
+// archiveEntry is one member of an archive as the restorer needs it.
+type archiveEntry struct {
+	Header *tar.Header
+	// Name is the cleaned relative path ("." for the root itself).
+	Name string
+	// Link is the cleaned relative hardlink target (TypeLink only).
+	Link string
+	// Xattrs are the extended attributes, SCHILY and LIBARCHIVE records
+	// merged (SCHILY wins when both name the same attribute).
+	Xattrs map[string][]byte
+}
+
+// xattrNames returns the names of e's xattrs in a stable order.
+func (e *archiveEntry) xattrNames() []string {
+	names := make([]string, 0, len(e.Xattrs))
+	for n := range e.Xattrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// archiveReader reads an archive: it detects the compression, decodes the
+// pax global header and hands out entries with their xattrs.
+type archiveReader struct {
+	tr    *tar.Reader
+	info  ArchiveInfo
+	close func()
+	// pending is an entry read while looking for the global header.
+	pending *tar.Header
+	err     error
+}
+
+// decompress sniffs the compression of r from its first bytes.
+func decompress(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(4)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("read archive: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read gzip header: %w", err)
+		}
+		zr.Multistream(true)
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(head, zstdMagic):
+		zr, err := zstd.NewReader(br,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow),
+			zstd.WithDecoderMaxMemory(maxZstdWindow*4))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read zstd header: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}
+
+// newArchiveReader opens the archive in r and reads its global header, if
+// the first member is one.
+func newArchiveReader(r io.Reader) (*archiveReader, error) {
+	dr, closeFn, err := decompress(r)
+	if err != nil {
+		return nil, err
+	}
+	ar := &archiveReader{tr: tar.NewReader(dr), close: closeFn}
+	// The global header is the first member when present. Read members
+	// until the first non-global one and keep it for Next.
+	for {
+		hdr, err := ar.tr.Next()
+		if errors.Is(err, io.EOF) {
+			ar.err = io.EOF
+			return ar, nil
+		}
+		if err != nil {
+			closeFn()
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeXGlobalHeader {
+			ar.pending = hdr
+			return ar, nil
+		}
+		if c, ok := hdr.PAXRecords["comment"]; ok {
+			info, err := parseNscapComment(c)
+			if err != nil {
+				closeFn()
+				return nil, err
+			}
+			ar.info = info
+		}
+	}
+}
+
+// Close releases the decompressor.
+func (ar *archiveReader) Close() { ar.close() }
+
+// Next returns the next entry, io.EOF at the end. A malformed entry is
+// returned as an *[EntryError] with the entry (its data is skipped by the
+// following Next); other errors end the archive.
+func (ar *archiveReader) Next() (*archiveEntry, error) {
+	if ar.err != nil {
+		return nil, ar.err
+	}
+	var hdr *tar.Header
+	if ar.pending != nil {
+		hdr, ar.pending = ar.pending, nil
+	} else {
+		var err error
+		for {
+			hdr, err = ar.tr.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					err = fmt.Errorf("read archive: %w", err)
+				}
+				ar.err = err
+				return nil, err
+			}
+			if hdr.Typeflag != tar.TypeXGlobalHeader {
+				break
+			}
+		}
+	}
+	return entryFromHeader(hdr)
+}
+
+// Read reads the data of the current entry.
+func (ar *archiveReader) Read(p []byte) (int, error) { return ar.tr.Read(p) }
+
+// EntryError is a member of an archive that cannot be restored as it is:
+// an insecure name, a malformed xattr record. errors.Is matches Err.
+type EntryError struct {
+	Name string // the member name as stored
+	Err  error
+}
+
+func (e *EntryError) Error() string { return fmt.Sprintf("entry %q: %v", e.Name, e.Err) }
+
+// Unwrap returns the rule broken.
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// entryFromHeader cleans hdr's names and decodes its xattrs.
+func entryFromHeader(hdr *tar.Header) (*archiveEntry, error) {
+	e := &archiveEntry{Header: hdr}
+	var err error
+	if e.Name, err = cleanName(hdr.Name); err != nil {
+		return e, &EntryError{Name: hdr.Name, Err: err}
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		if e.Link, err = cleanName(hdr.Linkname); err != nil {
+			return e, &EntryError{Name: hdr.Name, Err: fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)}
+		}
+		if e.Link == "." {
+			return e, &EntryError{Name: hdr.Name, Err: fmt.Errorf("hardlink target %q: %w", hdr.Linkname, ErrInsecurePath)}
+		}
+	}
+	if e.Xattrs, err = paxXattrs(hdr.PAXRecords); err != nil {
+		return e, &EntryError{Name: hdr.Name, Err: err}
+	}
+	return e, nil
+}
+
+// cleanName turns a member name into a relative slash path below the
+// destination as GNU tar does: leading slashes are stripped, "." and empty
+// components dropped, and a ".." component refused.
+func cleanName(name string) (string, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", fmt.Errorf("%w: NUL byte in name", ErrInsecurePath)
+	}
+	parts := strings.Split(name, "/")
+	out := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("%w: %q has a \"..\" component", ErrInsecurePath, name)
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return ".", nil
+	}
+	return path.Join(out...), nil
+}
+
+// PAX record prefixes for xattrs.
+const (
+	schilyPrefix     = "SCHILY.xattr."
+	libarchivePrefix = "LIBARCHIVE.xattr."
+)
+
+// paxXattrs collects the xattrs of a member from its pax records:
+// SCHILY.xattr.NAME (raw value, GNU tar and nscap), LIBARCHIVE.xattr.NAME
+// (percent-escaped name, base64 value, bsdtar), and the POSIX ACLs that
+// bsdtar and GNU tar --acls store as text in SCHILY.acl.access and
+// SCHILY.acl.default, turned into system.posix_acl_* values (see
+// aclFromText) so that restore and verify treat both forms alike.
+func paxXattrs(recs map[string]string) (map[string][]byte, error) {
+	var out map[string][]byte
+	for k, v := range recs {
+		if name, ok := strings.CutPrefix(k, libarchivePrefix); ok {
+			n, err := url.PathUnescape(name)
+			if err != nil || n == "" {
+				return nil, fmt.Errorf("%w: record %q: bad name escaping", ErrBadXattr, k)
+			}
+			if _, dup := recs[schilyPrefix+n]; dup {
+				continue
+			}
+			val, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "="))
+			if err != nil {
+				return nil, fmt.Errorf("%w: record %q: bad base64: %v", ErrBadXattr, k, err)
+			}
+			if out == nil {
+				out = map[string][]byte{}
+			}
+			out[n] = val
+		} else if name, ok := strings.CutPrefix(k, schilyPrefix); ok {
+			if name == "" {
+				return nil, fmt.Errorf("%w: record %q: empty name", ErrBadXattr, k)
+			}
+			if out == nil {
+				out = map[string][]byte{}
+			}
+			out[name] = []byte(v)
+		}
+	}
+	// POSIX ACLs as text (bsdtar; GNU tar --acls). GNU tar --xattrs also
+	// stores the binary xattr, which wins: it is what the kernel returned.
+	for _, a := range []struct{ rec, xattr string }{{paxACLAccess, XattrACLAccess}, {paxACLDefault, XattrACLDefault}} {
+		text, ok := recs[a.rec]
+		if !ok {
+			continue
+		}
+		if _, dup := out[a.xattr]; dup {
+			continue
+		}
+		raw, trivial, err := aclFromText(text)
+		if err != nil {
+			return nil, fmt.Errorf("%w: record %s: %v", ErrBadXattr, a.rec, err)
+		}
+		if trivial && a.xattr == XattrACLAccess {
+			continue // the mode bits say it all; the kernel stores no xattr for it
+		}
+		if out == nil {
+			out = map[string][]byte{}
+		}
+		out[a.xattr] = raw
+	}
+	return out, nil
+}
+
+// parseNscapComment decodes the pax global "comment" record with
+// [ParseComment], the parser the writer's format is defined by. Another
+// tool's comment is kept verbatim without maps.
+func parseNscapComment(c string) (ArchiveInfo, error) {
+	m, ok, err := ParseComment(c)
+	if err != nil {
+		return ArchiveInfo{}, err
+	}
+	return ArchiveInfo{Comment: c, Nscap: ok, Meta: m}, nil
+}

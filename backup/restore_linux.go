@@ -1,0 +1,1019 @@
+//go:build linux
+
+package backup
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrCapsNotRegular is a capability xattr on an archive member that is not
+// a regular file or a directory (a symlink, a device): nscap never writes
+// one there.
+var ErrCapsNotRegular = errors.New("backup: capability on a member that is not a regular file")
+
+// Limits of the parallel writer: files up to restoreSmallFile bytes are read into
+// memory and written by a worker; at most restoreInflight of them wait at a
+// time, which bounds the memory of a restore.
+const (
+	restoreSmallFile = 256 << 10
+	restoreInflight  = 8 << 20
+	// A worker gets files by batches of up to restoreBatch files or
+	// restoreBatchBytes bytes.
+	restoreBatch      = 64
+	restoreBatchBytes = 1 << 20
+)
+
+// Restore extracts the archive read from r under the directory dest, which
+// must exist.
+//
+// Owners, POSIX ACL ids and capability rootids are translated from the
+// archive's view to the host through the target maps of opts (see
+// [RestoreOptions]); a namespace-relative archive restored without target
+// maps is refused with [ErrHostScope]. Every path is resolved beneath dest
+// with openat2(2) (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
+// RESOLVE_NO_MAGICLINKS, Linux 5.6+): nothing outside dest is created or
+// changed, a symlink extracted earlier never redirects a later member, a
+// leading "/" is stripped and a ".." component refused as GNU tar does.
+//
+// Each regular file is given, in this order, its data, owner, mode,
+// xattrs, security.capability (last: the kernel clears it on chown and on
+// writes) and times. Into a dest that holds entries, it is written to an
+// unnamed inode (O_TMPFILE, or a temporary name where unsupported) and only
+// then linked under its final name (linkat(2), or renameat(2) over an
+// existing entry): a restore killed at any point leaves no partial file
+// under a final name, and the next restore into the same dest removes its
+// temporary names. With opts.Direct, into an empty dest, small files are
+// created directly under their final names (half the directory
+// operations), giving up that guarantee until the restore ends; the marker
+// file the restore keeps in dest while it runs then says so, and a restore
+// that finds it (the previous one was killed) replaces every member
+// whatever opts.Overwrite says, and [Verify] reports it. Files of one
+// directory are written by one worker, several directories in parallel.
+// Directories get their default ACL, mode and times after their contents
+// (so that nothing inherits an ACL the archive does not give it).
+//
+// POSIX ACLs come from system.posix_acl_* xattr records or, as bsdtar and
+// GNU tar --acls store them, from SCHILY.acl.access/default text records
+// (the numeric ids are used, never names). The xattrs that bsdtar repeats
+// on a hardlink member are ignored, as GNU tar and bsdtar ignore them; one
+// that differs from its target's is reported through opts.Warn. Caps the
+// backup kept host-scoped (the [HostScopedComment]) are restored verbatim
+// only with opts.HostScope (and a warning), otherwise not at all, with an
+// error wrapping [ErrHostScopedCaps].
+//
+// A member that cannot be restored is passed to opts.Error and counted in
+// [RestoreSummary.Failures]; the rest of the archive is still restored.
+// The error returned is about the whole restore: an unreadable, truncated
+// or refused archive, a cancelled ctx, or an error returned by opts.Error.
+func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions) (RestoreSummary, error) {
+	opts.applyDefaults()
+	ar, err := newArchiveReader(r)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
+	defer ar.Close()
+	m, err := newRestoreMapping(ar.info, &opts)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
+	d, err := openDest(dest)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
+	defer d.Close()
+	rs := &restorer{d: d, opts: &opts, m: m, ar: ar, inflight: map[string]int{}}
+	rs.budget.cond = sync.NewCond(&rs.budget.mu)
+	if err := rs.begin(); err != nil {
+		return RestoreSummary{}, err
+	}
+	err = rs.run(ctx)
+	sum := rs.summary()
+	// Every temporary name is gone unless the process dies: the marker
+	// goes too, even after an error.
+	if eerr := rs.end(); err == nil {
+		err = eerr
+	}
+	// Removing the marker changed the destination's times: set them
+	// again when the archive has them.
+	for _, dd := range rs.dirs {
+		if dd.name == "." {
+			if ferr := rs.finishDir(dd); ferr != nil && err == nil {
+				err = ferr
+			}
+		}
+	}
+	opts.Reporter.Finish(sum)
+	return sum, err
+}
+
+// restorer is the state of one [Restore].
+type restorer struct {
+	d    *destDir
+	opts *RestoreOptions
+	m    restoreMapping
+	ar   *archiveReader
+
+	dirs []deferredDir // directories whose mode and times are set last
+	// direct is set when the destination was empty: files are created
+	// under their final names (see begin).
+	direct bool
+
+	jobs []chan []*fileJob // one per worker: a directory's files go to one worker
+	// batch and batchBytes gather the next files of each worker (reader
+	// goroutine only).
+	batch      [][]*fileJob
+	batchBytes []int64
+	wg         sync.WaitGroup
+	pending    sync.WaitGroup // jobs sent and not finished
+
+	inflightMu sync.Mutex
+	inflight   map[string]int // names held by workers
+
+	abortMu sync.Mutex
+	abort   error // set when opts.Error returned an error
+
+	budget struct {
+		mu   sync.Mutex
+		cond *sync.Cond
+		used int64
+	}
+
+	files, dirsN, links, others, skipped, bytes, caps, failures, warnings atomic.Int64
+}
+
+// deferredDir is a directory whose mode and times wait for its contents.
+type deferredDir struct {
+	name   string
+	mode   uint32
+	times  [2]unix.Timespec
+	defACL []byte // system.posix_acl_default, set last
+}
+
+// fileJob is a small regular file handed to a worker.
+type fileJob struct {
+	e    *archiveEntry
+	meta entryMeta
+	data []byte
+}
+
+// entryMeta is the translated metadata of an entry.
+type entryMeta struct {
+	uid, gid int
+	mode     uint32
+	xattrs   []xattrKV
+	caps     []byte
+	times    [2]unix.Timespec
+	// refused is a part of the entry not restored (the rest is): a
+	// host-scoped cap without HostScope. warn is a notice about a value
+	// restored as asked but worth telling.
+	refused, warn error
+}
+
+// markerDirect is the content of the marker of a restore that creates its
+// files directly under their final names (see begin).
+const markerDirect = "direct\n"
+
+// begin marks the restore as running, sweeping what a killed one left.
+//
+// With opts.Direct and an empty destination, files are created directly
+// under their final names (one directory entry per file instead of an unnamed inode
+// linked in, or a temporary name renamed: on ext4 the O_TMPFILE orphan
+// list and the extra directory operation cost about a third of a small
+// file's restore). The marker then says "direct": until it is gone, the
+// whole destination is the incomplete output of one restore, and a restore
+// that finds such a marker (the previous one was killed) trusts nothing it
+// finds there and replaces every member whatever the overwrite policy.
+// Either way, no restore that finishes leaves a partial file under a final
+// name, and [Verify] reports a marker left behind.
+func (rs *restorer) begin() error {
+	empty, err := rs.d.isEmpty()
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Openat(rs.d.fd, markerName, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		buf := make([]byte, 64)
+		if mfd, err := openat2(rs.d.fd, markerName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err == nil {
+			n, _ := unix.Read(mfd, buf)
+			unix.Close(mfd)
+			if n > 0 && string(buf[:n]) == markerDirect {
+				rs.opts.Overwrite = OverwriteAlways
+			}
+		}
+		if err := rs.d.sweepTmp(); err != nil {
+			return fmt.Errorf("clean up an interrupted restore: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return rs.d.pathErr("create", markerName, err)
+	}
+	if empty && rs.opts.Direct {
+		if _, err := unix.Write(fd, []byte(markerDirect)); err != nil {
+			unix.Close(fd)
+			return rs.d.pathErr("write", markerName, err)
+		}
+		rs.direct = true
+	}
+	return unix.Close(fd)
+}
+
+// end removes the marker.
+func (rs *restorer) end() error {
+	if err := unix.Unlinkat(rs.d.fd, markerName, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return rs.d.pathErr("unlink", markerName, err)
+	}
+	return nil
+}
+
+func (rs *restorer) summary() RestoreSummary {
+	return RestoreSummary{
+		Files: rs.files.Load(), Dirs: rs.dirsN.Load(), Links: rs.links.Load(), Others: rs.others.Load(),
+		Skipped: rs.skipped.Load(), Bytes: rs.bytes.Load(), Caps: rs.caps.Load(), Failures: rs.failures.Load(),
+		Warnings: rs.warnings.Load(),
+	}
+}
+
+// warn reports a notice about an entry restored as asked.
+func (rs *restorer) warn(name string, err error) {
+	rs.warnings.Add(1)
+	if rs.opts.Warn != nil {
+		rs.opts.Warn(rs.d.display(name), err)
+		return
+	}
+	if aerr := rs.opts.Error(rs.d.display(name), err); aerr != nil {
+		rs.abortMu.Lock()
+		if rs.abort == nil {
+			rs.abort = aerr
+		}
+		rs.abortMu.Unlock()
+	}
+}
+
+// fail reports a per-entry error.
+func (rs *restorer) fail(name string, err error) {
+	rs.failures.Add(1)
+	if aerr := rs.opts.Error(rs.d.display(name), err); aerr != nil {
+		rs.abortMu.Lock()
+		if rs.abort == nil {
+			rs.abort = aerr
+		}
+		rs.abortMu.Unlock()
+	}
+}
+
+func (rs *restorer) aborted() error {
+	rs.abortMu.Lock()
+	defer rs.abortMu.Unlock()
+	return rs.abort
+}
+
+// run reads the archive and restores each member.
+func (rs *restorer) run(ctx context.Context) error {
+	rs.jobs = make([]chan []*fileJob, rs.opts.Workers)
+	rs.batch = make([][]*fileJob, rs.opts.Workers)
+	rs.batchBytes = make([]int64, rs.opts.Workers)
+	for i := range rs.jobs {
+		rs.jobs[i] = make(chan []*fileJob, 4)
+		rs.wg.Add(1)
+		go rs.worker(rs.jobs[i])
+	}
+	pc := &parentCache{d: rs.d}
+	err := rs.loop(ctx, pc)
+	rs.flushAll()
+	for _, c := range rs.jobs {
+		close(c)
+	}
+	rs.wg.Wait()
+	pc.drop()
+	// Directory modes and times, deepest last-seen first, even after an
+	// error: what was restored is left as complete as it can be.
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		dd := rs.dirs[i]
+		if ferr := rs.finishDir(dd); ferr != nil {
+			rs.fail(dd.name, ferr)
+		}
+	}
+	if err == nil {
+		err = rs.aborted()
+	}
+	return err
+}
+
+func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := rs.aborted(); err != nil {
+			return err
+		}
+		e, err := rs.ar.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var ee *EntryError
+		if errors.As(err, &ee) {
+			rs.fail(e.Header.Name, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if e.Name == markerName {
+			continue
+		}
+		if err := rs.entry(e, pc); err != nil {
+			if isArchiveError(err) {
+				return err
+			}
+			rs.fail(e.Name, err)
+		}
+	}
+}
+
+// archiveReadError marks an error reading the archive (as opposed to
+// writing the tree): it ends the restore.
+type archiveReadError struct{ err error }
+
+func (e *archiveReadError) Error() string { return "read archive: " + e.err.Error() }
+func (e *archiveReadError) Unwrap() error { return e.err }
+
+func isArchiveError(err error) bool {
+	var ae *archiveReadError
+	return errors.As(err, &ae)
+}
+
+// meta translates the metadata of e.
+func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
+	h := e.Header
+	var mt entryMeta
+	var err error
+	if mt.uid, mt.gid, err = rs.m.owner(h.Uid, h.Gid); err != nil {
+		return mt, err
+	}
+	mt.mode = uint32(h.Mode) & 0o7777
+	var hostScoped bool
+	if mt.xattrs, mt.caps, hostScoped, err = rs.m.entryXattrs(e); err != nil {
+		return mt, err
+	}
+	for _, x := range mt.xattrs {
+		if x.name == XattrACLAccess && h.Typeflag != tar.TypeSymlink {
+			// Setting the ACL sets these bits; so must the chmod
+			// (directories get theirs last, after the ACL).
+			mt.mode = aclMode(x.value, mt.mode)
+		}
+	}
+	if hostScoped {
+		if rs.opts.HostScope {
+			mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (the backup kept it host-scoped)", XattrCaps, capsText(mt.caps))
+		} else {
+			mt.refused = fmt.Errorf("xattr %s: %s: %w", XattrCaps, capsText(mt.caps), ErrHostScopedCaps)
+			mt.caps = nil
+		}
+	}
+	mt.times = timespecs(h.AccessTime, h.ModTime)
+	return mt, nil
+}
+
+// entry restores one member (in the reading goroutine).
+func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
+	h := e.Header
+	mt, err := rs.meta(e)
+	if err != nil {
+		return err
+	}
+	if mt.refused != nil {
+		rs.fail(e.Name, mt.refused)
+	}
+	if mt.warn != nil {
+		rs.warn(e.Name, mt.warn)
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont: // archive/tar turns TypeRegA into TypeReg
+		if h.Size < 0 {
+			return fmt.Errorf("negative size %d", h.Size)
+		}
+		if h.Size <= restoreSmallFile {
+			return rs.dispatch(e, mt)
+		}
+		return rs.writeFile(pc, e, mt, rs.ar)
+	case tar.TypeDir:
+		rs.waitFor(e.Name) // a worker may hold a file of that name
+		return rs.dir(pc, e, mt)
+	case tar.TypeSymlink, tar.TypeLink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
+		rs.waitFor(e.Name) // a worker may hold a file of that name
+		if h.Typeflag == tar.TypeLink {
+			rs.waitFor(e.Link) // and the target of a hardlink
+		}
+		if len(mt.caps) > 0 && h.Typeflag != tar.TypeLink {
+			rs.fail(e.Name, fmt.Errorf("xattr %s: %w", XattrCaps, ErrCapsNotRegular))
+			mt.caps = nil
+		}
+		return rs.special(pc, e, mt)
+	default:
+		return fmt.Errorf("member type %q not supported", h.Typeflag)
+	}
+}
+
+// dispatch reads a small file into memory and hands it to a worker.
+func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
+	size := e.Header.Size
+	rs.acquire(size)
+	data := make([]byte, size)
+	if _, err := io.ReadFull(rs.ar, data); err != nil {
+		rs.release(size)
+		return &archiveReadError{fmt.Errorf("%s: %w", e.Header.Name, noEOF(err))}
+	}
+	rs.waitFor(e.Name) // two members of one name: keep their order
+	rs.inflightMu.Lock()
+	rs.inflight[e.Name]++
+	rs.inflightMu.Unlock()
+	rs.pending.Add(1)
+	// Creating a file takes its directory's lock: files of one directory
+	// go to one worker, different directories are filled in parallel.
+	dir, _ := path.Split(e.Name)
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	i := h.Sum32() % uint32(len(rs.jobs))
+	rs.batch[i] = append(rs.batch[i], &fileJob{e: e, meta: mt, data: data})
+	rs.batchBytes[i] += size
+	if len(rs.batch[i]) >= restoreBatch || rs.batchBytes[i] >= restoreBatchBytes {
+		rs.flush(int(i))
+	}
+	return nil
+}
+
+// flush hands the files gathered for worker i to it. Files go in batches:
+// one channel operation, and one wake-up of the worker, per batch rather
+// than per file.
+func (rs *restorer) flush(i int) {
+	if len(rs.batch[i]) == 0 {
+		return
+	}
+	rs.jobs[i] <- rs.batch[i]
+	rs.batch[i], rs.batchBytes[i] = nil, 0
+}
+
+// flushAll flushes every worker's batch: before waiting for the workers,
+// and at the end.
+func (rs *restorer) flushAll() {
+	for i := range rs.batch {
+		rs.flush(i)
+	}
+}
+
+// waitFor waits for the workers when one of them holds the name.
+func (rs *restorer) waitFor(name string) {
+	rs.inflightMu.Lock()
+	busy := rs.inflight[name] > 0
+	rs.inflightMu.Unlock()
+	if busy {
+		rs.flushAll()
+		rs.pending.Wait()
+	}
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func (rs *restorer) acquire(n int64) {
+	b := &rs.budget
+	b.mu.Lock()
+	if b.used > 0 && b.used+n > restoreInflight {
+		// The memory held may be in batches not handed out yet.
+		b.mu.Unlock()
+		rs.flushAll()
+		b.mu.Lock()
+	}
+	for b.used > 0 && b.used+n > restoreInflight {
+		b.cond.Wait()
+	}
+	b.used += n
+	b.mu.Unlock()
+}
+
+func (rs *restorer) release(n int64) {
+	b := &rs.budget
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+func (rs *restorer) worker(jobs <-chan []*fileJob) {
+	defer rs.wg.Done()
+	pc := &parentCache{d: rs.d}
+	defer pc.drop()
+	for batch := range jobs {
+		for _, j := range batch {
+			rs.job(pc, j)
+		}
+	}
+}
+
+// job restores one small file of a batch.
+func (rs *restorer) job(pc *parentCache, j *fileJob) {
+	if err := rs.writeSmall(pc, j.e, j.meta, j.data); err != nil {
+		rs.fail(j.e.Name, err)
+	}
+	rs.release(int64(len(j.data)))
+	rs.inflightMu.Lock()
+	if rs.inflight[j.e.Name]--; rs.inflight[j.e.Name] <= 0 {
+		delete(rs.inflight, j.e.Name)
+	}
+	rs.inflightMu.Unlock()
+	rs.pending.Done()
+}
+
+// keep reports whether the overwrite policy keeps the existing st in
+// place of e.
+func (rs *restorer) keep(e *archiveEntry, st *unix.Stat_t) bool {
+	switch rs.opts.Overwrite {
+	case OverwriteNever:
+		return true
+	case OverwriteIfChanged:
+		return st.Mode&unix.S_IFMT == unix.S_IFREG && e.Header.Typeflag != tar.TypeDir &&
+			st.Size == e.Header.Size && st.Mtim.Sec == e.Header.ModTime.Unix()
+	}
+	return false
+}
+
+// writeSmall restores a regular file whose data is in memory. In direct
+// mode (an empty destination) it is created under its final name, with
+// raw system calls: open, write, owner, mode, xattrs, caps, times, close.
+func (rs *restorer) writeSmall(pc *parentCache, e *archiveEntry, mt entryMeta, data []byte) error {
+	if !rs.direct {
+		return rs.writeFile(pc, e, mt, bytes.NewReader(data))
+	}
+	dir, base := path.Split(e.Name)
+	if base == "." || e.Name == "." {
+		return fmt.Errorf("a regular file cannot replace the destination directory")
+	}
+	dirfd, err := pc.get(cleanDir(dir))
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		// A second member of that name: replace it the careful way.
+		return rs.writeFile(pc, e, mt, bytes.NewReader(data))
+	}
+	if err != nil {
+		return rs.d.pathErr("create", e.Name, err)
+	}
+	err = writeAll(fd, data)
+	if err != nil {
+		err = rs.d.pathErr("write", e.Name, err)
+	} else {
+		err = rs.applyFd(fd, e.Name, mt)
+	}
+	if cerr := rawErr(unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)); err == nil && cerr != nil {
+		err = rs.d.pathErr("close", e.Name, cerr)
+	}
+	if err != nil {
+		// Never leave it half made under its name.
+		_ = unix.Unlinkat(dirfd, base, 0)
+		return err
+	}
+	rs.files.Add(1)
+	rs.bytes.Add(int64(len(data)))
+	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, int64(len(data)))
+	return nil
+}
+
+// writeAll writes data (at most restoreSmallFile bytes, into the page
+// cache) to fd, with raw system calls (see rawErr).
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// writeFile restores a regular file whose data is read from data.
+func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, data io.Reader) error {
+	dir, base := path.Split(e.Name)
+	if base == "." || e.Name == "." {
+		return fmt.Errorf("a regular file cannot replace the destination directory")
+	}
+	dirfd, err := pc.get(cleanDir(dir))
+	if err != nil {
+		return err
+	}
+	st, serr := lstatAt(dirfd, base)
+	exists := serr == nil
+	if exists && rs.keep(e, &st) {
+		rs.skipped.Add(1)
+		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionKept, e.Header.Size)
+		return nil
+	}
+	f, tmp, err := rs.d.createTmpfile(dirfd)
+	if err != nil {
+		return rs.d.pathErr("create", e.Name, err)
+	}
+	defer f.Close()
+	placed := false
+	if tmp != "" {
+		defer func() {
+			if !placed {
+				_ = unix.Unlinkat(dirfd, tmp, 0)
+			}
+		}()
+	}
+	n, err := io.Copy(f, data)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return rs.d.pathErr("write", e.Name, pe.Err)
+		}
+		return &archiveReadError{fmt.Errorf("%s: %w", e.Header.Name, noEOF(err))}
+	}
+	if n != e.Header.Size {
+		return &archiveReadError{fmt.Errorf("%s: %w", e.Header.Name, io.ErrUnexpectedEOF)}
+	}
+	fd := int(f.Fd())
+	if err := rs.applyFd(fd, e.Name, mt); err != nil {
+		return err
+	}
+	switch {
+	case tmp != "":
+		err = place(dirfd, tmp, base)
+	case !exists:
+		err = rs.d.linkTmpfile(f, dirfd, base)
+		if errors.Is(err, unix.EEXIST) {
+			exists = true
+		}
+	}
+	if exists && tmp == "" {
+		t := tmpName()
+		if err = rs.d.linkTmpfile(f, dirfd, t); err == nil {
+			err = place(dirfd, t, base)
+		}
+	}
+	if err != nil {
+		return rs.d.pathErr("link", e.Name, err)
+	}
+	placed = true
+	rs.files.Add(1)
+	rs.bytes.Add(n)
+	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, n)
+	return nil
+}
+
+// applyFd gives the open inode fd its owner, mode, xattrs, caps and times,
+// in that order: chown clears the setuid bits and the caps, and caps must
+// be written last.
+func (rs *restorer) applyFd(fd int, name string, mt entryMeta) error {
+	if err := rawErr(unix.RawSyscall(unix.SYS_FCHOWN, uintptr(fd), uintptr(mt.uid), uintptr(mt.gid))); err != nil {
+		return rs.d.pathErr("chown", name, err)
+	}
+	if err := rawErr(unix.RawSyscall(unix.SYS_FCHMOD, uintptr(fd), uintptr(mt.mode), 0)); err != nil {
+		return rs.d.pathErr("chmod", name, err)
+	}
+	for _, x := range mt.xattrs {
+		if err := unix.Fsetxattr(fd, x.name, x.value, 0); err != nil {
+			return rs.d.pathErr("setxattr "+x.name, name, err)
+		}
+	}
+	if len(mt.caps) > 0 {
+		if err := unix.Fsetxattr(fd, XattrCaps, mt.caps, 0); err != nil {
+			return rs.d.pathErr("setxattr "+XattrCaps, name, err)
+		}
+		rs.caps.Add(1)
+	}
+	ts := mt.times
+	if err := rawErr(unix.RawSyscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)); err != nil {
+		return rs.d.pathErr("utimensat", name, err)
+	}
+	return nil
+}
+
+// rawErr turns the result of a raw system call into an error.
+//
+// The inode operations of a restore (fchown, fchmod, utimensat, close of
+// a file just written) only change in-memory metadata and return in
+// microseconds: they are made with RawSyscall, which does not tell the Go
+// scheduler about them. Through syscall.Syscall, each would let the
+// runtime hand the processor to another thread when it lasts a little,
+// and a restore makes a million of them: measured, about a third of the
+// system time went to the scheduler's futex wake-ups and sleeps.
+func rawErr(_, _ uintptr, e unix.Errno) error {
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// cleanDir turns path.Split's directory into a name for openDir.
+func cleanDir(dir string) string {
+	if dir == "" {
+		return "."
+	}
+	return path.Clean(dir)
+}
+
+// dir restores a directory: created now (mode 0700 until its contents are
+// in), owner and xattrs now, mode and times at the end.
+func (rs *restorer) dir(pc *parentCache, e *archiveEntry, mt entryMeta) error {
+	var fd int
+	existed := true
+	if e.Name == "." {
+		var err error
+		if fd, err = unix.Openat(rs.d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return rs.d.pathErr("open", ".", err)
+		}
+	} else {
+		dir, base := path.Split(e.Name)
+		dirfd, err := pc.get(cleanDir(dir))
+		if err != nil {
+			return err
+		}
+		st, serr := lstatAt(dirfd, base)
+		exists := serr == nil
+		if exists && st.Mode&unix.S_IFMT == unix.S_IFDIR && rs.opts.Overwrite == OverwriteNever {
+			rs.skipped.Add(1)
+			return nil
+		}
+		if exists && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if rs.keep(e, &st) {
+				rs.skipped.Add(1)
+				return nil
+			}
+			if err := unix.Unlinkat(dirfd, base, 0); err != nil {
+				return rs.d.pathErr("unlink", e.Name, err)
+			}
+			exists = false
+		}
+		existed = exists
+		if !exists {
+			if err := unix.Mkdirat(dirfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+				return rs.d.pathErr("mkdir", e.Name, err)
+			}
+		}
+		if fd, err = openat2(dirfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0); err != nil {
+			return rs.d.pathErr("open", e.Name, err)
+		}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, mt.uid, mt.gid); err != nil {
+		return rs.d.pathErr("chown", e.Name, err)
+	}
+	// A default ACL is inherited by what is created in the directory:
+	// it is set last, with the mode, so that the members get exactly the
+	// ACLs the archive gives them (one left by an earlier restore goes
+	// until then).
+	var defACL []byte
+	if existed {
+		if err := unix.Fremovexattr(fd, XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return rs.d.pathErr("removexattr "+XattrACLDefault, e.Name, err)
+		}
+	}
+	for _, x := range mt.xattrs {
+		if x.name == XattrACLDefault {
+			defACL = x.value
+			continue
+		}
+		if err := unix.Fsetxattr(fd, x.name, x.value, 0); err != nil {
+			return rs.d.pathErr("setxattr "+x.name, e.Name, err)
+		}
+	}
+	if len(mt.caps) > 0 {
+		if err := unix.Fsetxattr(fd, XattrCaps, mt.caps, 0); err != nil {
+			return rs.d.pathErr("setxattr "+XattrCaps, e.Name, err)
+		}
+		rs.caps.Add(1)
+	}
+	rs.dirs = append(rs.dirs, deferredDir{name: e.Name, mode: mt.mode, times: mt.times, defACL: defACL})
+	rs.dirsN.Add(1)
+	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	return nil
+}
+
+// finishDir sets the mode and times of a directory.
+func (rs *restorer) finishDir(dd deferredDir) error {
+	var fd int
+	var err error
+	if dd.name == "." {
+		fd, err = unix.Openat(rs.d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = openat2(rs.d.fd, dd.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return rs.d.pathErr("open", dd.name, err)
+	}
+	defer unix.Close(fd)
+	if dd.defACL != nil {
+		if err := unix.Fsetxattr(fd, XattrACLDefault, dd.defACL, 0); err != nil {
+			return rs.d.pathErr("setxattr "+XattrACLDefault, dd.name, err)
+		}
+	}
+	if err := unix.Fchmod(fd, dd.mode); err != nil {
+		return rs.d.pathErr("chmod", dd.name, err)
+	}
+	if err := futimens(fd, dd.times); err != nil {
+		return rs.d.pathErr("utimensat", dd.name, err)
+	}
+	return nil
+}
+
+// special restores a symlink, hardlink, fifo or device under a temporary
+// name, then renames it into place.
+func (rs *restorer) special(pc *parentCache, e *archiveEntry, mt entryMeta) error {
+	h := e.Header
+	dir, base := path.Split(e.Name)
+	if e.Name == "." {
+		return fmt.Errorf("a %s cannot replace the destination directory", typeName(h.Typeflag))
+	}
+	dirfd, err := pc.get(cleanDir(dir))
+	if err != nil {
+		return err
+	}
+	st, serr := lstatAt(dirfd, base)
+	exists := serr == nil
+	if exists && rs.keep(e, &st) {
+		rs.skipped.Add(1)
+		return nil
+	}
+	tmp := tmpName()
+	switch h.Typeflag {
+	case tar.TypeLink:
+		tdir, tbase := path.Split(e.Link)
+		tfd, err := rs.d.openDir(cleanDir(tdir), false)
+		if err != nil {
+			return fmt.Errorf("hardlink target %s: %w", e.Link, err)
+		}
+		defer unix.Close(tfd)
+		tst, err := lstatAt(tfd, tbase)
+		if err != nil {
+			return fmt.Errorf("hardlink target %s: %w", e.Link, rs.d.pathErr("lstat", e.Link, err))
+		}
+		if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return fmt.Errorf("hardlink target %s is a directory", e.Link)
+		}
+		if len(mt.xattrs) > 0 || len(mt.caps) > 0 {
+			// bsdtar repeats the inode's xattrs on its hardlink members;
+			// GNU tar and bsdtar both ignore them on extraction (the inode
+			// got them with its first member). Same here, but a value
+			// that differs from the inode's is reported, never dropped
+			// silently.
+			if w := linkXattrsDiffer(tfd, tbase, mt); w != "" {
+				rs.warn(e.Name, fmt.Errorf("hardlink member carries xattrs that differ from those of its target %s (%s); the target's are kept, as GNU tar and bsdtar do", e.Link, w))
+			}
+		}
+		if exists && st.Dev == tst.Dev && st.Ino == tst.Ino {
+			rs.links.Add(1)
+			return nil
+		}
+		if err := unix.Linkat(tfd, tbase, dirfd, tmp, 0); err != nil {
+			return rs.d.pathErr("link", e.Name, err)
+		}
+		if err := place(dirfd, tmp, base); err != nil {
+			return rs.d.pathErr("rename", e.Name, err)
+		}
+		rs.links.Add(1)
+		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+		return nil
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(h.Linkname, dirfd, tmp); err != nil {
+			return rs.d.pathErr("symlink", e.Name, err)
+		}
+	default:
+		mode := mt.mode
+		switch h.Typeflag {
+		case tar.TypeFifo:
+			mode |= unix.S_IFIFO
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		}
+		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		if err := unix.Mknodat(dirfd, tmp, mode, int(dev)); err != nil {
+			return rs.d.pathErr("mknod", e.Name, err)
+		}
+	}
+	err = rs.applyAt(dirfd, tmp, e, mt)
+	if err == nil {
+		err = place(dirfd, tmp, base)
+		if err != nil {
+			err = rs.d.pathErr("rename", e.Name, err)
+		}
+	} else {
+		_ = unix.Unlinkat(dirfd, tmp, 0)
+	}
+	if err != nil {
+		return err
+	}
+	if h.Typeflag == tar.TypeSymlink {
+		rs.links.Add(1)
+	} else {
+		rs.others.Add(1)
+	}
+	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	return nil
+}
+
+// linkXattrsDiffer compares the translated xattrs of a hardlink member
+// with those of its target name in tfd and describes the first difference
+// ("" when none). Caps compare as capabilities.
+func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
+	pfd, err := unix.Openat(tfd, tbase, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "target unreadable: " + err.Error()
+	}
+	defer unix.Close(pfd)
+	p := procPath(pfd)
+	if mt.caps != nil {
+		got, err := getXattr(p, XattrCaps)
+		if err != nil && !errors.Is(err, unix.ENODATA) {
+			return XattrCaps + ": " + err.Error()
+		}
+		if !sameCaps(mt.caps, got) {
+			return fmt.Sprintf("%s: member %s, target %s", XattrCaps, capsText(mt.caps), capsText(got))
+		}
+	}
+	for _, x := range mt.xattrs {
+		got, err := getXattr(p, x.name)
+		if err != nil || !bytes.Equal(got, x.value) {
+			return x.name
+		}
+	}
+	return ""
+}
+
+// applyAt gives the entry tmp in dirfd (not a regular file, never
+// followed) its owner, mode, xattrs and times.
+func (rs *restorer) applyAt(dirfd int, tmp string, e *archiveEntry, mt entryMeta) error {
+	if err := unix.Fchownat(dirfd, tmp, mt.uid, mt.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return rs.d.pathErr("chown", e.Name, err)
+	}
+	isLink := e.Header.Typeflag == tar.TypeSymlink
+	if !isLink {
+		// tmp is our fresh fifo or device node, not a symlink.
+		if err := unix.Fchmodat(dirfd, tmp, mt.mode, 0); err != nil {
+			return rs.d.pathErr("chmod", e.Name, err)
+		}
+	}
+	if len(mt.xattrs) > 0 {
+		pfd, err := unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return rs.d.pathErr("open", e.Name, err)
+		}
+		defer unix.Close(pfd)
+		for _, x := range mt.xattrs {
+			// The magic link of an O_PATH descriptor leads to the inode
+			// itself, even a symlink's.
+			if err := unix.Setxattr(procPath(pfd), x.name, x.value, 0); err != nil {
+				return rs.d.pathErr("setxattr "+x.name, e.Name, err)
+			}
+		}
+	}
+	ts := mt.times
+	if err := unix.UtimesNanoAt(dirfd, tmp, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return rs.d.pathErr("utimensat", e.Name, err)
+	}
+	return nil
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeLink:
+		return "hardlink"
+	case tar.TypeFifo:
+		return "fifo"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeDir:
+		return "directory"
+	}
+	return "regular file"
+}

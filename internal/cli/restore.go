@@ -1,0 +1,353 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/userns"
+)
+
+// targetMapFlags are the map flags restore and verify share.
+type targetMapFlags struct {
+	UIDMap       string // --uidmap values joined with ","
+	GIDMap       string // --gidmap values joined with ","
+	PID          int    // --pid
+	OCIConfig    string // --oci-config
+	SourceUIDMap string // --source-uidmap
+	SourceGIDMap string // --source-gidmap
+	HostScope    bool   // --host-scope
+
+	uidMaps, gidMaps, srcUIDMaps, srcGIDMaps []string
+	readMaps                                 func(pid int) (uid, gid userns.Map, err error)
+}
+
+func (m *targetMapFlags) register(fl *pflag.FlagSet) {
+	fl.StringArrayVar(&m.uidMaps, "uidmap", nil, "uid map of the target container (`MAP`: INSIDE:OUTSIDE:COUNT,...)")
+	fl.StringArrayVar(&m.gidMaps, "gidmap", nil, "gid map of the target container (`MAP`; default: the uid map)")
+	fl.IntVar(&m.PID, "pid", 0, "restore for the user namespace of process `PID`")
+	fl.StringVar(&m.OCIConfig, "oci-config", "", "read the target maps from the OCI runtime config `FILE`")
+	fl.StringArrayVar(&m.srcUIDMaps, "source-uidmap", nil, "uid map of the container an archive of raw host ids was made from (`MAP`)")
+	fl.StringArrayVar(&m.srcGIDMaps, "source-gidmap", nil, "gid map of that container (`MAP`; default: the source uid map)")
+	fl.BoolVar(&m.HostScope, "host-scope", false, "restore a namespace-relative archive without target maps (its caps become host-scoped)")
+}
+
+// validate checks the flags (usage errors only).
+func (m *targetMapFlags) validate(fl *pflag.FlagSet) error {
+	n := 0
+	for _, name := range []string{"uidmap", "pid", "oci-config"} {
+		if fl.Changed(name) {
+			n++
+		}
+	}
+	if n > 1 {
+		return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
+	}
+	if fl.Changed("gidmap") && !fl.Changed("uidmap") {
+		return flagErrorf("--gidmap needs --uidmap")
+	}
+	if fl.Changed("source-gidmap") && !fl.Changed("source-uidmap") {
+		return flagErrorf("--source-gidmap needs --source-uidmap")
+	}
+	if fl.Changed("pid") && m.PID <= 0 {
+		return flagErrorf("--pid %d: want a positive process id", m.PID)
+	}
+	m.UIDMap, m.GIDMap = strings.Join(m.uidMaps, ","), strings.Join(m.gidMaps, ",")
+	m.SourceUIDMap, m.SourceGIDMap = strings.Join(m.srcUIDMaps, ","), strings.Join(m.srcGIDMaps, ",")
+	for _, f := range []struct{ flag, text string }{{"--uidmap", m.UIDMap}, {"--gidmap", m.GIDMap},
+		{"--source-uidmap", m.SourceUIDMap}, {"--source-gidmap", m.SourceGIDMap}} {
+		if f.text == "" {
+			continue
+		}
+		if _, err := userns.ParseMap(f.text); err != nil {
+			return flagErrorf("%s %s: %w", f.flag, f.text, err)
+		}
+	}
+	if m.readMaps == nil {
+		m.readMaps = userns.ReadMaps
+	}
+	return nil
+}
+
+// validateHelper checks --helper against the map flags: a helper needs
+// target maps.
+func (m *targetMapFlags) validateHelper(fl *pflag.FlagSet, helper string) error {
+	if helper == "always" && !fl.Changed("uidmap") && !fl.Changed("pid") && !fl.Changed("oci-config") {
+		return flagErrorf("--helper always needs target maps (--uidmap, --pid or --oci-config)")
+	}
+	return nil
+}
+
+// useHelper says whether a restore or verify with these target maps goes
+// through a helper user namespace: always, or with auto when there are
+// target maps and the caller lacks privilege over owners and caps.
+func useHelper(mode string, uidMap userns.Map) bool {
+	switch mode {
+	case "always":
+		return true
+	case "auto":
+		return !uidMap.IsZero() && !privileged()
+	}
+	return false
+}
+
+// privileged reports whether the caller may set any owner and write any
+// capability: CAP_CHOWN and CAP_SETFCAP in its effective set (which root
+// has unless it dropped them).
+func privileged() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return os.Geteuid() == 0
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			const want = 1<<0 | 1<<31 // CAP_CHOWN, CAP_SETFCAP
+			return err == nil && eff&want == want
+		}
+	}
+	return os.Geteuid() == 0
+}
+
+// archiveReader returns the archive argument as the reader to pass to the
+// engine: stdin as it is for "-" (a helper then inherits its descriptor),
+// else the opened file.
+func archiveReader(ios *IOStreams, name string) (io.Reader, func() error, error) {
+	if name == "-" {
+		return ios.In, func() error { return nil }, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
+
+// resolve returns the target and source maps.
+func (m *targetMapFlags) resolve() (uid, gid, srcUID, srcGID userns.Map, err error) {
+	parse := func(s string) userns.Map {
+		if s == "" || err != nil {
+			return userns.Map{}
+		}
+		var mp userns.Map
+		mp, err = userns.ParseMap(s)
+		return mp
+	}
+	switch {
+	case m.PID != 0:
+		if uid, gid, err = m.readMaps(m.PID); err != nil {
+			err = fmt.Errorf("read the maps of pid %d: %w", m.PID, err)
+		}
+	case m.OCIConfig != "":
+		var f *os.File
+		if f, err = os.Open(m.OCIConfig); err != nil {
+			break
+		}
+		uid, gid, err = userns.ParseOCIConfig(f)
+		f.Close()
+		if err != nil {
+			err = fmt.Errorf("read the maps of %s: %w", m.OCIConfig, err)
+		}
+	default:
+		uid, gid = parse(m.UIDMap), parse(m.GIDMap)
+	}
+	srcUID, srcGID = parse(m.SourceUIDMap), parse(m.SourceGIDMap)
+	return uid, gid, srcUID, srcGID, err
+}
+
+type restoreOptions struct {
+	IO        *IOStreams
+	Archive   string // path, or "-" for stdin
+	Dest      string
+	Maps      targetMapFlags
+	Helper    string // auto, always, never
+	Overwrite backup.OverwritePolicy
+	Direct    bool
+	Workers   int
+	JSON      bool
+	Quiet     bool
+}
+
+func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
+	opts := &restoreOptions{IO: f.IO}
+	var overwrite string
+	cmd := &cobra.Command{
+		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
+		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
+		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip or
+zstd, detected from the bytes; - for stdin) under the existing directory DEST.
+
+Nothing is ever written outside DEST: every path is resolved beneath DEST
+without following symlinks, a leading "/" is stripped and a ".." component
+is refused as GNU tar does, and hardlink targets must lie inside DEST.
+
+Owners, POSIX ACL ids and security.capability are translated from the
+archive's container view to the target container given by --uidmap/--gidmap,
+--pid or --oci-config: a revision-2 cap (the container root) gets the rootid
+of the target root, a revision-3 cap with rootid R the target's host id of
+R. An archive of raw host ids (tar run on the host) is first brought into
+its source container with --source-uidmap. An archive that records source
+maps is refused without a target map unless --host-scope is given.
+
+Every regular file is written, owned, given its mode, xattrs, capabilities
+(last: the kernel clears them on chown and writes) and times on an inode not
+yet visible under its final name, then linked into place, so a restore that
+is killed never leaves a partial file under a final name; running it again
+completes it. --direct trades that guarantee for speed when DEST is empty.
+
+Each file gets its data, owner, mode, xattrs, caps (last: the kernel drops
+caps on chown and writes) and times before it appears under its final
+name; directories get their mode and times after their contents. A restore
+over a partial one completes it (--overwrite always, the default).
+
+HELPER USER NAMESPACE
+Setting owners and capabilities needs CAP_CHOWN and CAP_SETFCAP. An
+unprivileged user who owns the target ids as subordinate ranges
+(/etc/subuid, /etc/subgid) restores through a helper user namespace: nscap
+re-executes itself in a new user namespace that maps its own id and the host
+ids of the target maps (written by newuidmap and newgidmap, which check the
+ranges), and restores there, where the kernel translates owners, ACL ids and
+capability rootids to the target's host ids. The tree is the same as root's
+restore with the same maps, except what no user namespace may create (device
+nodes, trusted.* xattrs, host-scoped caps), which fails per entry. A target
+map outside the caller's ranges is refused before anything is written. DEST
+must be owned by the caller or an id of the target maps, or be writable by
+others. --helper auto (the default) uses the helper when target maps are
+given and the caller lacks CAP_CHOWN or CAP_SETFCAP; always uses it (it needs
+target maps); never restores directly.
+
+With --json, errors and the summary are JSON Lines on stdout with a
+"message_type" of "error" or "summary".
+
+` + exitStatusCommon,
+		Example: `  nscap restore --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs
+  nscap restore --pid 4242 - rootfs < ct.tar
+  nscap restore --uidmap 0:200000:65536 --source-uidmap 0:100000:65536 gnu.tar rootfs`,
+		Args: rangeArgs(2, 2, "ARCHIVE and DEST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Archive, opts.Dest = args[0], args[1]
+			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
+			if err := opts.Maps.validate(cmd.Flags()); err != nil {
+				return err
+			}
+			switch opts.Helper {
+			case "auto", "never", "always":
+			default:
+				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
+			}
+			if err := opts.Maps.validateHelper(cmd.Flags(), opts.Helper); err != nil {
+				return err
+			}
+			switch p := backup.OverwritePolicy(overwrite); p {
+			case backup.OverwriteAlways, backup.OverwriteIfChanged, backup.OverwriteNever:
+				opts.Overwrite = p
+			default:
+				return flagErrorf("--overwrite %q: want always, if-changed or never", overwrite)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runRestore(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	opts.Maps.register(fl)
+	fl.StringVar(&opts.Helper, "helper", "auto", "use a helper user namespace: auto, always or never")
+	fl.StringVar(&overwrite, "overwrite", "always", "existing entries: always replace, if-changed (size or mtime differ), never")
+	fl.BoolVar(&opts.Direct, "direct", false, "into an empty DEST, create small files under their final names (faster; a killed restore leaves partial files there until re-run)")
+	fl.IntVar(&opts.Workers, "workers", 0, "goroutines writing files (0: automatic)")
+	return cmd
+}
+
+// restoreJSON is one JSON Lines record of restore.
+type restoreJSON struct {
+	MessageType string                 `json:"message_type"` // "error", "summary"
+	Path        string                 `json:"path,omitempty"`
+	Message     string                 `json:"message,omitempty"`
+	Summary     *backup.RestoreSummary `json:"summary,omitempty"`
+}
+
+func runRestore(ctx context.Context, opts *restoreOptions) error {
+	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	if err != nil {
+		return err
+	}
+	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
+	if err != nil {
+		return err
+	}
+	defer closeArchive()
+	helper := useHelper(opts.Helper, uid)
+	var mu sync.Mutex
+	eperm := 0
+	ro := backup.RestoreOptions{
+		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
+		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers,
+		Error: func(p string, err error) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(err, syscall.EPERM) {
+				eperm++
+			}
+			if opts.JSON {
+				return writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Path: p, Message: reason(err, p)})
+			}
+			printPathError(opts.IO.ErrOut, "restore", p, err)
+			return nil
+		},
+	}
+	var sum backup.RestoreSummary
+	if helper {
+		sum, err = backup.RestoreRootless(ctx, r, opts.Dest, ro, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+	} else {
+		sum, err = backup.Restore(ctx, r, opts.Dest, ro)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", opts.Archive, err)
+	}
+	switch {
+	case opts.JSON:
+		if err := writeJSON(opts.IO.Out, restoreJSON{MessageType: "summary", Summary: &sum}); err != nil {
+			return err
+		}
+	case !opts.Quiet:
+		fmt.Fprintf(opts.IO.ErrOut, "restored %d files, %d directories, %d links, %d others (%d caps, %s); %d kept, %d failed\n",
+			sum.Files, sum.Dirs, sum.Links, sum.Others, sum.Caps, humanBytes(sum.Bytes), sum.Skipped, sum.Failures)
+	}
+	if eperm > 0 {
+		hint := epermHint(helper, eperm)
+		if opts.JSON {
+			if err := writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Message: hint}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(opts.IO.ErrOut, "nscap: restore %s: %s\n", opts.Archive, hint)
+		}
+	}
+	if sum.Failures > 0 {
+		return errSilent
+	}
+	return nil
+}
+
+// epermHint explains why n entries failed with EPERM.
+func epermHint(helper bool, n int) string {
+	if helper {
+		return fmt.Sprintf("%d entries failed with EPERM (operation not permitted): a user namespace cannot create device nodes, set trusted.* xattrs or write host-scoped capabilities", n)
+	}
+	if privileged() {
+		return fmt.Sprintf("%d entries failed with EPERM (operation not permitted)", n)
+	}
+	return fmt.Sprintf("%d entries failed with EPERM (operation not permitted): setting owners and capabilities needs CAP_CHOWN and CAP_SETFCAP; "+
+		"a user owning the target ids as subordinate ranges (/etc/subuid, /etc/subgid) restores with --helper auto or always and target maps", n)
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nscap/nscap/backup"
+)
+
+type verifyOptions struct {
+	IO      *IOStreams
+	Archive string
+	Dest    string
+	Maps    targetMapFlags
+	Helper  string // auto, always, never
+	JSON    bool
+}
+
+func newVerifyCmd(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
+	opts := &verifyOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "verify [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--helper auto|always|never] ARCHIVE|- DEST",
+		Short: "List every difference between an archive and a restored tree",
+		Long: `Compare the tree under DEST with ARCHIVE as "nscap restore" with the same
+map flags would have made it, and print every difference, one per line:
+missing and extra entries, type, owner, mode, size, content (sha256),
+symlink targets and hardlinks, xattrs, and capabilities (compared as
+capabilities and shown with their rootids). Nothing is followed or changed.
+
+Lines are "PATH: KIND [NAME]: want W, got G"; with --json each difference is
+an object with "path", "kind", "name", "want" and "got".
+
+An unprivileged user who restored a tree through a helper user namespace
+(see "nscap restore --help") verifies it the same way: --helper auto (the
+default) checks the tree from inside such a helper when target maps are
+given and the caller lacks CAP_CHOWN or CAP_SETFCAP; always uses it, never
+reads the tree directly. Through the helper, owners, ACL ids and rootids in
+the "want" and "got" of differences are shown as the helper namespace sees
+them (the caller's own id is 0, the target's host ids follow), not as host
+ids.
+
+EXIT STATUS
+  0  the tree matches the archive
+  1  differences were found, or the verification failed
+  2  usage error: bad flags or arguments, nothing was done`,
+		Example: `  nscap verify --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs`,
+		Args:    rangeArgs(2, 2, "ARCHIVE and DEST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Archive, opts.Dest = args[0], args[1]
+			opts.JSON = f.Global.JSON
+			if err := opts.Maps.validate(cmd.Flags()); err != nil {
+				return err
+			}
+			switch opts.Helper {
+			case "auto", "never", "always":
+			default:
+				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
+			}
+			if err := opts.Maps.validateHelper(cmd.Flags(), opts.Helper); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runVerify(cmd.Context(), opts)
+		},
+	}
+	opts.Maps.register(cmd.Flags())
+	cmd.Flags().StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	return cmd
+}
+
+func runVerify(ctx context.Context, opts *verifyOptions) error {
+	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	if err != nil {
+		return err
+	}
+	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
+	if err != nil {
+		return err
+	}
+	defer closeArchive()
+	vo := backup.VerifyOptions{UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope,
+		Difference: func(d backup.Difference) error {
+			if opts.JSON {
+				return writeJSON(opts.IO.Out, d)
+			}
+			_, err := fmt.Fprintln(opts.IO.Out, d.String())
+			return err
+		}}
+	var diffs []backup.Difference
+	if useHelper(opts.Helper, uid) {
+		diffs, err = backup.VerifyRootless(ctx, r, opts.Dest, vo, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+	} else {
+		diffs, err = backup.Verify(ctx, r, opts.Dest, vo)
+	}
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", opts.Archive, err)
+	}
+	if len(diffs) > 0 {
+		return errSilent
+	}
+	return nil
+}
