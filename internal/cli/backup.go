@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/nscap/nscap/backup"
 	"github.com/nscap/nscap/internal/ui"
-	"github.com/nscap/nscap/userns"
 )
 
 type backupOptions struct {
@@ -24,10 +22,7 @@ type backupOptions struct {
 	Root   string
 	Output string // -o: a file name, or "-" for stdout
 
-	UIDMap    string // --uidmap values joined with ","
-	GIDMap    string // --gidmap values joined with ","
-	PID       int    // --pid
-	OCIConfig string // --oci-config
+	Maps mapFlags // --uidmap, --gidmap, --pid, --oci-config
 
 	ForeignCaps backup.ForeignCaps
 	Compression backup.Compression
@@ -35,13 +30,10 @@ type backupOptions struct {
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
-
-	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
 }
 
 func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
 	opts := &backupOptions{IO: f.IO}
-	var uidMaps, gidMaps []string
 	var foreign, compress string
 	cmd := &cobra.Command{
 		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] -o FILE|- ROOTFS",
@@ -89,32 +81,9 @@ and the summary are JSON Lines on stdout (message_type "warning", "error",
 			opts.Root = args[0]
 			opts.JSON, opts.Quiet, opts.NoProgress = f.Global.JSON, f.Global.Quiet, f.Global.NoProgress
 			opts.Version = f.Version
-			opts.ReadMaps = userns.ReadMaps
 			fl := cmd.Flags()
-			n := 0
-			for _, name := range []string{"uidmap", "pid", "oci-config"} {
-				if fl.Changed(name) {
-					n++
-				}
-			}
-			if n > 1 {
-				return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
-			}
-			if fl.Changed("gidmap") && !fl.Changed("uidmap") {
-				return flagErrorf("--gidmap needs --uidmap")
-			}
-			if fl.Changed("pid") && opts.PID <= 0 {
-				return flagErrorf("--pid %d: want a positive process id", opts.PID)
-			}
-			opts.UIDMap = strings.Join(uidMaps, ",")
-			opts.GIDMap = strings.Join(gidMaps, ",")
-			for flag, text := range map[string]string{"--uidmap": opts.UIDMap, "--gidmap": opts.GIDMap} {
-				if text == "" {
-					continue
-				}
-				if _, err := userns.ParseMap(text); err != nil {
-					return flagErrorf("%s %s: %w", flag, text, err)
-				}
+			if err := opts.Maps.validate(fl); err != nil {
+				return err
 			}
 			p, err := backup.ParseForeignCaps(foreign)
 			if err != nil {
@@ -143,47 +112,16 @@ and the summary are JSON Lines on stdout (message_type "warning", "error",
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVar(&uidMaps, "uidmap", nil, "uid map of the container owning ROOTFS (`MAP`: INSIDE:OUTSIDE:COUNT,...)")
-	fl.StringArrayVar(&gidMaps, "gidmap", nil, "gid map (`MAP`; default: the uid map)")
-	fl.IntVar(&opts.PID, "pid", 0, "read the maps of the user namespace of process `PID`")
-	fl.StringVar(&opts.OCIConfig, "oci-config", "", "read the maps from the OCI runtime config `FILE`")
+	opts.Maps.register(fl,
+		"uid map of the container owning ROOTFS (`MAP`: INSIDE:OUTSIDE:COUNT,...)",
+		"gid map (`MAP`; default: the uid map)",
+		"read the maps of the user namespace of process `PID`",
+		"read the maps from the OCI runtime config `FILE`")
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
 	fl.StringVar(&compress, "compress", "none", "compression: none, gzip or zstd (default: by the suffix of FILE)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines reading files ahead of the writer (0: automatic)")
 	return cmd
-}
-
-// maps resolves the map flags.
-func (opts *backupOptions) maps() (uid, gid userns.Map, err error) {
-	switch {
-	case opts.PID != 0:
-		uid, gid, err = opts.ReadMaps(opts.PID)
-		if err != nil {
-			return uid, gid, fmt.Errorf("read the maps of pid %d: %w", opts.PID, err)
-		}
-	case opts.OCIConfig != "":
-		f, err := os.Open(opts.OCIConfig)
-		if err != nil {
-			return uid, gid, err
-		}
-		defer f.Close()
-		uid, gid, err = userns.ParseOCIConfig(f)
-		if err != nil {
-			return uid, gid, fmt.Errorf("read the maps of %s: %w", opts.OCIConfig, err)
-		}
-	case opts.UIDMap != "":
-		if uid, err = userns.ParseMap(opts.UIDMap); err != nil {
-			return uid, gid, err
-		}
-		gid = uid
-		if opts.GIDMap != "" {
-			if gid, err = userns.ParseMap(opts.GIDMap); err != nil {
-				return uid, gid, err
-			}
-		}
-	}
-	return uid, gid, nil
 }
 
 // backupJSON is one JSON Lines record of backup.
@@ -240,7 +178,7 @@ func (r *backupReporter) Error(name string, err error) error {
 }
 
 func runBackup(ctx context.Context, opts *backupOptions) error {
-	uid, gid, err := opts.maps()
+	uid, gid, err := opts.Maps.resolve()
 	if err != nil {
 		return err
 	}

@@ -18,65 +18,51 @@ import (
 	"github.com/nscap/nscap/userns"
 )
 
-// targetMapFlags are the map flags restore and verify share.
+// targetMapFlags are the map flags restore and verify share: the target
+// maps, the source maps of an archive of raw host ids, and --host-scope.
 type targetMapFlags struct {
-	UIDMap       string // --uidmap values joined with ","
-	GIDMap       string // --gidmap values joined with ","
-	PID          int    // --pid
-	OCIConfig    string // --oci-config
+	Target       mapFlags
 	SourceUIDMap string // --source-uidmap
 	SourceGIDMap string // --source-gidmap
 	HostScope    bool   // --host-scope
 
-	uidMaps, gidMaps, srcUIDMaps, srcGIDMaps []string
-	readMaps                                 func(pid int) (uid, gid userns.Map, err error)
+	srcUIDMaps, srcGIDMaps []string
 }
 
 func (m *targetMapFlags) register(fl *pflag.FlagSet) {
-	fl.StringArrayVar(&m.uidMaps, "uidmap", nil, "uid map of the target container (`MAP`: INSIDE:OUTSIDE:COUNT,...)")
-	fl.StringArrayVar(&m.gidMaps, "gidmap", nil, "gid map of the target container (`MAP`; default: the uid map)")
-	fl.IntVar(&m.PID, "pid", 0, "restore for the user namespace of process `PID`")
-	fl.StringVar(&m.OCIConfig, "oci-config", "", "read the target maps from the OCI runtime config `FILE`")
+	m.Target.register(fl,
+		"uid map of the target container (`MAP`: INSIDE:OUTSIDE:COUNT,...)",
+		"gid map of the target container (`MAP`; default: the uid map)",
+		"restore for the user namespace of process `PID`",
+		"read the target maps from the OCI runtime config `FILE`")
 	fl.StringArrayVar(&m.srcUIDMaps, "source-uidmap", nil, "uid map of the container an archive of raw host ids was made from (`MAP`)")
 	fl.StringArrayVar(&m.srcGIDMaps, "source-gidmap", nil, "gid map of that container (`MAP`; default: the source uid map)")
 	fl.BoolVar(&m.HostScope, "host-scope", false, "restore a namespace-relative archive without target maps (its caps become host-scoped)")
 }
 
-// validate checks the flags (usage errors only).
-func (m *targetMapFlags) validate(fl *pflag.FlagSet) error {
-	n := 0
-	for _, name := range []string{"uidmap", "pid", "oci-config"} {
-		if fl.Changed(name) {
-			n++
-		}
+// validate checks the map flags and --helper (usage errors only).
+func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper string) error {
+	if err := m.validateMaps(fl); err != nil {
+		return err
 	}
-	if n > 1 {
-		return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
+	switch helper {
+	case "auto", "never", "always":
+	default:
+		return flagErrorf("--helper %q: want auto, always or never", helper)
 	}
-	if fl.Changed("gidmap") && !fl.Changed("uidmap") {
-		return flagErrorf("--gidmap needs --uidmap")
+	return m.validateHelper(fl, helper)
+}
+
+// validateMaps checks the map flags.
+func (m *targetMapFlags) validateMaps(fl *pflag.FlagSet) error {
+	if err := m.Target.validate(fl); err != nil {
+		return err
 	}
 	if fl.Changed("source-gidmap") && !fl.Changed("source-uidmap") {
 		return flagErrorf("--source-gidmap needs --source-uidmap")
 	}
-	if fl.Changed("pid") && m.PID <= 0 {
-		return flagErrorf("--pid %d: want a positive process id", m.PID)
-	}
-	m.UIDMap, m.GIDMap = strings.Join(m.uidMaps, ","), strings.Join(m.gidMaps, ",")
 	m.SourceUIDMap, m.SourceGIDMap = strings.Join(m.srcUIDMaps, ","), strings.Join(m.srcGIDMaps, ",")
-	for _, f := range []struct{ flag, text string }{{"--uidmap", m.UIDMap}, {"--gidmap", m.GIDMap},
-		{"--source-uidmap", m.SourceUIDMap}, {"--source-gidmap", m.SourceGIDMap}} {
-		if f.text == "" {
-			continue
-		}
-		if _, err := userns.ParseMap(f.text); err != nil {
-			return flagErrorf("%s %s: %w", f.flag, f.text, err)
-		}
-	}
-	if m.readMaps == nil {
-		m.readMaps = userns.ReadMaps
-	}
-	return nil
+	return checkMapSyntax("--source-uidmap", m.SourceUIDMap, "--source-gidmap", m.SourceGIDMap)
 }
 
 // validateHelper checks --helper against the map flags: a helper needs
@@ -135,33 +121,17 @@ func archiveReader(ios *IOStreams, name string) (io.Reader, func() error, error)
 
 // resolve returns the target and source maps.
 func (m *targetMapFlags) resolve() (uid, gid, srcUID, srcGID userns.Map, err error) {
-	parse := func(s string) userns.Map {
-		if s == "" || err != nil {
-			return userns.Map{}
-		}
-		var mp userns.Map
-		mp, err = userns.ParseMap(s)
-		return mp
+	if uid, gid, err = m.Target.resolve(); err != nil {
+		return uid, gid, srcUID, srcGID, err
 	}
-	switch {
-	case m.PID != 0:
-		if uid, gid, err = m.readMaps(m.PID); err != nil {
-			err = fmt.Errorf("read the maps of pid %d: %w", m.PID, err)
+	if m.SourceUIDMap != "" {
+		if srcUID, err = userns.ParseMap(m.SourceUIDMap); err != nil {
+			return uid, gid, srcUID, srcGID, err
 		}
-	case m.OCIConfig != "":
-		var f *os.File
-		if f, err = os.Open(m.OCIConfig); err != nil {
-			break
-		}
-		uid, gid, err = userns.ParseOCIConfig(f)
-		f.Close()
-		if err != nil {
-			err = fmt.Errorf("read the maps of %s: %w", m.OCIConfig, err)
-		}
-	default:
-		uid, gid = parse(m.UIDMap), parse(m.GIDMap)
 	}
-	srcUID, srcGID = parse(m.SourceUIDMap), parse(m.SourceGIDMap)
+	if m.SourceGIDMap != "" {
+		srcGID, err = userns.ParseMap(m.SourceGIDMap)
+	}
 	return uid, gid, srcUID, srcGID, err
 }
 
@@ -237,15 +207,7 @@ With --json, errors and the summary are JSON Lines on stdout with a
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Archive, opts.Dest = args[0], args[1]
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
-			if err := opts.Maps.validate(cmd.Flags()); err != nil {
-				return err
-			}
-			switch opts.Helper {
-			case "auto", "never", "always":
-			default:
-				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
-			}
-			if err := opts.Maps.validateHelper(cmd.Flags(), opts.Helper); err != nil {
+			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
 			}
 			switch p := backup.OverwritePolicy(overwrite); p {

@@ -25,7 +25,7 @@ import (
 func TestNewRestoreCmd(t *testing.T) {
 	t.Parallel()
 	ignore := cmpopts.IgnoreFields(restoreOptions{}, "IO")
-	ignoreMaps := cmpopts.IgnoreUnexported(targetMapFlags{})
+	ignoreMaps := cmpopts.IgnoreUnexported(targetMapFlags{}, mapFlags{})
 	tests := []struct {
 		argv    string
 		want    restoreOptions
@@ -34,11 +34,11 @@ func TestNewRestoreCmd(t *testing.T) {
 		{argv: "a.tar d", want: restoreOptions{Archive: "a.tar", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways}},
 		{argv: "--uidmap 0:200000:65536 --uidmap 65536:1:1 --source-uidmap 0:100000:65536 --overwrite never --helper never - d",
 			want: restoreOptions{Archive: "-", Dest: "d", Helper: "never", Overwrite: backup.OverwriteNever,
-				Maps: targetMapFlags{UIDMap: "0:200000:65536,65536:1:1", SourceUIDMap: "0:100000:65536"}}},
+				Maps: targetMapFlags{Target: mapFlags{UIDMap: "0:200000:65536,65536:1:1"}, SourceUIDMap: "0:100000:65536"}}},
 		{argv: "--host-scope --json a d", want: restoreOptions{Archive: "a", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways,
 			JSON: true, Maps: targetMapFlags{HostScope: true}}},
 		{argv: "--helper always --pid 7 a d", want: restoreOptions{Archive: "a", Dest: "d", Helper: "always", Overwrite: backup.OverwriteAlways,
-			Maps: targetMapFlags{PID: 7}}},
+			Maps: targetMapFlags{Target: mapFlags{PID: 7}}}},
 		{argv: "--helper always a d", wantErr: "--helper always needs target maps (--uidmap, --pid or --oci-config)"},
 		{argv: "a", wantErr: "missing ARCHIVE and DEST"},
 		{argv: "a b c", wantErr: `too many arguments: ["c"]`},
@@ -47,6 +47,8 @@ func TestNewRestoreCmd(t *testing.T) {
 		{argv: "--helper sometimes a d", wantErr: `--helper "sometimes": want auto, always or never`},
 		{argv: "--overwrite maybe a d", wantErr: `--overwrite "maybe": want always, if-changed or never`},
 		{argv: "--uidmap 0:1 a d", wantErr: "--uidmap 0:1: "},
+		{argv: "--source-gidmap 0:1:1 a d", wantErr: "--source-gidmap needs --source-uidmap"},
+		{argv: "--source-uidmap 0:1 a d", wantErr: "--source-uidmap 0:1: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {

@@ -50,15 +50,7 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Archive, opts.Dest = args[0], args[1]
 			opts.JSON = f.Global.JSON
-			if err := opts.Maps.validate(cmd.Flags()); err != nil {
-				return err
-			}
-			switch opts.Helper {
-			case "auto", "never", "always":
-			default:
-				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
-			}
-			if err := opts.Maps.validateHelper(cmd.Flags(), opts.Helper); err != nil {
+			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
 			}
 			if runF != nil {
