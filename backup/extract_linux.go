@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -27,6 +28,11 @@ const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RE
 // tmpPrefix starts the names of the temporary entries the restorer makes
 // next to their final name before renaming them into place.
 const tmpPrefix = ".nscap-tmp."
+
+// stagingPrefix starts the name of the hidden directory, directly in the
+// destination, that a restore into an empty destination fills before
+// renaming its top-level entries into place (see [Restore]).
+const stagingPrefix = ".nscap-staging."
 
 // markerName is created in the destination while a restore runs: a
 // restore that finds it knows the previous one died, and sweeps the
@@ -126,7 +132,8 @@ func (d *destDir) openDir(rel string, create bool) (int, error) {
 	return cur, nil
 }
 
-// isEmpty reports whether the destination holds no entry at all.
+// isEmpty reports whether the destination holds no entry at all but the
+// marker of a restore.
 func (d *destDir) isEmpty() (bool, error) {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -143,8 +150,10 @@ func (d *destDir) isEmpty() (bool, error) {
 			return true, nil
 		}
 		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
-		if len(names) > 0 { // ParseDirent skips "." and ".."
-			return false, nil
+		for _, name := range names { // ParseDirent skips "." and ".."
+			if name != markerName {
+				return false, nil
+			}
 		}
 	}
 }
@@ -322,4 +331,116 @@ func (d *destDir) sweepTmp() error {
 		return err
 	}
 	return walk(fd, ".")
+}
+
+// stagingName returns a fresh name for a staging directory.
+func stagingName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return stagingPrefix + hex.EncodeToString(b[:])
+}
+
+// isStagingName reports whether name (of an entry directly in the
+// destination) is one a restore gives its staging directory.
+func isStagingName(name string) bool {
+	if !strings.HasPrefix(name, stagingPrefix) || len(name) != len(stagingPrefix)+16 {
+		return false
+	}
+	_, err := hex.DecodeString(name[len(stagingPrefix):])
+	return err == nil
+}
+
+// staging returns the directory name, directly in d, as a destination of
+// its own: same descriptors and messages, paths shown as under d (what
+// is in it goes there).
+func (d *destDir) staging(name string) (*destDir, error) {
+	fd, err := openat2(d.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, d.pathErr("open", name, err)
+	}
+	return &destDir{fd: fd, path: d.path, emptyPath: d.emptyPath, noTmpfile: d.noTmpfile}, nil
+}
+
+// testHookRemoveTree, when set (by tests only), is called before each
+// entry removeTree removes.
+var testHookRemoveTree func(name string)
+
+// removeTree removes the directory name (directly in d) and everything
+// under it, with unlinkat(2) relative to descriptors opened beneath d
+// with resolveBeneath: it never follows a symlink nor leaves d. A missing
+// name is no error.
+func (d *destDir) removeTree(name string) error {
+	var rm func(parent int, base, rel string) error
+	rm = func(parent int, base, rel string) error {
+		fd, err := openat2(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if errors.Is(err, unix.EACCES) {
+			// A directory of the archive with no search permission (for
+			// a caller without CAP_DAC_OVERRIDE): make it ours to read.
+			if pfd, perr := openat2(parent, base, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0); perr == nil {
+				_ = unix.Chmod(procPath(pfd), 0o700)
+				unix.Close(pfd)
+				fd, err = openat2(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			}
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return d.pathErr("open", rel, err)
+		}
+		dir := os.NewFile(uintptr(fd), rel)
+		defer dir.Close()
+		for {
+			ents, err := dir.ReadDir(1024)
+			for _, e := range ents {
+				if testHookRemoveTree != nil {
+					testHookRemoveTree(e.Name())
+				}
+				sub := path.Join(rel, e.Name())
+				if e.IsDir() {
+					if err := rm(fd, e.Name(), sub); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := unix.Unlinkat(fd, e.Name(), 0); err != nil && !errors.Is(err, unix.ENOENT) {
+					return d.pathErr("unlink", sub, err)
+				}
+			}
+			if errors.Is(err, io.EOF) || len(ents) == 0 {
+				break
+			}
+			if err != nil {
+				return d.pathErr("readdir", rel, err)
+			}
+		}
+		if err := unix.Unlinkat(parent, base, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			return d.pathErr("rmdir", rel, err)
+		}
+		return nil
+	}
+	return rm(d.fd, name, name)
+}
+
+// removeStaging removes every staging directory directly in d: what a
+// killed restore was filling.
+func (d *destDir) removeStaging() error {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return d.pathErr("open", ".", err)
+	}
+	dir := os.NewFile(uintptr(fd), d.path)
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		return d.pathErr("readdir", ".", err)
+	}
+	for _, name := range names {
+		if isStagingName(name) {
+			if err := d.removeTree(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -77,11 +77,12 @@ type RestoreOptions struct {
 	// [OverwriteAlways].
 	Overwrite OverwritePolicy
 	// Direct creates the small files of a restore into an empty dest
-	// under their final names instead of linking in a finished unnamed
-	// inode: about a third faster on ext4, but a restore killed meanwhile
+	// directly under their final names, instead of in the staging
+	// directory that a restore into an empty dest otherwise fills and then
+	// renames into place (see [Restore]): a restore killed meanwhile
 	// leaves partly written files under their final names until a restore
 	// into the same dest is run again (the marker file says so and
-	// [Verify] reports it). Off by default.
+	// [Verify] reports it). Off by default; it saves only the renames.
 	Direct bool
 	// Workers is the number of goroutines writing files; 0 means 2.
 	Workers int

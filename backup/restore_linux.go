@@ -50,18 +50,24 @@ const (
 //
 // Each regular file is given, in this order, its data, owner, mode,
 // xattrs, security.capability (last: the kernel clears it on chown and on
-// writes) and times. Into a dest that holds entries, it is written to an
-// unnamed inode (O_TMPFILE, or a temporary name where unsupported) and only
-// then linked under its final name (linkat(2), or renameat(2) over an
-// existing entry): a restore killed at any point leaves no partial file
-// under a final name, and the next restore into the same dest removes its
-// temporary names. With opts.Direct, into an empty dest, small files are
-// created directly under their final names (half the directory
-// operations), giving up that guarantee until the restore ends; the marker
-// file the restore keeps in dest while it runs then says so, and a restore
-// that finds it (the previous one was killed) replaces every member
-// whatever opts.Overwrite says, and [Verify] reports it. Files of one
-// directory are written by one worker, several directories in parallel.
+// writes) and times, on an inode not yet visible under its final name: a
+// restore killed at any point leaves no partial file under a final name.
+// Into a dest that holds entries, each file is written to an unnamed inode
+// (O_TMPFILE, or a temporary name where unsupported) and only then linked
+// under its final name (linkat(2), or renameat(2) over an existing entry).
+// Into an empty dest, the whole archive is extracted into a hidden staging
+// directory made in dest (files created directly under their names there,
+// half the directory operations), then each of its top-level entries is
+// renamed into dest (renameat2 RENAME_NOREPLACE), and the archive's "."
+// member is applied to dest last. The marker file the restore keeps in
+// dest while it runs names the staging directory: the next restore into
+// the same dest removes it (never following a symlink), and the temporary
+// names a killed restore left, and [Verify] reports both. With
+// opts.Direct, into an empty dest, small files are created directly under
+// their final names instead, giving up that guarantee until the restore
+// ends; the marker then says so, and a restore that finds it replaces
+// every member whatever opts.Overwrite says. Files of one directory are
+// written by one worker, several directories in parallel.
 // Directories get their default ACL, mode and times after their contents
 // (so that nothing inherits an ACL the archive does not give it).
 //
@@ -94,12 +100,17 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 		return RestoreSummary{}, err
 	}
 	defer d.Close()
-	rs := &restorer{d: d, opts: &opts, m: m, ar: ar, inflight: map[string]int{}}
+	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]int{}}
 	rs.budget.cond = sync.NewCond(&rs.budget.mu)
 	if err := rs.begin(); err != nil {
 		return RestoreSummary{}, err
 	}
 	err = rs.run(ctx)
+	if rs.staging != "" {
+		if cerr := rs.commit(); err == nil {
+			err = cerr
+		}
+	}
 	sum := rs.summary()
 	// Every temporary name is gone unless the process dies: the marker
 	// goes too, even after an error.
@@ -128,8 +139,16 @@ type restorer struct {
 
 	dirs []deferredDir // directories whose mode and times are set last
 	// direct is set when the destination was empty: files are created
-	// under their final names (see begin).
+	// under their names in d (see begin).
 	direct bool
+	// top is the destination; d is the staging directory in it while
+	// staging is set (see begin), top otherwise.
+	top     *destDir
+	staging string
+	// root is the archive's "." member, applied to top by commit.
+	root *rootEntry
+	// keepMarker is set when the staging directory could not be removed.
+	keepMarker bool
 
 	jobs []chan []*fileJob // one per worker: a directory's files go to one worker
 	// batch and batchBytes gather the next files of each worker (reader
@@ -186,25 +205,43 @@ type entryMeta struct {
 // files directly under their final names (see begin).
 const markerDirect = "direct\n"
 
+// markerStaging starts the content of the marker of a restore that fills
+// a staging directory (its name follows, then a newline; see begin).
+const markerStaging = "staging "
+
+// rootEntry is the archive's "." member, applied to the destination
+// itself once a staging directory is emptied into it.
+type rootEntry struct {
+	e  *archiveEntry
+	mt entryMeta
+}
+
 // begin marks the restore as running, sweeping what a killed one left.
 //
+// Into an empty destination (nothing but the marker of a killed restore),
+// the archive is extracted into a staging directory made for it directly
+// in the destination (stagingPrefix, mode 0700), its files created
+// directly under their names there: no O_TMPFILE inode and link per file
+// (on ext4 the orphan list and the extra directory operation cost about a
+// third of a small file's restore), yet nothing is under its final name
+// before it is complete: commit renames the finished top-level entries
+// into the destination. The marker then says "staging NAME"; a restore
+// that finds it removes the staging directories a killed one left (the
+// top-level entries already renamed are complete, and are handled by the
+// overwrite policy like any existing entry).
+//
 // With opts.Direct and an empty destination, files are created directly
-// under their final names (one directory entry per file instead of an unnamed inode
-// linked in, or a temporary name renamed: on ext4 the O_TMPFILE orphan
-// list and the extra directory operation cost about a third of a small
-// file's restore). The marker then says "direct": until it is gone, the
-// whole destination is the incomplete output of one restore, and a restore
-// that finds such a marker (the previous one was killed) trusts nothing it
-// finds there and replaces every member whatever the overwrite policy.
-// Either way, no restore that finishes leaves a partial file under a final
-// name, and [Verify] reports a marker left behind.
+// under their final names instead. The marker then says "direct": until it
+// is gone, the whole destination is the incomplete output of one restore,
+// and a restore that finds such a marker (the previous one was killed)
+// trusts nothing it finds there and replaces every member whatever the
+// overwrite policy. Either way, no restore that finishes leaves a partial
+// file under a final name, and [Verify] reports a marker or a staging
+// directory left behind.
 func (rs *restorer) begin() error {
-	empty, err := rs.d.isEmpty()
-	if err != nil {
-		return err
-	}
 	fd, err := unix.Openat(rs.d.fd, markerName, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, unix.EEXIST) {
+	resumed := errors.Is(err, unix.EEXIST)
+	if resumed {
 		buf := make([]byte, 64)
 		if mfd, err := openat2(rs.d.fd, markerName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err == nil {
 			n, _ := unix.Read(mfd, buf)
@@ -213,26 +250,115 @@ func (rs *restorer) begin() error {
 				rs.opts.Overwrite = OverwriteAlways
 			}
 		}
+		// Whatever the marker names: a restore killed while rewriting
+		// it may have left another staging directory.
+		if err := rs.d.removeStaging(); err != nil {
+			return fmt.Errorf("clean up an interrupted restore: %w", err)
+		}
 		if err := rs.d.sweepTmp(); err != nil {
 			return fmt.Errorf("clean up an interrupted restore: %w", err)
 		}
-		return nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return rs.d.pathErr("create", markerName, err)
+	} else {
+		defer unix.Close(fd)
 	}
-	if empty && rs.opts.Direct {
+	empty, err := rs.d.isEmpty()
+	if err != nil || !empty {
+		return err
+	}
+	if !resumed && rs.opts.Direct {
 		if _, err := unix.Write(fd, []byte(markerDirect)); err != nil {
-			unix.Close(fd)
 			return rs.d.pathErr("write", markerName, err)
 		}
 		rs.direct = true
+		return nil
 	}
-	return unix.Close(fd)
+	if resumed {
+		if fd, err = openat2(rs.d.fd, markerName, unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW, 0); err != nil {
+			return rs.d.pathErr("open", markerName, err)
+		}
+		defer unix.Close(fd)
+	}
+	// The marker names the staging directory before it exists: a kill
+	// in between leaves no staging directory the next restore would not
+	// look for.
+	name := stagingName()
+	if _, err := unix.Write(fd, []byte(markerStaging+name+"\n")); err != nil {
+		return rs.d.pathErr("write", markerName, err)
+	}
+	if err := unix.Mkdirat(rs.d.fd, name, 0o700); err != nil {
+		return rs.d.pathErr("mkdir", name, err)
+	}
+	st, err := rs.d.staging(name)
+	if err != nil {
+		_ = unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR)
+		return err
+	}
+	rs.d, rs.staging, rs.direct = st, name, true
+	return nil
 }
+
+// commit moves the top-level entries of the staging directory into the
+// destination (renameat2 RENAME_NOREPLACE: one that appeared there
+// meanwhile is a failure, never replaced), removes the staging directory
+// and applies the archive's "." member to the destination (after the
+// renames, which change its times). It runs even after an error: every
+// file in the staging directory is complete.
+func (rs *restorer) commit() error {
+	st := rs.d
+	rs.d = rs.top
+	defer st.Close()
+	fd, err := unix.Openat(st.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		rs.keepMarker = true
+		return rs.top.pathErr("open", rs.staging, err)
+	}
+	dir := os.NewFile(uintptr(fd), rs.staging)
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		rs.keepMarker = true
+		return rs.top.pathErr("readdir", rs.staging, err)
+	}
+	for _, name := range names {
+		if testHookCommit != nil {
+			testHookCommit(name)
+		}
+		err := unix.Renameat2(st.fd, name, rs.top.fd, name, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) {
+			// No RENAME_NOREPLACE on this filesystem.
+			if _, serr := lstatAt(rs.top.fd, name); errors.Is(serr, unix.ENOENT) {
+				err = unix.Renameat(st.fd, name, rs.top.fd, name)
+			}
+		}
+		if err != nil {
+			rs.fail(name, rs.top.pathErr("rename", name, err))
+		}
+	}
+	// Empty unless a rename failed.
+	if err := rs.top.removeTree(rs.staging); err != nil {
+		rs.keepMarker = true
+		return err
+	}
+	rs.staging = ""
+	if rs.root != nil {
+		if err := rs.dir(nil, rs.root.e, rs.root.mt); err != nil {
+			rs.fail(".", err)
+		}
+	}
+	return nil
+}
+
+// testHookCommit, when set (by tests only), is called before each
+// top-level entry is renamed out of the staging directory.
+var testHookCommit func(name string)
 
 // end removes the marker.
 func (rs *restorer) end() error {
+	if rs.keepMarker {
+		return nil
+	}
 	if err := unix.Unlinkat(rs.d.fd, markerName, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return rs.d.pathErr("unlink", markerName, err)
 	}
@@ -740,6 +866,10 @@ func cleanDir(dir string) string {
 // dir restores a directory: created now (mode 0700 until its contents are
 // in), owner and xattrs now, mode and times at the end.
 func (rs *restorer) dir(pc *parentCache, e *archiveEntry, mt entryMeta) error {
+	if e.Name == "." && rs.staging != "" {
+		rs.root = &rootEntry{e: e, mt: mt} // for the destination, by commit
+		return nil
+	}
 	var fd int
 	existed := true
 	if e.Name == "." {

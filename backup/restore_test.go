@@ -553,6 +553,9 @@ func TestRestoreCrash(t *testing.T) {
 		}
 		ms = append(ms, m)
 	}
+	for i := range topLevel - 1 {
+		ms = append(ms, member{name: fmt.Sprintf("top%d", i), data: "top", xattrs: map[string]string{XattrCaps: capsV3(0)}})
+	}
 	a := makeArchive(t, "", ms)
 	dir := t.TempDir()
 	ap := filepath.Join(dir, "a.tar")
@@ -574,9 +577,46 @@ func TestRestoreCrash(t *testing.T) {
 		time.Sleep(delay)
 		cmd.Process.Kill()
 		cmd.Wait()
+		n := checkVisibleComplete(t, a, dest)
+		t.Logf("killed %v after the start: %d of %d top-level entries in place, %d litter", delay, n, topLevel, countTmp(t, dest))
 	}
 	if _, err := os.Stat(filepath.Join(dest, markerName)); err != nil {
 		t.Logf("no marker after the kills (restore finished early?): %v", err)
+	}
+	// A kill while the staging directory is emptied into the destination:
+	// some top-level entries are in place, complete, the rest still in
+	// the staging directory, which the next restore removes.
+	dest2 := testutil.TempDir(t)
+	signal := filepath.Join(dir, "committing")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
+	cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest2, "NSCAP_TEST_RESTORE_COMMIT="+signal)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(signal); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the child never started committing")
+		}
+	}
+	time.Sleep(30 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if n := checkVisibleComplete(t, a, dest2); n == 0 || n == topLevel {
+		t.Errorf("after a kill during the commit %d of %d top-level entries are in place, want some", n, topLevel)
+	}
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest2, RestoreOptions{Overwrite: OverwriteIfChanged}); err != nil {
+		t.Fatal(err)
+	}
+	if diffs, err := Verify(context.Background(), bytes.NewReader(a), dest2, VerifyOptions{}); err != nil || len(diffs) != 0 {
+		t.Fatalf("Verify after the re-run of a killed commit = %v %v", diffs, err)
+	}
+	if n := countTmp(t, dest2); n != 0 {
+		t.Errorf("%d temporary names left after the re-run of a killed commit", n)
 	}
 	// A kill during the sweep of the temporaries a killed restore left:
 	// plant many, let a restore start sweeping them, kill it.
@@ -585,8 +625,8 @@ func TestRestoreCrash(t *testing.T) {
 		os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755)
 		os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%04d", tmpPrefix, i)), []byte("partial"), 0o600)
 	}
-	signal := filepath.Join(dir, "sweeping")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
+	signal = filepath.Join(dir, "sweeping")
+	cmd = exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
 	cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest, "NSCAP_TEST_RESTORE_SWEEP="+signal)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -617,16 +657,60 @@ func TestRestoreCrash(t *testing.T) {
 	}
 }
 
-// countTmp counts the temporary names (and the marker) under dir.
+// topLevel is the number of top-level entries of TestRestoreCrash's
+// archive.
+const topLevel = 40
+
+// countTmp counts the temporary names, staging directories (and the
+// marker) under dir.
 func countTmp(t *testing.T, dir string) int {
 	n := 0
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || d.Name() == markerName) {
+		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || isStagingName(d.Name()) || d.Name() == markerName) {
 			n++
 		}
 		return nil
 	})
 	return n
+}
+
+// checkVisibleComplete checks the destination of a killed restore of
+// archive a: everything under its final name is complete (the only
+// differences Verify finds are missing entries), and the only litter is
+// the marker and staging directories (no temporary name outside them).
+// It returns the number of top-level entries in place.
+func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
+	t.Helper()
+	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
+	if err != nil {
+		t.Fatalf("Verify after a kill: %v", err)
+	}
+	for _, d := range diffs {
+		rel, _ := filepath.Rel(dest, d.Path)
+		switch {
+		case d.Kind == DiffMissing:
+		case d.Kind == DiffError && (rel == markerName || isStagingName(rel)):
+		default:
+			t.Errorf("after a kill, under its final name: %+v", d)
+		}
+	}
+	top := 0
+	filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dest {
+			return nil
+		}
+		if isStagingName(d.Name()) && filepath.Dir(p) == dest {
+			return fs.SkipDir
+		}
+		if filepath.Dir(p) == dest && d.Name() != markerName {
+			top++
+		}
+		if strings.HasPrefix(d.Name(), tmpPrefix) {
+			t.Errorf("after a kill, temporary name %s outside the staging directory", p)
+		}
+		return nil
+	})
+	return top
 }
 
 // TestRestoreCrashChild is the restore TestRestoreCrash kills.
@@ -642,6 +726,14 @@ func TestRestoreCrashChild(t *testing.T) {
 		testHookSweep = func(string) {
 			once.Do(func() { os.WriteFile(signal, nil, 0o644) })
 			time.Sleep(time.Millisecond)
+		}
+	}
+	if signal := os.Getenv("NSCAP_TEST_RESTORE_COMMIT"); signal != "" {
+		// Tell the parent when the commit has started, then go slowly.
+		var once sync.Once
+		testHookCommit = func(string) {
+			once.Do(func() { os.WriteFile(signal, nil, 0o644) })
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	f, err := os.Open(ap)
@@ -1049,5 +1141,74 @@ func TestVerifyNeverOpensFifo(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Verify blocked on a fifo")
+	}
+}
+
+// TestRestoreRemovesStaging: the staging directory a killed restore left
+// (with a symlink out of the destination, an unreadable directory and a
+// deep tree in it) is reported by Verify, then removed by the next
+// restore without following anything; the archive's "." member is
+// applied to the destination itself after the staging directory is
+// emptied into it.
+func TestRestoreRemovesStaging(t *testing.T) {
+	testutil.RequireRoot(t)
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := makeArchive(t, "", []member{
+		{name: "./", typ: tar.TypeDir, mode: 0o751},
+		{name: "f", data: "data", xattrs: map[string]string{XattrCaps: capsV3(0)}},
+		{name: "d/", typ: tar.TypeDir, mode: 0o700},
+		{name: "d/g", data: "g"},
+	})
+	dest := testutil.TempDir(t)
+	staging := filepath.Join(dest, stagingName())
+	for _, p := range []string{"a/b/c", "locked/x"} {
+		if err := os.MkdirAll(filepath.Join(staging, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(staging, "a/b/c/file"), []byte("partial"), 0o600)
+	os.WriteFile(filepath.Join(staging, "locked/x/file"), []byte("partial"), 0o600)
+	os.Chmod(filepath.Join(staging, "locked"), 0)
+	os.Symlink(outside, filepath.Join(staging, "out"))
+	os.Symlink(outside, filepath.Join(staging, "a/out"))
+	os.WriteFile(filepath.Join(dest, markerName), []byte(markerStaging+filepath.Base(staging)+"\n"), 0o600)
+
+	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, d := range diffs {
+		if d.Kind != DiffMissing {
+			rel, _ := filepath.Rel(dest, d.Path)
+			if isStagingName(rel) {
+				rel = "STAGING"
+			}
+			kinds = append(kinds, rel+" "+string(d.Kind))
+		}
+	}
+	want := []string{". mode", markerName + " error", "STAGING error"}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("Verify of a killed restore (-want +got):\n%s", diff)
+	}
+
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep" {
+		t.Errorf("outside file = %q %v", b, err)
+	}
+	if diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{}); err != nil || len(diffs) != 0 {
+		t.Errorf("Verify = %v %v", diffs, err)
+	}
+	if n := countTmp(t, dest); n != 0 {
+		t.Errorf("%d temporary names left", n)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o751 || fi.ModTime().Unix() != 1700000000 {
+		t.Errorf("destination = %v, want mode 751 mtime 1700000000", fi)
 	}
 }

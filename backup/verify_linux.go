@@ -431,8 +431,11 @@ func (v *verifier) extras() error {
 	sort.Strings(found)
 	for _, f := range found {
 		d := Difference{Path: v.d.display(f), Kind: DiffExtra}
-		if f == markerName {
+		switch {
+		case f == markerName:
 			d.Kind, d.Got = DiffError, "a restore into this destination was interrupted: it is incomplete until a restore completes"
+		case isStagingName(f):
+			d.Kind, d.Got = DiffError, "staging directory of an interrupted restore: a restore into this destination removes it"
 		}
 		if err := v.report(d); err != nil {
 			return err

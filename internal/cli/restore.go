@@ -169,11 +169,13 @@ R. An archive of raw host ids (tar run on the host) is first brought into
 its source container with --source-uidmap. An archive that records source
 maps is refused without a target map unless --host-scope is given.
 
-Every regular file is written, owned, given its mode, xattrs, capabilities
-(last: the kernel clears them on chown and writes) and times on an inode not
-yet visible under its final name, then linked into place, so a restore that
-is killed never leaves a partial file under a final name; running it again
-completes it. --direct trades that guarantee for speed when DEST is empty.
+Into an empty DEST the tree is built in a hidden staging directory inside
+DEST and its top-level entries are renamed into place at the end; into a
+DEST that holds files, each file is written on an unnamed inode and linked
+in. Either way a restore that is killed never leaves a partial file under a
+final name, and running it again cleans up and completes it. --direct gives
+that up (files are created under their final names in an empty DEST) and
+saves only the final renames.
 
 Each file gets its data, owner, mode, xattrs, caps (last: the kernel drops
 caps on chown and writes) and times before it appears under its final
@@ -226,7 +228,7 @@ With --json, errors and the summary are JSON Lines on stdout with a
 	opts.Maps.register(fl)
 	fl.StringVar(&opts.Helper, "helper", "auto", "use a helper user namespace: auto, always or never")
 	fl.StringVar(&overwrite, "overwrite", "always", "existing entries: always replace, if-changed (size or mtime differ), never")
-	fl.BoolVar(&opts.Direct, "direct", false, "into an empty DEST, create small files under their final names (faster; a killed restore leaves partial files there until re-run)")
+	fl.BoolVar(&opts.Direct, "direct", false, "into an empty DEST, create files under their final names (saves only the final renames; a killed restore leaves partial files there until re-run)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines writing files (0: automatic)")
 	return cmd
 }
