@@ -156,8 +156,10 @@ func (d *dirCache) above(path string) ([]DirInfo, error) {
 
 // IsArchive reports whether the regular file at path looks like an
 // archive [AuditArchive] reads: gzip or zstd data, or a tar header (the
-// "ustar" magic, or a valid header checksum for a pre-POSIX archive). It
-// does not follow a final symlink.
+// "ustar" magic, or a valid header checksum for a pre-POSIX archive), or a
+// regular file named like one (.tar, .tgz, .tar.gz, .tar.zst, .tzst), so
+// that a damaged archive is reported as such rather than audited as a
+// plain file without caps. It does not follow a final symlink.
 func IsArchive(path string) (bool, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -173,5 +175,15 @@ func IsArchive(path string) (bool, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return false, err
 	}
-	return sniffArchive(b[:n]), nil
+	return sniffArchive(b[:n]) || archiveName(path), nil
+}
+
+// archiveName reports whether path ends in a tar archive suffix.
+func archiveName(path string) bool {
+	for _, suf := range []string{".tar", ".tgz", ".tar.gz", ".tar.zst", ".tzst"} {
+		if strings.HasSuffix(path, suf) {
+			return true
+		}
+	}
+	return false
 }

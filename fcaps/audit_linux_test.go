@@ -538,3 +538,21 @@ func TestAuditBaselineLive(t *testing.T) {
 		}
 	}
 }
+
+// TestIsArchiveByName: a file named like an archive is an archive even
+// when its bytes are not (so the audit reports it damaged, not clean); a
+// file named otherwise needs the bytes.
+func TestIsArchiveByName(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	junk := bytes.Repeat([]byte{0x5a}, 3000)
+	for name, want := range map[string]bool{"junk.tar": true, "junk.tar.zst": true, "junk.tgz": true, "junk.bin": false} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, junk, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fcaps.IsArchive(p); err != nil || got != want {
+			t.Errorf("IsArchive(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+}
