@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/bits"
 	"os"
 	"path"
 	"sync"
@@ -100,7 +101,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 		return RestoreSummary{}, err
 	}
 	defer d.Close()
-	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]int{}}
+	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]hold{}}
 	rs.budget.cond = sync.NewCond(&rs.budget.mu)
 	if err := rs.begin(); err != nil {
 		return RestoreSummary{}, err
@@ -159,7 +160,7 @@ type restorer struct {
 	pending    sync.WaitGroup // jobs sent and not finished
 
 	inflightMu sync.Mutex
-	inflight   map[string]int // names held by workers
+	inflight   map[string]hold // names held by workers
 
 	abortMu sync.Mutex
 	abort   error // set when opts.Error returned an error
@@ -181,11 +182,20 @@ type deferredDir struct {
 	defACL []byte // system.posix_acl_default, set last
 }
 
-// fileJob is a small regular file handed to a worker.
+// fileJob is a small regular file, or a hardlink to a name a worker
+// holds, handed to a worker.
 type fileJob struct {
 	e    *archiveEntry
 	meta entryMeta
-	data []byte
+	data []byte // nil for a hardlink
+}
+
+// hold counts the jobs handed to a worker that hold a name (the name they
+// create, or the target of a hardlink). All the jobs holding a name are
+// queued to one worker, which runs them in order.
+type hold struct {
+	n      int
+	worker int
 }
 
 // entryMeta is the translated metadata of an entry.
@@ -538,14 +548,21 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 		}
 		return rs.writeFile(pc, e, mt, rs.ar)
 	case tar.TypeDir:
-		rs.waitFor(e.Name) // a worker may hold a file of that name
+		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
 		return rs.dir(pc, e, mt)
-	case tar.TypeSymlink, tar.TypeLink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
-		rs.waitFor(e.Name) // a worker may hold a file of that name
-		if h.Typeflag == tar.TypeLink {
-			rs.waitFor(e.Link) // and the target of a hardlink
+	case tar.TypeLink:
+		if w, ok := rs.holder(e.Link); ok {
+			// Its target is not written yet: the worker that writes it
+			// makes the link next.
+			rs.waitFor(e.Name, w) // a worker may hold a file of that name
+			rs.queue(w, &fileJob{e: e, meta: mt}, 0)
+			return nil
 		}
-		if len(mt.caps) > 0 && h.Typeflag != tar.TypeLink {
+		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
+		return rs.special(pc, e, mt)
+	case tar.TypeSymlink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
+		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
+		if len(mt.caps) > 0 {
 			rs.fail(e.Name, fmt.Errorf("xattr %s: %w", XattrCaps, ErrCapsNotRegular))
 			mt.caps = nil
 		}
@@ -559,28 +576,54 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
 	size := e.Header.Size
 	rs.acquire(size)
-	data := make([]byte, size)
+	data := getBuf(size)
 	if _, err := io.ReadFull(rs.ar, data); err != nil {
+		putBuf(data)
 		rs.release(size)
 		return &archiveReadError{fmt.Errorf("%s: %w", e.Header.Name, noEOF(err))}
 	}
-	rs.waitFor(e.Name) // two members of one name: keep their order
-	rs.inflightMu.Lock()
-	rs.inflight[e.Name]++
-	rs.inflightMu.Unlock()
-	rs.pending.Add(1)
 	// Creating a file takes its directory's lock: files of one directory
 	// go to one worker, different directories are filled in parallel.
 	dir, _ := path.Split(e.Name)
 	h := fnv.New32a()
 	h.Write([]byte(dir))
-	i := h.Sum32() % uint32(len(rs.jobs))
-	rs.batch[i] = append(rs.batch[i], &fileJob{e: e, meta: mt, data: data})
-	rs.batchBytes[i] += size
-	if len(rs.batch[i]) >= restoreBatch || rs.batchBytes[i] >= restoreBatchBytes {
-		rs.flush(int(i))
-	}
+	w := int(h.Sum32() % uint32(len(rs.jobs)))
+	rs.waitFor(e.Name, w) // two members of one name: keep their order
+	rs.queue(w, &fileJob{e: e, meta: mt, data: data}, size)
 	return nil
+}
+
+// queue hands job j to worker w, which holds the names of j from now on
+// until it is done with it.
+func (rs *restorer) queue(w int, j *fileJob, size int64) {
+	rs.inflightMu.Lock()
+	for _, name := range j.names() {
+		rs.inflight[name] = hold{n: rs.inflight[name].n + 1, worker: w}
+	}
+	rs.inflightMu.Unlock()
+	rs.pending.Add(1)
+	rs.batch[w] = append(rs.batch[w], j)
+	rs.batchBytes[w] += size
+	if len(rs.batch[w]) >= restoreBatch || rs.batchBytes[w] >= restoreBatchBytes {
+		rs.flush(w)
+	}
+}
+
+// names returns the names job j holds: the one it creates and, for a
+// hardlink, its target.
+func (j *fileJob) names() []string {
+	if j.data == nil && j.e.Header.Typeflag == tar.TypeLink {
+		return []string{j.e.Name, j.e.Link}
+	}
+	return []string{j.e.Name}
+}
+
+// holder returns the worker that holds name, if one does.
+func (rs *restorer) holder(name string) (int, bool) {
+	rs.inflightMu.Lock()
+	defer rs.inflightMu.Unlock()
+	h, ok := rs.inflight[name]
+	return h.worker, ok
 }
 
 // flush hands the files gathered for worker i to it. Files go in batches:
@@ -602,12 +645,11 @@ func (rs *restorer) flushAll() {
 	}
 }
 
-// waitFor waits for the workers when one of them holds the name.
-func (rs *restorer) waitFor(name string) {
-	rs.inflightMu.Lock()
-	busy := rs.inflight[name] > 0
-	rs.inflightMu.Unlock()
-	if busy {
+// waitFor waits for the workers when one of them other than worker w
+// holds the name (w < 0: any of them). Worker w runs its jobs in order:
+// a job queued to it after those holding the name runs after them.
+func (rs *restorer) waitFor(name string, w int) {
+	if h, ok := rs.holder(name); ok && h != w {
 		rs.flushAll()
 		rs.pending.Wait()
 	}
@@ -644,6 +686,44 @@ func (rs *restorer) release(n int64) {
 	b.cond.Broadcast()
 }
 
+// bufPools recycle the buffers of small files, one pool per power of two
+// from 512 bytes to restoreSmallFile: a restore passes hundreds of
+// megabytes through them, and as fresh allocations they would cost
+// garbage collections, zeroed pages and their return to the kernel.
+var bufPools [bufClasses]sync.Pool
+
+const (
+	bufMinShift = 9
+	bufClasses  = 18 - bufMinShift + 1 // 1<<18 == restoreSmallFile
+)
+
+// bufClass returns the pool of buffers of at least n bytes (n <=
+// restoreSmallFile).
+func bufClass(n int64) int {
+	return max(bits.Len64(uint64(n-1))-bufMinShift, 0)
+}
+
+// getBuf returns a buffer of n bytes, to be given back with putBuf.
+func getBuf(n int64) []byte {
+	if n == 0 {
+		return nil
+	}
+	c := bufClass(n)
+	if b, ok := bufPools[c].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, 1<<(bufMinShift+c))
+}
+
+// putBuf gives back a buffer of getBuf.
+func putBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:cap(b)]
+	bufPools[bufClass(int64(cap(b)))].Put(&b)
+}
+
 func (rs *restorer) worker(jobs <-chan []*fileJob) {
 	defer rs.wg.Done()
 	pc := &parentCache{d: rs.d}
@@ -655,15 +735,27 @@ func (rs *restorer) worker(jobs <-chan []*fileJob) {
 	}
 }
 
-// job restores one small file of a batch.
+// job restores one small file, or makes one hardlink, of a batch.
 func (rs *restorer) job(pc *parentCache, j *fileJob) {
-	if err := rs.writeSmall(pc, j.e, j.meta, j.data); err != nil {
+	var err error
+	if j.data == nil && j.e.Header.Typeflag == tar.TypeLink {
+		err = rs.special(pc, j.e, j.meta)
+	} else {
+		err = rs.writeSmall(pc, j.e, j.meta, j.data)
+		rs.release(int64(len(j.data)))
+		putBuf(j.data)
+	}
+	if err != nil {
 		rs.fail(j.e.Name, err)
 	}
-	rs.release(int64(len(j.data)))
 	rs.inflightMu.Lock()
-	if rs.inflight[j.e.Name]--; rs.inflight[j.e.Name] <= 0 {
-		delete(rs.inflight, j.e.Name)
+	for _, name := range j.names() {
+		h := rs.inflight[name]
+		if h.n--; h.n <= 0 {
+			delete(rs.inflight, name)
+		} else {
+			rs.inflight[name] = h
+		}
 	}
 	rs.inflightMu.Unlock()
 	rs.pending.Done()

@@ -1212,3 +1212,110 @@ func TestRestoreRemovesStaging(t *testing.T) {
 		t.Errorf("destination = %v, want mode 751 mtime 1700000000", fi)
 	}
 }
+
+// TestRestoreHardlinkOrder restores hardlinks whose targets are still
+// being written by a worker (the link is made by that worker, after them)
+// and names replaced between members, with 1 to 4 workers, into an empty
+// and a non-empty destination: the names, contents and which names share
+// an inode equal GNU tar's extraction of the same archive.
+func TestRestoreHardlinkOrder(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "tar")
+	ms := []member{{name: "a/", typ: tar.TypeDir, mode: 0o755}, {name: "b/", typ: tar.TypeDir, mode: 0o755},
+		{name: "c/", typ: tar.TypeDir, mode: 0o755}}
+	for i := range 40 { // files spread over the workers, some batches full
+		ms = append(ms, member{name: fmt.Sprintf("%c/f%02d", 'a'+i%3, i), data: strings.Repeat("x", i)})
+	}
+	ms = append(ms,
+		member{name: "a/t", data: "one"},
+		member{name: "b/l", typ: tar.TypeLink, link: "a/t"},    // target queued to a worker
+		member{name: "a/t", data: "two"},                       // replaces the target; b/l keeps "one"
+		member{name: "c/l", typ: tar.TypeLink, link: "a/t"},    // links the new a/t
+		member{name: "c/y", data: "cy"},                        // a name held by another worker...
+		member{name: "c/y", typ: tar.TypeLink, link: "a/t"},    // ...replaced by a link
+		member{name: "b/z", typ: tar.TypeLink, link: "b/l"},    // a link to a link
+		member{name: "a/t", typ: tar.TypeSymlink, link: "f00"}, // the target becomes a symlink
+		member{name: "c/w", typ: tar.TypeLink, link: "c/l"},
+	)
+	a := makeArchive(t, "", ms)
+
+	// describe gives each name its content and the names sharing its inode.
+	describe := func(dir string) map[string]string {
+		t.Helper()
+		byIno := map[uint64][]string{}
+		out := map[string]string{}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == dir || d.IsDir() {
+				return err
+			}
+			rel := strings.TrimPrefix(p, dir+"/")
+			if d.Type()&fs.ModeSymlink != 0 {
+				l, _ := os.Readlink(p)
+				out[rel] = "-> " + l
+				return nil
+			}
+			var st syscall.Stat_t
+			if err := syscall.Lstat(p, &st); err != nil {
+				return err
+			}
+			b, _ := os.ReadFile(p)
+			out[rel] = string(b)
+			byIno[st.Ino] = append(byIno[st.Ino], rel)
+			return nil
+		})
+		for _, names := range byIno {
+			sort.Strings(names)
+			for _, n := range names {
+				out[n] += " " + strings.Join(names, ",")
+			}
+		}
+		return out
+	}
+	oracle := testutil.TempDir(t)
+	cmd := exec.Command("tar", "-xf", "-", "-C", oracle)
+	cmd.Stdin = bytes.NewReader(a)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("GNU tar: %v\n%s", err, out)
+	}
+	want := describe(oracle)
+	if !strings.HasPrefix(want["b/l"], "one ") || !strings.HasPrefix(want["c/w"], "two ") {
+		t.Fatalf("unexpected oracle: %v", want)
+	}
+	for _, workers := range []int{1, 2, 3, 4} {
+		for _, nonEmpty := range []bool{false, true} {
+			t.Run(fmt.Sprintf("workers=%d/nonempty=%v", workers, nonEmpty), func(t *testing.T) {
+				dest := testutil.TempDir(t)
+				if nonEmpty {
+					if err := os.WriteFile(filepath.Join(dest, "keep"), []byte("k"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var errs []string
+				if _, err := Restore(context.Background(), bytes.NewReader(a), dest,
+					RestoreOptions{Workers: workers, Error: collect(&errs)}); err != nil || len(errs) > 0 {
+					t.Fatalf("Restore: %v %v", err, errs)
+				}
+				got := describe(dest)
+				if nonEmpty {
+					delete(got, "keep")
+				}
+				if d := cmp.Diff(want, got); d != "" {
+					t.Errorf("tree differs from GNU tar's (-tar +nscap):\n%s", d)
+				}
+			})
+		}
+	}
+}
+
+func TestBufPool(t *testing.T) {
+	for _, n := range []int64{0, 1, 511, 512, 513, 4096, 70000, restoreSmallFile - 1, restoreSmallFile} {
+		b := getBuf(n)
+		if int64(len(b)) != n || (n > 0 && (cap(b)&(cap(b)-1) != 0 || cap(b) < 512 || int64(cap(b)) < n)) {
+			t.Errorf("getBuf(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		putBuf(b)
+		if b2 := getBuf(n); int64(len(b2)) != n {
+			t.Errorf("getBuf(%d) after putBuf: len %d", n, len(b2))
+		}
+	}
+}
