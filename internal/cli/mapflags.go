@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -12,7 +16,7 @@ import (
 
 // mapFlags are the flags naming a container's id maps: --uidmap and
 // --gidmap (podman's INSIDE:OUTSIDE:COUNT[,...], repeatable), --pid or
-// --oci-config. backup, restore and verify share them.
+// --oci-config. set, remove, backup, restore and verify share them.
 type mapFlags struct {
 	UIDMap    string // --uidmap values joined with ","
 	GIDMap    string // --gidmap values joined with ","
@@ -20,6 +24,9 @@ type mapFlags struct {
 	OCIConfig string // --oci-config
 
 	uidMaps, gidMaps []string
+	// uid and gid are UIDMap and GIDMap parsed by validate (gid defaults
+	// to uid).
+	uid, gid userns.Map
 	// readMaps reads the maps of a process (nil: userns.ReadMaps).
 	readMaps func(pid int) (uid, gid userns.Map, err error)
 }
@@ -33,16 +40,25 @@ func (m *mapFlags) register(fl *pflag.FlagSet, uidUsage, gidUsage, pidUsage, oci
 	fl.StringVar(&m.OCIConfig, "oci-config", "", ociUsage)
 }
 
-// validate checks the flags (usage errors only) and joins the map values.
-func (m *mapFlags) validate(fl *pflag.FlagSet) error {
+// given reports whether one of --uidmap, --pid and --oci-config is set.
+func (m *mapFlags) given() bool { return m.UIDMap != "" || m.PID != 0 || m.OCIConfig != "" }
+
+// validate checks the flags (usage errors only), joins the map values and
+// parses them. The flags named in others (set's "rootid") exclude the map
+// flags too.
+func (m *mapFlags) validate(fl *pflag.FlagSet, others ...string) error {
+	names := append(append([]string{}, others...), "uidmap", "pid", "oci-config")
 	n := 0
-	for _, name := range []string{"uidmap", "pid", "oci-config"} {
+	for _, name := range names {
 		if fl.Changed(name) {
 			n++
 		}
 	}
 	if n > 1 {
-		return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
+		for i := range names {
+			names[i] = "--" + names[i]
+		}
+		return flagErrorf("%s and %s exclude each other", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 	}
 	if fl.Changed("gidmap") && !fl.Changed("uidmap") {
 		return flagErrorf("--gidmap needs --uidmap")
@@ -50,23 +66,32 @@ func (m *mapFlags) validate(fl *pflag.FlagSet) error {
 	if fl.Changed("pid") && m.PID <= 0 {
 		return flagErrorf("--pid %d: want a positive process id", m.PID)
 	}
+	if fl.Changed("oci-config") && m.OCIConfig == "" {
+		return flagErrorf("--oci-config: empty file name")
+	}
 	m.UIDMap, m.GIDMap = strings.Join(m.uidMaps, ","), strings.Join(m.gidMaps, ",")
-	return checkMapSyntax("--uidmap", m.UIDMap, "--gidmap", m.GIDMap)
+	var err error
+	if m.uid, err = parseMapFlag("--uidmap", m.UIDMap); err != nil {
+		return err
+	}
+	m.gid = m.uid
+	if m.GIDMap != "" {
+		m.gid, err = parseMapFlag("--gidmap", m.GIDMap)
+	}
+	return err
 }
 
-// checkMapSyntax parses each non-empty map text of the flag/text pairs and
-// returns a usage error naming the first that is malformed.
-func checkMapSyntax(flagText ...string) error {
-	for i := 0; i+1 < len(flagText); i += 2 {
-		flag, text := flagText[i], flagText[i+1]
-		if text == "" {
-			continue
-		}
-		if _, err := userns.ParseMap(text); err != nil {
-			return flagErrorf("%s %s: %w", flag, text, err)
-		}
+// parseMapFlag parses the map text of flag; "" is the zero map. A
+// malformed map is a usage error naming the flag.
+func parseMapFlag(flag, text string) (userns.Map, error) {
+	if text == "" {
+		return userns.Map{}, nil
 	}
-	return nil
+	m, err := userns.ParseMap(text)
+	if err != nil {
+		return m, flagErrorf("%s %s: %w", flag, elide(text), elideInput(err, text))
+	}
+	return m, nil
 }
 
 // resolve returns the maps the flags name: those of process PID, of the OCI
@@ -80,27 +105,59 @@ func (m *mapFlags) resolve() (uid, gid userns.Map, err error) {
 			readMaps = userns.ReadMaps
 		}
 		if uid, gid, err = readMaps(m.PID); err != nil {
-			return uid, gid, fmt.Errorf("read the maps of pid %d: %w", m.PID, err)
+			return uid, gid, pidError(m.PID, err)
 		}
+		return uid, gid, nil
 	case m.OCIConfig != "":
-		f, err := os.Open(m.OCIConfig)
-		if err != nil {
-			return uid, gid, err
-		}
-		defer f.Close()
-		if uid, gid, err = userns.ParseOCIConfig(f); err != nil {
-			return uid, gid, fmt.Errorf("read the maps of %s: %w", m.OCIConfig, err)
-		}
-	case m.UIDMap != "":
-		if uid, err = userns.ParseMap(m.UIDMap); err != nil {
-			return uid, gid, err
-		}
-		gid = uid
-		if m.GIDMap != "" {
-			if gid, err = userns.ParseMap(m.GIDMap); err != nil {
-				return uid, gid, err
-			}
-		}
+		return readOCIMaps(m.OCIConfig)
+	}
+	return m.uid, m.gid, nil
+}
+
+// pidError explains an error about process pid: a process that is gone
+// is named as such.
+func pidError(pid int, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("pid %d: no such process", pid)
+	}
+	return fmt.Errorf("read the maps of pid %d: %w", pid, err)
+}
+
+// sameUserNS reports whether process pid is in the caller's user
+// namespace: its maps are then relative to the parent namespace, and the
+// ids it sees are the caller's own.
+func sameUserNS(pid int) (bool, error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &a); err != nil {
+		return false, pidError(pid, err)
+	}
+	if err := syscall.Stat("/proc/self/ns/user", &b); err != nil {
+		return false, err
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino, nil
+}
+
+// readOCIMaps reads the uid and gid maps of an OCI runtime config.
+func readOCIMaps(path string) (uid, gid userns.Map, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return uid, gid, err
+	}
+	defer f.Close()
+	if uid, gid, err = userns.ParseOCIConfig(f); err != nil {
+		return uid, gid, fmt.Errorf("read the maps of %s: %w", path, err)
 	}
 	return uid, gid, nil
+}
+
+// describe names the namespace the flags give, for messages: "the user
+// namespace of pid 42", "... of config.json", "... of --uidmap MAP".
+func (m *mapFlags) describe() string {
+	switch {
+	case m.PID != 0:
+		return fmt.Sprintf("the user namespace of pid %d", m.PID)
+	case m.OCIConfig != "":
+		return "the user namespace of " + m.OCIConfig
+	}
+	return "the user namespace of --uidmap " + elide(m.UIDMap)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/nscap/nscap/fcaps"
@@ -19,28 +18,23 @@ type removeOptions struct {
 	Paths []string
 	JSON  bool
 
-	Helper    fcaps.HelperMode
-	PID       int        // --pid: the scope is the user namespace of PID
-	UIDMap    string     // --uidmap, as given (joined with ",")
-	uidMap    userns.Map // UIDMap parsed
-	OCIConfig string     // --oci-config
-
-	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
+	Helper fcaps.HelperMode
+	Maps   mapFlags // --uidmap, --gidmap, --pid, --oci-config: the scope
 }
 
 func newRemoveCmd(f *Factory, runF func(*removeOptions) error) *cobra.Command {
 	opts := &removeOptions{IO: f.IO}
-	var uidMaps []string
 	var helper string
 	cmd := &cobra.Command{
-		Use:     "remove [--pid PID | --uidmap MAP | --oci-config FILE] [--helper auto|always|never] PATH...",
+		Use:     "remove [--pid PID | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--helper auto|always|never] PATH...",
 		Aliases: []string{"rm"},
 		Short:   "Remove the capabilities of files, like setcap -r",
 		Long: `Remove the security.capability extended attribute of each PATH, as
 setcap -r does. Each PATH must be a regular file; symlinks are never
 followed. A file without capabilities is an error, as with setcap -r.
 
---pid PID, --uidmap MAP or --oci-config FILE restrict the removal to one
+--pid PID, --uidmap MAP (with --gidmap MAP when the gid map differs) or
+--oci-config FILE restrict the removal to one
 user namespace (a container's), as its root would see it: a file is refused,
 and left unchanged, unless its owner and group are mapped by that namespace
 and its capabilities are honoured there (their rootid is mapped by its uid
@@ -74,28 +68,9 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Paths = args
 			opts.JSON = f.Global.JSON
-			opts.ReadMaps = f.ReadMaps
-			fl := cmd.Flags()
-			n := 0
-			for _, name := range []string{"pid", "uidmap", "oci-config"} {
-				if fl.Changed(name) {
-					n++
-				}
-			}
-			if n > 1 {
-				return flagErrorf("--pid, --uidmap and --oci-config exclude each other")
-			}
-			if fl.Changed("pid") && opts.PID <= 0 {
-				return flagErrorf("--pid %d: want a positive process id", opts.PID)
-			}
-			if fl.Changed("oci-config") && opts.OCIConfig == "" {
-				return flagErrorf("--oci-config: empty file name")
-			}
-			if fl.Changed("uidmap") {
-				opts.UIDMap = strings.Join(uidMaps, ",")
-				if opts.uidMap, err = userns.ParseMap(opts.UIDMap); err != nil {
-					return flagErrorf("--uidmap %s: %w", elide(opts.UIDMap), elideInput(err, opts.UIDMap))
-				}
+			opts.Maps.readMaps = f.ReadMaps
+			if err := opts.Maps.validate(cmd.Flags()); err != nil {
+				return err
 			}
 			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
 				return flagErrorf("--helper: %w", err)
@@ -107,9 +82,11 @@ EXIT STATUS
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&opts.PID, "pid", 0, "remove only caps of the user namespace of process `PID`")
-	fl.StringArrayVar(&uidMaps, "uidmap", nil, "remove only caps of the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)")
-	fl.StringVar(&opts.OCIConfig, "oci-config", "", "remove only caps of the namespace of the OCI config `FILE`")
+	opts.Maps.register(fl,
+		"remove only caps of the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)",
+		"with --uidmap: the gid map of that namespace (`MAP`; default: the uid map)",
+		"remove only caps of the user namespace of process `PID`",
+		"remove only caps of the namespace of the OCI config `FILE`")
 	fl.StringVar(&helper, "helper", "auto", "remove through a helper user namespace: `auto`, always or never")
 	return cmd
 }
@@ -129,23 +106,14 @@ type removeScope struct {
 
 // scope resolves the scope flags; nil when none was given.
 func (opts *removeOptions) scope() (*removeScope, error) {
-	switch {
-	case opts.PID != 0:
-		uid, gid, _, err := pidMaps(opts.PID, opts.ReadMaps)
-		if err != nil {
-			return nil, err
-		}
-		return &removeScope{name: fmt.Sprintf("the user namespace of pid %d", opts.PID), uid: uid, gid: gid}, nil
-	case opts.OCIConfig != "":
-		uid, gid, err := readOCIMaps(opts.OCIConfig)
-		if err != nil {
-			return nil, err
-		}
-		return &removeScope{name: "the user namespace of " + opts.OCIConfig, uid: uid, gid: gid}, nil
-	case opts.UIDMap != "":
-		return &removeScope{name: "the user namespace of --uidmap " + elide(opts.UIDMap), uid: opts.uidMap, gid: opts.uidMap}, nil
+	if !opts.Maps.given() {
+		return nil, nil
 	}
-	return nil, nil
+	uid, gid, err := opts.Maps.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &removeScope{name: opts.Maps.describe(), uid: uid, gid: gid}, nil
 }
 
 // check refuses path unless its owner, group and caps are within s.

@@ -21,11 +21,13 @@ func TestNewRemoveCmd(t *testing.T) {
 		{argv: "-r a", wantErr: "unknown shorthand flag: 'r' in -r"},
 		{argv: "--helper always a", want: removeOptions{Paths: []string{"a"}, Helper: fcaps.HelperAlways}},
 		{argv: "--helper x a", wantErr: `--helper: helper mode "x": want auto, always or never`},
-		{argv: "--pid 42 a", want: removeOptions{Paths: []string{"a"}, PID: 42}},
-		{argv: "--uidmap 0:100000:10 --uidmap 10:5:1 a", want: removeOptions{Paths: []string{"a"}, UIDMap: "0:100000:10,10:5:1"}},
-		{argv: "--oci-config c.json a", want: removeOptions{Paths: []string{"a"}, OCIConfig: "c.json"}},
-		{argv: "--pid 42 --uidmap 0:1:1 a", wantErr: "--pid, --uidmap and --oci-config exclude each other"},
+		{argv: "--pid 42 a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{PID: 42}}},
+		{argv: "--uidmap 0:100000:10 --uidmap 10:5:1 a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{UIDMap: "0:100000:10,10:5:1"}}},
+		{argv: "--oci-config c.json a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{OCIConfig: "c.json"}}},
+		{argv: "--pid 42 --uidmap 0:1:1 a", wantErr: "--uidmap, --pid and --oci-config exclude each other"},
 		{argv: "--pid 0 a", wantErr: "--pid 0: want a positive process id"},
+		{argv: "--uidmap 0:100000:10 --gidmap 0:200000:10 a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{UIDMap: "0:100000:10", GIDMap: "0:200000:10"}}},
+		{argv: "--gidmap 0:1:1 a", wantErr: "--gidmap needs --uidmap"},
 		{argv: "--uidmap 0:1 a", wantErr: `--uidmap 0:1: userns: syntax error: extent 0 "0:1": want NS:HOST:COUNT (three numbers separated by colons)`},
 	}
 	for _, tc := range tests {
@@ -38,7 +40,7 @@ func TestNewRemoveCmd(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(removeOptions{}, "IO", "ReadMaps"), cmpopts.IgnoreUnexported(removeOptions{})); diff != "" {
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(removeOptions{}, "IO"), cmpopts.IgnoreUnexported(removeOptions{}, mapFlags{})); diff != "" {
 				t.Errorf("remove %s: options mismatch (-want +got):\n%s", tc.argv, diff)
 			}
 		})

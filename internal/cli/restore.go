@@ -27,6 +27,7 @@ type targetMapFlags struct {
 	HostScope    bool   // --host-scope
 
 	srcUIDMaps, srcGIDMaps []string
+	srcUID, srcGID         userns.Map // parsed by validateMaps
 }
 
 func (m *targetMapFlags) register(fl *pflag.FlagSet) {
@@ -62,13 +63,18 @@ func (m *targetMapFlags) validateMaps(fl *pflag.FlagSet) error {
 		return flagErrorf("--source-gidmap needs --source-uidmap")
 	}
 	m.SourceUIDMap, m.SourceGIDMap = strings.Join(m.srcUIDMaps, ","), strings.Join(m.srcGIDMaps, ",")
-	return checkMapSyntax("--source-uidmap", m.SourceUIDMap, "--source-gidmap", m.SourceGIDMap)
+	var err error
+	if m.srcUID, err = parseMapFlag("--source-uidmap", m.SourceUIDMap); err != nil {
+		return err
+	}
+	m.srcGID, err = parseMapFlag("--source-gidmap", m.SourceGIDMap)
+	return err
 }
 
 // validateHelper checks --helper against the map flags: a helper needs
 // target maps.
 func (m *targetMapFlags) validateHelper(fl *pflag.FlagSet, helper string) error {
-	if helper == "always" && !fl.Changed("uidmap") && !fl.Changed("pid") && !fl.Changed("oci-config") {
+	if helper == "always" && !m.Target.given() {
 		return flagErrorf("--helper always needs target maps (--uidmap, --pid or --oci-config)")
 	}
 	return nil
@@ -121,18 +127,8 @@ func archiveReader(ios *IOStreams, name string) (io.Reader, func() error, error)
 
 // resolve returns the target and source maps.
 func (m *targetMapFlags) resolve() (uid, gid, srcUID, srcGID userns.Map, err error) {
-	if uid, gid, err = m.Target.resolve(); err != nil {
-		return uid, gid, srcUID, srcGID, err
-	}
-	if m.SourceUIDMap != "" {
-		if srcUID, err = userns.ParseMap(m.SourceUIDMap); err != nil {
-			return uid, gid, srcUID, srcGID, err
-		}
-	}
-	if m.SourceGIDMap != "" {
-		srcGID, err = userns.ParseMap(m.SourceGIDMap)
-	}
-	return uid, gid, srcUID, srcGID, err
+	uid, gid, err = m.Target.resolve()
+	return uid, gid, m.srcUID, m.srcGID, err
 }
 
 type restoreOptions struct {

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
@@ -68,14 +66,11 @@ type setOptions struct {
 	Caps  string // capability text, or "-" to read it from stdin
 	Paths []string
 
-	RootID    int64      // --rootid; noRootID when not given
-	PID       int        // --pid; 0 when not given
-	UIDMap    string     // --uidmap, as given (joined with ",")
-	uidMap    userns.Map // UIDMap parsed
-	OCIConfig string     // --oci-config
-	NsUID     uint32     // --ns-uid: the uid inside the namespace whose host id is the rootid
-	Verify    bool       // -v
-	Helper    fcaps.HelperMode
+	RootID int64    // --rootid; noRootID when not given
+	Maps   mapFlags // --uidmap, --gidmap, --pid, --oci-config
+	NsUID  uint32   // --ns-uid: the uid inside the namespace whose host id is the rootid
+	Verify bool     // -v
+	Helper fcaps.HelperMode
 
 	JSON  bool
 	Quiet bool
@@ -86,10 +81,9 @@ type setOptions struct {
 
 func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 	opts := &setOptions{IO: f.IO, RootID: noRootID}
-	var uidMaps []string
 	var helper string
 	cmd := &cobra.Command{
-		Use:   "set [--rootid N | --pid PID | --uidmap MAP | --oci-config FILE] [--ns-uid U] [--helper auto|always|never] [-v] CAPS PATH...",
+		Use:   "set [--rootid N | --pid PID | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--helper auto|always|never] [-v] CAPS PATH...",
 		Short: "Set the capabilities of files, like setcap",
 		Long: `Set the file capabilities CAPS on each PATH, as setcap does. CAPS is libcap
 text (cap_from_text(3)): "cap_net_raw+ep", "cap_chown,cap_fowner=eip",
@@ -139,7 +133,8 @@ group and the rootid must be the caller's own ids or in its ranges, else the
 file is refused and left unchanged; revision 2 (host-wide) caps cannot be
 written that way. --helper always uses the helper only (root must then name
 its maps with --pid, --uidmap or --oci-config: the helper gets that
-namespace's maps); --helper never writes directly only.
+namespace's maps; with --uidmap, --gidmap gives its gid map, by default the
+uid map); --helper never writes directly only.
 
 With -v the files are not changed: each is compared with CAPS (and the
 rootid), printing "PATH: OK" or, as setcap -v does, "PATH differs in [pie]"
@@ -174,38 +169,19 @@ EXIT STATUS
 			opts.Caps, opts.Paths = args[0], args[1:]
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
 			opts.RootOf, opts.ReadMaps = f.RootOf, f.ReadMaps
+			opts.Maps.readMaps = f.ReadMaps
 			fl := cmd.Flags()
-			n := 0
-			for _, name := range []string{"rootid", "pid", "uidmap", "oci-config"} {
-				if fl.Changed(name) {
-					n++
-				}
-			}
-			if n > 1 {
-				return flagErrorf("--rootid, --pid, --uidmap and --oci-config exclude each other")
+			if err := opts.Maps.validate(fl, "rootid"); err != nil {
+				return err
 			}
 			if fl.Changed("rootid") && (opts.RootID < 0 || opts.RootID >= math.MaxUint32) {
 				return flagErrorf("--rootid %d: want a uid from 0 to %d", opts.RootID, uint32(math.MaxUint32-1))
 			}
-			if fl.Changed("pid") && opts.PID <= 0 {
-				return flagErrorf("--pid %d: want a positive process id", opts.PID)
-			}
-			if fl.Changed("ns-uid") && n == 0 || fl.Changed("ns-uid") && fl.Changed("rootid") {
+			if fl.Changed("ns-uid") && !opts.Maps.given() {
 				return flagErrorf("--ns-uid needs --pid, --uidmap or --oci-config")
-			}
-			if fl.Changed("oci-config") && opts.OCIConfig == "" {
-				return flagErrorf("--oci-config: empty file name")
 			}
 			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
 				return flagErrorf("--helper: %w", err)
-			}
-			if fl.Changed("uidmap") {
-				opts.UIDMap = strings.Join(uidMaps, ",")
-				m, err := userns.ParseMap(opts.UIDMap)
-				if err != nil {
-					return flagErrorf("--uidmap %s: %w", elide(opts.UIDMap), elideInput(err, opts.UIDMap))
-				}
-				opts.uidMap = m
 			}
 			if runF != nil {
 				return runF(opts)
@@ -215,9 +191,11 @@ EXIT STATUS
 	}
 	fl := cmd.Flags()
 	fl.Var(rootIDValue{&opts.RootID}, "rootid", "write revision 3 with this rootid (`N`, a uid in the caller's namespace)")
-	fl.IntVar(&opts.PID, "pid", 0, "write revision 3 for the user namespace of process `PID`")
-	fl.StringArrayVar(&uidMaps, "uidmap", nil, "write revision 3 for the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)")
-	fl.StringVar(&opts.OCIConfig, "oci-config", "", "write revision 3 for the namespace with the uid map of the OCI config `FILE`")
+	opts.Maps.register(fl,
+		"write revision 3 for the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)",
+		"with --uidmap: the gid map of that namespace (`MAP`; default: the uid map), for the helper",
+		"write revision 3 for the user namespace of process `PID`",
+		"write revision 3 for the namespace with the uid map of the OCI config `FILE`")
 	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --pid, --uidmap or --oci-config: the uid `U` inside the namespace that owns the caps")
 	fl.StringVar(&helper, "helper", "auto", "write through a helper user namespace: `auto`, always or never")
 	fl.BoolVarP(&opts.Verify, "verify", "v", false, "verify the capabilities instead of writing them")
@@ -231,106 +209,41 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 	switch {
 	case opts.RootID != noRootID:
 		return uint32(opts.RootID), true, nil
-	case opts.PID != 0 && opts.NsUID == 0:
-		r, err := opts.RootOf(opts.PID)
+	case !opts.Maps.given():
+		return 0, false, nil
+	case opts.Maps.PID != 0 && opts.NsUID == 0:
+		r, err := opts.RootOf(opts.Maps.PID)
 		if err != nil {
-			return 0, false, pidError(opts.PID, err)
+			return 0, false, pidError(opts.Maps.PID, err)
 		}
 		return r, r != 0, nil
-	case opts.PID != 0:
-		uid, _, self, err := pidMaps(opts.PID, opts.ReadMaps)
-		if err != nil {
-			return 0, false, err
+	case opts.Maps.PID != 0:
+		self, err := sameUserNS(opts.Maps.PID)
+		if err != nil || self {
+			// In the caller's own namespace, uid U is the caller's U.
+			return opts.NsUID, opts.NsUID != 0, err
 		}
-		if self {
-			return opts.NsUID, opts.NsUID != 0, nil
-		}
-		r, err := uid.ToHost(opts.NsUID)
-		if err != nil {
-			return 0, false, &FlagError{Err: fmt.Errorf("uid %d in the user namespace of pid %d: %w", opts.NsUID, opts.PID, elideInput(err, uid.String()))}
-		}
-		return r, r != 0, nil
-	case opts.OCIConfig != "":
-		uid, _, err := readOCIMaps(opts.OCIConfig)
-		if err != nil {
-			return 0, false, err
-		}
-		r, err := uid.ToHost(opts.NsUID)
-		if err != nil {
-			return 0, false, &FlagError{Err: fmt.Errorf("uid %d in the uid map of %s: %w", opts.NsUID, opts.OCIConfig, elideInput(err, uid.String()))}
-		}
-		return r, r != 0, nil
-	case opts.UIDMap != "":
-		r, err := opts.uidMap.ToHost(opts.NsUID)
-		if err != nil {
-			// A flag value problem, found before anything is done.
-			return 0, false, &FlagError{Err: fmt.Errorf("uid %d in --uidmap %s: %w", opts.NsUID, elide(opts.UIDMap), elideInput(err, opts.uidMap.String()))}
-		}
-		return r, r != 0, nil
 	}
-	return 0, false, nil
-}
-
-// pidError explains an error about process pid: a process that is gone
-// is named as such.
-func pidError(pid int, err error) error {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("pid %d: no such process", pid)
-	}
-	return fmt.Errorf("user namespace of pid %d: %w", pid, err)
-}
-
-// pidMaps reads the uid and gid maps of pid's user namespace; self is
-// true when pid shares the caller's namespace (its maps are then relative
-// to the parent namespace, and ids are the caller's own).
-func pidMaps(pid int, readMaps func(int) (uid, gid userns.Map, err error)) (uid, gid userns.Map, self bool, err error) {
-	var a, b syscall.Stat_t
-	if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &a); err != nil {
-		return uid, gid, false, pidError(pid, err)
-	}
-	if err := syscall.Stat("/proc/self/ns/user", &b); err != nil {
-		return uid, gid, false, err
-	}
-	if readMaps == nil {
-		readMaps = userns.ReadMaps
-	}
-	uid, gid, err = readMaps(pid)
+	uid, _, err := opts.Maps.resolve()
 	if err != nil {
-		return uid, gid, false, pidError(pid, err)
+		return 0, false, err
 	}
-	return uid, gid, a.Dev == b.Dev && a.Ino == b.Ino, nil
-}
-
-// readOCIMaps reads the uid and gid maps of an OCI runtime config.
-func readOCIMaps(path string) (uid, gid userns.Map, err error) {
-	f, err := os.Open(path)
+	r, err := uid.ToHost(opts.NsUID)
 	if err != nil {
-		return uid, gid, err
+		// A flag value problem, found before anything is done.
+		return 0, false, &FlagError{Err: fmt.Errorf("uid %d in %s: %w", opts.NsUID, opts.Maps.describe(), elideInput(err, uid.String()))}
 	}
-	defer f.Close()
-	if uid, gid, err = userns.ParseOCIConfig(f); err != nil {
-		return uid, gid, fmt.Errorf("read the maps of %s: %w", path, err)
-	}
-	return uid, gid, nil
+	return r, r != 0, nil
 }
 
 // helperMaps returns the maps a root caller's helper namespace gets: those
 // of the namespace the flags name (an unprivileged caller always uses its
 // own rootless map, the zero maps).
-func helperMaps(pid int, uidMapText string, uidMap userns.Map, ociConfig string, readMaps func(int) (uid, gid userns.Map, err error)) (uid, gid userns.Map, err error) {
+func helperMaps(m *mapFlags) (uid, gid userns.Map, err error) {
 	if os.Geteuid() != 0 {
 		return uid, gid, nil
 	}
-	switch {
-	case pid != 0:
-		uid, gid, _, err = pidMaps(pid, readMaps)
-		return uid, gid, err
-	case ociConfig != "":
-		return readOCIMaps(ociConfig)
-	case uidMapText != "":
-		return uidMap, uidMap, nil
-	}
-	return uid, gid, nil
+	return m.resolve()
 }
 
 // readCapsText reads capability text from r as setcap does: lines up to
@@ -386,7 +299,7 @@ func runSet(ctx context.Context, opts *setOptions) error {
 	if !opts.Verify {
 		so := fcaps.SetterOptions{Helper: opts.Helper}
 		if opts.Helper != fcaps.HelperNever {
-			so.UIDMap, so.GIDMap, err = helperMaps(opts.PID, opts.UIDMap, opts.uidMap, opts.OCIConfig, opts.ReadMaps)
+			so.UIDMap, so.GIDMap, err = helperMaps(&opts.Maps)
 			if err != nil {
 				return fmt.Errorf("set: %w", err)
 			}

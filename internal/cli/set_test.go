@@ -25,19 +25,19 @@ func TestNewSetCmd(t *testing.T) {
 		{argv: "--rootid 100000 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: 100000}},
 		{argv: "--rootid 0 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: 0}},
 		{argv: "--rootid 4294967294 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: 4294967294}},
-		{argv: "--pid 1 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, PID: 1}},
-		{argv: "--uidmap 0:100000:65536 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, UIDMap: "0:100000:65536"}},
-		{argv: "--uidmap 0:100000:1 --uidmap 1:200000:10 --ns-uid 5 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, UIDMap: "0:100000:1,1:200000:10", NsUID: 5}},
+		{argv: "--pid 1 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{PID: 1}}},
+		{argv: "--uidmap 0:100000:65536 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:100000:65536"}}},
+		{argv: "--uidmap 0:100000:1 --uidmap 1:200000:10 --ns-uid 5 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:100000:1,1:200000:10"}, NsUID: 5}},
 		{argv: "--json -q cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, JSON: true, Quiet: true}},
 		{argv: "cap_chown+p", wantErr: "missing CAPS and PATH"},
 		{argv: "", wantErr: "missing CAPS and PATH"},
-		{argv: "--rootid 1 --pid 2 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
-		{argv: "--pid 2 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
-		{argv: "--rootid 1 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
-		{argv: "--oci-config c.json --pid 3 cap_chown+p f", wantErr: "--rootid, --pid, --uidmap and --oci-config exclude each other"},
-		{argv: "--oci-config c.json --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, OCIConfig: "c.json", NsUID: 7}},
-		{argv: "--pid 3 --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, PID: 3, NsUID: 7}},
-		{argv: "--helper always --uidmap 0:1:1 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, UIDMap: "0:1:1", Helper: fcaps.HelperAlways}},
+		{argv: "--rootid 1 --pid 2 cap_chown+p f", wantErr: "--rootid, --uidmap, --pid and --oci-config exclude each other"},
+		{argv: "--pid 2 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --uidmap, --pid and --oci-config exclude each other"},
+		{argv: "--rootid 1 --uidmap 0:1:1 cap_chown+p f", wantErr: "--rootid, --uidmap, --pid and --oci-config exclude each other"},
+		{argv: "--oci-config c.json --pid 3 cap_chown+p f", wantErr: "--rootid, --uidmap, --pid and --oci-config exclude each other"},
+		{argv: "--oci-config c.json --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{OCIConfig: "c.json"}, NsUID: 7}},
+		{argv: "--pid 3 --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{PID: 3}, NsUID: 7}},
+		{argv: "--helper always --uidmap 0:1:1 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:1:1"}, Helper: fcaps.HelperAlways}},
 		{argv: "--helper never cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Helper: fcaps.HelperNever}},
 		{argv: "--helper sometimes cap_chown+p f", wantErr: `--helper: helper mode "sometimes": want auto, always or never`},
 		{argv: "--rootid 1 --ns-uid 3 cap_chown+p f", wantErr: "--ns-uid needs --pid, --uidmap or --oci-config"},
@@ -46,6 +46,9 @@ func TestNewSetCmd(t *testing.T) {
 		{argv: "--rootid x cap_chown+p f", wantErr: `invalid argument "x" for "--rootid" flag: strconv.ParseInt: parsing "x": invalid syntax`},
 		{argv: "--pid 0 cap_chown+p f", wantErr: "--pid 0: want a positive process id"},
 		{argv: "--ns-uid 3 cap_chown+p f", wantErr: "--ns-uid needs --pid, --uidmap or --oci-config"},
+		{argv: "--uidmap 0:100000:65536 --gidmap 0:300000:65536 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:100000:65536", GIDMap: "0:300000:65536"}}},
+		{argv: "--gidmap 0:1:1 cap_chown+p f", wantErr: "--gidmap needs --uidmap"},
+		{argv: "--oci-config= cap_chown+p f", wantErr: "--oci-config: empty file name"},
 		{argv: "-r f", wantErr: "unknown shorthand flag: 'r' in -r"},
 	}
 	for _, tc := range tests {
@@ -61,7 +64,7 @@ func TestNewSetCmd(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(setOptions{}, "IO", "RootOf", "ReadMaps"), cmpopts.IgnoreUnexported(setOptions{})); diff != "" {
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(setOptions{}, "IO", "RootOf", "ReadMaps"), cmpopts.IgnoreUnexported(setOptions{}, mapFlags{})); diff != "" {
 				t.Errorf("set %s: options mismatch (-want +got):\n%s", tc.argv, diff)
 			}
 		})
@@ -255,7 +258,7 @@ func TestResolveRootIDOCIAndNsUID(t *testing.T) {
 	}{
 		{argv: "--oci-config " + cfg + " x f", wantRootID: 300000, wantOK: true},
 		{argv: "--oci-config " + cfg + " --ns-uid 1000 x f", wantRootID: 301000, wantOK: true},
-		{argv: "--oci-config " + cfg + " --ns-uid 65536 x f", wantErr: "uid 65536 in the uid map of " + cfg + ": userns: namespace id 65536 not mapped by 0:300000:65536"},
+		{argv: "--oci-config " + cfg + " --ns-uid 65536 x f", wantErr: "uid 65536 in the user namespace of " + cfg + ": userns: namespace id 65536 not mapped by 0:300000:65536"},
 		{argv: "--oci-config /nonexistent/config.json x f", wantErr: "open /nonexistent/config.json: no such file or directory"},
 		// The caller's own namespace: uid U is U.
 		{argv: "--pid " + self + " --ns-uid 5 x f", wantRootID: 5, wantOK: true},
