@@ -761,6 +761,32 @@ func (rs *restorer) job(pc *parentCache, j *fileJob) {
 	rs.pending.Done()
 }
 
+// parent returns the directory (from pc) and the base name under which
+// member e (not ".") goes.
+func (rs *restorer) parent(pc *parentCache, e *archiveEntry) (dirfd int, base string, err error) {
+	if e.Name == "." {
+		return -1, "", fmt.Errorf("a %s cannot replace the destination directory", typeName(e.Header.Typeflag))
+	}
+	dir, base := path.Split(e.Name)
+	dirfd, err = pc.get(cleanDir(dir))
+	return dirfd, base, err
+}
+
+// existing looks at what base in dirfd holds now: kept is true when the
+// overwrite policy keeps it in place of e (then counted and reported).
+func (rs *restorer) existing(dirfd int, base string, e *archiveEntry) (st unix.Stat_t, exists, kept bool) {
+	st, err := lstatAt(dirfd, base)
+	if err != nil {
+		return st, false, false
+	}
+	if rs.keep(e, &st) {
+		rs.skipped.Add(1)
+		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionKept, e.Header.Size)
+		return st, true, true
+	}
+	return st, true, false
+}
+
 // keep reports whether the overwrite policy keeps the existing st in
 // place of e.
 func (rs *restorer) keep(e *archiveEntry, st *unix.Stat_t) bool {
@@ -781,11 +807,7 @@ func (rs *restorer) writeSmall(pc *parentCache, e *archiveEntry, mt entryMeta, d
 	if !rs.direct {
 		return rs.writeFile(pc, e, mt, bytes.NewReader(data))
 	}
-	dir, base := path.Split(e.Name)
-	if base == "." || e.Name == "." {
-		return fmt.Errorf("a regular file cannot replace the destination directory")
-	}
-	dirfd, err := pc.get(cleanDir(dir))
+	dirfd, base, err := rs.parent(pc, e)
 	if err != nil {
 		return err
 	}
@@ -835,19 +857,12 @@ func writeAll(fd int, data []byte) error {
 
 // writeFile restores a regular file whose data is read from data.
 func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, data io.Reader) error {
-	dir, base := path.Split(e.Name)
-	if base == "." || e.Name == "." {
-		return fmt.Errorf("a regular file cannot replace the destination directory")
-	}
-	dirfd, err := pc.get(cleanDir(dir))
+	dirfd, base, err := rs.parent(pc, e)
 	if err != nil {
 		return err
 	}
-	st, serr := lstatAt(dirfd, base)
-	exists := serr == nil
-	if exists && rs.keep(e, &st) {
-		rs.skipped.Add(1)
-		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionKept, e.Header.Size)
+	_, exists, kept := rs.existing(dirfd, base, e)
+	if kept {
 		return nil
 	}
 	f, tmp, err := rs.d.createTmpfile(dirfd)
@@ -1067,18 +1082,12 @@ func (rs *restorer) finishDir(dd deferredDir) error {
 // name, then renames it into place.
 func (rs *restorer) special(pc *parentCache, e *archiveEntry, mt entryMeta) error {
 	h := e.Header
-	dir, base := path.Split(e.Name)
-	if e.Name == "." {
-		return fmt.Errorf("a %s cannot replace the destination directory", typeName(h.Typeflag))
-	}
-	dirfd, err := pc.get(cleanDir(dir))
+	dirfd, base, err := rs.parent(pc, e)
 	if err != nil {
 		return err
 	}
-	st, serr := lstatAt(dirfd, base)
-	exists := serr == nil
-	if exists && rs.keep(e, &st) {
-		rs.skipped.Add(1)
+	st, exists, kept := rs.existing(dirfd, base, e)
+	if kept {
 		return nil
 	}
 	tmp := tmpName()
