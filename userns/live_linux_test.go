@@ -1,103 +1,16 @@
 package userns
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nscap/nscap/internal/testutil"
 )
-
-// startNest builds a chain of nested user namespaces with the given maps
-// (each relative to the previous one), one test-binary process in each,
-// and returns their pids, outermost first. The process of level exitLevel
-// (1-based; 0 for none) exits once its child runs, leaving its namespace
-// without a process.
-func startNest(t *testing.T, maps []string, exitLevel int) []int {
-	t.Helper()
-	rr, rw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sr, sw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := nestCommand(maps[0], maps[1:], 1, strconv.Itoa(exitLevel), rw, sr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rw.Close()
-	sr.Close()
-	pids := make([]int, len(maps))
-	t.Cleanup(func() {
-		sw.Close()
-		if exitLevel != 1 {
-			cmd.Wait()
-		}
-		// Wait for the orphaned levels too: they exit on stdin EOF.
-		for _, p := range pids {
-			for i := 0; p > 0 && i < 500; i++ {
-				if err := syscall.Kill(p, 0); err != nil {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
-	})
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(rr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		rr.Close()
-	}()
-	timeout := time.After(20 * time.Second)
-	for got := 0; got < len(maps); {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("nested namespaces: reporter closed after %d levels", got)
-			}
-			var lvl, pid int
-			if _, err := fmt.Sscanf(l, "%d %d", &lvl, &pid); err != nil || lvl < 1 || lvl > len(maps) {
-				t.Fatalf("nested namespaces: %s", l)
-			}
-			pids[lvl-1] = pid
-			got++
-		case <-timeout:
-			t.Fatal("nested namespaces: timeout")
-		}
-	}
-	if exitLevel == 1 {
-		// Reap it: a zombie still shows its user namespace in /proc.
-		waitErr := cmd.Wait()
-		t.Logf("level 1 exited: %v", waitErr)
-	}
-	if exitLevel > 0 {
-		// Wait until the exiting level is gone.
-		for i := 0; i < 500; i++ {
-			if _, err := os.Stat(procPath(pids[exitLevel-1], "ns/user")); err != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return pids
-}
 
 var rootidRE = regexp.MustCompile(`\[rootid=(\d+)\]`)
 
@@ -143,7 +56,7 @@ func TestNestedRootOf(t *testing.T) {
 		}
 	}
 	maps := []string{"0:100000:65536", "0:1000:1000", "0:5:10"}
-	pids := startNest(t, maps, 0)
+	pids := testutil.Nest(t, maps, 0)
 	wantRoot := []uint32{100000, 101000, 101005}
 	wantOwner := []uint32{0, 100000, 101000}
 	self, err := Inspect(os.Getpid())
@@ -207,9 +120,9 @@ func TestTree(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
 	testutil.RequireTool(t, "nsenter", "cat")
-	full := startNest(t, []string{"0:100000:65536", "0:1000:1000"}, 0)
+	full := testutil.Nest(t, []string{"0:100000:65536", "0:1000:1000"}, 0)
 	// Level 1 exits: its namespace lives on through level 2's.
-	ghost := startNest(t, []string{"0:200000:65536", "0:7:100"}, 1)
+	ghost := testutil.Nest(t, []string{"0:200000:65536", "0:7:100"}, 1)
 	roots, err := Tree()
 	if err != nil {
 		t.Fatal(err)

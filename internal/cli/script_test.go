@@ -18,9 +18,7 @@ func TestMain(m *testing.M) {
 	// Serve as the helper user namespace of set and remove when
 	// re-executed as one, and as the processes of nested namespaces.
 	userns.HelperMain()
-	if spec, ok := os.LookupEnv(nestEnv); ok {
-		os.Exit(nestMain(spec))
-	}
+	testutil.NestMain()
 	testscript.Main(testutil.Checked(m), map[string]func(){
 		"nscap": func() {
 			os.Exit(int(Main(context.Background(), os.Args[1:], System())))

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nscap/nscap/internal/testutil"
@@ -137,123 +135,6 @@ func TestRunUsernsGolden(t *testing.T) {
 	}
 }
 
-// Nested namespaces for the tests: the test binary re-executed with
-// nestEnv serves as the process of each level (see TestMain).
-const (
-	nestEnv    = "NSCAP_CLI_TEST_NEST"       // maps still to create below, ";" separated
-	nestLvlEnv = "NSCAP_CLI_TEST_NEST_LEVEL" // 1-based level of this process
-)
-
-// nestCommand runs the test binary in a new user namespace with uid and
-// gid map m, as its root; it reports "LEVEL PID" on fd 3, creates the
-// levels of rest below itself and lives until its stdin closes.
-func nestCommand(m string, rest []string, level int, report, stdin *os.File) (*exec.Cmd, error) {
-	mp, err := userns.ParseMap(m)
-	if err != nil {
-		return nil, err
-	}
-	var ids []syscall.SysProcIDMap
-	for _, e := range mp.Extents() {
-		ids = append(ids, syscall.SysProcIDMap{ContainerID: int(e.NsID), HostID: int(e.HostID), Size: int(e.Count)})
-	}
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), nestEnv+"="+strings.Join(rest, ";"), nestLvlEnv+"="+strconv.Itoa(level))
-	cmd.ExtraFiles = []*os.File{report}
-	cmd.Stdin = stdin
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:                 syscall.CLONE_NEWUSER,
-		UidMappings:                ids,
-		GidMappings:                ids,
-		GidMappingsEnableSetgroups: true,
-		Pdeathsig:                  syscall.SIGKILL,
-		// uid/gid 0 of the new namespace, so it may nest further.
-		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-	}
-	return cmd, nil
-}
-
-func nestMain(spec string) int {
-	report := os.NewFile(3, "report")
-	level, _ := strconv.Atoi(os.Getenv(nestLvlEnv))
-	fmt.Fprintf(report, "%d %d\n", level, os.Getpid())
-	var child *exec.Cmd
-	if spec != "" {
-		maps := strings.Split(spec, ";")
-		cmd, err := nestCommand(maps[0], maps[1:], level+1, report, os.Stdin)
-		if err == nil {
-			err = cmd.Start()
-		}
-		if err != nil {
-			fmt.Fprintf(report, "error level %d: %v\n", level, err)
-			return 1
-		}
-		child = cmd
-	}
-	b := make([]byte, 1)
-	for {
-		if n, err := os.Stdin.Read(b); n == 0 || err != nil {
-			break
-		}
-	}
-	if child != nil {
-		child.Wait()
-	}
-	return 0
-}
-
-// startNest builds nested user namespaces with maps (each relative to
-// the previous level), one process in each, and returns their pids,
-// outermost first. Cleanup ends and reaps them.
-func startNest(t *testing.T, maps []string) []int {
-	t.Helper()
-	rr, rw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sr, sw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := nestCommand(maps[0], maps[1:], 1, rw, sr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rw.Close()
-	sr.Close()
-	t.Cleanup(func() {
-		sw.Close()
-		cmd.Wait()
-	})
-	lines := make(chan string)
-	go func() {
-		defer rr.Close()
-		sc := bufio.NewScanner(rr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	pids := make([]int, len(maps))
-	timeout := time.After(20 * time.Second)
-	for got := 0; got < len(maps); got++ {
-		select {
-		case l, ok := <-lines:
-			var lvl, pid int
-			if _, err := fmt.Sscanf(l, "%d %d", &lvl, &pid); !ok || err != nil || lvl < 1 || lvl > len(maps) {
-				t.Fatalf("nested namespaces: %q", l)
-			}
-			pids[lvl-1] = pid
-		case <-timeout:
-			t.Fatal("nested namespaces: timeout")
-		}
-	}
-	return pids
-}
-
 var rootidRE = regexp.MustCompile(`\[rootid=(\d+)\]`)
 
 // getcapRootID returns the rootid getcap -n shows for path ("" for a
@@ -293,7 +174,7 @@ func TestUsernsNested(t *testing.T) {
 	dir := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, dir)
 	testutil.Traversable(t, dir)
-	pids := startNest(t, []string{"0:100000:65536", "0:1000:1000", "0:5:10"})
+	pids := testutil.Nest(t, []string{"0:100000:65536", "0:1000:1000", "0:5:10"}, 0)
 	wantRoot := []string{"100000", "101000", "101005"}
 
 	var tree []treeRecord

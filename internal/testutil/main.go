@@ -25,9 +25,9 @@ type RunFunc func() int
 // Run calls f.
 func (f RunFunc) Run() int { return f() }
 
-// Main is the body of a TestMain: it runs the entry points, then the
-// tests of m with the leak checks of [Checked], and exits with their
-// status.
+// Main is the body of a TestMain: it runs [NestMain] and the entry
+// points, then the tests of m with the leak checks of [Checked], and exits
+// with their status.
 //
 // Each entry point is a re-exec entry such as userns.HelperMain: it
 // returns at once unless the test binary was started as its helper, and
@@ -35,6 +35,7 @@ func (f RunFunc) Run() int { return f() }
 // never runs the tests. (testutil does not import userns itself: the
 // in-package tests of userns use testutil, and that would be a cycle.)
 func Main(m Runner, entries ...func()) {
+	NestMain()
 	for _, e := range entries {
 		e()
 	}
