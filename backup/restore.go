@@ -2,6 +2,7 @@ package backup
 
 import (
 	"errors"
+	"runtime"
 
 	"github.com/nscap/nscap/userns"
 )
@@ -84,7 +85,8 @@ type RestoreOptions struct {
 	// into the same dest is run again (the marker file says so and
 	// [Verify] reports it). Off by default; it saves only the renames.
 	Direct bool
-	// Workers is the number of goroutines writing files; 0 means 2.
+	// Workers is the number of goroutines writing files; 0 means one per
+	// CPU, at least 2 and at most 8.
 	Workers int
 	// Reporter receives progress events; nil means none.
 	Reporter RestoreReporter
@@ -113,7 +115,7 @@ func (o *RestoreOptions) applyDefaults() {
 		o.Overwrite = OverwriteAlways
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = min(max(runtime.GOMAXPROCS(0), 2), 8)
 	}
 	if o.Reporter == nil {
 		o.Reporter = noopRestoreReporter{}
