@@ -7,30 +7,25 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
-
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
 )
 
-// Pax records and comment words of nscap archives.
+// Pax records of nscap archives (see package tarfmt).
 const (
 	// paxXattrPrefix is the pax record prefix of an xattr, the form GNU
 	// tar --xattrs and bsdtar both read and write.
-	paxXattrPrefix = "SCHILY.xattr."
+	paxXattrPrefix = tarfmt.SchilyXattrPrefix
 	// paxComment is the standard pax keyword every reader ignores
 	// silently (GNU tar warns on unknown keywords such as LIBARCHIVE.*).
-	paxComment = "comment"
-	// commentMagic is the first word of nscap's global comment; the
-	// words after it are key=value pairs (see [Meta.Comment]).
-	commentMagic = "nscap-backup/1"
-	// identityMapText stands for a zero map in the comment.
-	identityMapText = "identity"
+	paxComment = tarfmt.CommentRecord
 	// HostScopedComment is the per-entry pax comment marking an entry
 	// whose security.capability was kept host-scoped (raw, as the host
 	// reads it) under [ForeignCapsHost]: a restore must write that value
 	// verbatim instead of translating it.
-	HostScopedComment = "nscap: host-scoped security.capability"
+	HostScopedComment = tarfmt.HostScopedComment
 )
 
 // Meta is what nscap records about an archive in its pax global header.
@@ -52,18 +47,11 @@ type Meta struct {
 // A zero map is written as "identity". White space in Tool is replaced by
 // "_" so the words stay parseable.
 func (m Meta) Comment() string {
-	mapText := func(x userns.Map) string {
-		if x.IsZero() {
-			return identityMapText
-		}
-		return x.String()
-	}
-	tool := strings.Join(strings.Fields(m.Tool), "_")
-	if tool == "" {
+	tool := m.Tool
+	if len(strings.Fields(tool)) == 0 {
 		tool = "nscap"
 	}
-	return fmt.Sprintf("%s tool=%s uidmap=%s gidmap=%s foreign-caps=%s",
-		commentMagic, tool, mapText(m.UIDMap), mapText(m.GIDMap), m.ForeignCaps)
+	return tarfmt.Comment{Tool: tool, UIDMap: m.UIDMap, GIDMap: m.GIDMap, ForeignCaps: m.ForeignCaps.String()}.String()
 }
 
 // ErrBadComment is an nscap global comment that does not parse (a map or
@@ -75,50 +63,22 @@ var ErrBadComment = errors.New("backup: malformed nscap archive comment")
 // a comment that does not start with nscap's magic word (another tool's).
 // Words without "=" and keys this version does not know are ignored (a
 // later version may add some); "identity" or an empty value is a zero map;
-// a missing gidmap defaults to the uidmap. An unparsable map or policy is
-// an error wrapping [ErrBadComment] that names the key.
+// a missing gidmap defaults to the uidmap; a missing or empty foreign-caps
+// is [ForeignCapsFail]. An unparsable map or policy is an error wrapping
+// [ErrBadComment] that names the key.
 func ParseComment(c string) (m Meta, ok bool, err error) {
-	words := strings.Fields(c)
-	if len(words) == 0 || words[0] != commentMagic {
+	tc, ok, err := tarfmt.ParseComment(c)
+	if !ok {
 		return Meta{}, false, nil
 	}
-	gidSet := false
-	for _, w := range words[1:] {
-		k, v, found := strings.Cut(w, "=")
-		if !found {
-			continue
-		}
-		var dst *userns.Map
-		switch k {
-		case "tool":
-			m.Tool = v
-			continue
-		case "foreign-caps":
-			p, perr := ParseForeignCaps(v)
-			if perr != nil {
-				return Meta{}, true, fmt.Errorf("%w: %v", ErrBadComment, perr)
-			}
-			m.ForeignCaps = p
-			continue
-		case "uidmap":
-			dst = &m.UIDMap
-		case "gidmap":
-			dst, gidSet = &m.GIDMap, true
-		default:
-			continue
-		}
-		if v == identityMapText || v == "" {
-			*dst = userns.Map{}
-			continue
-		}
-		x, perr := userns.ParseMap(v)
-		if perr != nil {
-			return Meta{}, true, fmt.Errorf("%w: %s %q: %v", ErrBadComment, k, v, perr)
-		}
-		*dst = x
+	if err != nil {
+		return Meta{}, true, fmt.Errorf("%w: %w", ErrBadComment, err)
 	}
-	if !gidSet {
-		m.GIDMap = m.UIDMap
+	m = Meta{Tool: tc.Tool, UIDMap: tc.UIDMap, GIDMap: tc.GIDMap}
+	if tc.ForeignCaps != "" {
+		if m.ForeignCaps, err = ParseForeignCaps(tc.ForeignCaps); err != nil {
+			return Meta{}, true, fmt.Errorf("%w: %v", ErrBadComment, err)
+		}
 	}
 	return m, true, nil
 }

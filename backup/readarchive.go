@@ -2,31 +2,15 @@ package backup
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/nscap/nscap/internal/tarfmt"
 )
-
-// Compression magic numbers, sniffed from the first bytes of an archive.
-var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
-
-// maxZstdWindow bounds the memory a zstd frame header may ask for: every
-// level zstd uses without --long fits in 8 MiB, and a hostile header
-// claiming gigabytes must not make the reader allocate them.
-const maxZstdWindow = 16 << 20
 
 // Errors of the archive reader. They are returned inside an
 // *[EntryError] or wrapped with the archive's context.
@@ -89,40 +73,14 @@ type archiveReader struct {
 	err     error
 }
 
-// decompress sniffs the compression of r from its first bytes.
-func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, err := br.Peek(4)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("read archive: %w", err)
-	}
-	switch {
-	case bytes.HasPrefix(head, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read gzip header: %w", err)
-		}
-		zr.Multistream(true)
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(head, zstdMagic):
-		zr, err := zstd.NewReader(br,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(maxZstdWindow),
-			zstd.WithDecoderMaxMemory(maxZstdWindow*4))
-		if err != nil {
-			return nil, nil, fmt.Errorf("read zstd header: %w", err)
-		}
-		return zr, zr.Close, nil
-	}
-	return br, func() {}, nil
-}
-
 // newArchiveReader opens the archive in r and reads its global header, if
 // the first member is one.
 func newArchiveReader(r io.Reader) (*archiveReader, error) {
-	dr, closeFn, err := decompress(r)
+	dr, closeFn, err := tarfmt.Decompress(r)
 	if err != nil {
+		if _, header := errors.AsType[*tarfmt.HeaderError](err); !header {
+			err = fmt.Errorf("read archive: %w", err)
+		}
 		return nil, err
 	}
 	ar := &archiveReader{tr: tar.NewReader(dr), close: closeFn}
@@ -142,7 +100,7 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 			ar.pending = hdr
 			return ar, nil
 		}
-		if c, ok := hdr.PAXRecords["comment"]; ok {
+		if c, ok := hdr.PAXRecords[paxComment]; ok {
 			info, err := parseNscapComment(c)
 			if err != nil {
 				closeFn()
@@ -245,46 +203,17 @@ func cleanName(name string) (string, error) {
 	return path.Join(out...), nil
 }
 
-// PAX record prefixes for xattrs.
-const (
-	schilyPrefix     = "SCHILY.xattr."
-	libarchivePrefix = "LIBARCHIVE.xattr."
-)
-
 // paxXattrs collects the xattrs of a member from its pax records:
-// SCHILY.xattr.NAME (raw value, GNU tar and nscap), LIBARCHIVE.xattr.NAME
-// (percent-escaped name, base64 value, bsdtar), and the POSIX ACLs that
-// bsdtar and GNU tar --acls store as text in SCHILY.acl.access and
-// SCHILY.acl.default, turned into system.posix_acl_* values (see
-// aclFromText) so that restore and verify treat both forms alike.
+// SCHILY.xattr.NAME (raw value, GNU tar and nscap) and
+// LIBARCHIVE.xattr.NAME (percent-escaped name, base64 value, bsdtar) as
+// [tarfmt.Xattrs] decodes them, and the POSIX ACLs that bsdtar and GNU tar
+// --acls store as text in SCHILY.acl.access and SCHILY.acl.default, turned
+// into system.posix_acl_* values (see aclFromText) so that restore and
+// verify treat both forms alike.
 func paxXattrs(recs map[string]string) (map[string][]byte, error) {
-	var out map[string][]byte
-	for k, v := range recs {
-		if name, ok := strings.CutPrefix(k, libarchivePrefix); ok {
-			n, err := url.PathUnescape(name)
-			if err != nil || n == "" {
-				return nil, fmt.Errorf("%w: record %q: bad name escaping", ErrBadXattr, k)
-			}
-			if _, dup := recs[schilyPrefix+n]; dup {
-				continue
-			}
-			val, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "="))
-			if err != nil {
-				return nil, fmt.Errorf("%w: record %q: bad base64: %v", ErrBadXattr, k, err)
-			}
-			if out == nil {
-				out = map[string][]byte{}
-			}
-			out[n] = val
-		} else if name, ok := strings.CutPrefix(k, schilyPrefix); ok {
-			if name == "" {
-				return nil, fmt.Errorf("%w: record %q: empty name", ErrBadXattr, k)
-			}
-			if out == nil {
-				out = map[string][]byte{}
-			}
-			out[name] = []byte(v)
-		}
+	out, err := tarfmt.Xattrs(recs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadXattr, err)
 	}
 	// POSIX ACLs as text (bsdtar; GNU tar --acls). GNU tar --xattrs also
 	// stores the binary xattr, which wins: it is what the kernel returned.

@@ -48,7 +48,7 @@ func FuzzReadHeader(f *testing.F) {
 			}
 			h.PAXRecords = map[string]string{}
 			for k, v := range e.Xattrs {
-				h.PAXRecords[schilyPrefix+k] = string(v)
+				h.PAXRecords[paxXattrPrefix+k] = string(v)
 			}
 			h.Format = tar.FormatPAX
 			tw := tar.NewWriter(io.Discard)

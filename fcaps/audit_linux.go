@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/nscap/nscap/internal/sys"
+	"github.com/nscap/nscap/internal/tarfmt"
 )
 
 // Audit walks the trees under roots with [Scan] (non-regular files
@@ -175,7 +176,7 @@ func IsArchive(path string) (bool, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return false, err
 	}
-	return sniffArchive(b[:n]) || archiveName(path), nil
+	return tarfmt.Sniff(b[:n]) || archiveName(path), nil
 }
 
 // archiveName reports whether path ends in a tar archive suffix.
