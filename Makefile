@@ -8,7 +8,7 @@ DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools
 # security.capability support, so keep them on the disk of the checkout.
 export NSCAP_TEST_DIR ?= $(CURDIR)/.testtmp
 
-.PHONY: all build test deps vet fmt-check lint unit fuzz bench man golden clean tidy-check
+.PHONY: all build test deps vet fmt-check lint unit unit-unpriv fuzz bench man golden clean tidy-check
 
 all: build
 
@@ -16,8 +16,9 @@ build:
 	$(GO) build ./...
 
 ## test: install missing test packages (as root), then format, vet, lint,
-## the race-enabled suite (strict about root when root) and a fuzz smoke.
-test: deps fmt-check vet lint unit fuzz
+## the race-enabled suite (strict about root when root), the suite again as
+## an unprivileged user (when root) and a fuzz smoke.
+test: deps fmt-check vet lint unit unit-unpriv fuzz
 
 deps:
 	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
@@ -46,6 +47,15 @@ unit:
 	@mkdir -p $(NSCAP_TEST_DIR)
 	@if [ "$$(id -u)" = 0 ]; then export NSCAP_TEST_REQUIRE_ROOT=1; fi; \
 	$(GO) test -race -count=1 $(PKGS)
+
+## unit-unpriv: as root, run the suite again as the unprivileged user
+## nscap-unpriv (scripts/test-unpriv.sh); not root, unit already was that run.
+unit-unpriv:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  GO="$(GO)" bash scripts/test-unpriv.sh; \
+	else \
+	  echo "unit-unpriv: skipped: not root, so unit already ran the suite unprivileged (euid $$(id -u))"; \
+	fi
 
 ## fuzz: run every fuzz target for FUZZTIME.
 fuzz:
