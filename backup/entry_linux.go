@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nscap/nscap/internal/sys"
+	"github.com/nscap/nscap/internal/tarfmt"
 )
 
 var (
@@ -266,7 +267,7 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = make(map[string]string, len(names))
 		}
-		hdr.PAXRecords[paxXattrPrefix+name] = string(val)
+		hdr.PAXRecords[paxXattrPrefix+tarfmt.EscapeName(name)] = string(val)
 	}
 	return errors.Join(errs...)
 }

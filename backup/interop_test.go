@@ -149,3 +149,99 @@ func TestInteropRestoreInOtherRange(t *testing.T) {
 		t.Errorf("getfacl etc/acl: %v\n%s", err, acl)
 	}
 }
+
+// TestXattrNamesInterop archives xattrs whose names need escaping in a pax
+// keyword ("=", "%", a space, a non-ASCII letter): nscap's archive
+// extracted by GNU tar, and GNU tar's and bsdtar's archives restored by
+// nscap, give back exactly the names and values of the source file (bsdtar
+// 3.6 itself restores its own archive with extra, still escaped, names).
+func TestXattrNamesInterop(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "tar", "bsdtar")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(src, "f")
+	if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"user.a=b": "1", "user.p%41": "2", "user.sp ace": "3", "user.é": "4", "user.plain": "5"}
+	for n, v := range want {
+		if err := syscall.Setxattr(f, n, []byte(v), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userXattrs := func(p string) map[string]string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		n, err := syscall.Listxattr(p, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for name := range strings.SplitSeq(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+			if !strings.HasPrefix(name, "user.") {
+				continue
+			}
+			v := make([]byte, 256)
+			m, err := syscall.Getxattr(p, name, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name] = string(v[:m])
+		}
+		return out
+	}
+	run := func(argv ...string) {
+		t.Helper()
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
+	mkdir := func(name string) string {
+		t.Helper()
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	// nscap -> GNU tar.
+	ours := filepath.Join(dir, "nscap.tar")
+	if _, err := WriteFile(context.Background(), ours, src, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	gx := mkdir("gnu-x")
+	run("tar", "--xattrs", "--xattrs-include=*", "-xf", ours, "-C", gx)
+	if d := cmp.Diff(want, userXattrs(filepath.Join(gx, "f"))); d != "" {
+		t.Errorf("GNU tar extraction of nscap's archive (-want +got):\n%s", d)
+	}
+
+	// GNU tar and bsdtar -> nscap.
+	for _, tc := range []struct{ name, archive string }{
+		{"gnu", filepath.Join(dir, "gnu.tar")},
+		{"bsdtar", filepath.Join(dir, "bsd.tar")},
+	} {
+		if tc.name == "gnu" {
+			run("tar", "--xattrs", "--xattrs-include=*", "-cf", tc.archive, "-C", src, "f")
+		} else {
+			run("bsdtar", "--xattrs", "-cf", tc.archive, "-C", src, "f")
+		}
+		dest := mkdir("from-" + tc.name)
+		a, err := os.ReadFile(tc.archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errs []string
+		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil || len(errs) > 0 {
+			t.Fatalf("restore of the %s archive: %v %v", tc.name, err, errs)
+		}
+		if d := cmp.Diff(want, userXattrs(filepath.Join(dest, "f"))); d != "" {
+			t.Errorf("nscap restore of the %s archive (-want +got):\n%s", tc.name, d)
+		}
+	}
+}

@@ -36,48 +36,121 @@ func (e *RecordError) Unwrap() error { return e.Err }
 // Is reports whether target is [ErrBadXattr].
 func (e *RecordError) Is(target error) bool { return target == ErrBadXattr }
 
+// EscapeName escapes an xattr name for a SCHILY.xattr record as GNU tar
+// does: "%" becomes "%25" and "=" (which cannot appear in a pax keyword)
+// "%3D"; GNU tar decodes exactly these two when it extracts.
+func EscapeName(name string) string {
+	if !strings.ContainsAny(name, "%=") {
+		return name
+	}
+	return strings.NewReplacer("%", "%25", "=", "%3D").Replace(name)
+}
+
+// unescapeSchily decodes the name of a SCHILY.xattr record: every %XX
+// (two hex digits) is the byte XX. GNU tar escapes only "%" and "=",
+// bsdtar escapes more (spaces, non-ASCII bytes); a "%" not followed by
+// two hex digits is kept as it is (a writer that did not escape).
+func unescapeSchily(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// record is one decoded xattr record of a member.
+type record struct {
+	key    string // the pax record name
+	name   string // the xattr name, unescaped
+	schily bool   // SCHILY.xattr (raw value) rather than LIBARCHIVE.xattr (base64)
+}
+
+// xattrRecord decodes the name of the pax record k; ok is false for a
+// record that is not an xattr record.
+func xattrRecord(k string) (r record, ok bool, err error) {
+	if n, ok := strings.CutPrefix(k, SchilyXattrPrefix); ok {
+		n = unescapeSchily(n)
+		if n == "" {
+			return r, true, &RecordError{Key: k, Reason: "empty name"}
+		}
+		return record{key: k, name: n, schily: true}, true, nil
+	}
+	if esc, ok := strings.CutPrefix(k, LibarchiveXattrPrefix); ok {
+		n, err := url.PathUnescape(esc)
+		if err != nil || n == "" {
+			return r, true, &RecordError{Key: k, Reason: "bad name escaping"}
+		}
+		return record{key: k, name: n}, true, nil
+	}
+	return r, false, nil
+}
+
 // Xattrs decodes the extended attributes of a member from its pax
-// records: SCHILY.xattr.NAME (raw value) and LIBARCHIVE.xattr.NAME
-// (%-escaped name, base64 value with or without padding). The SCHILY
-// record wins when both name the same xattr (bsdtar writes both), and
-// among LIBARCHIVE records whose names unescape alike the first in
-// sorted order wins. Other records are ignored. It returns nil when the
-// member has no xattr record, and a *[RecordError] for the first (in
-// sorted order) record that does not decode.
+// records: SCHILY.xattr.NAME (raw value; NAME %-escaped: see
+// [EscapeName]) and LIBARCHIVE.xattr.NAME (%-escaped name, base64 value
+// with or without padding). The SCHILY record wins when both name the same
+// xattr (bsdtar writes both), and among records of one kind whose names
+// unescape alike the first in sorted order wins. Other records are
+// ignored. It returns nil when the member has no xattr record, and a
+// *[RecordError] for the first (in sorted order) record that does not
+// decode.
 func Xattrs(recs map[string]string) (map[string][]byte, error) {
+	keys := slices.Sorted(maps.Keys(recs))
+	var schilyNames map[string]bool
+	for _, k := range keys {
+		if r, ok, err := xattrRecord(k); ok && err == nil && r.schily {
+			if schilyNames == nil {
+				schilyNames = map[string]bool{}
+			}
+			schilyNames[r.name] = true
+		}
+	}
 	var out map[string][]byte
-	for _, k := range slices.Sorted(maps.Keys(recs)) {
-		var (
-			name string
-			val  []byte
-		)
-		if n, ok := strings.CutPrefix(k, SchilyXattrPrefix); ok {
-			if n == "" {
-				return nil, &RecordError{Key: k, Reason: "empty name"}
-			}
-			name, val = n, []byte(recs[k])
-		} else if esc, ok := strings.CutPrefix(k, LibarchiveXattrPrefix); ok {
-			n, err := url.PathUnescape(esc)
-			if err != nil || n == "" {
-				return nil, &RecordError{Key: k, Reason: "bad name escaping"}
-			}
-			if _, dup := recs[SchilyXattrPrefix+n]; dup {
-				continue
-			}
-			if _, dup := out[n]; dup {
-				continue
-			}
+	for _, k := range keys {
+		r, ok, err := xattrRecord(k)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if _, dup := out[r.name]; dup || !r.schily && schilyNames[r.name] {
+			// LIBARCHIVE keys sort before SCHILY ones: out holds only
+			// SCHILY values when a SCHILY name repeats.
+			continue
+		}
+		val := []byte(recs[k])
+		if !r.schily {
 			if val, err = decodeValue(k, recs[k]); err != nil {
 				return nil, err
 			}
-			name = n
-		} else {
-			continue
 		}
 		if out == nil {
 			out = map[string][]byte{}
 		}
-		out[name] = val
+		out[r.name] = val
 	}
 	return out, nil
 }
@@ -88,19 +161,19 @@ func Xattrs(recs map[string]string) (map[string][]byte, error) {
 // record that names it but does not decode is a *[RecordError] (with ok
 // true).
 func Xattr(recs map[string]string, name string) (val []byte, ok bool, err error) {
-	if v, ok := recs[SchilyXattrPrefix+name]; ok {
-		return []byte(v), true, nil
-	}
-	for _, k := range slices.Sorted(maps.Keys(recs)) {
-		esc, found := strings.CutPrefix(k, LibarchiveXattrPrefix)
-		if !found {
-			continue
+	keys := slices.Sorted(maps.Keys(recs))
+	for _, schily := range []bool{true, false} {
+		for _, k := range keys {
+			r, isX, rerr := xattrRecord(k)
+			if !isX || rerr != nil || r.schily != schily || r.name != name {
+				continue
+			}
+			if schily {
+				return []byte(recs[k]), true, nil
+			}
+			val, err := decodeValue(k, recs[k])
+			return val, true, err
 		}
-		if n, err := url.PathUnescape(esc); err != nil || n != name {
-			continue
-		}
-		val, err := decodeValue(k, recs[k])
-		return val, true, err
 	}
 	return nil, false, nil
 }

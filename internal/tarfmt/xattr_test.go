@@ -36,6 +36,17 @@ func TestXattrs(t *testing.T) {
 		{name: "first libarchive alias wins",
 			recs: map[string]string{"LIBARCHIVE.xattr.user.x": "Zmlyc3Q", "LIBARCHIVE.xattr.user%2Ex": "c2Vjb25k"},
 			want: map[string][]byte{"user.x": []byte("second")}},
+		{name: "schily names escaped by GNU tar",
+			recs: map[string]string{"SCHILY.xattr.user.a%3Db": "1", "SCHILY.xattr.user.p%2541": "2", "SCHILY.xattr.user.sp ace": "3"},
+			want: map[string][]byte{"user.a=b": []byte("1"), "user.p%41": []byte("2"), "user.sp ace": []byte("3")}},
+		{name: "schily and libarchive names escaped by bsdtar",
+			recs: map[string]string{"SCHILY.xattr.user.%C3%A9": "4", "LIBARCHIVE.xattr.user.%C3%A9": "NA",
+				"SCHILY.xattr.user.sp%20ace": "3", "LIBARCHIVE.xattr.user.sp%20ace": "Mw"},
+			want: map[string][]byte{"user.é": []byte("4"), "user.sp ace": []byte("3")}},
+		{name: "a percent sign not escaped", recs: map[string]string{"SCHILY.xattr.user.100%": "x", "SCHILY.xattr.user.%zz": "y"},
+			want: map[string][]byte{"user.100%": []byte("x"), "user.%zz": []byte("y")}},
+		{name: "first schily alias wins", recs: map[string]string{"SCHILY.xattr.user.A": "second", "SCHILY.xattr.user.%41": "first"},
+			want: map[string][]byte{"user.A": []byte("first")}},
 		{name: "empty schily name", recs: map[string]string{"SCHILY.xattr.": "v"},
 			errKey: "SCHILY.xattr.", errReason: "empty name"},
 		{name: "bad escaping", recs: map[string]string{"LIBARCHIVE.xattr.user.%zz": "aGk"},
@@ -131,5 +142,23 @@ func TestRecordErrorText(t *testing.T) {
 	_, err = Xattrs(map[string]string{"SCHILY.xattr.": ""})
 	if want := `record "SCHILY.xattr.": empty name`; err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %s", err, want)
+	}
+}
+
+func TestEscapeName(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"security.capability": "security.capability",
+		"user.a=b":            "user.a%3Db",
+		"user.p%41":           "user.p%2541",
+		"user.sp ace":         "user.sp ace",
+		"user.é":              "user.é",
+	} {
+		if got := EscapeName(name); got != want {
+			t.Errorf("EscapeName(%q) = %q, want %q", name, got, want)
+		}
+		if got := unescapeSchily(EscapeName(name)); got != name {
+			t.Errorf("unescapeSchily(EscapeName(%q)) = %q", name, got)
+		}
 	}
 }
