@@ -1319,3 +1319,23 @@ func TestBufPool(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreRawArchiveHint: an archive that records no source map,
+// restored with target maps only, whose ids are not container ids (host
+// ids, as tar run on the host stores them), fails per entry with
+// ErrUnmapped and an error saying to give the source map.
+func TestRestoreRawArchiveHint(t *testing.T) {
+	testutil.RequireRoot(t)
+	a := makeArchive(t, "", []member{{name: "f", uid: 100000, gid: 100000, data: "x"}})
+	dest := testutil.TempDir(t)
+	var got []error
+	var mu sync.Mutex
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: rtMap(t, "0:200000:65536"),
+		Error: func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil }})
+	if err != nil || len(got) != 1 || !errors.Is(got[0], ErrUnmapped) || !strings.Contains(got[0].Error(), "--source-uidmap") {
+		t.Fatalf("Restore = %v, entry errors %v; want one ErrUnmapped naming --source-uidmap", err, got)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "f")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("f was restored: %v", err)
+	}
+}

@@ -28,7 +28,14 @@ var ErrHostScopedCaps = errors.New("backup: host-scoped capability not restored 
 type restoreMapping struct {
 	srcUID, srcGID userns.Map
 	dstUID, dstGID userns.Map
+	// raw is set when neither the archive nor the options give source
+	// maps: an id outside the target maps may then be a host id of a
+	// plain tar archive, which needs source maps.
+	raw bool
 }
+
+// errRawHint is added to an unmapped id of a raw archive.
+const errRawHint = "the archive records no source map: if it holds host ids, as tar run on the host makes, give --source-uidmap with the map of the container it comes from"
 
 // newRestoreMapping checks the options against what the archive says and
 // returns the translation to use.
@@ -41,7 +48,16 @@ func newRestoreMapping(info ArchiveInfo, o *RestoreOptions) (restoreMapping, err
 		return m, nil
 	}
 	m.srcUID, m.srcGID = o.SourceUIDMap, o.SourceGIDMap
+	m.raw = m.srcUID.IsZero() && !m.dstUID.IsZero()
 	return m, nil
+}
+
+// hint adds errRawHint to an id of a raw archive outside the target maps.
+func (m restoreMapping) hint(err error) error {
+	if err != nil && m.raw && (errors.Is(err, ErrUnmapped) || errors.Is(err, ErrForeignCaps)) {
+		return fmt.Errorf("%w; %s", err, errRawHint)
+	}
+	return err
 }
 
 // owner translates an archive owner.
@@ -54,14 +70,14 @@ func (m restoreMapping) owner(uid, gid int) (int, int, error) {
 		u, err = toHost(m.dstUID, KindUID, u)
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, m.hint(err)
 	}
 	g, err := toNs(m.srcGID, KindGID, uint32(gid))
 	if err == nil {
 		g, err = toHost(m.dstGID, KindGID, g)
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, m.hint(err)
 	}
 	return int(u), int(g), nil
 }
@@ -79,13 +95,15 @@ func (m restoreMapping) xattr(name string, val []byte, hostScoped bool) ([]byte,
 		if err != nil {
 			return nil, err
 		}
-		return CapsFromArchive(v, m.dstUID)
+		v, err = CapsFromArchive(v, m.dstUID)
+		return v, m.hint(err)
 	case IsACL(name):
 		v, err := ACLToArchive(val, m.srcUID, m.srcGID)
 		if err != nil {
 			return nil, err
 		}
-		return ACLFromArchive(v, m.dstUID, m.dstGID)
+		v, err = ACLFromArchive(v, m.dstUID, m.dstGID)
+		return v, m.hint(err)
 	}
 	return val, nil
 }
