@@ -314,6 +314,7 @@ func (r *run) capsValue(it *item, hdr *tar.Header, raw []byte, rerr error) ([]by
 		hdr.PAXRecords[paxComment] = HostScopedComment
 		it.warns = append(it.warns, fmt.Errorf("security.capability kept host-scoped (--foreign-caps host): %w", err))
 		return append([]byte(nil), raw...), nil
+	case ForeignCapsFail:
 	}
 	return nil, err
 }

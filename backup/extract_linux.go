@@ -84,7 +84,9 @@ func (d *destDir) pathErr(op, rel string, err error) error {
 
 // openat2 opens rel beneath the destination with resolveBeneath, retrying
 // the EAGAIN that openat2 returns when a rename raced the lookup.
-func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) {
+//
+// It keeps open(2)'s mode argument although every caller passes 0 today.
+func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) { //nolint:unparam // the shape of openat(2), for a caller that creates
 	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: resolveBeneath}
 	for i := 0; ; i++ {
 		fd, err := unix.Openat2(dirfd, rel, &how)

@@ -40,8 +40,14 @@ func rawCaps(rev int, rootid uint32) []byte {
 
 // rawACL encodes an access ACL with the given named user and group.
 func rawACL(user, group uint32) []byte {
-	ents := [][3]uint32{{aclUserObj, 6, invalidID}, {aclUser, 6, user}, {aclGroupObj, 4, invalidID},
-		{aclGroup, 4, group}, {aclMask, 6, invalidID}, {aclOther, 4, invalidID}}
+	ents := [][3]uint32{
+		{aclUserObj, 6, invalidID},
+		{aclUser, 6, user},
+		{aclGroupObj, 4, invalidID},
+		{aclGroup, 4, group},
+		{aclMask, 6, invalidID},
+		{aclOther, 4, invalidID},
+	}
 	b := binary.LittleEndian.AppendUint32(nil, aclVersion)
 	for _, e := range ents {
 		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
@@ -64,7 +70,7 @@ func mustMap(tb testing.TB, s string) userns.Map {
 // at 0:base:65536: every file type, owners base+N, caps of the container
 // root and of a nested namespace (container uid 1000), ACLs, user xattrs,
 // hard links, a big file, nanosecond mtimes. It returns the root.
-func fixture(tb testing.TB, base uint32) string {
+func fixture(tb testing.TB, base uint32) string { //nolint:unparam // the base is part of what the tree is; tests may pick another
 	tb.Helper()
 	testutil.RequireRoot(tb)
 	root := filepath.Join(testutil.TempDir(tb), "rootfs")
@@ -104,7 +110,7 @@ func fixture(tb testing.TB, base uint32) string {
 	l, err := net.Listen("unix", filepath.Join(root, "run/sock"))
 	must(err)
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
+	must(l.Close())
 
 	// Owners: container root everywhere, a user (1000) for home/user.
 	must(filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
@@ -145,7 +151,7 @@ func fixture(tb testing.TB, base uint32) string {
 type entry struct {
 	Name     string
 	Type     byte
-	Uid, Gid int
+	UID, GID int
 	Mode     int64
 	ModTime  time.Time
 	Linkname string
@@ -176,8 +182,10 @@ func readEntries(tb testing.TB, r io.Reader) (map[string]entry, string) {
 			global = h.PAXRecords[paxComment]
 			continue
 		}
-		e := entry{Name: h.Name, Type: h.Typeflag, Uid: h.Uid, Gid: h.Gid, Mode: h.Mode, ModTime: h.ModTime.UTC(),
-			Linkname: h.Linkname, Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size, Comment: h.PAXRecords[paxComment]}
+		e := entry{
+			Name: h.Name, Type: h.Typeflag, UID: h.Uid, GID: h.Gid, Mode: h.Mode, ModTime: h.ModTime.UTC(),
+			Linkname: h.Linkname, Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size, Comment: h.PAXRecords[paxComment],
+		}
 		for k, v := range h.PAXRecords {
 			if len(k) > len(paxXattrPrefix) && k[:len(paxXattrPrefix)] == paxXattrPrefix {
 				if e.Xattrs == nil {

@@ -200,7 +200,8 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 // to handle, one at a time. An error returned by handle kills the helper
 // and is returned.
 func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap, gidMap, srcUID, srcGID userns.Map,
-	overwrite OverwritePolicy, workers int, ro RootlessOptions, handle func(helperEvent) error, resp any) error {
+	overwrite OverwritePolicy, workers int, ro RootlessOptions, handle func(helperEvent) error, resp any,
+) error {
 	if uidMap.IsZero() {
 		return ErrHelperNoMap
 	}
@@ -252,12 +253,14 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 	waitCopy := func() {
 		if copyDone != nil {
 			// The helper is gone: a blocked write fails with EPIPE.
-			<-copyDone
+			<-copyDone //nolint:errcheck // the EPIPE of a copy to a dead helper is expected
 		}
 	}
 
-	req := helperReq{DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
-		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: overwrite, Workers: workers}
+	req := helperReq{
+		DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
+		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: overwrite, Workers: workers,
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(afd, &st); err != nil {
 		pipeR.Close()
@@ -444,7 +447,7 @@ func (w *eventWriter) line(l []byte) {
 	js, ok := bytes.CutPrefix(l, []byte(helperEventPrefix))
 	if !ok {
 		if w.out != nil {
-			w.out.Write(l)
+			_, _ = w.out.Write(l) // a line of the helper's stderr, passed on as is
 		}
 		return
 	}
@@ -546,24 +549,29 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	emit := func(ev helperEvent) {
 		mu.Lock()
 		defer mu.Unlock()
-		os.Stderr.WriteString(helperEventPrefix)
-		enc.Encode(ev)
+		// The parent reads these lines; with it gone there is no one
+		// to tell of a failed write.
+		_, _ = os.Stderr.WriteString(helperEventPrefix)
+		_ = enc.Encode(ev)
 	}
 	ctx := context.Background()
 	if verify {
-		vo := VerifyOptions{UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
+		vo := VerifyOptions{
+			UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 			Difference: func(d Difference) error {
 				d.Path = rw.path(d.Path)
 				emit(helperEvent{Type: "diff", Diff: &d})
 				return nil
-			}}
+			},
+		}
 		diffs, err := Verify(ctx, afile, procDest, vo)
 		if err != nil {
 			return nil, rw.err(err)
 		}
 		return json.Marshal(helperVerifyResp{Differences: len(diffs)})
 	}
-	opts := RestoreOptions{UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
+	opts := RestoreOptions{
+		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 		Overwrite: req.Overwrite, Workers: req.Workers,
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
@@ -578,7 +586,8 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 			}
 			emit(ev)
 			return nil
-		}}
+		},
+	}
 	sum, err := Restore(ctx, afile, procDest, opts)
 	if err != nil {
 		return nil, rw.err(err)

@@ -796,6 +796,8 @@ func (rs *restorer) keep(e *archiveEntry, st *unix.Stat_t) bool {
 	case OverwriteIfChanged:
 		return st.Mode&unix.S_IFMT == unix.S_IFREG && e.Header.Typeflag != tar.TypeDir &&
 			st.Size == e.Header.Size && st.Mtim.Sec == e.Header.ModTime.Unix()
+	case OverwriteAlways:
+		return false
 	}
 	return false
 }
@@ -856,7 +858,7 @@ func writeAll(fd int, data []byte) error {
 }
 
 // writeFile restores a regular file whose data is read from data.
-func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, data io.Reader) error {
+func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, data io.Reader) (err error) {
 	dirfd, base, err := rs.parent(pc, e)
 	if err != nil {
 		return err
@@ -869,7 +871,17 @@ func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, da
 	if err != nil {
 		return rs.d.pathErr("create", e.Name, err)
 	}
-	defer f.Close()
+	// The file was written through f: its close can report a failed
+	// write-back (NFS, a full quota), which fails the entry.
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			var pe *os.PathError
+			if errors.As(cerr, &pe) {
+				cerr = pe.Err
+			}
+			err = rs.d.pathErr("close", e.Name, cerr)
+		}
+	}()
 	placed := false
 	if tmp != "" {
 		defer func() {

@@ -62,11 +62,11 @@ func capsV3(root uint32) string {
 func aclUserEntry(uid uint32) string {
 	var b bytes.Buffer
 	w := func(tag, perm uint16, id uint32) {
-		binary.Write(&b, binary.LittleEndian, tag)
-		binary.Write(&b, binary.LittleEndian, perm)
-		binary.Write(&b, binary.LittleEndian, id)
+		_ = binary.Write(&b, binary.LittleEndian, tag)  // to a bytes.Buffer: cannot fail
+		_ = binary.Write(&b, binary.LittleEndian, perm) // to a bytes.Buffer: cannot fail
+		_ = binary.Write(&b, binary.LittleEndian, id)   // to a bytes.Buffer: cannot fail
 	}
-	binary.Write(&b, binary.LittleEndian, uint32(2))
+	_ = binary.Write(&b, binary.LittleEndian, uint32(2)) // to a bytes.Buffer: cannot fail
 	w(aclUserObj, 6, invalidID)
 	w(aclUser, 6, uid)
 	w(aclGroupObj, 4, invalidID)
@@ -82,14 +82,18 @@ func makeArchive(tb testing.TB, comment string, ms []member) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	if comment != "" {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header",
-			PAXRecords: map[string]string{"comment": comment}}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{
+			Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header",
+			PAXRecords: map[string]string{"comment": comment},
+		}); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	for _, m := range ms {
-		h := &tar.Header{Name: m.name, Linkname: m.link, Typeflag: m.typ, Mode: m.mode, Uid: m.uid, Gid: m.gid,
-			Size: int64(len(m.data)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX, PAXRecords: map[string]string{}}
+		h := &tar.Header{
+			Name: m.name, Linkname: m.link, Typeflag: m.typ, Mode: m.mode, Uid: m.uid, Gid: m.gid,
+			Size: int64(len(m.data)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX, PAXRecords: map[string]string{},
+		}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}
@@ -190,8 +194,8 @@ func TestRestoreHostile(t *testing.T) {
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
-		zw.Write(b)
-		zw.Close()
+		mustWrite(t)(zw.Write(b))
+		mustOK(t, zw.Close())
 		return buf.Bytes()
 	}
 	bomb := func() []byte {
@@ -199,12 +203,12 @@ func TestRestoreHostile(t *testing.T) {
 		// the end-of-archive blocks, so nothing of it is read.
 		var buf bytes.Buffer
 		zw, _ := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
-		zw.Write(makeArchive(t, "", []member{{name: "small", data: "x"}}))
+		mustWrite(t)(zw.Write(makeArchive(t, "", []member{{name: "small", data: "x"}})))
 		zero := make([]byte, 1<<20)
 		for range 256 {
-			zw.Write(zero)
+			mustWrite(t)(zw.Write(zero))
 		}
-		zw.Close()
+		mustOK(t, zw.Close())
 		return buf.Bytes()
 	}
 	ok := makeArchive(t, "", []member{{name: "a", data: "1"}, {name: "b", data: "22"}})
@@ -218,32 +222,43 @@ func TestRestoreHostile(t *testing.T) {
 		{name: "dotdot", archive: makeArchive(t, "", []member{{name: "../evil", data: "x"}, {name: "x/../../evil2", data: "x"}, {name: "ok", data: "y"}}), errs: 2, want: []string{"ok"}},
 		{name: "absolute", archive: makeArchive(t, "", []member{{name: "/abs/file", data: "x"}}), want: []string{"abs", "abs/file"}},
 		{name: "symlink then file through it", archive: makeArchive(t, "", []member{
-			{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "l/pwned", data: "x"}}), errs: 1, want: []string{"l"}},
+			{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "l/pwned", data: "x"},
+		}), errs: 1, want: []string{"l"}},
 		{name: "symlink absolute then file through it", archive: makeArchive(t, "", []member{
-			{name: "l", typ: tar.TypeSymlink, link: "/"}, {name: "l/tmp/pwned", data: "x"}}), errs: 1, want: []string{"l"}},
+			{name: "l", typ: tar.TypeSymlink, link: "/"}, {name: "l/tmp/pwned", data: "x"},
+		}), errs: 1, want: []string{"l"}},
 		{name: "symlink replaced by file", archive: makeArchive(t, "", []member{
-			{name: "l", typ: tar.TypeSymlink, link: "../outside/target"}, {name: "l", data: "replaced"}}), want: []string{"l"}},
+			{name: "l", typ: tar.TypeSymlink, link: "../outside/target"}, {name: "l", data: "replaced"},
+		}), want: []string{"l"}},
 		{name: "hardlink absolute", archive: makeArchive(t, "", []member{
-			{name: "h", typ: tar.TypeLink, link: "/etc/passwd"}}), errs: 1},
+			{name: "h", typ: tar.TypeLink, link: "/etc/passwd"},
+		}), errs: 1},
 		{name: "hardlink dotdot", archive: makeArchive(t, "", []member{
-			{name: "h", typ: tar.TypeLink, link: "../outside/target"}}), errs: 1},
+			{name: "h", typ: tar.TypeLink, link: "../outside/target"},
+		}), errs: 1},
 		{name: "hardlink through symlink", archive: makeArchive(t, "", []member{
-			{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "h", typ: tar.TypeLink, link: "l/target"}}), errs: 1, want: []string{"l"}},
+			{name: "l", typ: tar.TypeSymlink, link: "../outside"}, {name: "h", typ: tar.TypeLink, link: "l/target"},
+		}), errs: 1, want: []string{"l"}},
 		{name: "symlink chain", archive: makeArchive(t, "", []member{
-			{name: "a", typ: tar.TypeSymlink, link: "b"}, {name: "b", typ: tar.TypeSymlink, link: "../outside"},
-			{name: "a/x", data: "x"}, {name: "b/y", data: "y"}}), errs: 2, want: []string{"a", "b"}},
+			{name: "a", typ: tar.TypeSymlink, link: "b"},
+			{name: "b", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "a/x", data: "x"},
+			{name: "b/y", data: "y"},
+		}), errs: 2, want: []string{"a", "b"}},
 		{name: "caps on symlink", archive: makeArchive(t, "", []member{
-			{name: "l", typ: tar.TypeSymlink, link: "target", xattrs: map[string]string{XattrCaps: capsV2()}}}), errs: 1, want: []string{"l"}},
+			{name: "l", typ: tar.TypeSymlink, link: "target", xattrs: map[string]string{XattrCaps: capsV2()}},
+		}), errs: 1, want: []string{"l"}},
 		{name: "malformed caps", archive: makeArchive(t, "", []member{
-			{name: "bad", data: "x", xattrs: map[string]string{XattrCaps: "\x01\x02"}}, {name: "good", data: "y"}}), errs: 1, want: []string{"good"}},
+			{name: "bad", data: "x", xattrs: map[string]string{XattrCaps: "\x01\x02"}}, {name: "good", data: "y"},
+		}), errs: 1, want: []string{"good"}},
 		{name: "truncated", archive: ok[:len(ok)-1024-512-100], fatal: true, want: []string{"a"}},
 		{name: "huge pax size", archive: func() []byte {
 			// A pax size record of 1 TiB followed by one byte of data.
 			var buf bytes.Buffer
 			tw := tar.NewWriter(&buf)
-			tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40, Format: tar.FormatPAX})
-			tw.Write([]byte("x"))
-			tw.Flush()
+			mustOK(t, tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40, Format: tar.FormatPAX}))
+			mustWrite(t)(tw.Write([]byte("x")))
+			_ = tw.Flush() // "missed writing": the entry is cut short on purpose
 			return append(buf.Bytes(), make([]byte, 1024)...)
 		}(), fatal: true},
 		{name: "gzip truncated", archive: gz(ok)[:40], fatal: true},
@@ -254,10 +269,10 @@ func TestRestoreHostile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := testutil.TempDir(t)
 			outside := filepath.Join(parent, "outside")
-			os.Mkdir(outside, 0o755)
-			os.WriteFile(filepath.Join(outside, "target"), []byte("secret"), 0o644)
+			mustOK(t, os.Mkdir(outside, 0o755))
+			mustOK(t, os.WriteFile(filepath.Join(outside, "target"), []byte("secret"), 0o644))
 			dest := filepath.Join(parent, "dest")
-			os.Mkdir(dest, 0o755)
+			mustOK(t, os.Mkdir(dest, 0o755))
 			before := snapshot(t, parent, dest)
 			wholeBefore := snapshot(t, parent, "")
 			var errs []string
@@ -288,12 +303,12 @@ func TestRestoreHostile(t *testing.T) {
 				}
 			}
 			var got []string
-			filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+			mustOK(t, filepath.WalkDir(dest, func(p string, _ fs.DirEntry, _ error) error {
 				if p != dest {
 					got = append(got, strings.TrimPrefix(p, dest+"/"))
 				}
 				return nil
-			})
+			}))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("dest entries (-want +got):\n%s", diff)
 			}
@@ -367,8 +382,10 @@ func TestRestoreTranslates(t *testing.T) {
 	for _, p := range []string{".", "bin/ping", "bin/nested", "bin/sl", "home", "home/acl", "fifo", "ro"} {
 		owners[p] = ownerOf(t, filepath.Join(dest, p))
 	}
-	wantOwners := map[string]string{".": "200000:200000 755", "bin/ping": "200000:200000 4755", "bin/nested": "201000:201000 755",
-		"bin/sl": "200005:200006 777", "home": "201000:201000 700", "home/acl": "201000:201000 644", "fifo": "200007:200007 600", "ro": "200000:200000 555"}
+	wantOwners := map[string]string{
+		".": "200000:200000 755", "bin/ping": "200000:200000 4755", "bin/nested": "201000:201000 755",
+		"bin/sl": "200005:200006 777", "home": "201000:201000 700", "home/acl": "201000:201000 644", "fifo": "200007:200007 600", "ro": "200000:200000 555",
+	}
 	if diff := cmp.Diff(wantOwners, owners); diff != "" {
 		t.Errorf("owners (-want +got):\n%s", diff)
 	}
@@ -385,10 +402,10 @@ func TestRestoreTranslates(t *testing.T) {
 	if err != nil || len(diffs) > 0 {
 		t.Fatalf("Verify = %v, %v", diffs, err)
 	}
-	exec.Command("setcap", "-n", "100000", "cap_net_raw=ep", filepath.Join(dest, "bin/nested")).Run()
-	os.Chown(filepath.Join(dest, "home/acl"), 200000, 200000)
-	os.WriteFile(filepath.Join(dest, "ro/f"), []byte("in a read-only dir!"), 0o644)
-	os.WriteFile(filepath.Join(dest, "extra"), nil, 0o644)
+	mustOK(t, exec.Command("setcap", "-n", "100000", "cap_net_raw=ep", filepath.Join(dest, "bin/nested")).Run())
+	mustOK(t, os.Chown(filepath.Join(dest, "home/acl"), 200000, 200000))
+	mustOK(t, os.WriteFile(filepath.Join(dest, "ro/f"), []byte("in a read-only dir!"), 0o644))
+	mustOK(t, os.WriteFile(filepath.Join(dest, "extra"), nil, 0o644))
 	diffs, err = Verify(context.Background(), bytes.NewReader(nsArchive(t)), dest, vo)
 	if err != nil {
 		t.Fatal(err)
@@ -434,7 +451,7 @@ func TestKernelDropsCapsOnChown(t *testing.T) {
 	testutil.RequireTool(t, "setcap", "getcap")
 	dir := testutil.TempDir(t)
 	p := filepath.Join(dir, "f")
-	os.WriteFile(p, []byte("x"), 0o755)
+	mustOK(t, os.WriteFile(p, []byte("x"), 0o755))
 	if out, err := exec.Command("setcap", "cap_net_raw=ep", p).CombinedOutput(); err != nil {
 		t.Fatalf("setcap: %v %s", err, out)
 	}
@@ -445,7 +462,7 @@ func TestKernelDropsCapsOnChown(t *testing.T) {
 		t.Fatalf("after chown getcap = %q; the kernel kept the caps", got)
 	}
 	dest := filepath.Join(dir, "dest")
-	os.Mkdir(dest, 0o755)
+	mustOK(t, os.Mkdir(dest, 0o755))
 	a := makeArchive(t, "", []member{{name: "f", data: "x", uid: 1000, gid: 1000, xattrs: map[string]string{XattrCaps: capsV2()}}})
 	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
 		t.Fatal(err)
@@ -460,11 +477,11 @@ func TestRestoreCompressedAndOverwrite(t *testing.T) {
 	raw := nsArchive(t)
 	var gz, zs bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(raw)
-	zw.Close()
+	mustWrite(t)(zw.Write(raw))
+	mustOK(t, zw.Close())
 	zsw, _ := zstd.NewWriter(&zs)
-	zsw.Write(raw)
-	zsw.Close()
+	mustWrite(t)(zsw.Write(raw))
+	mustOK(t, zsw.Close())
 	m := rtMap(t, "0:300000:65536")
 	for name, a := range map[string][]byte{"gzip": gz.Bytes(), "zstd": zs.Bytes()} {
 		t.Run(name, func(t *testing.T) {
@@ -489,11 +506,11 @@ func TestRestorePeerArchives(t *testing.T) {
 	testutil.RequireTool(t, "tar", "bsdtar", "setcap", "getcap")
 	src := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, src)
-	os.WriteFile(filepath.Join(src, "ping"), []byte("ping"), 0o755)
-	os.WriteFile(filepath.Join(src, "nested"), []byte("nested"), 0o755)
-	os.Chown(filepath.Join(src, "ping"), 100000, 100000)
-	os.Chown(filepath.Join(src, "nested"), 101000, 101000)
-	os.Chown(src, 100000, 100000)
+	mustOK(t, os.WriteFile(filepath.Join(src, "ping"), []byte("ping"), 0o755))
+	mustOK(t, os.WriteFile(filepath.Join(src, "nested"), []byte("nested"), 0o755))
+	mustOK(t, os.Chown(filepath.Join(src, "ping"), 100000, 100000))
+	mustOK(t, os.Chown(filepath.Join(src, "nested"), 101000, 101000))
+	mustOK(t, os.Chown(src, 100000, 100000))
 	for f, root := range map[string]string{"ping": "100000", "nested": "101000"} {
 		if out, err := exec.Command("setcap", "-n", root, "cap_net_raw=ep", filepath.Join(src, f)).CombinedOutput(); err != nil {
 			t.Fatalf("setcap: %v %s", err, out)
@@ -546,8 +563,10 @@ func TestRestoreCrash(t *testing.T) {
 	var ms []member
 	ms = append(ms, member{name: "d/", typ: tar.TypeDir, mode: 0o755})
 	for i := range 3000 {
-		m := member{name: fmt.Sprintf("d/%d/f%d", i%30, i), data: strings.Repeat("x", i%5000), uid: i % 7,
-			xattrs: map[string]string{XattrCaps: capsV3(uint32(i % 3))}}
+		m := member{
+			name: fmt.Sprintf("d/%d/f%d", i%30, i), data: strings.Repeat("x", i%5000), uid: i % 7,
+			xattrs: map[string]string{XattrCaps: capsV3(uint32(i % 3))},
+		}
 		if i%10 == 0 {
 			m = member{name: fmt.Sprintf("d/%d/l%d", i%30, i), typ: tar.TypeSymlink, link: "target"}
 		}
@@ -559,7 +578,7 @@ func TestRestoreCrash(t *testing.T) {
 	a := makeArchive(t, "", ms)
 	dir := t.TempDir()
 	ap := filepath.Join(dir, "a.tar")
-	os.WriteFile(ap, a, 0o644)
+	mustOK(t, os.WriteFile(ap, a, 0o644))
 	dest := testutil.TempDir(t)
 	for _, delay := range []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 80 * time.Millisecond} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
@@ -575,8 +594,8 @@ func TestRestoreCrash(t *testing.T) {
 			}
 		}
 		time.Sleep(delay)
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill() // it may have exited already
+		_ = cmd.Wait()         // killed: the status is the kill
 		n := checkVisibleComplete(t, a, dest)
 		t.Logf("killed %v after the start: %d of %d top-level entries in place, %d litter", delay, n, topLevel, countTmp(t, dest))
 	}
@@ -598,14 +617,14 @@ func TestRestoreCrash(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill() // it may have exited already
+			_ = cmd.Wait()         // killed: the status is the kill
 			t.Fatal("the child never started committing")
 		}
 	}
 	time.Sleep(30 * time.Millisecond)
-	cmd.Process.Kill()
-	cmd.Wait()
+	_ = cmd.Process.Kill() // it may have exited already
+	_ = cmd.Wait()         // killed: the status is the kill
 	if n := checkVisibleComplete(t, a, dest2); n == 0 || n == topLevel {
 		t.Errorf("after a kill during the commit %d of %d top-level entries are in place, want some", n, topLevel)
 	}
@@ -620,10 +639,10 @@ func TestRestoreCrash(t *testing.T) {
 	}
 	// A kill during the sweep of the temporaries a killed restore left:
 	// plant many, let a restore start sweeping them, kill it.
-	os.WriteFile(filepath.Join(dest, markerName), nil, 0o600)
+	mustOK(t, os.WriteFile(filepath.Join(dest, markerName), nil, 0o600))
 	for i := range 400 {
-		os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755)
-		os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%04d", tmpPrefix, i)), []byte("partial"), 0o600)
+		mustOK(t, os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755))
+		mustOK(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%04d", tmpPrefix, i)), []byte("partial"), 0o600))
 	}
 	signal = filepath.Join(dir, "sweeping")
 	cmd = exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
@@ -640,8 +659,8 @@ func TestRestoreCrash(t *testing.T) {
 		}
 	}
 	time.Sleep(20 * time.Millisecond)
-	cmd.Process.Kill()
-	cmd.Wait()
+	_ = cmd.Process.Kill() // it may have exited already
+	_ = cmd.Wait()         // killed: the status is the kill
 	if left := countTmp(t, dest); left == 0 || left == 400 {
 		t.Errorf("after a kill during the sweep %d of 400 temporaries are left, want some", left)
 	}
@@ -665,12 +684,12 @@ const topLevel = 40
 // marker) under dir.
 func countTmp(t *testing.T, dir string) int {
 	n := 0
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	mustOK(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || isStagingName(d.Name()) || d.Name() == markerName) {
 			n++
 		}
 		return nil
-	})
+	}))
 	return n
 }
 
@@ -695,7 +714,7 @@ func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
 		}
 	}
 	top := 0
-	filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+	mustOK(t, filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dest {
 			return nil
 		}
@@ -709,7 +728,7 @@ func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
 			t.Errorf("after a kill, temporary name %s outside the staging directory", p)
 		}
 		return nil
-	})
+	}))
 	return top
 }
 
@@ -724,7 +743,11 @@ func TestRestoreCrashChild(t *testing.T) {
 		// Tell the parent when the sweep has started, then go slowly.
 		var once sync.Once
 		testHookSweep = func(string) {
-			once.Do(func() { os.WriteFile(signal, nil, 0o644) })
+			once.Do(func() {
+				if err := os.WriteFile(signal, nil, 0o644); err != nil {
+					t.Error(err) // the parent times out waiting for it
+				}
+			})
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -732,7 +755,11 @@ func TestRestoreCrashChild(t *testing.T) {
 		// Tell the parent when the commit has started, then go slowly.
 		var once sync.Once
 		testHookCommit = func(string) {
-			once.Do(func() { os.WriteFile(signal, nil, 0o644) })
+			once.Do(func() {
+				if err := os.WriteFile(signal, nil, 0o644); err != nil {
+					t.Error(err) // the parent times out waiting for it
+				}
+			})
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
@@ -742,7 +769,8 @@ func TestRestoreCrashChild(t *testing.T) {
 	}
 	defer f.Close()
 	// Slow reads make the kill land in the middle.
-	Restore(context.Background(), &slowReader{f}, dest, RestoreOptions{})
+	// The parent kills this restore; an error before that is the parent's to see.
+	_, _ = Restore(context.Background(), &slowReader{f}, dest, RestoreOptions{})
 }
 
 type slowReader struct{ r io.Reader }
@@ -757,8 +785,13 @@ func (s *slowReader) Read(p []byte) (int, error) {
 
 func TestCleanName(t *testing.T) {
 	tests := []struct{ in, want, err string }{
-		{"a/b", "a/b", ""}, {"/abs//x/", "abs/x", ""}, {"./a/./b", "a/b", ""}, {"/", ".", ""},
-		{"../x", "", "insecure"}, {"a/../b", "", "insecure"}, {"a\x00b", "", "insecure"},
+		{"a/b", "a/b", ""},
+		{"/abs//x/", "abs/x", ""},
+		{"./a/./b", "a/b", ""},
+		{"/", ".", ""},
+		{"../x", "", "insecure"},
+		{"a/../b", "", "insecure"},
+		{"a\x00b", "", "insecure"},
 	}
 	for _, tc := range tests {
 		got, err := cleanName(tc.in)
@@ -791,9 +824,9 @@ func TestPaxXattrs(t *testing.T) {
 func TestACLFromText(t *testing.T) {
 	ent := func(tag, perm uint16, id uint32) string {
 		var b bytes.Buffer
-		binary.Write(&b, binary.LittleEndian, tag)
-		binary.Write(&b, binary.LittleEndian, perm)
-		binary.Write(&b, binary.LittleEndian, id)
+		mustOK(t, binary.Write(&b, binary.LittleEndian, tag))
+		mustOK(t, binary.Write(&b, binary.LittleEndian, perm))
+		mustOK(t, binary.Write(&b, binary.LittleEndian, id))
 		return b.String()
 	}
 	hdr := "\x02\x00\x00\x00"
@@ -803,14 +836,20 @@ func TestACLFromText(t *testing.T) {
 		trivial    bool
 		err        string
 	}{
-		{name: "bsdtar with names and ids",
+		{
+			name: "bsdtar with names and ids",
 			text: "user::rw-,group::r--,other::r--,user:daemon:rw-:1,user:100033:r--,group:bin:r--:2,group:100044:rw-,mask::rw-",
 			want: hdr + ent(aclUserObj, 6, invalidID) + ent(aclUser, 6, 1) + ent(aclUser, 4, 100033) + ent(aclGroupObj, 4, invalidID) +
-				ent(aclGroup, 4, 2) + ent(aclGroup, 6, 100044) + ent(aclMask, 6, invalidID) + ent(aclOther, 4, invalidID)},
-		{name: "GNU tar newlines", text: "user::rwx\nuser:100035:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n",
-			want: hdr + ent(aclUserObj, 7, invalidID) + ent(aclUser, 7, 100035) + ent(aclGroupObj, 5, invalidID) + ent(aclMask, 7, invalidID) + ent(aclOther, 5, invalidID)},
-		{name: "short tags and comments", text: "u::rw-, g::r-- #effective, o:r--",
-			want: hdr + ent(aclUserObj, 6, invalidID) + ent(aclGroupObj, 4, invalidID) + ent(aclOther, 4, invalidID), trivial: true},
+				ent(aclGroup, 4, 2) + ent(aclGroup, 6, 100044) + ent(aclMask, 6, invalidID) + ent(aclOther, 4, invalidID),
+		},
+		{
+			name: "GNU tar newlines", text: "user::rwx\nuser:100035:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n",
+			want: hdr + ent(aclUserObj, 7, invalidID) + ent(aclUser, 7, 100035) + ent(aclGroupObj, 5, invalidID) + ent(aclMask, 7, invalidID) + ent(aclOther, 5, invalidID),
+		},
+		{
+			name: "short tags and comments", text: "u::rw-, g::r-- #effective, o:r--",
+			want: hdr + ent(aclUserObj, 6, invalidID) + ent(aclGroupObj, 4, invalidID) + ent(aclOther, 4, invalidID), trivial: true,
+		},
 		{name: "name without id", text: "user::rw-,user:daemon:rw-,group::r--,mask::rw-,other::r--", err: `names "daemon" without a numeric id`},
 		{name: "bad id", text: "user::rw-,user:daemon:rw-:x,group::r--,mask::rw-,other::r--", err: `id "x" is not a numeric id`},
 		{name: "bad perm", text: "user::rwz,group::r--,other::r--", err: "permission"},
@@ -890,8 +929,10 @@ func TestRestoreHostScopedCaps(t *testing.T) {
 		t.Run(fmt.Sprint("HostScope=", hostScope), func(t *testing.T) {
 			dest := testutil.TempDir(t)
 			var errs, warns []string
-			o := RestoreOptions{UIDMap: m, HostScope: hostScope, Error: collect(&errs),
-				Warn: collectWarn(&warns)}
+			o := RestoreOptions{
+				UIDMap: m, HostScope: hostScope, Error: collect(&errs),
+				Warn: collectWarn(&warns),
+			}
 			sum, err := Restore(context.Background(), bytes.NewReader(arch()), dest, o)
 			if err != nil {
 				t.Fatal(err)
@@ -932,11 +973,11 @@ func TestRestoreBsdtarHardlinksAndACLs(t *testing.T) {
 	src := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, src)
 	f := filepath.Join(src, "ping")
-	os.WriteFile(f, []byte("ping"), 0o755)
-	os.Chown(src, 100000, 100000)
-	os.Chown(f, 100000, 100000)
-	os.Mkdir(filepath.Join(src, "d"), 0o755)
-	os.Chown(filepath.Join(src, "d"), 100000, 100000)
+	mustOK(t, os.WriteFile(f, []byte("ping"), 0o755))
+	mustOK(t, os.Chown(src, 100000, 100000))
+	mustOK(t, os.Chown(f, 100000, 100000))
+	mustOK(t, os.Mkdir(filepath.Join(src, "d"), 0o755))
+	mustOK(t, os.Chown(filepath.Join(src, "d"), 100000, 100000))
 	run := func(argv ...string) {
 		t.Helper()
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
@@ -946,8 +987,8 @@ func TestRestoreBsdtarHardlinksAndACLs(t *testing.T) {
 	run("setfacl", "-m", "u:100033:r,g:100044:rw", f)
 	run("setfacl", "-m", "u:100035:rwx", "-d", "-m", "u:100033:rx", filepath.Join(src, "d"))
 	run("setcap", "-n", "100000", "cap_net_raw=ep", f)
-	os.Link(f, filepath.Join(src, "ping2"))
-	os.Link(f, filepath.Join(src, "d", "ping3"))
+	mustOK(t, os.Link(f, filepath.Join(src, "ping2")))
+	mustOK(t, os.Link(f, filepath.Join(src, "d", "ping3")))
 	ap := filepath.Join(t.TempDir(), "b.tar")
 	run("bsdtar", "-cpf", ap, "-C", src, ".")
 	a, err := os.ReadFile(ap)
@@ -1014,8 +1055,10 @@ func TestRestoreHardlinkXattrsDiffer(t *testing.T) {
 	})
 	dest := testutil.TempDir(t)
 	var errs, warns []string
-	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs),
-		Warn: collectWarn(&warns)})
+	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{
+		Error: collect(&errs),
+		Warn:  collectWarn(&warns),
+	})
 	if err != nil || len(errs) != 0 || sum.Failures != 0 {
 		t.Fatalf("Restore = %v %q %+v", err, errs, sum)
 	}
@@ -1058,8 +1101,10 @@ func TestRestoreFixtures(t *testing.T) {
 			for _, p := range []string{"bin/ping", "bin/nested", "bin/sl", "d/fifo"} {
 				owners[p] = ownerOf(t, filepath.Join(dest, p))
 			}
-			wantOwners := map[string]string{"bin/ping": "300000:300000 4755", "bin/nested": "301000:301000 755",
-				"bin/sl": "300005:300006 777", "d/fifo": "300000:300000 644"}
+			wantOwners := map[string]string{
+				"bin/ping": "300000:300000 4755", "bin/nested": "301000:301000 755",
+				"bin/sl": "300005:300006 777", "d/fifo": "300000:300000 644",
+			}
 			if diff := cmp.Diff(wantOwners, owners); diff != "" {
 				t.Errorf("owners (-want +got):\n%s", diff)
 			}
@@ -1080,10 +1125,10 @@ func TestRestoreFixtures(t *testing.T) {
 			t.Fatal(err)
 		}
 		parent := testutil.TempDir(t)
-		os.Mkdir(filepath.Join(parent, "outside"), 0o755)
-		os.WriteFile(filepath.Join(parent, "outside", "target"), []byte("secret"), 0o644)
+		mustOK(t, os.Mkdir(filepath.Join(parent, "outside"), 0o755))
+		mustOK(t, os.WriteFile(filepath.Join(parent, "outside", "target"), []byte("secret"), 0o644))
 		dest := filepath.Join(parent, "dest")
-		os.Mkdir(dest, 0o755)
+		mustOK(t, os.Mkdir(dest, 0o755))
 		before := snapshot(t, parent, dest)
 		var errs []string
 		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil {
@@ -1118,7 +1163,7 @@ func TestVerifyNeverOpensFifo(t *testing.T) {
 	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(dest, "f"))
+	mustOK(t, os.Remove(filepath.Join(dest, "f")))
 	if err := syscall.Mkfifo(filepath.Join(dest, "f"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -1170,12 +1215,12 @@ func TestRestoreRemovesStaging(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(filepath.Join(staging, "a/b/c/file"), []byte("partial"), 0o600)
-	os.WriteFile(filepath.Join(staging, "locked/x/file"), []byte("partial"), 0o600)
-	os.Chmod(filepath.Join(staging, "locked"), 0)
-	os.Symlink(outside, filepath.Join(staging, "out"))
-	os.Symlink(outside, filepath.Join(staging, "a/out"))
-	os.WriteFile(filepath.Join(dest, markerName), []byte(markerStaging+filepath.Base(staging)+"\n"), 0o600)
+	mustOK(t, os.WriteFile(filepath.Join(staging, "a/b/c/file"), []byte("partial"), 0o600))
+	mustOK(t, os.WriteFile(filepath.Join(staging, "locked/x/file"), []byte("partial"), 0o600))
+	mustOK(t, os.Chmod(filepath.Join(staging, "locked"), 0))
+	mustOK(t, os.Symlink(outside, filepath.Join(staging, "out")))
+	mustOK(t, os.Symlink(outside, filepath.Join(staging, "a/out")))
+	mustOK(t, os.WriteFile(filepath.Join(dest, markerName), []byte(markerStaging+filepath.Base(staging)+"\n"), 0o600))
 
 	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
 	if err != nil {
@@ -1221,8 +1266,11 @@ func TestRestoreRemovesStaging(t *testing.T) {
 func TestRestoreHardlinkOrder(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "tar")
-	ms := []member{{name: "a/", typ: tar.TypeDir, mode: 0o755}, {name: "b/", typ: tar.TypeDir, mode: 0o755},
-		{name: "c/", typ: tar.TypeDir, mode: 0o755}}
+	ms := []member{
+		{name: "a/", typ: tar.TypeDir, mode: 0o755},
+		{name: "b/", typ: tar.TypeDir, mode: 0o755},
+		{name: "c/", typ: tar.TypeDir, mode: 0o755},
+	}
 	for i := range 40 { // files spread over the workers, some batches full
 		ms = append(ms, member{name: fmt.Sprintf("%c/f%02d", 'a'+i%3, i), data: strings.Repeat("x", i)})
 	}
@@ -1244,7 +1292,7 @@ func TestRestoreHardlinkOrder(t *testing.T) {
 		t.Helper()
 		byIno := map[uint64][]string{}
 		out := map[string]string{}
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		mustOK(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || p == dir || d.IsDir() {
 				return err
 			}
@@ -1262,7 +1310,7 @@ func TestRestoreHardlinkOrder(t *testing.T) {
 			out[rel] = string(b)
 			byIno[st.Ino] = append(byIno[st.Ino], rel)
 			return nil
-		})
+		}))
 		for _, names := range byIno {
 			sort.Strings(names)
 			for _, n := range names {
@@ -1330,8 +1378,10 @@ func TestRestoreRawArchiveHint(t *testing.T) {
 	dest := testutil.TempDir(t)
 	var got []error
 	var mu sync.Mutex
-	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: rtMap(t, "0:200000:65536"),
-		Error: func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil }})
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{
+		UIDMap: rtMap(t, "0:200000:65536"),
+		Error:  func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil },
+	})
 	if err != nil || len(got) != 1 || !errors.Is(got[0], ErrUnmapped) || !strings.Contains(got[0].Error(), "--source-uidmap") {
 		t.Fatalf("Restore = %v, entry errors %v; want one ErrUnmapped naming --source-uidmap", err, got)
 	}

@@ -191,7 +191,7 @@ func describe(t *testing.T, root string) map[string]entryInfo {
 	t.Helper()
 	out := map[string]entryInfo{}
 	first := map[uint64]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -64,8 +64,10 @@ type VerifyOptions struct {
 }
 
 func (o *VerifyOptions) restoreOptions() *RestoreOptions {
-	ro := &RestoreOptions{UIDMap: o.UIDMap, GIDMap: o.GIDMap, SourceUIDMap: o.SourceUIDMap,
-		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope}
+	ro := &RestoreOptions{
+		UIDMap: o.UIDMap, GIDMap: o.GIDMap, SourceUIDMap: o.SourceUIDMap,
+		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope,
+	}
 	ro.applyDefaults()
 	return ro
 }

@@ -187,8 +187,10 @@ func (v *verifier) entry(e *archiveEntry, ar *archiveReader) error {
 		}
 	case tar.TypeChar, tar.TypeBlock:
 		if unix.Major(st.Rdev) != uint32(h.Devmajor) || unix.Minor(st.Rdev) != uint32(h.Devminor) {
-			add(Difference{Kind: DiffLink, Want: fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor),
-				Got: fmt.Sprintf("%d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))})
+			add(Difference{
+				Kind: DiffLink, Want: fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor),
+				Got: fmt.Sprintf("%d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)),
+			})
 		}
 	case tar.TypeDir, tar.TypeFifo:
 	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:

@@ -289,7 +289,7 @@ func (r *run) walk(ctx context.Context, root *dirHandle, order, jobs chan<- []*i
 	if err := send(rootItem); err != nil {
 		return err
 	}
-	return r.walkDir(ctx, root, ".", ents, send)
+	return r.walkDir(root, ".", ents, send)
 }
 
 type dirent struct {
@@ -343,7 +343,7 @@ func readDir(fd int) ([]dirent, error) {
 // walkDir sends the entries ents of the directory d (archive name name)
 // and recurses into its subdirectories. d stays referenced by the walk
 // while its children are listed.
-func (r *run) walkDir(ctx context.Context, d *dirHandle, name string, ents []dirent, send func(*item) error) error {
+func (r *run) walkDir(d *dirHandle, name string, ents []dirent, send func(*item) error) error {
 	for _, e := range ents {
 		cname := name + "/" + e.name
 		it := &item{name: cname, parent: d.acquire(), base: e.name, typ: e.typ, done: make(chan struct{}), fd: -1}
@@ -371,7 +371,7 @@ func (r *run) walkDir(ctx context.Context, d *dirHandle, name string, ents []dir
 			sub.release()
 			return err
 		}
-		err = r.walkDir(ctx, sub, cname, subEnts, send)
+		err = r.walkDir(sub, cname, subEnts, send)
 		sub.release()
 		if err != nil {
 			return err

@@ -245,7 +245,7 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			_ = os.Remove(tmp) // best effort: the first error is the one returned
 		}
 	}()
 	ex, err := fileID(f)
@@ -267,7 +267,7 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 	}
 	// Make the rename durable; a failure here does not undo it.
 	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
+		_ = d.Sync()
 		d.Close()
 	}
 	return s, nil

@@ -29,6 +29,7 @@ func (r *recorder) Error(p string, err error) error {
 	r.errs = append(r.errs, p+": "+err.Error())
 	return nil
 }
+
 func (r *recorder) CompleteItem(p string, a Action, _ ItemStats) {
 	r.done = append(r.done, p+" "+string(a))
 }
@@ -62,18 +63,18 @@ func TestWriteMapped(t *testing.T) {
 				}
 			}
 			check("./bin/ping", func(e entry) (any, any) {
-				return []any{e.Uid, e.Gid, e.Type, e.Xattrs[XattrCaps], len(e.Content)}, []any{0, 0, byte('0'), string(rawCaps(2, 0)), 4000}
+				return []any{e.UID, e.GID, e.Type, e.Xattrs[XattrCaps], len(e.Content)}, []any{0, 0, byte('0'), string(rawCaps(2, 0)), 4000}
 			})
 			check("./bin/ping6", func(e entry) (any, any) {
 				return []any{e.Type, e.Linkname, e.Size}, []any{byte('1'), "./bin/ping", int64(0)}
 			})
 			check("./bin/nested", func(e entry) (any, any) {
-				return []any{e.Uid, e.Gid, e.Xattrs[XattrCaps]}, []any{1000, 1001, string(rawCaps(3, 1000))}
+				return []any{e.UID, e.GID, e.Xattrs[XattrCaps]}, []any{1000, 1001, string(rawCaps(3, 1000))}
 			})
 			check("./bin/suid", func(e entry) (any, any) { return e.Mode, int64(0o4755) })
 			check("./etc/acl", func(e entry) (any, any) { return e.Xattrs[XattrACLAccess], string(rawACL(1000, 1001)) })
 			check("./home/user/", func(e entry) (any, any) {
-				return []any{e.Uid, e.Xattrs[XattrACLDefault], e.Xattrs["user.dir"]}, []any{1000, string(rawACL(1000, 1001)), "d"}
+				return []any{e.UID, e.Xattrs[XattrACLDefault], e.Xattrs["user.dir"]}, []any{1000, string(rawACL(1000, 1001)), "d"}
 			})
 			check("./etc/xattr", func(e entry) (any, any) { return e.Xattrs["user.comment"], "hello\x00binary\xff" })
 			check("./lib", func(e entry) (any, any) { return []any{e.Type, e.Linkname}, []any{byte('2'), "usr/lib"} })
@@ -159,8 +160,8 @@ func TestWriteFileInsideRoot(t *testing.T) {
 	if !strings.Contains(global, "uidmap=identity") {
 		t.Errorf("global comment %q", global)
 	}
-	if e := got["./bin/ping"]; e.Uid != 100000 || e.Xattrs[XattrCaps] != string(rawCaps(3, 100000)) {
-		t.Errorf("identity backup changed ./bin/ping: uid %d caps %x", e.Uid, e.Xattrs[XattrCaps])
+	if e := got["./bin/ping"]; e.UID != 100000 || e.Xattrs[XattrCaps] != string(rawCaps(3, 100000)) {
+		t.Errorf("identity backup changed ./bin/ping: uid %d caps %x", e.UID, e.Xattrs[XattrCaps])
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("archive mode: %v %v", fi.Mode(), err)

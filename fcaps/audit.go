@@ -336,6 +336,7 @@ func (s Scope) Strings() []string {
 			out[i] = n.String()
 		}
 		return out
+	case ScopeNone:
 	}
 	return []string{}
 }
@@ -754,6 +755,7 @@ func scopeText(s Scope) string {
 			return "the namespace the archive is restored into"
 		}
 		return fmt.Sprintf("the nested namespace whose root is uid %d of the restore target", s.RootID)
+	case ScopeNamespaces:
 	}
 	if len(s.Namespaces) == 0 {
 		return "no live namespace"

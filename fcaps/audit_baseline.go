@@ -309,8 +309,10 @@ func (b *Baseline) Diff(old *Baseline) []Finding {
 	}
 	for k, o := range old.Files {
 		if _, ok := files[k]; !ok {
-			out = append(out, Finding{Rule: mustRule(RuleBaselineRemoved), Path: display(k), Scope: Scope{Kind: ScopeNone},
-				Message: "capabilities removed since the baseline (were " + o.String() + ")"})
+			out = append(out, Finding{
+				Rule: mustRule(RuleBaselineRemoved), Path: display(k), Scope: Scope{Kind: ScopeNone},
+				Message: "capabilities removed since the baseline (were " + o.String() + ")",
+			})
 		}
 	}
 	slices.SortFunc(out, func(x, y Finding) int { return strings.Compare(x.Path, y.Path) })

@@ -20,11 +20,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
-	"golang.org/x/sys/unix"
 )
 
 // corpusFile is one line of testdata/audit/corpus.txt.
@@ -249,15 +250,15 @@ func TestAuditCorpus(t *testing.T) {
 	bsd := runOut(t, "bsdtar", "--exclude", "./bin/empty", "-cf", "-", "-C", root, ".")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(gnu)
-	zw.Close()
+	mustWrite(t)(zw.Write(gnu))
+	mustOK(t, zw.Close())
 	var zs bytes.Buffer
 	enc, err := zstd.NewWriter(&zs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc.Write(bsd)
-	enc.Close()
+	mustWrite(t)(enc.Write(bsd))
+	mustOK(t, enc.Close())
 	for name, data := range map[string][]byte{"gnu": gnu, "bsdtar": bsd, "gnu.gz": gz.Bytes(), "bsdtar.zst": zs.Bytes()} {
 		t.Run(name, func(t *testing.T) {
 			got := byFile(auditArchiveBytes(t, data, opts), "x.tar:")
@@ -319,8 +320,8 @@ func TestAuditNonRegular(t *testing.T) {
 }
 
 // startNS starts sleep in a new user namespace with uid map m (written by
-// the Go runtime as root) and returns its pid and namespace.
-func startNS(t *testing.T, m string) (int, userns.NSRef) {
+// the Go runtime as root) and returns its namespace.
+func startNS(t *testing.T, m string) userns.NSRef {
 	t.Helper()
 	mp, err := userns.ParseMap(m)
 	if err != nil {
@@ -336,8 +337,8 @@ func startNS(t *testing.T, m string) (int, userns.NSRef) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill() // it may have exited already
+		_ = cmd.Wait()         // killed: the status is the kill
 	})
 	var st syscall.Stat_t
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
@@ -348,7 +349,7 @@ func startNS(t *testing.T, m string) (int, userns.NSRef) {
 			break
 		}
 	}
-	return cmd.Process.Pid, userns.NSRef{Inode: st.Ino, Dev: st.Dev}
+	return userns.NSRef{Inode: st.Ino, Dev: st.Dev}
 }
 
 // TestAuditHonouredInLive checks "honoured in" against real namespaces
@@ -361,8 +362,8 @@ func TestAuditHonouredInLive(t *testing.T) {
 	dir := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, dir)
 	// Ids unlikely to be used by other tests running at the same time.
-	_, owner := startNS(t, "0:3100000:65536")
-	_, mapsIt := startNS(t, "0:3000000:200000") // maps 3100000 as uid 100000
+	owner := startNS(t, "0:3100000:65536")
+	mapsIt := startNS(t, "0:3000000:200000") // maps 3100000 as uid 100000
 	for name, v := range map[string]string{"live": "cap_net_raw+ep@3100000", "dead": "cap_net_raw+ep@3900000"} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, nil, 0o755); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
@@ -82,71 +83,151 @@ func TestAuditorCheck(t *testing.T) {
 		e    fcaps.Entry
 		want []summary
 	}{
-		{"benign-host", fcaps.AuditOptions{}, fcaps.Entry{Mode: 0o755, Caps: netRaw, Dirs: rootDirs},
-			[]summary{{"NSCAP000", "info", "all"}}},
-		{"honoured-in-root-and-descendants", fcaps.AuditOptions{Namespaces: fakeTree()},
+		{
+			"benign-host",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: 0o755, Caps: netRaw, Dirs: rootDirs},
+			[]summary{{"NSCAP000", "info", "all"}},
+		},
+		{
+			"honoured-in-root-and-descendants",
+			fcaps.AuditOptions{Namespaces: fakeTree()},
 			fcaps.Entry{Mode: 0o755, Caps: ns(100000), Dirs: rootDirs},
 			// A, A1 (child), A2 and C; not B, which maps 100000 as 50000.
-			[]summary{{"NSCAP000", "info", "user:[100],user:[101],user:[102],user:[300]"}}},
-		{"honoured-in-nested-only", fcaps.AuditOptions{Namespaces: fakeTree()},
+			[]summary{{"NSCAP000", "info", "user:[100],user:[101],user:[102],user:[300]"}},
+		},
+		{
+			"honoured-in-nested-only",
+			fcaps.AuditOptions{Namespaces: fakeTree()},
 			fcaps.Entry{Mode: 0o755, Caps: ns(101000), Dirs: rootDirs},
-			[]summary{{"NSCAP000", "info", "user:[101]"}}},
-		{"rootid-0-is-host-scoped", fcaps.AuditOptions{UIDMap: m},
+			[]summary{{"NSCAP000", "info", "user:[101]"}},
+		},
+		{
+			"rootid-0-is-host-scoped",
+			fcaps.AuditOptions{UIDMap: m},
 			fcaps.Entry{Mode: 0o755, UID: 100000, GID: 100000, Caps: ns(0)},
-			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}}},
-		{"container-root-owner-ok", fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
+			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"container-root-owner-ok",
+			fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
 			fcaps.Entry{Mode: 0o755, UID: 100000, GID: 100000, Caps: ns(100000), Dirs: []fcaps.DirInfo{{Mode: fs.ModeDir | 0o755, UID: 100000, GID: 100000}}},
-			[]summary{{"NSCAP000", "info", "user:[100],user:[101],user:[102],user:[300]"}}},
-		{"container-non-root-owner", fcaps.AuditOptions{UIDMap: m},
+			[]summary{{"NSCAP000", "info", "user:[100],user:[101],user:[102],user:[300]"}},
+		},
+		{
+			"container-non-root-owner",
+			fcaps.AuditOptions{UIDMap: m},
 			fcaps.Entry{Mode: 0o755, UID: 100033, GID: 100000, Caps: ns(100000)},
-			[]summary{{"NSCAP002", "critical", "unknown"}, {"NSCAP000", "info", "unknown"}}},
-		{"subuid-owner-host-scoped", fcaps.AuditOptions{SubUIDs: []userns.SubIDRange{{Start: 300000, Count: 65536}}},
+			[]summary{{"NSCAP002", "critical", "unknown"}, {"NSCAP000", "info", "unknown"}},
+		},
+		{
+			"subuid-owner-host-scoped",
+			fcaps.AuditOptions{SubUIDs: []userns.SubIDRange{{Start: 300000, Count: 65536}}},
 			fcaps.Entry{Mode: 0o755, UID: 300000, GID: 300000, Caps: netRaw},
-			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}}},
-		{"orphan-outside-map", fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
+			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"orphan-outside-map",
+			fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
 			fcaps.Entry{Mode: 0o755, UID: 100000, GID: 100000, Caps: ns(200000)},
-			[]summary{{"NSCAP004", "medium", ""}, {"NSCAP000", "info", ""}}},
-		{"dead-but-inside-map-not-orphan", fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
+			[]summary{{"NSCAP004", "medium", ""}, {"NSCAP000", "info", ""}},
+		},
+		{
+			"dead-but-inside-map-not-orphan",
+			fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
 			fcaps.Entry{Mode: 0o755, UID: 100000, GID: 100000, Caps: ns(102000)},
-			[]summary{{"NSCAP000", "info", ""}}},
-		{"orphan-unknown-without-namespaces", fcaps.AuditOptions{},
+			[]summary{{"NSCAP000", "info", ""}},
+		},
+		{
+			"orphan-unknown-without-namespaces",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, Caps: ns(4000000)},
-			[]summary{{"NSCAP000", "info", "unknown"}}},
-		{"root-equivalent", fcaps.AuditOptions{}, fcaps.Entry{Mode: 0o755, Caps: caps(t, "cap_bpf,cap_net_raw+p", 2, 0)},
-			[]summary{{"NSCAP003", "high", "all"}, {"NSCAP000", "info", "all"}}},
-		{"setgid", fcaps.AuditOptions{}, fcaps.Entry{Mode: fs.ModeSetgid | 0o755, Caps: netRaw},
-			[]summary{{"NSCAP005", "medium", "all"}, {"NSCAP000", "info", "all"}}},
-		{"group-writable-root-group", fcaps.AuditOptions{}, fcaps.Entry{Mode: 0o775, Caps: netRaw},
-			[]summary{{"NSCAP000", "info", "all"}}},
-		{"dir-sticky-owned-by-user", fcaps.AuditOptions{},
+			[]summary{{"NSCAP000", "info", "unknown"}},
+		},
+		{
+			"root-equivalent",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: 0o755, Caps: caps(t, "cap_bpf,cap_net_raw+p", 2, 0)},
+			[]summary{{"NSCAP003", "high", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"setgid",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: fs.ModeSetgid | 0o755, Caps: netRaw},
+			[]summary{{"NSCAP005", "medium", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"group-writable-root-group",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: 0o775, Caps: netRaw},
+			[]summary{{"NSCAP000", "info", "all"}},
+		},
+		{
+			"dir-sticky-owned-by-user",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, Caps: netRaw, Dirs: []fcaps.DirInfo{{Mode: fs.ModeDir | fs.ModeSticky | 0o1777, UID: 1000}}},
-			[]summary{{"NSCAP002", "critical", "all"}, {"NSCAP000", "info", "all"}}},
-		{"dir-group-writable", fcaps.AuditOptions{},
+			[]summary{{"NSCAP002", "critical", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"dir-group-writable",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, Caps: netRaw, Dirs: []fcaps.DirInfo{{Mode: fs.ModeDir | 0o755}, {Mode: fs.ModeDir | 0o775, GID: 50}}},
-			[]summary{{"NSCAP002", "critical", "all"}, {"NSCAP000", "info", "all"}}},
-		{"unreadable-live", fcaps.AuditOptions{},
+			[]summary{{"NSCAP002", "critical", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"unreadable-live",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, CapsErr: &fs.PathError{Op: "getxattr", Path: "x", Err: &fcaps.Error{Kind: fcaps.ErrUnreadable}}},
-			[]summary{{"NSCAP006", "high", "unknown"}}},
-		{"not-visible", fcaps.AuditOptions{},
+			[]summary{{"NSCAP006", "high", "unknown"}},
+		},
+		{
+			"not-visible",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, CapsErr: &fs.PathError{Op: "getxattr", Path: "x", Err: &fcaps.Error{Kind: fcaps.ErrNotVisible}}},
-			[]summary{{"NSCAP008", "info", "unknown"}}},
-		{"raw-empty", fcaps.AuditOptions{}, fcaps.Entry{Mode: 0o755, Raw: []byte{}},
-			[]summary{{"NSCAP006", "high", ""}}},
-		{"raw-v1-still-honoured", fcaps.AuditOptions{}, fcaps.Entry{Mode: 0o755, Raw: []byte{1, 0, 0, 1, 0, 0x20, 0, 0, 0, 0, 0, 0}},
-			[]summary{{"NSCAP006", "high", "all"}, {"NSCAP000", "info", "all"}}},
-		{"raw-stray-flags", fcaps.AuditOptions{}, fcaps.Entry{Mode: 0o755, Raw: []byte{1, 1, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
-			[]summary{{"NSCAP006", "high", "unknown"}}},
-		{"symlink", fcaps.AuditOptions{}, fcaps.Entry{Mode: fs.ModeSymlink | 0o777, UID: 1000, Caps: caps(t, "cap_sys_admin+ep", 2, 0)},
-			[]summary{{"NSCAP007", "low", ""}, {"NSCAP000", "info", ""}}},
-		{"relative-archive-v2", fcaps.AuditOptions{},
+			[]summary{{"NSCAP008", "info", "unknown"}},
+		},
+		{
+			"raw-empty",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: 0o755, Raw: []byte{}},
+			[]summary{{"NSCAP006", "high", ""}},
+		},
+		{
+			"raw-v1-still-honoured",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: 0o755, Raw: []byte{1, 0, 0, 1, 0, 0x20, 0, 0, 0, 0, 0, 0}},
+			[]summary{{"NSCAP006", "high", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"raw-stray-flags",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: 0o755, Raw: []byte{1, 1, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+			[]summary{{"NSCAP006", "high", "unknown"}},
+		},
+		{
+			"symlink",
+			fcaps.AuditOptions{},
+			fcaps.Entry{Mode: fs.ModeSymlink | 0o777, UID: 1000, Caps: caps(t, "cap_sys_admin+ep", 2, 0)},
+			[]summary{{"NSCAP007", "low", ""}, {"NSCAP000", "info", ""}},
+		},
+		{
+			"relative-archive-v2",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, Caps: netRaw, Relative: true, RelMap: m},
-			[]summary{{"NSCAP000", "info", "restore-target"}}},
-		{"relative-archive-nested-unmapped", fcaps.AuditOptions{},
+			[]summary{{"NSCAP000", "info", "restore-target"}},
+		},
+		{
+			"relative-archive-nested-unmapped",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, Caps: ns(70000), Relative: true, RelMap: m},
-			[]summary{{"NSCAP004", "medium", "restore-target-uid:70000"}, {"NSCAP000", "info", "restore-target-uid:70000"}}},
-		{"archive-marked-host-scoped", fcaps.AuditOptions{},
+			[]summary{{"NSCAP004", "medium", "restore-target-uid:70000"}, {"NSCAP000", "info", "restore-target-uid:70000"}},
+		},
+		{
+			"archive-marked-host-scoped",
+			fcaps.AuditOptions{},
 			fcaps.Entry{Mode: 0o755, Caps: netRaw, Container: "in an nscap archive"},
-			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}}},
+			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +252,7 @@ func TestSeverityAndRules(t *testing.T) {
 	if _, err := fcaps.ParseSeverity("severe"); !errors.Is(err, fcaps.ErrBadSeverity) {
 		t.Errorf("ParseSeverity(severe) error = %v, want ErrBadSeverity", err)
 	}
-	if !(fcaps.SeverityInfo < fcaps.SeverityLow && fcaps.SeverityHigh < fcaps.SeverityCritical) {
+	if fcaps.SeverityInfo >= fcaps.SeverityLow || fcaps.SeverityHigh >= fcaps.SeverityCritical {
 		t.Error("severities are not ordered")
 	}
 	rules := fcaps.Rules()
@@ -280,7 +361,7 @@ func tarWith(tb testing.TB, global map[string]string, members ...*tar.Header) []
 			tb.Fatal(err)
 		}
 		if h.Size > 0 {
-			tw.Write(make([]byte, h.Size))
+			mustWrite(tb)(tw.Write(make([]byte, h.Size)))
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -306,16 +387,18 @@ func TestAuditArchiveRecords(t *testing.T) {
 		&tar.Header{Name: "./short", Mode: 0o755, PAXRecords: schily(v2[:16])},
 		// bsdtar's record only: %-escaped name, base64 value.
 		&tar.Header{Name: "./bsd", Mode: 0o4755, PAXRecords: map[string]string{
-			"LIBARCHIVE.xattr.security%2Ecapability": "AQAAAgAgAAAAAAAAAAAAAAAAAAA"}},
+			"LIBARCHIVE.xattr.security%2Ecapability": "AQAAAgAgAAAAAAAAAAAAAAAAAAA",
+		}},
 		&tar.Header{Name: "./badb64", Mode: 0o755, PAXRecords: map[string]string{
-			"LIBARCHIVE.xattr.security.capability": "!!!"}},
+			"LIBARCHIVE.xattr.security.capability": "!!!",
+		}},
 		&tar.Header{Name: "./dir/", Typeflag: tar.TypeDir, Mode: 0o777},
 		&tar.Header{Name: "./dir/f", Mode: 0o755, PAXRecords: schily(v2)},
 	)
 	var got []string
 	var errs []string
 	err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data), "a.tar", fcaps.AuditOptions{
-		Error: func(path string, err error) error { errs = append(errs, path); return nil },
+		Error: func(path string, _ error) error { errs = append(errs, path); return nil },
 	}, func(f fcaps.Finding) error {
 		got = append(got, f.Path+" "+f.Rule.ID+" "+strings.Join(f.Scope.Strings(), ","))
 		return nil
@@ -343,7 +426,8 @@ func TestAuditArchiveRecords(t *testing.T) {
 	data = tarWith(t, map[string]string{"comment": "nscap-backup/1 tool=nscap/test uidmap=0:100000:65536 gidmap=0:100000:65536 foreign-caps=host"},
 		&tar.Header{Name: "rel", Mode: 0o755, PAXRecords: schily(v2)},
 		&tar.Header{Name: "host", Mode: 0o755, PAXRecords: map[string]string{
-			"SCHILY.xattr.security.capability": string(v2), "comment": "nscap: host-scoped security.capability"}},
+			"SCHILY.xattr.security.capability": string(v2), "comment": "nscap: host-scoped security.capability",
+		}},
 	)
 	got = nil
 	if err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data), "n.tar", fcaps.AuditOptions{}, func(f fcaps.Finding) error {
@@ -431,7 +515,7 @@ func TestAuditArchiveTruncated(t *testing.T) {
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write(bytes.Repeat([]byte{'x'}, 3000))
+		mustWrite(t)(tw.Write(bytes.Repeat([]byte{'x'}, 3000)))
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -473,8 +557,8 @@ func TestAuditArchiveTruncated(t *testing.T) {
 	// The same through gzip: the compressed stream cut short.
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(data)
-	zw.Close()
+	mustWrite(t)(zw.Write(data))
+	mustOK(t, zw.Close())
 	got, err = audit(gz.Bytes()[:gz.Len()/2], "cut.tar.gz")
 	if !errors.Is(err, fcaps.ErrBadArchive) || len(got) == 0 || !slices.Equal(got, full[:len(got)]) {
 		t.Errorf("gzip cut in half: %v, %v; want some findings and ErrBadArchive", got, err)
@@ -482,7 +566,7 @@ func TestAuditArchiveTruncated(t *testing.T) {
 
 	// fn's error still stops the audit at once.
 	stop := errors.New("stop")
-	if err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data[:cut]), "x", fcaps.AuditOptions{}, func(fcaps.Finding) error { return stop }); err != stop {
+	if err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data[:cut]), "x", fcaps.AuditOptions{}, func(fcaps.Finding) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("fn error on a cut archive: %v, want it returned", err)
 	}
 }

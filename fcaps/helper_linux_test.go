@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
@@ -168,7 +169,11 @@ func TestSetterRootHelper(t *testing.T) {
 
 	// Auto as root never needs a helper.
 	auto := NewSetter(SetterOptions{})
-	defer auto.Close()
+	t.Cleanup(func() {
+		if err := auto.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := auto.Set(host, netRaw); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +221,9 @@ func TestSetterRootlessChild(t *testing.T) {
 	res := map[string]rootlessResult{}
 	never := NewSetter(SetterOptions{Helper: HelperNever})
 	res["never"] = resultOf(never.Set(p("ct-root"), v3(400000)))
-	never.Close()
+	if err := never.Close(); err != nil {
+		t.Error(err)
+	}
 
 	s := NewSetter(SetterOptions{})
 	res["ct-root"] = resultOf(s.Set(p("ct-root"), v3(400000)))
@@ -236,7 +243,9 @@ func TestSetterRootlessChild(t *testing.T) {
 	t.Setenv("PATH", "/nonexistent")
 	nt := NewSetter(SetterOptions{})
 	res["no-newuidmap"] = resultOf(nt.Set(p("no-tool"), v3(400000)))
-	nt.Close()
+	if err := nt.Close(); err != nil {
+		t.Error(err)
+	}
 	testutil.PrintResult(t, res)
 }
 

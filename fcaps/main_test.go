@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 	tests := testutil.RunFunc(func() int {
 		code := m.Run()
 		if benchDir != "" {
-			os.RemoveAll(benchDir)
+			if err := os.RemoveAll(benchDir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
 		}
 		return code
 	})

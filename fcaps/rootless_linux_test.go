@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/xattrfmt"

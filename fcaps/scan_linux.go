@@ -283,7 +283,7 @@ func (s *scanner) report(path string, mode fs.FileMode, val []byte, err error, l
 		}
 	}
 	if err != nil {
-		if err == sys.ENODATA || err == sys.ENOTSUP {
+		if errors.Is(err, sys.ENODATA) || errors.Is(err, sys.ENOTSUP) {
 			if !s.opts.All || mode != 0 {
 				return true
 			}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/internal/testutil"
@@ -264,7 +265,7 @@ func TestScanXDev(t *testing.T) {
 	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) }) // gone with the namespace, at worst
 	inner := filepath.Join(mnt, "inner")
 	writeFile(t, inner)
 	if err := fcaps.Set(inner, v2); err != nil {

@@ -313,7 +313,7 @@ func StartHelper(ctx context.Context, opts HelperOptions) (*Helper, error) {
 	}
 	h := &Helper{cmd: cmd, req: reqW, res: bufio.NewReader(resR), resFile: resR, uid: uidMap, gid: gidMap}
 	fail := func(err error) (*Helper, error) {
-		h.Close()
+		_ = h.Close() // the first error is the one to report
 		return nil, fmt.Errorf("start helper: %w", err)
 	}
 	if !root {
@@ -434,8 +434,10 @@ func helperMaps(opts HelperOptions) (resolvedMaps, error) {
 				return single, true, nil
 			}
 			if len(m.extents) != 1 || m.extents[0].HostID != effective || m.extents[0].Count != 1 {
-				e := &MapError{Extent: -1, Err: ErrUnmapped,
-					Detail: fmt.Sprintf("the caller has no subordinate ids in %s: the map %s may only be its own id %d, count 1", file, m, effective)}
+				e := &MapError{
+					Extent: -1, Err: ErrUnmapped,
+					Detail: fmt.Sprintf("the caller has no subordinate ids in %s: the map %s may only be its own id %d, count 1", file, m, effective),
+				}
 				if len(m.extents) == 1 {
 					e.Extent, e.Text, e.Detail = 0, m.extents[0].String(), fmt.Sprintf("the caller has no subordinate ids in %s: the map may only be its own id %d, count 1", file, effective)
 				}
@@ -483,8 +485,10 @@ func checkAllowed(m Map, self uint32, ranges []SubIDRange, file string) error {
 			}
 		}
 		if !ok {
-			return &MapError{Extent: i, Text: e.String(), Err: ErrUnmapped,
-				Detail: fmt.Sprintf("outside ids are not the caller's own id %d nor inside one of its ranges in %s", self, file)}
+			return &MapError{
+				Extent: i, Text: e.String(), Err: ErrUnmapped,
+				Detail: fmt.Sprintf("outside ids are not the caller's own id %d nor inside one of its ranges in %s", self, file),
+			}
 		}
 	}
 	return nil

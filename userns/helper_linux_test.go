@@ -116,7 +116,11 @@ func TestHelperRootMaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	var id IDInfo
 	if err := h.Call(IDOp, nil, &id); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"

@@ -286,8 +286,10 @@ func Compose(inner, outer Map) (Map, error) {
 		return Map{}, nil
 	}
 	if len(ext) > MaxExtents {
-		return Map{}, &MapError{Extent: MaxExtents, Text: ext[MaxExtents].String(), Err: ErrTooMany,
-			Detail: "composition needs " + strconv.Itoa(len(ext)) + " extents"}
+		return Map{}, &MapError{
+			Extent: MaxExtents, Text: ext[MaxExtents].String(), Err: ErrTooMany,
+			Detail: "composition needs " + strconv.Itoa(len(ext)) + " extents",
+		}
 	}
 	return build(ext), nil
 }

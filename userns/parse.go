@@ -27,8 +27,10 @@ func ParseMap(s string) (Map, error) {
 	for i, p := range parts {
 		f := strings.Split(p, ":")
 		if len(f) != 3 {
-			return Map{}, &MapError{Extent: i, Text: p, Err: ErrSyntax,
-				Detail: "want NS:HOST:COUNT (three numbers separated by colons)"}
+			return Map{}, &MapError{
+				Extent: i, Text: p, Err: ErrSyntax,
+				Detail: "want NS:HOST:COUNT (three numbers separated by colons)",
+			}
 		}
 		var err error
 		for k, name := range [3]string{"inside id", "outside id", "count"} {

@@ -249,14 +249,14 @@ func joinAndReadMaps(nsFile *os.File, want nsKey) (uid, gid Map, err error) {
 			break
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
+			_ = cmd.Process.Kill() // it may have exited meanwhile
+			<-done                 //nolint:errcheck // the error is nsenter's death by the kill
 			return Map{}, Map{}, errors.New("join user namespace: nsenter did not enter the namespace in time")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	uid, gid, err = ReadMaps(cmd.Process.Pid)
-	stdin.Close()
+	_ = stdin.Close() // nsenter's cat exits on EOF; its status is checked below
 	if werr := <-done; werr != nil && err == nil {
 		err = fmt.Errorf("join user namespace: nsenter: %v: %s", werr, msg)
 	}

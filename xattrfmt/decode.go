@@ -46,27 +46,37 @@ func Decode(b []byte) (FileCaps, error) {
 		return FileCaps{}, &DecodeError{Reason: ErrEmpty, msg: "empty value (a capability value has at least a 4-byte header)"}
 	}
 	if len(b) < 4 {
-		return FileCaps{}, &DecodeError{Offset: len(b), Reason: ErrTruncated,
-			msg: fmt.Sprintf("value of %d bytes is shorter than the 4-byte magic_etc header", len(b))}
+		return FileCaps{}, &DecodeError{
+			Offset: len(b), Reason: ErrTruncated,
+			msg: fmt.Sprintf("value of %d bytes is shorter than the 4-byte magic_etc header", len(b)),
+		}
 	}
 	magic := binary.LittleEndian.Uint32(b)
 	rev := Revision(magic >> revisionShift)
 	size := rev.Size()
 	if size == 0 {
-		return FileCaps{}, &DecodeError{Offset: 3, Reason: ErrBadRevision,
-			msg: fmt.Sprintf("unknown revision %d in magic_etc %#08x (want 1, 2 or 3)", rev, magic)}
+		return FileCaps{}, &DecodeError{
+			Offset: 3, Reason: ErrBadRevision,
+			msg: fmt.Sprintf("unknown revision %d in magic_etc %#08x (want 1, 2 or 3)", rev, magic),
+		}
 	}
 	switch {
 	case len(b) < size:
-		return FileCaps{}, &DecodeError{Offset: len(b), Reason: ErrTruncated,
-			msg: fmt.Sprintf("revision %d value must be %d bytes, got %d", rev, size, len(b))}
+		return FileCaps{}, &DecodeError{
+			Offset: len(b), Reason: ErrTruncated,
+			msg: fmt.Sprintf("revision %d value must be %d bytes, got %d", rev, size, len(b)),
+		}
 	case len(b) > size:
-		return FileCaps{}, &DecodeError{Offset: size, Reason: ErrTrailingData,
-			msg: fmt.Sprintf("revision %d value must be %d bytes, got %d (%d trailing bytes)", rev, size, len(b), len(b)-size)}
+		return FileCaps{}, &DecodeError{
+			Offset: size, Reason: ErrTrailingData,
+			msg: fmt.Sprintf("revision %d value must be %d bytes, got %d (%d trailing bytes)", rev, size, len(b), len(b)-size),
+		}
 	}
 	if stray := magic & flagsMask &^ flagsEffective; stray != 0 {
-		return FileCaps{}, &DecodeError{Offset: 0, Reason: ErrBadFlags,
-			msg: fmt.Sprintf("unknown flags %#06x in magic_etc %#08x (only 0x000001, effective, is defined)", stray, magic)}
+		return FileCaps{}, &DecodeError{
+			Offset: 0, Reason: ErrBadFlags,
+			msg: fmt.Sprintf("unknown flags %#06x in magic_etc %#08x (only 0x000001, effective, is defined)", stray, magic),
+		}
 	}
 	c := FileCaps{
 		Revision:    rev,

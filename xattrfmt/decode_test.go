@@ -32,32 +32,71 @@ var vectors = []struct {
 	caps FileCaps
 	text string
 }{
-	{"v2 cap_net_raw+ep", "01000002 00200000 00000000 00000000 00000000",
-		FileCaps{Revision: Revision2, Effective: true, Permitted: 1 << bitNetRaw}, "cap_net_raw=ep"},
-	{"v2 cap_net_raw,cap_net_admin+eip", "01000002 00300000 00300000 00000000 00000000",
-		FileCaps{Revision: Revision2, Effective: true, Permitted: 1<<bitNetRaw | 1<<bitNetAdmin, Inheritable: 1<<bitNetRaw | 1<<bitNetAdmin}, "cap_net_admin,cap_net_raw=eip"},
-	{"v2 empty", "00000002 00000000 00000000 00000000 00000000",
-		FileCaps{Revision: Revision2}, "="},
-	{"v2 effective bit only", "01000002 00000000 00000000 00000000 00000000",
-		FileCaps{Revision: Revision2, Effective: true}, "="},
-	{"v2 all=ep", "01000002 ffffffff 00000000 ff010000 00000000",
-		FileCaps{Revision: Revision2, Effective: true, Permitted: KnownCaps}, "=ep"},
-	{"v2 cap_chown=i cap_setuid+p", "00000002 80000000 01000000 00000000 00000000",
-		FileCaps{Revision: Revision2, Permitted: 1 << 7, Inheritable: 1}, "cap_chown=i cap_setuid+p"},
-	{"v2 unknown bits 41-63", "01000002 00000000 00000000 00feffff 00000000",
-		FileCaps{Revision: Revision2, Effective: true, Permitted: 0xfffffe00 << 32}, "= 41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63+ep"},
-	{"v2 all bits", "01000002 ffffffff ffffffff ffffffff ffffffff",
-		FileCaps{Revision: Revision2, Effective: true, Permitted: ^CapSet(0), Inheritable: ^CapSet(0)}, "=eip 41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63+eip"},
-	{"v3 cap_net_raw+ep rootid 100000", "01000003 00200000 00000000 00000000 00000000 a0860100",
-		FileCaps{Revision: Revision3, Effective: true, Permitted: 1 << bitNetRaw, RootID: 100000}, "cap_net_raw=ep"},
-	{"v3 rootid 0", "01000003 00200000 00000000 00000000 00000000 00000000",
-		FileCaps{Revision: Revision3, Effective: true, Permitted: 1 << bitNetRaw}, "cap_net_raw=ep"},
-	{"v3 rootid max", "00000003 00000000 00002000 00000000 00000000 ffffffff",
-		FileCaps{Revision: Revision3, Inheritable: 1 << bitSysAdmin, RootID: 0xffffffff}, "cap_sys_admin=i"},
-	{"v1 cap_net_raw+ep", "01000001 00200000 00000000",
-		FileCaps{Revision: Revision1, Effective: true, Permitted: 1 << bitNetRaw}, "cap_net_raw=ep"},
-	{"v1 cap_setfcap=i", "00000001 00000000 00000080",
-		FileCaps{Revision: Revision1, Inheritable: 1 << 31}, "cap_setfcap=i"},
+	{
+		"v2 cap_net_raw+ep", "01000002 00200000 00000000 00000000 00000000",
+		FileCaps{Revision: Revision2, Effective: true, Permitted: 1 << bitNetRaw},
+		"cap_net_raw=ep",
+	},
+	{
+		"v2 cap_net_raw,cap_net_admin+eip", "01000002 00300000 00300000 00000000 00000000",
+		FileCaps{Revision: Revision2, Effective: true, Permitted: 1<<bitNetRaw | 1<<bitNetAdmin, Inheritable: 1<<bitNetRaw | 1<<bitNetAdmin},
+		"cap_net_admin,cap_net_raw=eip",
+	},
+	{
+		"v2 empty", "00000002 00000000 00000000 00000000 00000000",
+		FileCaps{Revision: Revision2},
+		"=",
+	},
+	{
+		"v2 effective bit only", "01000002 00000000 00000000 00000000 00000000",
+		FileCaps{Revision: Revision2, Effective: true},
+		"=",
+	},
+	{
+		"v2 all=ep", "01000002 ffffffff 00000000 ff010000 00000000",
+		FileCaps{Revision: Revision2, Effective: true, Permitted: KnownCaps},
+		"=ep",
+	},
+	{
+		"v2 cap_chown=i cap_setuid+p", "00000002 80000000 01000000 00000000 00000000",
+		FileCaps{Revision: Revision2, Permitted: 1 << 7, Inheritable: 1},
+		"cap_chown=i cap_setuid+p",
+	},
+	{
+		"v2 unknown bits 41-63", "01000002 00000000 00000000 00feffff 00000000",
+		FileCaps{Revision: Revision2, Effective: true, Permitted: 0xfffffe00 << 32},
+		"= 41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63+ep",
+	},
+	{
+		"v2 all bits", "01000002 ffffffff ffffffff ffffffff ffffffff",
+		FileCaps{Revision: Revision2, Effective: true, Permitted: ^CapSet(0), Inheritable: ^CapSet(0)},
+		"=eip 41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63+eip",
+	},
+	{
+		"v3 cap_net_raw+ep rootid 100000", "01000003 00200000 00000000 00000000 00000000 a0860100",
+		FileCaps{Revision: Revision3, Effective: true, Permitted: 1 << bitNetRaw, RootID: 100000},
+		"cap_net_raw=ep",
+	},
+	{
+		"v3 rootid 0", "01000003 00200000 00000000 00000000 00000000 00000000",
+		FileCaps{Revision: Revision3, Effective: true, Permitted: 1 << bitNetRaw},
+		"cap_net_raw=ep",
+	},
+	{
+		"v3 rootid max", "00000003 00000000 00002000 00000000 00000000 ffffffff",
+		FileCaps{Revision: Revision3, Inheritable: 1 << bitSysAdmin, RootID: 0xffffffff},
+		"cap_sys_admin=i",
+	},
+	{
+		"v1 cap_net_raw+ep", "01000001 00200000 00000000",
+		FileCaps{Revision: Revision1, Effective: true, Permitted: 1 << bitNetRaw},
+		"cap_net_raw=ep",
+	},
+	{
+		"v1 cap_setfcap=i", "00000001 00000000 00000080",
+		FileCaps{Revision: Revision1, Inheritable: 1 << 31},
+		"cap_setfcap=i",
+	},
 }
 
 func TestDecodeEncodeVectors(t *testing.T) {
@@ -187,11 +226,11 @@ func TestDecodeMalformed(t *testing.T) {
 					t.Errorf("Decode(%x) = %+v on error, want zero value", b, got)
 				}
 				for _, s := range sentinels {
-					if errors.Is(err, s) != (s == want) {
-						t.Errorf("Decode(%x) = %v; errors.Is(err, %v) = %v", b, err, s, !(s == want))
+					if errors.Is(err, s) != (s == want) { //nolint:errorlint // comparing two sentinels of a table
+						t.Errorf("Decode(%x) = %v; errors.Is(err, %v) = %v", b, err, s, s != want) //nolint:errorlint // comparing two sentinels of a table
 					}
 				}
-				if isSize := want == ErrTruncated || want == ErrTrailingData; errors.Is(err, ErrSize) != isSize {
+				if isSize := want == ErrTruncated || want == ErrTrailingData; errors.Is(err, ErrSize) != isSize { //nolint:errorlint // want is a sentinel of the table
 					t.Errorf("Decode(%x) = %v; errors.Is(err, ErrSize) = %v, want %v", b, err, !isSize, isSize)
 				}
 				if !strings.HasPrefix(err.Error(), "xattrfmt: ") {

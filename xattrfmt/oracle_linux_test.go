@@ -32,9 +32,11 @@ func TestSetcapOracle(t *testing.T) {
 	}
 
 	r := rand.New(rand.NewPCG(2, 66))
-	texts := []string{"", "=", "cap_net_raw+ep", "cap_net_raw=e", "all=ep", "=e 63+e",
+	texts := []string{
+		"", "=", "cap_net_raw+ep", "cap_net_raw=e", "all=ep", "=e 63+e",
 		"cap_net_raw=ep cap_sys_admin=i", "=ep 50+i", "=ep cap_chown-e", "CAP_NET_RAW+ep",
-		"cap_net_raw", "CAP_NET_RAW+EP", "cap_a,cap_b=eip", "cap_chown=i cap_setuid+p", "41,63=p"}
+		"cap_net_raw", "CAP_NET_RAW+EP", "cap_a,cap_b=eip", "cap_chown=i cap_setuid+p", "41,63=p",
+	}
 	for i := range 400 {
 		texts = append(texts, textGen{r: r, fileShaped: i%4 != 0}.text())
 	}

@@ -74,7 +74,7 @@ func ParseText(s string) (Caps, error) {
 					break
 				}
 				i++
-				if i >= len(s) || !(isAlnum(s[i]) || s[i] == '_') {
+				if i >= len(s) || !isAlnum(s[i]) && s[i] != '_' {
 					return bad(i, "expected a capability name after ','")
 				}
 			}

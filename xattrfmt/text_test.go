@@ -22,11 +22,24 @@ func TestNameLookup(t *testing.T) {
 		bit  int
 		ok   bool
 	}{
-		{"cap_chown", 0, true}, {"cap_net_raw", 13, true}, {"CAP_NET_RAW", 13, true},
-		{"cap_checkpoint_restore", 40, true}, {"41", 41, true}, {"63", 63, true},
-		{"0x1f", 31, true}, {"010", 8, true}, {"0", 0, true},
-		{"64", 0, false}, {"08", 0, false}, {"0x", 0, false}, {"", 0, false}, {"all", 0, false},
-		{"cap_net_raw ", 0, false}, {"cap_foo", 0, false}, {"-1", 0, false}, {"cap_net_raw2", 0, false},
+		{"cap_chown", 0, true},
+		{"cap_net_raw", 13, true},
+		{"CAP_NET_RAW", 13, true},
+		{"cap_checkpoint_restore", 40, true},
+		{"41", 41, true},
+		{"63", 63, true},
+		{"0x1f", 31, true},
+		{"010", 8, true},
+		{"0", 0, true},
+		{"64", 0, false},
+		{"08", 0, false},
+		{"0x", 0, false},
+		{"", 0, false},
+		{"all", 0, false},
+		{"cap_net_raw ", 0, false},
+		{"cap_foo", 0, false},
+		{"-1", 0, false},
+		{"cap_net_raw2", 0, false},
 	} {
 		bit, ok := Lookup(tc.name)
 		if bit != tc.bit || ok != tc.ok {
@@ -92,10 +105,14 @@ func TestCapsString(t *testing.T) {
 		c    Caps
 		want string
 	}{
-		{Caps{Effective: 0xaa, Permitted: 0xcc, Inheritable: 0xf0},
-			"cap_setuid=eip cap_setgid+ip cap_kill+ei cap_fsetid+i cap_fowner+ep cap_dac_read_search+p cap_dac_override+e"},
-		{Caps{Effective: 0x3fffffffffe, Permitted: 0x1fffffffffc, Inheritable: 0x1fffffffffc},
-			"=eip cap_dac_override-ip cap_chown-eip 41+e"},
+		{
+			Caps{Effective: 0xaa, Permitted: 0xcc, Inheritable: 0xf0},
+			"cap_setuid=eip cap_setgid+ip cap_kill+ei cap_fsetid+i cap_fowner+ep cap_dac_read_search+p cap_dac_override+e",
+		},
+		{
+			Caps{Effective: 0x3fffffffffe, Permitted: 0x1fffffffffc, Inheritable: 0x1fffffffffc},
+			"=eip cap_dac_override-ip cap_chown-eip 41+e",
+		},
 	} {
 		if got := tc.c.String(); got != tc.want {
 			t.Errorf("%+v.String() = %q, want %q", tc.c, got, tc.want)

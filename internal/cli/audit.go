@@ -16,9 +16,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
-	"github.com/spf13/cobra"
 )
 
 type auditOptions struct {
@@ -401,7 +402,7 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // after a failure; ENOENT after the rename
 	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err

@@ -153,7 +153,7 @@ func (r *backupReporter) Warn(name string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opts.JSON {
-		writeJSON(r.opts.IO.Out, backupJSON{MessageType: "warning", Path: r.path(name), Message: err.Error()})
+		_ = writeJSON(r.opts.IO.Out, backupJSON{MessageType: "warning", Path: r.path(name), Message: err.Error()})
 		return
 	}
 	if r.opts.Quiet {
@@ -167,7 +167,7 @@ func (r *backupReporter) Error(name string, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opts.JSON {
-		writeJSON(r.opts.IO.Out, backupJSON{MessageType: "error", Path: r.path(name), Message: err.Error()})
+		_ = writeJSON(r.opts.IO.Out, backupJSON{MessageType: "error", Path: r.path(name), Message: err.Error()})
 		return nil
 	}
 	r.counter.Clear()

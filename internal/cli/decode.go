@@ -8,8 +8,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nscap/nscap/xattrfmt"
 	"github.com/spf13/cobra"
+
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 // maxDecodeInput bounds what decode reads from stdin: a value is at most

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/nscap/nscap/xattrfmt"
 )
 
@@ -154,6 +155,10 @@ func TestDecodeMalformed(t *testing.T) {
 		}
 		_, derr := xattrfmt.Decode(b)
 		if derr == nil {
+			// Sizes other than 12, 20 and 24 are never valid.
+			if n := len(b); n != 12 && n != 20 && n != 24 {
+				t.Errorf("decode %s: size %d accepted", hexArg, n)
+			}
 			if r.Code != ExitOK {
 				t.Errorf("decode %s: exit %d (%q), want 0", hexArg, r.Code, r.Stderr)
 			}
@@ -163,10 +168,6 @@ func TestDecodeMalformed(t *testing.T) {
 		want := result{Code: ExitError, Stderr: "nscap: decode: " + derr.Error() + "\n"}
 		if diff := cmp.Diff(want, r); diff != "" {
 			t.Errorf("decode %s mismatch (-want +got):\n%s", hexArg, diff)
-		}
-		// Sizes other than 12, 20 and 24 are never valid.
-		if n := len(b); n != 12 && n != 20 && n != 24 && derr == nil {
-			t.Errorf("decode %s: size %d accepted", hexArg, n)
 		}
 	}
 	if nbad < 1000 {

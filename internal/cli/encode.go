@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nscap/nscap/xattrfmt"
 	"github.com/spf13/cobra"
+
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 type encodeOptions struct {

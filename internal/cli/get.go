@@ -8,10 +8,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
 	"github.com/nscap/nscap/xattrfmt"
-	"github.com/spf13/cobra"
 )
 
 type getOptions struct {

@@ -45,24 +45,34 @@ func TestMapFlags(t *testing.T) {
 		wantResolveErr string
 	}{
 		{name: "none", wantUID: "", wantGID: ""},
-		{name: "uidmap joined, gid defaults to uid", args: []string{"--uidmap", "0:100000:1", "--uidmap", "1:200000:10"},
-			want: mapFlags{UIDMap: "0:100000:1,1:200000:10"}, wantUID: "0:100000:1,1:200000:10", wantGID: "0:100000:1,1:200000:10"},
-		{name: "uidmap and gidmap", args: []string{"--uidmap", "0:100000:65536", "--gidmap", "0:300000:65536"},
-			want: mapFlags{UIDMap: "0:100000:65536", GIDMap: "0:300000:65536"}, wantUID: "0:100000:65536", wantGID: "0:300000:65536"},
+		{
+			name: "uidmap joined, gid defaults to uid", args: []string{"--uidmap", "0:100000:1", "--uidmap", "1:200000:10"},
+			want: mapFlags{UIDMap: "0:100000:1,1:200000:10"}, wantUID: "0:100000:1,1:200000:10", wantGID: "0:100000:1,1:200000:10",
+		},
+		{
+			name: "uidmap and gidmap", args: []string{"--uidmap", "0:100000:65536", "--gidmap", "0:300000:65536"},
+			want: mapFlags{UIDMap: "0:100000:65536", GIDMap: "0:300000:65536"}, wantUID: "0:100000:65536", wantGID: "0:300000:65536",
+		},
 		{name: "pid", args: []string{"--pid", "42"}, want: mapFlags{PID: 42}, wantUID: "0:100000:1000", wantGID: "0:200000:1000"},
 		{name: "pid unreadable", args: []string{"--pid", "7"}, want: mapFlags{PID: 7}, wantResolveErr: "read the maps of pid 7: no such process"},
 		{name: "oci", args: []string{"--oci-config", oci}, want: mapFlags{OCIConfig: oci}, wantUID: "0:100000:65536", wantGID: "0:300000:100"},
-		{name: "oci missing", args: []string{"--oci-config", missing}, want: mapFlags{OCIConfig: missing},
-			wantResolveErr: "open " + missing + ": no such file or directory"},
-		{name: "oci bad", args: []string{"--oci-config", badOCI}, want: mapFlags{OCIConfig: badOCI},
-			wantResolveErr: "read the maps of " + badOCI + ": OCI config linux.uidMappings: "},
+		{
+			name: "oci missing", args: []string{"--oci-config", missing}, want: mapFlags{OCIConfig: missing},
+			wantResolveErr: "open " + missing + ": no such file or directory",
+		},
+		{
+			name: "oci bad", args: []string{"--oci-config", badOCI}, want: mapFlags{OCIConfig: badOCI},
+			wantResolveErr: "read the maps of " + badOCI + ": OCI config linux.uidMappings: ",
+		},
 		{name: "exclusive", args: []string{"--pid", "1", "--uidmap", "0:1:1"}, wantErr: "--uidmap, --pid and --oci-config exclude each other"},
 		{name: "exclusive oci", args: []string{"--pid", "1", "--oci-config", "c.json"}, wantErr: "--uidmap, --pid and --oci-config exclude each other"},
 		{name: "gidmap alone", args: []string{"--gidmap", "0:1:1"}, wantErr: "--gidmap needs --uidmap"},
 		{name: "pid negative", args: []string{"--pid", "-3"}, wantErr: "--pid -3: want a positive process id"},
 		{name: "pid zero", args: []string{"--pid", "0"}, wantErr: "--pid 0: want a positive process id"},
-		{name: "uidmap syntax", args: []string{"--uidmap", "0:1"},
-			wantErr: `--uidmap 0:1: userns: syntax error: extent 0 "0:1": want NS:HOST:COUNT (three numbers separated by colons)`},
+		{
+			name: "uidmap syntax", args: []string{"--uidmap", "0:1"},
+			wantErr: `--uidmap 0:1: userns: syntax error: extent 0 "0:1": want NS:HOST:COUNT (three numbers separated by colons)`,
+		},
 		{name: "gidmap syntax", args: []string{"--uidmap", "0:1:1", "--gidmap", "x"}, wantErr: "--gidmap x: "},
 	}
 	for _, tc := range tests {

@@ -8,9 +8,10 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
-	"github.com/spf13/cobra"
 )
 
 type removeOptions struct {
@@ -161,7 +162,9 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 		so.UIDMap, so.GIDMap = scope.uid, scope.gid
 	}
 	setter := fcaps.NewSetter(so)
-	defer setter.Close()
+	// Each set has reported its own result; the helper's exit
+	// status adds nothing to them.
+	defer func() { _ = setter.Close() }()
 	failed := false
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {

@@ -73,7 +73,7 @@ func (m *targetMapFlags) validateMaps(fl *pflag.FlagSet) error {
 
 // validateHelper checks --helper against the map flags: a helper needs
 // target maps.
-func (m *targetMapFlags) validateHelper(fl *pflag.FlagSet, helper string) error {
+func (m *targetMapFlags) validateHelper(_ *pflag.FlagSet, helper string) error {
 	if helper == "always" && !m.Target.given() {
 		return flagErrorf("--helper always needs target maps (--uidmap, --pid or --oci-config)")
 	}
@@ -246,7 +246,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	defer closeArchive()
+	defer func() { _ = closeArchive() }() // read only
 	helper := useHelper(opts.Helper, uid)
 	var mu sync.Mutex
 	eperm := 0

@@ -32,13 +32,21 @@ func TestNewRestoreCmd(t *testing.T) {
 		wantErr string
 	}{
 		{argv: "a.tar d", want: restoreOptions{Archive: "a.tar", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways}},
-		{argv: "--uidmap 0:200000:65536 --uidmap 65536:1:1 --source-uidmap 0:100000:65536 --overwrite never --helper never - d",
-			want: restoreOptions{Archive: "-", Dest: "d", Helper: "never", Overwrite: backup.OverwriteNever,
-				Maps: targetMapFlags{Target: mapFlags{UIDMap: "0:200000:65536,65536:1:1"}, SourceUIDMap: "0:100000:65536"}}},
-		{argv: "--host-scope --json a d", want: restoreOptions{Archive: "a", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways,
-			JSON: true, Maps: targetMapFlags{HostScope: true}}},
-		{argv: "--helper always --pid 7 a d", want: restoreOptions{Archive: "a", Dest: "d", Helper: "always", Overwrite: backup.OverwriteAlways,
-			Maps: targetMapFlags{Target: mapFlags{PID: 7}}}},
+		{
+			argv: "--uidmap 0:200000:65536 --uidmap 65536:1:1 --source-uidmap 0:100000:65536 --overwrite never --helper never - d",
+			want: restoreOptions{
+				Archive: "-", Dest: "d", Helper: "never", Overwrite: backup.OverwriteNever,
+				Maps: targetMapFlags{Target: mapFlags{UIDMap: "0:200000:65536,65536:1:1"}, SourceUIDMap: "0:100000:65536"},
+			},
+		},
+		{argv: "--host-scope --json a d", want: restoreOptions{
+			Archive: "a", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways,
+			JSON: true, Maps: targetMapFlags{HostScope: true},
+		}},
+		{argv: "--helper always --pid 7 a d", want: restoreOptions{
+			Archive: "a", Dest: "d", Helper: "always", Overwrite: backup.OverwriteAlways,
+			Maps: targetMapFlags{Target: mapFlags{PID: 7}},
+		}},
 		{argv: "--helper always a d", wantErr: "--helper always needs target maps (--uidmap, --pid or --oci-config)"},
 		{argv: "a", wantErr: "missing ARCHIVE and DEST"},
 		{argv: "a b c", wantErr: `too many arguments: ["c"]`},
@@ -81,13 +89,15 @@ func testArchive(tb testing.TB) string {
 	binary.LittleEndian.PutUint32(caps[4:], 1<<13)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"comment": "nscap-backup/1 uidmap=0:100000:65536 gidmap=0:100000:65536"}})
+	mustOK(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"comment": "nscap-backup/1 uidmap=0:100000:65536 gidmap=0:100000:65536"}}))
 	mt := time.Unix(1700000000, 0)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755, ModTime: mt})
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/ping", Mode: 0o755, Size: 4, ModTime: mt, Format: tar.FormatPAX,
-		PAXRecords: map[string]string{"SCHILY.xattr.security.capability": string(caps)}})
-	tw.Write([]byte("ping"))
-	tw.Close()
+	mustOK(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755, ModTime: mt}))
+	mustOK(tb, tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg, Name: "bin/ping", Mode: 0o755, Size: 4, ModTime: mt, Format: tar.FormatPAX,
+		PAXRecords: map[string]string{"SCHILY.xattr.security.capability": string(caps)},
+	}))
+	mustWrite(tb)(tw.Write([]byte("ping")))
+	mustOK(tb, tw.Close())
 	p := filepath.Join(tb.TempDir(), "a.tar")
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		tb.Fatal(err)
@@ -116,7 +126,7 @@ func TestRunRestoreVerify(t *testing.T) {
 	if diff := cmp.Diff(result{}, r); diff != "" {
 		t.Fatalf("verify (-want +got):\n%s", diff)
 	}
-	os.WriteFile(filepath.Join(dest, "bin/ping"), []byte("pong"), 0o755) // the kernel drops the caps too
+	mustOK(t, os.WriteFile(filepath.Join(dest, "bin/ping"), []byte("pong"), 0o755)) // the kernel drops the caps too
 	r = nscap(t, "", "verify", "--uidmap", "0:200000:65536", a, dest)
 	r.Stdout = strings.ReplaceAll(r.Stdout, dest, "$DEST")
 	// The hashes depend only on the contents; the lines are checked by shape.

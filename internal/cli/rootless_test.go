@@ -36,16 +36,22 @@ func TestSetRemoveByCaller(t *testing.T) {
 		rootStdout, userStdout string
 		userErr                string
 	}{
-		{"set --helper never cap_net_raw+ep f", "", "",
-			"nscap: set f: writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group (operation not permitted)"},
+		{
+			"set --helper never cap_net_raw+ep f", "", "",
+			"nscap: set f: writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group (operation not permitted)",
+		},
 		{"get f", "f cap_net_raw=ep\n", "", ""},
-		{"set cap_net_raw+ep f", "", "",
-			"nscap: set f: rootid 0 (revision 2: capabilities honoured by the host) is outside the helper user namespace's uid map 0:" + uid + ":1"},
+		{
+			"set cap_net_raw+ep f", "", "",
+			"nscap: set f: rootid 0 (revision 2: capabilities honoured by the host) is outside the helper user namespace's uid map 0:" + uid + ":1",
+		},
 		// Root's own uid is 0: revision 2.
 		{"set --rootid " + uid + " cap_net_raw+ep f", "", "", ""},
 		{"get -n f", "f cap_net_raw=ep\n", own, ""},
-		{"remove --helper never f", "", "",
-			"nscap: remove f: removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group (operation not permitted)"},
+		{
+			"remove --helper never f", "", "",
+			"nscap: remove f: removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group (operation not permitted)",
+		},
 		{"get -n f", "", own, ""},
 		{"set --rootid " + uid + " cap_net_raw+ep f", "", "", ""},
 		{"remove f", "", "", ""},

@@ -6,9 +6,10 @@ import (
 	"os"
 	"testing"
 
+	"github.com/rogpeppe/go-internal/testscript"
+
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
-	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // TestMain registers the real Main as the nscap command of the testscript

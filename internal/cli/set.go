@@ -11,10 +11,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
-	"github.com/spf13/cobra"
 )
 
 // noRootID marks --rootid as not given.
@@ -305,7 +306,9 @@ func runSet(ctx context.Context, opts *setOptions) error {
 			}
 		}
 		setter = fcaps.NewSetter(so)
-		defer setter.Close()
+		// Each set has reported its own result; the helper's exit
+		// status adds nothing to them.
+		defer func() { _ = setter.Close() }()
 	}
 	failed := false
 	for _, p := range opts.Paths {

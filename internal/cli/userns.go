@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nscap/nscap/userns"
 	"github.com/spf13/cobra"
+
+	"github.com/nscap/nscap/userns"
 )
 
 type usernsOptions struct {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 )
@@ -81,12 +82,16 @@ func fakeInspect(tb testing.TB) func(int) (*userns.Namespace, error) {
 	return func(pid int) (*userns.Namespace, error) {
 		switch pid {
 		case 1:
-			return &userns.Namespace{PID: 1, NSRef: initNS, Self: true, Descendant: true,
-				UIDMap: mustMap(tb, "0:0:4294967295"), GIDMap: mustMap(tb, "0:0:4294967295"), RootVisible: true}, nil
+			return &userns.Namespace{
+				PID: 1, NSRef: initNS, Self: true, Descendant: true,
+				UIDMap: mustMap(tb, "0:0:4294967295"), GIDMap: mustMap(tb, "0:0:4294967295"), RootVisible: true,
+			}, nil
 		case 4242:
-			return &userns.Namespace{PID: 4242, NSRef: userns.NSRef{Inode: 4026532602, Dev: 4, ID: 4098, OwnerUID: 100000},
+			return &userns.Namespace{
+				PID: 4242, NSRef: userns.NSRef{Inode: 4026532602, Dev: 4, ID: 4098, OwnerUID: 100000},
 				Descendant: true, Depth: 2, Parents: []userns.NSRef{ns1, initNS},
-				UIDMap: mustMap(tb, "0:101000:1000"), GIDMap: mustMap(tb, "0:101000:1000"), RootID: 101000, RootVisible: true}, nil
+				UIDMap: mustMap(tb, "0:101000:1000"), GIDMap: mustMap(tb, "0:101000:1000"), RootID: 101000, RootVisible: true,
+			}, nil
 		case 77:
 			return &userns.Namespace{PID: 77, NSRef: userns.NSRef{Inode: 4026532700, Dev: 4, OwnerUID: 65534}}, nil
 		}
@@ -96,16 +101,26 @@ func fakeInspect(tb testing.TB) func(int) (*userns.Namespace, error) {
 
 func fakeTree(tb testing.TB) func() ([]*userns.Node, error) {
 	return func() ([]*userns.Node, error) {
-		root := &userns.Node{NSRef: userns.NSRef{Inode: 4026531837, Dev: 4, ID: 1}, PIDs: []int{1, 2, 300}, Self: true,
-			UIDMap: mustMap(tb, "0:0:4294967295"), GIDMap: mustMap(tb, "0:0:4294967295"), RootVisible: true}
-		ns1 := &userns.Node{NSRef: userns.NSRef{Inode: 4026532601, Dev: 4, ID: 4097}, PIDs: []int{400}, Parent: root,
-			UIDMap: mustMap(tb, "0:100000:65536"), GIDMap: mustMap(tb, "0:100000:65536"), RootID: 100000, RootVisible: true}
-		ns2 := &userns.Node{NSRef: userns.NSRef{Inode: 4026532602, Dev: 4, ID: 4098, OwnerUID: 100000}, PIDs: []int{401, 402}, Parent: ns1,
-			UIDMap: mustMap(tb, "0:101000:1000"), GIDMap: mustMap(tb, "0:101000:1000"), RootID: 101000, RootVisible: true}
-		ghost := &userns.Node{NSRef: userns.NSRef{Inode: 4026532650, Dev: 4, ID: 4100}, Parent: root,
-			MapErr: errors.New("join user namespace: exec: \"nsenter\": executable file not found in $PATH")}
-		ns3 := &userns.Node{NSRef: userns.NSRef{Inode: 4026532651, Dev: 4, ID: 4101}, PIDs: []int{500}, Parent: ghost,
-			UIDMap: mustMap(tb, "0:200007:100"), GIDMap: mustMap(tb, "0:200007:100"), RootID: 200007, RootVisible: true}
+		root := &userns.Node{
+			NSRef: userns.NSRef{Inode: 4026531837, Dev: 4, ID: 1}, PIDs: []int{1, 2, 300}, Self: true,
+			UIDMap: mustMap(tb, "0:0:4294967295"), GIDMap: mustMap(tb, "0:0:4294967295"), RootVisible: true,
+		}
+		ns1 := &userns.Node{
+			NSRef: userns.NSRef{Inode: 4026532601, Dev: 4, ID: 4097}, PIDs: []int{400}, Parent: root,
+			UIDMap: mustMap(tb, "0:100000:65536"), GIDMap: mustMap(tb, "0:100000:65536"), RootID: 100000, RootVisible: true,
+		}
+		ns2 := &userns.Node{
+			NSRef: userns.NSRef{Inode: 4026532602, Dev: 4, ID: 4098, OwnerUID: 100000}, PIDs: []int{401, 402}, Parent: ns1,
+			UIDMap: mustMap(tb, "0:101000:1000"), GIDMap: mustMap(tb, "0:101000:1000"), RootID: 101000, RootVisible: true,
+		}
+		ghost := &userns.Node{
+			NSRef: userns.NSRef{Inode: 4026532650, Dev: 4, ID: 4100}, Parent: root,
+			MapErr: errors.New("join user namespace: exec: \"nsenter\": executable file not found in $PATH"),
+		}
+		ns3 := &userns.Node{
+			NSRef: userns.NSRef{Inode: 4026532651, Dev: 4, ID: 4101}, PIDs: []int{500}, Parent: ghost,
+			UIDMap: mustMap(tb, "0:200007:100"), GIDMap: mustMap(tb, "0:200007:100"), RootID: 200007, RootVisible: true,
+		}
 		outside := &userns.Node{NSRef: userns.NSRef{Inode: 4026532800, Dev: 4, OwnerUID: 65534}, PIDs: []int{600}}
 		root.Children = []*userns.Node{ns1, ghost}
 		ns1.Children = []*userns.Node{ns2}
@@ -339,18 +354,30 @@ func TestRootlessCLI(t *testing.T) {
 		{name: "container root", args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "ct"}, file: ct, wantCap: "400000"},
 		{name: "nested uid", args: []string{"set", "--uidmap", "0:400000:65536", "--ns-uid", "1000", "cap_net_raw+ep", "nested"}, file: nested, wantCap: "401000"},
 		{name: "remove", args: []string{"remove", "rm"}, file: rm, wantCap: "-"},
-		{name: "file outside the ranges", args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "host"}, code: ExitError,
-			stderr: "nscap: set host: the file's owner uid 0 is outside the helper user namespace's uid map", file: hostFile, wantCap: "-"},
-		{name: "range not owned", args: []string{"set", "--uidmap", "0:500000:65536", "cap_net_raw+ep", "other"}, code: ExitError,
-			stderr: "nscap: set other: rootid 500000 is outside the helper user namespace's uid map", file: other, wantCap: "-"},
-		{name: "host-wide caps", args: []string{"set", "cap_net_raw+ep", "other"}, code: ExitError,
-			stderr: "nscap: set other: rootid 0 (revision 2: capabilities honoured by the host) is outside", file: other, wantCap: "-"},
-		{name: "remove outside the ranges", args: []string{"remove", "rm-host"}, code: ExitError,
-			stderr: "nscap: remove rm-host: the file's owner uid 0 is outside", file: rmHost, wantCap: "400000"},
-		{name: "helper never", args: []string{"set", "--helper", "never", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "never"}, code: ExitError,
-			stderr: "nscap: set never: writing security.capability needs CAP_SETFCAP", file: never, wantCap: "-"},
-		{name: "newuidmap missing", env: []string{"PATH=/nonexistent"}, args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "notool"}, code: ExitError,
-			stderr: `no helper user namespace could be started (operation not permitted): start helper: exec: "newuidmap": executable file not found in $PATH`, file: noTool, wantCap: "-"},
+		{
+			name: "file outside the ranges", args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "host"}, code: ExitError,
+			stderr: "nscap: set host: the file's owner uid 0 is outside the helper user namespace's uid map", file: hostFile, wantCap: "-",
+		},
+		{
+			name: "range not owned", args: []string{"set", "--uidmap", "0:500000:65536", "cap_net_raw+ep", "other"}, code: ExitError,
+			stderr: "nscap: set other: rootid 500000 is outside the helper user namespace's uid map", file: other, wantCap: "-",
+		},
+		{
+			name: "host-wide caps", args: []string{"set", "cap_net_raw+ep", "other"}, code: ExitError,
+			stderr: "nscap: set other: rootid 0 (revision 2: capabilities honoured by the host) is outside", file: other, wantCap: "-",
+		},
+		{
+			name: "remove outside the ranges", args: []string{"remove", "rm-host"}, code: ExitError,
+			stderr: "nscap: remove rm-host: the file's owner uid 0 is outside", file: rmHost, wantCap: "400000",
+		},
+		{
+			name: "helper never", args: []string{"set", "--helper", "never", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "never"}, code: ExitError,
+			stderr: "nscap: set never: writing security.capability needs CAP_SETFCAP", file: never, wantCap: "-",
+		},
+		{
+			name: "newuidmap missing", env: []string{"PATH=/nonexistent"}, args: []string{"set", "--uidmap", "0:400000:65536", "cap_net_raw+ep", "notool"}, code: ExitError,
+			stderr: `no helper user namespace could be started (operation not permitted): start helper: exec: "newuidmap": executable file not found in $PATH`, file: noTool, wantCap: "-",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := as(tc.env, tc.args...)

@@ -73,15 +73,17 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	defer closeArchive()
-	vo := backup.VerifyOptions{UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope,
+	defer func() { _ = closeArchive() }() // read only
+	vo := backup.VerifyOptions{
+		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope,
 		Difference: func(d backup.Difference) error {
 			if opts.JSON {
 				return writeJSON(opts.IO.Out, d)
 			}
 			_, err := fmt.Fprintln(opts.IO.Out, d.String())
 			return err
-		}}
+		},
+	}
 	var diffs []backup.Difference
 	if useHelper(opts.Helper, uid) {
 		diffs, err = backup.VerifyRootless(ctx, r, opts.Dest, vo, backup.RootlessOptions{Stderr: opts.IO.ErrOut})

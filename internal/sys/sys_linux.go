@@ -3,6 +3,7 @@ package sys
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io/fs"
 	"runtime"
 	"strings"
@@ -253,7 +254,7 @@ func getAll(get func([]byte) (int, error)) ([]byte, error) {
 		if err == nil {
 			return buf[:n:n], nil
 		}
-		if err != unix.ERANGE {
+		if !errors.Is(err, unix.ERANGE) {
 			return nil, err
 		}
 		size, err := get(nil)
@@ -335,7 +336,7 @@ func listAll(list func([]byte) (int, error)) ([]string, error) {
 		if err == nil {
 			return splitNames(buf[:n]), nil
 		}
-		if err != unix.ERANGE {
+		if !errors.Is(err, unix.ERANGE) {
 			return nil, err
 		}
 		size, err := list(nil)
@@ -490,7 +491,7 @@ var xattrat struct {
 func HasXattrat() bool {
 	xattrat.once.Do(func() {
 		_, err := Getxattrat(AtFdcwd, "/", "security.capability", AtSymlinkNofollow, nil)
-		xattrat.ok = err != unix.ENOSYS && err != unix.EPERM
+		xattrat.ok = !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM)
 	})
 	return xattrat.ok
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/internal/testutil"
 )

@@ -28,12 +28,18 @@ func TestCommentString(t *testing.T) {
 		c    Comment
 		want string
 	}{
-		{Comment{Tool: "nscap/v1", UIDMap: m, GIDMap: m, ForeignCaps: "fail"},
-			"nscap-backup/1 tool=nscap/v1 uidmap=0:100000:65536 gidmap=0:100000:65536 foreign-caps=fail"},
-		{Comment{Tool: "a b\tc", UIDMap: m, GIDMap: g, ForeignCaps: "host"},
-			"nscap-backup/1 tool=a_b_c uidmap=0:100000:65536 gidmap=0:200000:1000,1000:1000:1 foreign-caps=host"},
-		{Comment{Tool: "x", ForeignCaps: "skip"},
-			"nscap-backup/1 tool=x uidmap=identity gidmap=identity foreign-caps=skip"},
+		{
+			Comment{Tool: "nscap/v1", UIDMap: m, GIDMap: m, ForeignCaps: "fail"},
+			"nscap-backup/1 tool=nscap/v1 uidmap=0:100000:65536 gidmap=0:100000:65536 foreign-caps=fail",
+		},
+		{
+			Comment{Tool: "a b\tc", UIDMap: m, GIDMap: g, ForeignCaps: "host"},
+			"nscap-backup/1 tool=a_b_c uidmap=0:100000:65536 gidmap=0:200000:1000,1000:1000:1 foreign-caps=host",
+		},
+		{
+			Comment{Tool: "x", ForeignCaps: "skip"},
+			"nscap-backup/1 tool=x uidmap=identity gidmap=identity foreign-caps=skip",
+		},
 	}
 	for _, tc := range tests {
 		if diff := cmp.Diff(tc.want, tc.c.String()); diff != "" {
@@ -63,18 +69,28 @@ func TestParseComment(t *testing.T) {
 		{name: "empty", in: ""},
 		{name: "magic as a prefix only", in: "nscap-backup/10 uidmap=0:1:1"},
 		{name: "magic alone", in: "nscap-backup/1", ok: true},
-		{name: "full", in: "nscap-backup/1 tool=nscap/v1 uidmap=0:100000:65536 gidmap=0:200000:65536 foreign-caps=host",
-			want: Comment{Tool: "nscap/v1", UIDMap: m, GIDMap: g, ForeignCaps: "host"}, ok: true},
-		{name: "gidmap defaults to uidmap", in: "nscap-backup/1 uidmap=0:100000:65536",
-			want: Comment{UIDMap: m, GIDMap: m}, ok: true},
+		{
+			name: "full", in: "nscap-backup/1 tool=nscap/v1 uidmap=0:100000:65536 gidmap=0:200000:65536 foreign-caps=host",
+			want: Comment{Tool: "nscap/v1", UIDMap: m, GIDMap: g, ForeignCaps: "host"}, ok: true,
+		},
+		{
+			name: "gidmap defaults to uidmap", in: "nscap-backup/1 uidmap=0:100000:65536",
+			want: Comment{UIDMap: m, GIDMap: m}, ok: true,
+		},
 		{name: "identity", in: "nscap-backup/1 uidmap=identity gidmap=identity", ok: true},
 		{name: "empty map", in: "nscap-backup/1 uidmap= gidmap=0:200000:65536", want: Comment{GIDMap: g}, ok: true},
-		{name: "explicit identity gidmap", in: "nscap-backup/1 uidmap=0:100000:65536 gidmap=identity",
-			want: Comment{UIDMap: m}, ok: true},
-		{name: "unknown keys and bare words ignored", in: "  nscap-backup/1\tfuture=1 word uidmap=0:100000:65536 =x\n",
-			want: Comment{UIDMap: m, GIDMap: m}, ok: true},
-		{name: "last value wins", in: "nscap-backup/1 uidmap=0:200000:65536 uidmap=0:100000:65536 tool=a tool=b",
-			want: Comment{Tool: "b", UIDMap: m, GIDMap: m}, ok: true},
+		{
+			name: "explicit identity gidmap", in: "nscap-backup/1 uidmap=0:100000:65536 gidmap=identity",
+			want: Comment{UIDMap: m}, ok: true,
+		},
+		{
+			name: "unknown keys and bare words ignored", in: "  nscap-backup/1\tfuture=1 word uidmap=0:100000:65536 =x\n",
+			want: Comment{UIDMap: m, GIDMap: m}, ok: true,
+		},
+		{
+			name: "last value wins", in: "nscap-backup/1 uidmap=0:200000:65536 uidmap=0:100000:65536 tool=a tool=b",
+			want: Comment{Tool: "b", UIDMap: m, GIDMap: m}, ok: true,
+		},
 		{name: "value with =", in: "nscap-backup/1 tool=a=b foreign-caps=keep", want: Comment{Tool: "a=b", ForeignCaps: "keep"}, ok: true},
 		{name: "bad uidmap", in: "nscap-backup/1 uidmap=0:1", ok: true, errKey: "uidmap"},
 		{name: "bad gidmap", in: "nscap-backup/1 uidmap=0:1:1 gidmap=x", ok: true, errKey: "gidmap"},

@@ -53,7 +53,7 @@ func Nest(tb testing.TB, maps []string, exitLevel int) []int {
 	tb.Cleanup(func() {
 		sw.Close()
 		if exitLevel != 1 {
-			cmd.Wait()
+			_ = cmd.Wait() // it exits on stdin EOF; its status is not the test's
 		}
 		// Wait for the orphaned levels too: they exit on stdin EOF.
 		for _, p := range pids {
@@ -151,7 +151,7 @@ func nestMain(spec string) int {
 		}
 	}
 	if child != nil {
-		child.Wait()
+		_ = child.Wait() // it exits on stdin EOF, as this level does
 	}
 	return 0
 }

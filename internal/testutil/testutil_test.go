@@ -46,7 +46,8 @@ func leakMain() {
 		case "child":
 			// ForkExec: no pidfd, so only the child leaks.
 			pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "30"}, &syscall.ProcAttr{
-				Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+				Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+			})
 			if err != nil {
 				return 2
 			}
@@ -71,7 +72,7 @@ func leakMain() {
 		return 0
 	})).Run()
 	for _, pid := range kill {
-		syscall.Kill(pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL) // it may have exited already
 	}
 	os.Exit(code)
 }
@@ -128,8 +129,12 @@ func TestLeaked(t *testing.T) {
 		{"nothing", fds, nil, nil},
 		{"fewer fds", map[int]string{0: "/dev/null"}, nil, nil},
 		{"same count, other fd", map[int]string{0: "/dev/null", 1: "pipe:[1]", 5: "/x"}, nil, nil},
-		{"one more fd", map[int]string{0: "/dev/null", 1: "pipe:[1]", 2: "/y", 7: "pipe:[2]"}, nil,
-			[]string{"3 open file descriptors before the tests, 4 after", "fd 2 -> /y", "fd 7 -> pipe:[2]"}},
+		{
+			"one more fd",
+			map[int]string{0: "/dev/null", 1: "pipe:[1]", 2: "/y", 7: "pipe:[2]"},
+			nil,
+			[]string{"3 open file descriptors before the tests, 4 after", "fd 2 -> /y", "fd 7 -> pipe:[2]"},
+		},
 		{"child", fds, map[int]string{42: "sleep 1"}, []string{"child process 42 not reaped: sleep 1"}},
 	} {
 		got := leaked(fds, tc.fds, map[int]string{}, tc.kids)

@@ -179,7 +179,7 @@ func deleteUser(tb testing.TB, name string) {
 		if time.Now().After(deadline) {
 			for pid, desc := range procs {
 				tb.Errorf("process %d of the test user %s still runs at cleanup: %s; killing it", pid, name, desc)
-				syscall.Kill(pid, syscall.SIGKILL)
+				_ = syscall.Kill(pid, syscall.SIGKILL) // it may be gone already
 			}
 			time.Sleep(100 * time.Millisecond)
 			break
@@ -281,8 +281,8 @@ func lockUsers(tb testing.TB, name string) func() {
 		fmt.Fprintf(f, "pid %d, %s, user %s\n", os.Getpid(), tb.Name(), name)
 	}
 	return func() {
-		f.Truncate(0)
-		f.Close() // releases the lock
+		_ = f.Truncate(0) // the holder's name is informative only
+		f.Close()         // releases the lock
 	}
 }
 
@@ -341,7 +341,7 @@ func rewrite(path string, edit func([]byte) []byte) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after a failure; a no-op after the rename
+	defer func() { _ = os.Remove(tmp.Name()) }() // after a failure; a no-op after the rename
 	err = tmp.Chmod(mode)
 	if err == nil && uid >= 0 {
 		err = tmp.Chown(uid, gid)

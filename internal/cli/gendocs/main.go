@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nscap/nscap/internal/cli"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/nscap/nscap/internal/cli"
 )
 
 func main() {
