@@ -74,7 +74,7 @@ func TestHelperEventWriter(t *testing.T) {
 		helperEventPrefix + `{"t":"error","path":"stop","msg":"m"}` + "\n" + helperEventPrefix + `{"t":"error","path":"after"}` + "\nunterminated"
 	// Written in odd pieces, as a pipe delivers it.
 	for i := 0; i < len(stream); i += 7 {
-		mustWrite(t)(w.Write([]byte(stream[i:min(i+7, len(stream))])))
+		testutil.WriteOK(t)(w.Write([]byte(stream[i:min(i+7, len(stream))])))
 	}
 	w.flush()
 	want := []string{"error d/x mknod d/x: operation not permitted", "error stop m"}

@@ -194,8 +194,8 @@ func TestRestoreHostile(t *testing.T) {
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
-		mustWrite(t)(zw.Write(b))
-		mustOK(t, zw.Close())
+		testutil.WriteOK(t)(zw.Write(b))
+		testutil.NoErr(t, zw.Close())
 		return buf.Bytes()
 	}
 	bomb := func() []byte {
@@ -203,12 +203,12 @@ func TestRestoreHostile(t *testing.T) {
 		// the end-of-archive blocks, so nothing of it is read.
 		var buf bytes.Buffer
 		zw, _ := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
-		mustWrite(t)(zw.Write(makeArchive(t, "", []member{{name: "small", data: "x"}})))
+		testutil.WriteOK(t)(zw.Write(makeArchive(t, "", []member{{name: "small", data: "x"}})))
 		zero := make([]byte, 1<<20)
 		for range 256 {
-			mustWrite(t)(zw.Write(zero))
+			testutil.WriteOK(t)(zw.Write(zero))
 		}
-		mustOK(t, zw.Close())
+		testutil.NoErr(t, zw.Close())
 		return buf.Bytes()
 	}
 	ok := makeArchive(t, "", []member{{name: "a", data: "1"}, {name: "b", data: "22"}})
@@ -256,8 +256,8 @@ func TestRestoreHostile(t *testing.T) {
 			// A pax size record of 1 TiB followed by one byte of data.
 			var buf bytes.Buffer
 			tw := tar.NewWriter(&buf)
-			mustOK(t, tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40, Format: tar.FormatPAX}))
-			mustWrite(t)(tw.Write([]byte("x")))
+			testutil.NoErr(t, tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 40, Format: tar.FormatPAX}))
+			testutil.WriteOK(t)(tw.Write([]byte("x")))
 			_ = tw.Flush() // "missed writing": the entry is cut short on purpose
 			return append(buf.Bytes(), make([]byte, 1024)...)
 		}(), fatal: true},
@@ -269,10 +269,10 @@ func TestRestoreHostile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := testutil.TempDir(t)
 			outside := filepath.Join(parent, "outside")
-			mustOK(t, os.Mkdir(outside, 0o755))
-			mustOK(t, os.WriteFile(filepath.Join(outside, "target"), []byte("secret"), 0o644))
+			testutil.NoErr(t, os.Mkdir(outside, 0o755))
+			testutil.NoErr(t, os.WriteFile(filepath.Join(outside, "target"), []byte("secret"), 0o644))
 			dest := filepath.Join(parent, "dest")
-			mustOK(t, os.Mkdir(dest, 0o755))
+			testutil.NoErr(t, os.Mkdir(dest, 0o755))
 			before := snapshot(t, parent, dest)
 			wholeBefore := snapshot(t, parent, "")
 			var errs []string
@@ -303,7 +303,7 @@ func TestRestoreHostile(t *testing.T) {
 				}
 			}
 			var got []string
-			mustOK(t, filepath.WalkDir(dest, func(p string, _ fs.DirEntry, _ error) error {
+			testutil.NoErr(t, filepath.WalkDir(dest, func(p string, _ fs.DirEntry, _ error) error {
 				if p != dest {
 					got = append(got, strings.TrimPrefix(p, dest+"/"))
 				}
@@ -402,10 +402,10 @@ func TestRestoreTranslates(t *testing.T) {
 	if err != nil || len(diffs) > 0 {
 		t.Fatalf("Verify = %v, %v", diffs, err)
 	}
-	mustOK(t, exec.Command("setcap", "-n", "100000", "cap_net_raw=ep", filepath.Join(dest, "bin/nested")).Run())
-	mustOK(t, os.Chown(filepath.Join(dest, "home/acl"), 200000, 200000))
-	mustOK(t, os.WriteFile(filepath.Join(dest, "ro/f"), []byte("in a read-only dir!"), 0o644))
-	mustOK(t, os.WriteFile(filepath.Join(dest, "extra"), nil, 0o644))
+	testutil.NoErr(t, exec.Command("setcap", "-n", "100000", "cap_net_raw=ep", filepath.Join(dest, "bin/nested")).Run())
+	testutil.NoErr(t, os.Chown(filepath.Join(dest, "home/acl"), 200000, 200000))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "ro/f"), []byte("in a read-only dir!"), 0o644))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "extra"), nil, 0o644))
 	diffs, err = Verify(context.Background(), bytes.NewReader(nsArchive(t)), dest, vo)
 	if err != nil {
 		t.Fatal(err)
@@ -451,7 +451,7 @@ func TestKernelDropsCapsOnChown(t *testing.T) {
 	testutil.RequireTool(t, "setcap", "getcap")
 	dir := testutil.TempDir(t)
 	p := filepath.Join(dir, "f")
-	mustOK(t, os.WriteFile(p, []byte("x"), 0o755))
+	testutil.NoErr(t, os.WriteFile(p, []byte("x"), 0o755))
 	if out, err := exec.Command("setcap", "cap_net_raw=ep", p).CombinedOutput(); err != nil {
 		t.Fatalf("setcap: %v %s", err, out)
 	}
@@ -462,7 +462,7 @@ func TestKernelDropsCapsOnChown(t *testing.T) {
 		t.Fatalf("after chown getcap = %q; the kernel kept the caps", got)
 	}
 	dest := filepath.Join(dir, "dest")
-	mustOK(t, os.Mkdir(dest, 0o755))
+	testutil.NoErr(t, os.Mkdir(dest, 0o755))
 	a := makeArchive(t, "", []member{{name: "f", data: "x", uid: 1000, gid: 1000, xattrs: map[string]string{XattrCaps: capsV2()}}})
 	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
 		t.Fatal(err)
@@ -477,11 +477,11 @@ func TestRestoreCompressedAndOverwrite(t *testing.T) {
 	raw := nsArchive(t)
 	var gz, zs bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	mustWrite(t)(zw.Write(raw))
-	mustOK(t, zw.Close())
+	testutil.WriteOK(t)(zw.Write(raw))
+	testutil.NoErr(t, zw.Close())
 	zsw, _ := zstd.NewWriter(&zs)
-	mustWrite(t)(zsw.Write(raw))
-	mustOK(t, zsw.Close())
+	testutil.WriteOK(t)(zsw.Write(raw))
+	testutil.NoErr(t, zsw.Close())
 	m := rtMap(t, "0:300000:65536")
 	for name, a := range map[string][]byte{"gzip": gz.Bytes(), "zstd": zs.Bytes()} {
 		t.Run(name, func(t *testing.T) {
@@ -506,11 +506,11 @@ func TestRestorePeerArchives(t *testing.T) {
 	testutil.RequireTool(t, "tar", "bsdtar", "setcap", "getcap")
 	src := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, src)
-	mustOK(t, os.WriteFile(filepath.Join(src, "ping"), []byte("ping"), 0o755))
-	mustOK(t, os.WriteFile(filepath.Join(src, "nested"), []byte("nested"), 0o755))
-	mustOK(t, os.Chown(filepath.Join(src, "ping"), 100000, 100000))
-	mustOK(t, os.Chown(filepath.Join(src, "nested"), 101000, 101000))
-	mustOK(t, os.Chown(src, 100000, 100000))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(src, "ping"), []byte("ping"), 0o755))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(src, "nested"), []byte("nested"), 0o755))
+	testutil.NoErr(t, os.Chown(filepath.Join(src, "ping"), 100000, 100000))
+	testutil.NoErr(t, os.Chown(filepath.Join(src, "nested"), 101000, 101000))
+	testutil.NoErr(t, os.Chown(src, 100000, 100000))
 	for f, root := range map[string]string{"ping": "100000", "nested": "101000"} {
 		if out, err := exec.Command("setcap", "-n", root, "cap_net_raw=ep", filepath.Join(src, f)).CombinedOutput(); err != nil {
 			t.Fatalf("setcap: %v %s", err, out)
@@ -578,7 +578,7 @@ func TestRestoreCrash(t *testing.T) {
 	a := makeArchive(t, "", ms)
 	dir := t.TempDir()
 	ap := filepath.Join(dir, "a.tar")
-	mustOK(t, os.WriteFile(ap, a, 0o644))
+	testutil.NoErr(t, os.WriteFile(ap, a, 0o644))
 	dest := testutil.TempDir(t)
 	for _, delay := range []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 80 * time.Millisecond} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
@@ -639,10 +639,10 @@ func TestRestoreCrash(t *testing.T) {
 	}
 	// A kill during the sweep of the temporaries a killed restore left:
 	// plant many, let a restore start sweeping them, kill it.
-	mustOK(t, os.WriteFile(filepath.Join(dest, markerName), nil, 0o600))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, markerName), nil, 0o600))
 	for i := range 400 {
-		mustOK(t, os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755))
-		mustOK(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%04d", tmpPrefix, i)), []byte("partial"), 0o600))
+		testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755))
+		testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%04d", tmpPrefix, i)), []byte("partial"), 0o600))
 	}
 	signal = filepath.Join(dir, "sweeping")
 	cmd = exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
@@ -684,7 +684,7 @@ const topLevel = 40
 // marker) under dir.
 func countTmp(t *testing.T, dir string) int {
 	n := 0
-	mustOK(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	testutil.NoErr(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || isStagingName(d.Name()) || d.Name() == markerName) {
 			n++
 		}
@@ -714,7 +714,7 @@ func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
 		}
 	}
 	top := 0
-	mustOK(t, filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+	testutil.NoErr(t, filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dest {
 			return nil
 		}
@@ -824,9 +824,9 @@ func TestPaxXattrs(t *testing.T) {
 func TestACLFromText(t *testing.T) {
 	ent := func(tag, perm uint16, id uint32) string {
 		var b bytes.Buffer
-		mustOK(t, binary.Write(&b, binary.LittleEndian, tag))
-		mustOK(t, binary.Write(&b, binary.LittleEndian, perm))
-		mustOK(t, binary.Write(&b, binary.LittleEndian, id))
+		testutil.NoErr(t, binary.Write(&b, binary.LittleEndian, tag))
+		testutil.NoErr(t, binary.Write(&b, binary.LittleEndian, perm))
+		testutil.NoErr(t, binary.Write(&b, binary.LittleEndian, id))
 		return b.String()
 	}
 	hdr := "\x02\x00\x00\x00"
@@ -973,11 +973,11 @@ func TestRestoreBsdtarHardlinksAndACLs(t *testing.T) {
 	src := testutil.TempDir(t)
 	testutil.RequireXattrFS(t, src)
 	f := filepath.Join(src, "ping")
-	mustOK(t, os.WriteFile(f, []byte("ping"), 0o755))
-	mustOK(t, os.Chown(src, 100000, 100000))
-	mustOK(t, os.Chown(f, 100000, 100000))
-	mustOK(t, os.Mkdir(filepath.Join(src, "d"), 0o755))
-	mustOK(t, os.Chown(filepath.Join(src, "d"), 100000, 100000))
+	testutil.NoErr(t, os.WriteFile(f, []byte("ping"), 0o755))
+	testutil.NoErr(t, os.Chown(src, 100000, 100000))
+	testutil.NoErr(t, os.Chown(f, 100000, 100000))
+	testutil.NoErr(t, os.Mkdir(filepath.Join(src, "d"), 0o755))
+	testutil.NoErr(t, os.Chown(filepath.Join(src, "d"), 100000, 100000))
 	run := func(argv ...string) {
 		t.Helper()
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
@@ -987,8 +987,8 @@ func TestRestoreBsdtarHardlinksAndACLs(t *testing.T) {
 	run("setfacl", "-m", "u:100033:r,g:100044:rw", f)
 	run("setfacl", "-m", "u:100035:rwx", "-d", "-m", "u:100033:rx", filepath.Join(src, "d"))
 	run("setcap", "-n", "100000", "cap_net_raw=ep", f)
-	mustOK(t, os.Link(f, filepath.Join(src, "ping2")))
-	mustOK(t, os.Link(f, filepath.Join(src, "d", "ping3")))
+	testutil.NoErr(t, os.Link(f, filepath.Join(src, "ping2")))
+	testutil.NoErr(t, os.Link(f, filepath.Join(src, "d", "ping3")))
 	ap := filepath.Join(t.TempDir(), "b.tar")
 	run("bsdtar", "-cpf", ap, "-C", src, ".")
 	a, err := os.ReadFile(ap)
@@ -1125,10 +1125,10 @@ func TestRestoreFixtures(t *testing.T) {
 			t.Fatal(err)
 		}
 		parent := testutil.TempDir(t)
-		mustOK(t, os.Mkdir(filepath.Join(parent, "outside"), 0o755))
-		mustOK(t, os.WriteFile(filepath.Join(parent, "outside", "target"), []byte("secret"), 0o644))
+		testutil.NoErr(t, os.Mkdir(filepath.Join(parent, "outside"), 0o755))
+		testutil.NoErr(t, os.WriteFile(filepath.Join(parent, "outside", "target"), []byte("secret"), 0o644))
 		dest := filepath.Join(parent, "dest")
-		mustOK(t, os.Mkdir(dest, 0o755))
+		testutil.NoErr(t, os.Mkdir(dest, 0o755))
 		before := snapshot(t, parent, dest)
 		var errs []string
 		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil {
@@ -1163,7 +1163,7 @@ func TestVerifyNeverOpensFifo(t *testing.T) {
 	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	mustOK(t, os.Remove(filepath.Join(dest, "f")))
+	testutil.NoErr(t, os.Remove(filepath.Join(dest, "f")))
 	if err := syscall.Mkfifo(filepath.Join(dest, "f"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -1215,12 +1215,12 @@ func TestRestoreRemovesStaging(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mustOK(t, os.WriteFile(filepath.Join(staging, "a/b/c/file"), []byte("partial"), 0o600))
-	mustOK(t, os.WriteFile(filepath.Join(staging, "locked/x/file"), []byte("partial"), 0o600))
-	mustOK(t, os.Chmod(filepath.Join(staging, "locked"), 0))
-	mustOK(t, os.Symlink(outside, filepath.Join(staging, "out")))
-	mustOK(t, os.Symlink(outside, filepath.Join(staging, "a/out")))
-	mustOK(t, os.WriteFile(filepath.Join(dest, markerName), []byte(markerStaging+filepath.Base(staging)+"\n"), 0o600))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(staging, "a/b/c/file"), []byte("partial"), 0o600))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(staging, "locked/x/file"), []byte("partial"), 0o600))
+	testutil.NoErr(t, os.Chmod(filepath.Join(staging, "locked"), 0))
+	testutil.NoErr(t, os.Symlink(outside, filepath.Join(staging, "out")))
+	testutil.NoErr(t, os.Symlink(outside, filepath.Join(staging, "a/out")))
+	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, markerName), []byte(markerStaging+filepath.Base(staging)+"\n"), 0o600))
 
 	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
 	if err != nil {
@@ -1292,7 +1292,7 @@ func TestRestoreHardlinkOrder(t *testing.T) {
 		t.Helper()
 		byIno := map[uint64][]string{}
 		out := map[string]string{}
-		mustOK(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		testutil.NoErr(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || p == dir || d.IsDir() {
 				return err
 			}

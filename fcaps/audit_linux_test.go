@@ -250,15 +250,15 @@ func TestAuditCorpus(t *testing.T) {
 	bsd := runOut(t, "bsdtar", "--exclude", "./bin/empty", "-cf", "-", "-C", root, ".")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	mustWrite(t)(zw.Write(gnu))
-	mustOK(t, zw.Close())
+	testutil.WriteOK(t)(zw.Write(gnu))
+	testutil.NoErr(t, zw.Close())
 	var zs bytes.Buffer
 	enc, err := zstd.NewWriter(&zs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t)(enc.Write(bsd))
-	mustOK(t, enc.Close())
+	testutil.WriteOK(t)(enc.Write(bsd))
+	testutil.NoErr(t, enc.Close())
 	for name, data := range map[string][]byte{"gnu": gnu, "bsdtar": bsd, "gnu.gz": gz.Bytes(), "bsdtar.zst": zs.Bytes()} {
 		t.Run(name, func(t *testing.T) {
 			got := byFile(auditArchiveBytes(t, data, opts), "x.tar:")

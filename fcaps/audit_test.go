@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
 )
@@ -361,7 +362,7 @@ func tarWith(tb testing.TB, global map[string]string, members ...*tar.Header) []
 			tb.Fatal(err)
 		}
 		if h.Size > 0 {
-			mustWrite(tb)(tw.Write(make([]byte, h.Size)))
+			testutil.WriteOK(tb)(tw.Write(make([]byte, h.Size)))
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -515,7 +516,7 @@ func TestAuditArchiveTruncated(t *testing.T) {
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
-		mustWrite(t)(tw.Write(bytes.Repeat([]byte{'x'}, 3000)))
+		testutil.WriteOK(t)(tw.Write(bytes.Repeat([]byte{'x'}, 3000)))
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -557,8 +558,8 @@ func TestAuditArchiveTruncated(t *testing.T) {
 	// The same through gzip: the compressed stream cut short.
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	mustWrite(t)(zw.Write(data))
-	mustOK(t, zw.Close())
+	testutil.WriteOK(t)(zw.Write(data))
+	testutil.NoErr(t, zw.Close())
 	got, err = audit(gz.Bytes()[:gz.Len()/2], "cut.tar.gz")
 	if !errors.Is(err, fcaps.ErrBadArchive) || len(got) == 0 || !slices.Equal(got, full[:len(got)]) {
 		t.Errorf("gzip cut in half: %v, %v; want some findings and ErrBadArchive", got, err)

@@ -315,7 +315,7 @@ func truncatedArchive(t *testing.T, path string, n, keep int) {
 			_ = tw.Flush() // "missed writing" before the data: a no-op; the header is in buf already
 			cut = buf.Len() + 1000
 		}
-		mustWrite(t)(tw.Write(bytes.Repeat([]byte{'x'}, 3000)))
+		testutil.WriteOK(t)(tw.Write(bytes.Repeat([]byte{'x'}, 3000)))
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)

@@ -89,15 +89,15 @@ func testArchive(tb testing.TB) string {
 	binary.LittleEndian.PutUint32(caps[4:], 1<<13)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	mustOK(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"comment": "nscap-backup/1 uidmap=0:100000:65536 gidmap=0:100000:65536"}}))
+	testutil.NoErr(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"comment": "nscap-backup/1 uidmap=0:100000:65536 gidmap=0:100000:65536"}}))
 	mt := time.Unix(1700000000, 0)
-	mustOK(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755, ModTime: mt}))
-	mustOK(tb, tw.WriteHeader(&tar.Header{
+	testutil.NoErr(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755, ModTime: mt}))
+	testutil.NoErr(tb, tw.WriteHeader(&tar.Header{
 		Typeflag: tar.TypeReg, Name: "bin/ping", Mode: 0o755, Size: 4, ModTime: mt, Format: tar.FormatPAX,
 		PAXRecords: map[string]string{"SCHILY.xattr.security.capability": string(caps)},
 	}))
-	mustWrite(tb)(tw.Write([]byte("ping")))
-	mustOK(tb, tw.Close())
+	testutil.WriteOK(tb)(tw.Write([]byte("ping")))
+	testutil.NoErr(tb, tw.Close())
 	p := filepath.Join(tb.TempDir(), "a.tar")
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		tb.Fatal(err)
@@ -126,7 +126,7 @@ func TestRunRestoreVerify(t *testing.T) {
 	if diff := cmp.Diff(result{}, r); diff != "" {
 		t.Fatalf("verify (-want +got):\n%s", diff)
 	}
-	mustOK(t, os.WriteFile(filepath.Join(dest, "bin/ping"), []byte("pong"), 0o755)) // the kernel drops the caps too
+	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "bin/ping"), []byte("pong"), 0o755)) // the kernel drops the caps too
 	r = nscap(t, "", "verify", "--uidmap", "0:200000:65536", a, dest)
 	r.Stdout = strings.ReplaceAll(r.Stdout, dest, "$DEST")
 	// The hashes depend only on the contents; the lines are checked by shape.
