@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"math/bits"
 	"os"
@@ -101,7 +101,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 		return RestoreSummary{}, err
 	}
 	defer d.Close()
-	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]hold{}}
+	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]hold{}, seed: maphash.MakeSeed()}
 	rs.budget.cond = sync.NewCond(&rs.budget.mu)
 	if err := rs.begin(); err != nil {
 		return RestoreSummary{}, err
@@ -161,6 +161,7 @@ type restorer struct {
 
 	inflightMu sync.Mutex
 	inflight   map[string]hold // names held by workers
+	seed       maphash.Seed    // spreads directories over the workers
 
 	abortMu sync.Mutex
 	abort   error // set when opts.Error returned an error
@@ -188,6 +189,7 @@ type fileJob struct {
 	e    *archiveEntry
 	meta entryMeta
 	data []byte // nil for a hardlink
+	link bool   // a hardlink to a name the worker holds
 }
 
 // hold counts the jobs handed to a worker that hold a name (the name they
@@ -555,7 +557,7 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 			// Its target is not written yet: the worker that writes it
 			// makes the link next.
 			rs.waitFor(e.Name, w) // a worker may hold a file of that name
-			rs.queue(w, &fileJob{e: e, meta: mt}, 0)
+			rs.queue(w, &fileJob{e: e, meta: mt, link: true}, 0)
 			return nil
 		}
 		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
@@ -585,9 +587,7 @@ func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
 	// Creating a file takes its directory's lock: files of one directory
 	// go to one worker, different directories are filled in parallel.
 	dir, _ := path.Split(e.Name)
-	h := fnv.New32a()
-	h.Write([]byte(dir))
-	w := int(h.Sum32() % uint32(len(rs.jobs)))
+	w := int(maphash.String(rs.seed, dir) % uint64(len(rs.jobs)))
 	rs.waitFor(e.Name, w) // two members of one name: keep their order
 	rs.queue(w, &fileJob{e: e, meta: mt, data: data}, size)
 	return nil
@@ -598,7 +598,9 @@ func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
 func (rs *restorer) queue(w int, j *fileJob, size int64) {
 	rs.inflightMu.Lock()
 	for _, name := range j.names() {
-		rs.inflight[name] = hold{n: rs.inflight[name].n + 1, worker: w}
+		if name != "" {
+			rs.inflight[name] = hold{n: rs.inflight[name].n + 1, worker: w}
+		}
 	}
 	rs.inflightMu.Unlock()
 	rs.pending.Add(1)
@@ -610,12 +612,12 @@ func (rs *restorer) queue(w int, j *fileJob, size int64) {
 }
 
 // names returns the names job j holds: the one it creates and, for a
-// hardlink, its target.
-func (j *fileJob) names() []string {
-	if j.data == nil && j.e.Header.Typeflag == tar.TypeLink {
-		return []string{j.e.Name, j.e.Link}
+// hardlink, its target ("" for a file).
+func (j *fileJob) names() [2]string {
+	if j.link {
+		return [2]string{j.e.Name, j.e.Link}
 	}
-	return []string{j.e.Name}
+	return [2]string{j.e.Name}
 }
 
 // holder returns the worker that holds name, if one does.
@@ -738,7 +740,7 @@ func (rs *restorer) worker(jobs <-chan []*fileJob) {
 // job restores one small file, or makes one hardlink, of a batch.
 func (rs *restorer) job(pc *parentCache, j *fileJob) {
 	var err error
-	if j.data == nil && j.e.Header.Typeflag == tar.TypeLink {
+	if j.link {
 		err = rs.special(pc, j.e, j.meta)
 	} else {
 		err = rs.writeSmall(pc, j.e, j.meta, j.data)
@@ -750,6 +752,9 @@ func (rs *restorer) job(pc *parentCache, j *fileJob) {
 	}
 	rs.inflightMu.Lock()
 	for _, name := range j.names() {
+		if name == "" {
+			continue
+		}
 		h := rs.inflight[name]
 		if h.n--; h.n <= 0 {
 			delete(rs.inflight, name)
