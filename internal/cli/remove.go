@@ -64,7 +64,8 @@ EXIT STATUS
   2  usage error: bad flags or arguments, nothing was done`,
 		Example: `  nscap remove /usr/bin/ping
   nscap remove rootfs/usr/bin/*
-  nscap remove --pid 4242 /var/lib/ct/rootfs/usr/bin/ping`,
+  nscap remove --pid 4242 /var/lib/ct/rootfs/usr/bin/ping
+  nscap remove --uidmap 0:100000:65536 --gidmap 0:300000:65536 rootfs/usr/bin/ping`,
 		Args: minArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Paths = args
