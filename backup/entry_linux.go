@@ -148,12 +148,21 @@ func (r *run) prepare(it *item) {
 		it.fd = -1
 		return
 	}
+	if isSparse(st) {
+		// Holes are archived as such; without SEEK_DATA the file is
+		// archived whole.
+		ext, err := dataExtents(it.fd, hdr.Size)
+		if err == nil && (len(ext) != 1 || ext[0].n != hdr.Size) {
+			it.holes, it.sparse = true, ext
+			return
+		}
+	}
 	if st.Nlink > 1 || hdr.Size > smallFile || !r.budget.tryAcquire(hdr.Size) {
 		return
 	}
 	it.budget = hdr.Size
 	it.data = make([]byte, hdr.Size)
-	n, err := preadFull(it.fd, it.data)
+	n, err := preadFull(it.fd, it.data, 0)
 	unix.Close(it.fd)
 	it.fd = -1
 	if err != nil {
@@ -166,11 +175,11 @@ func (r *run) prepare(it *item) {
 	}
 }
 
-// preadFull reads len(b) bytes from the start of fd, or up to EOF.
-func preadFull(fd int, b []byte) (int, error) {
+// preadFull reads len(b) bytes of fd at offset off, or up to EOF.
+func preadFull(fd int, b []byte, off int64) (int, error) {
 	n := 0
 	for n < len(b) {
-		m, err := unix.Pread(fd, b[n:], int64(n))
+		m, err := unix.Pread(fd, b[n:], off+int64(n))
 		if err == unix.EINTR {
 			continue
 		}

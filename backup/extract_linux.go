@@ -56,13 +56,38 @@ type destDir struct {
 	noTmpfile bool
 }
 
-// openDest opens dir (which must exist and be a directory).
-func openDest(dir string) (*destDir, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// openDest opens dir, a directory; create makes it when it does not
+// exist (see openOrMakeDest).
+func openDest(dir string, create bool) (*destDir, error) {
+	open := func(dir string) (int, error) {
+		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	if create {
+		open = openOrMakeDest
+	}
+	fd, err := open(dir)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	return &destDir{fd: fd, path: dir, emptyPath: unix.Geteuid() == 0}, nil
+}
+
+// openOrMakeDest opens the directory dir (O_PATH), creating it first when
+// it does not exist, as restic and umoci do; its parent must exist. A
+// made directory is empty, so the restore applies the owner, mode and
+// times of the archive's root entry to it at the end.
+func openOrMakeDest(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	if err := unix.Mkdir(dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		if errors.Is(err, unix.ENOENT) {
+			return -1, fmt.Errorf("its parent directory does not exist: %w", err)
+		}
+		return -1, err
+	}
+	return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }
 
 func (d *destDir) Close() error { return unix.Close(d.fd) }

@@ -88,6 +88,12 @@ type RestoreOptions struct {
 	// Workers is the number of goroutines writing files; 0 means one per
 	// CPU, at least 2 and at most 8.
 	Workers int
+	// Sparse writes every regular file with holes where its data has
+	// runs of zeros as long as a filesystem block (aligned in the file),
+	// as GNU tar -S and restic --sparse do. Members stored sparse (GNU
+	// sparse formats, as nscap backup and tar -S write them) get their
+	// holes back whatever this says.
+	Sparse bool
 	// Reporter receives progress events; nil means none.
 	Reporter RestoreReporter
 	// Error is called for every entry that cannot be restored, with the

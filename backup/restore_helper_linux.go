@@ -79,6 +79,7 @@ type helperReq struct {
 	SourceGIDMap string          `json:"source_gid_map,omitempty"`
 	Overwrite    OverwritePolicy `json:"overwrite,omitempty"`
 	Workers      int             `json:"workers,omitempty"`
+	Sparse       bool            `json:"sparse,omitempty"`
 }
 
 // helperEvent is one progress event of a helper operation.
@@ -149,7 +150,7 @@ func init() {
 func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts RestoreOptions, ro RootlessOptions) (RestoreSummary, error) {
 	opts.applyDefaults()
 	var sum RestoreSummary
-	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, opts.Overwrite, opts.Workers, ro,
+	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse}, ro,
 		func(ev helperEvent) error {
 			switch ev.Type {
 			case "item":
@@ -181,7 +182,7 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 	}
 	var diffs []Difference
 	var resp helperVerifyResp
-	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, "", 0, ro,
+	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{}, ro,
 		func(ev helperEvent) error {
 			if ev.Type != "diff" || ev.Diff == nil {
 				return nil
@@ -195,12 +196,20 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 	return diffs, err
 }
 
+// helperTuning is what a restore in the helper takes of RestoreOptions
+// besides the maps.
+type helperTuning struct {
+	overwrite OverwritePolicy
+	workers   int
+	sparse    bool
+}
+
 // runHelper starts a helper with the target maps (plus the caller's own
 // ids), hands it the archive and dest, runs op and dispatches its events
 // to handle, one at a time. An error returned by handle kills the helper
 // and is returned.
 func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap, gidMap, srcUID, srcGID userns.Map,
-	overwrite OverwritePolicy, workers int, ro RootlessOptions, handle func(helperEvent) error, resp any,
+	tune helperTuning, ro RootlessOptions, handle func(helperEvent) error, resp any,
 ) error {
 	if uidMap.IsZero() {
 		return ErrHelperNoMap
@@ -224,7 +233,13 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 		return err
 	}
 
-	dfd, err := unix.Open(dest, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	open := func(dir string) (int, error) {
+		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	if op == helperOpRestore {
+		open = openOrMakeDest
+	}
+	dfd, err := open(dest)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: dest, Err: err}
 	}
@@ -259,7 +274,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 
 	req := helperReq{
 		DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
-		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: overwrite, Workers: workers,
+		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse,
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(afd, &st); err != nil {
@@ -572,7 +587,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	}
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
-		Overwrite: req.Overwrite, Workers: req.Workers,
+		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse,
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

@@ -37,8 +37,9 @@ const (
 	restoreBatchBytes = 1 << 20
 )
 
-// Restore extracts the archive read from r under the directory dest, which
-// must exist.
+// Restore extracts the archive read from r under the directory dest,
+// which is created when it does not exist (its parent must); a created
+// dest gets the owner, mode and times of the archive's root entry.
 //
 // Owners, POSIX ACL ids and capability rootids are translated from the
 // archive's view to the host through the target maps of opts (see
@@ -96,7 +97,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
-	d, err := openDest(dest)
+	d, err := openDest(dest, true)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
@@ -207,6 +208,7 @@ type entryMeta struct {
 	xattrs   []xattrKV
 	caps     []byte
 	times    [2]unix.Timespec
+	sparse   bool // write runs of zeros as holes
 	// refused is a part of the entry not restored (the rest is): a
 	// host-scoped cap without HostScope. warn is a notice about a value
 	// restored as asked but worth telling.
@@ -524,6 +526,7 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 		}
 	}
 	mt.times = timespecs(h.AccessTime, h.ModTime)
+	mt.sparse = rs.opts.Sparse || isSparseMember(h)
 	return mt, nil
 }
 
@@ -811,7 +814,7 @@ func (rs *restorer) keep(e *archiveEntry, st *unix.Stat_t) bool {
 // mode (an empty destination) it is created under its final name, with
 // raw system calls: open, write, owner, mode, xattrs, caps, times, close.
 func (rs *restorer) writeSmall(pc *parentCache, e *archiveEntry, mt entryMeta, data []byte) error {
-	if !rs.direct {
+	if !rs.direct || mt.sparse {
 		return rs.writeFile(pc, e, mt, bytes.NewReader(data))
 	}
 	dirfd, base, err := rs.parent(pc, e)
@@ -895,7 +898,12 @@ func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, da
 			}
 		}()
 	}
-	n, err := io.Copy(f, data)
+	var n int64
+	if mt.sparse {
+		n, err = copySparse(f, data, e.Header.Size)
+	} else {
+		n, err = io.Copy(f, data)
+	}
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

@@ -38,7 +38,7 @@ func Verify(ctx context.Context, r io.Reader, dest string, opts VerifyOptions) (
 	if err != nil {
 		return nil, err
 	}
-	d, err := openDest(dest)
+	d, err := openDest(dest, false)
 	if err != nil {
 		return nil, err
 	}

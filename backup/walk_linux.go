@@ -67,10 +67,12 @@ type item struct {
 	// Filled by prepare.
 	st      unix.Stat_t
 	hdr     *tar.Header
-	data    []byte // content read ahead (len = hdr.Size), or nil
-	budget  int64  // read-ahead bytes to give back
-	fd      int    // open regular file to stream (-1 when none)
-	err     error  // the item cannot be archived
+	data    []byte   // content read ahead (len = hdr.Size), or nil
+	holes   bool     // a sparse file: archived as runs of data, streamed by the writer
+	sparse  []extent // its data runs
+	budget  int64    // read-ahead bytes to give back
+	fd      int      // open regular file to stream (-1 when none)
+	err     error    // the item cannot be archived
 	warns   []error
 	skip    bool  // not archivable (socket): warn, write nothing
 	caps    bool  // a security.capability is stored
@@ -192,7 +194,7 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 		})
 	}
 
-	wr := &writer{r: r, tw: tw, links: map[devIno]string{}, rep: opts.Reporter}
+	wr := &writer{r: r, tw: tw, raw: zw, links: map[devIno]string{}, rep: opts.Reporter}
 	var fatal error
 	for b := range order {
 		for _, it := range b {

@@ -1,9 +1,11 @@
 package backup
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,6 +41,12 @@ type Options struct {
 	// memory; 0 means 16 MiB. Files that do not fit are streamed by the
 	// writer itself.
 	ReadAhead int64
+	// Verify makes [Archiver.WriteFile] read the archive back once written
+	// and compare every entry with the tree, as GNU tar --verify does
+	// (see [Verify]): a difference fails the backup with a
+	// [*VerifyFailedError] and no file is kept. It costs a second read of
+	// the archive and of every file of the tree.
+	Verify bool
 	// Reporter receives progress events; nil means none.
 	Reporter Reporter
 }
@@ -136,6 +144,7 @@ type Summary struct {
 	Written   int64         `json:"written"`      // bytes of the (compressed) archive stream
 	Caps      int64         `json:"caps"`         // security.capability values stored
 	Xattrs    int64         `json:"xattrs"`       // xattrs stored, caps included
+	Sparse    int64         `json:"sparse"`       // regular files archived with their holes
 	Skipped   int64         `json:"skipped"`      // sockets and dropped foreign caps
 	Errors    int64         `json:"errors"`       // items reported through Reporter.Error
 	Duration  time.Duration `json:"duration_ns"`  // wall time
@@ -259,6 +268,11 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 	if err = f.Sync(); err != nil {
 		return s, err
 	}
+	if a.opts.Verify {
+		if err = a.verify(ctx, f, root); err != nil {
+			return s, err
+		}
+	}
 	if err = f.Close(); err != nil {
 		return s, err
 	}
@@ -271,6 +285,65 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 		d.Close()
 	}
 	return s, nil
+}
+
+// VerifyFailedError is a backup whose archive, read back, differs from
+// the tree ([Options.Verify]): the tree changed while it was archived, or
+// the archive is not faithful. No archive was kept.
+type VerifyFailedError struct {
+	Diffs []Difference
+}
+
+// Error lists the differences (the first 20).
+func (e *VerifyFailedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "verify archive: %d difference(s) from the tree:", len(e.Diffs))
+	for i, d := range e.Diffs {
+		if i == maxListed {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Diffs)-maxListed)
+			break
+		}
+		b.WriteString("\n  ")
+		b.WriteString(d.String())
+	}
+	return b.String()
+}
+
+// verify reads the archive just written to f back and compares it with
+// the tree at root under the backup's maps. What the backup leaves out on
+// purpose is not a difference: sockets, the archive itself, and the
+// foreign caps dropped under [ForeignCapsSkip].
+func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	self, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	o := a.opts
+	diffs, err := Verify(ctx, bufio.NewReaderSize(f, 256<<10), root, VerifyOptions{
+		UIDMap: o.UIDMap, GIDMap: o.GIDMap, HostScope: o.ForeignCaps == ForeignCapsHost,
+	})
+	if err != nil {
+		return fmt.Errorf("verify archive: %w", err)
+	}
+	var kept []Difference
+	for _, d := range diffs {
+		if d.Kind == DiffExtra {
+			if fi, err := os.Lstat(d.Path); err == nil && (fi.Mode().Type() == fs.ModeSocket || os.SameFile(fi, self)) {
+				continue
+			}
+		}
+		if d.Kind == DiffCaps && d.Want == "" && o.ForeignCaps == ForeignCapsSkip {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	if len(kept) > 0 {
+		return &VerifyFailedError{Diffs: kept}
+	}
+	return nil
 }
 
 // WriteFile archives the tree at root into the file name atomically (see

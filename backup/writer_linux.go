@@ -3,6 +3,7 @@ package backup
 import (
 	"archive/tar"
 	"fmt"
+	"io"
 	"io/fs"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +13,7 @@ import (
 type writer struct {
 	r      *run
 	tw     *tar.Writer
+	raw    io.Writer // under tw: sparse members are written around it
 	rep    Reporter
 	links  map[devIno]string // first name of each inode with nlink > 1
 	sum    Summary
@@ -67,13 +69,19 @@ func (w *writer) emit(it *item) error {
 		}
 	}
 	w.rep.StartFile(name)
-	if err := w.tw.WriteHeader(hdr); err != nil {
+	if hdr.Typeflag == tar.TypeReg && it.holes {
+		if err := w.sparseMember(it); err != nil {
+			return err
+		}
+	} else if err := w.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("write archive: %s: %w", name, err)
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
-		if err := w.content(it); err != nil {
-			return err
+		if !it.holes {
+			if err := w.content(it); err != nil {
+				return err
+			}
 		}
 		w.sum.Files++
 		w.sum.Bytes += hdr.Size
@@ -116,50 +124,87 @@ func (w *writer) content(it *item) error {
 		}
 		return nil
 	}
+	return w.stream(w.tw, it, 0, size)
+}
+
+// stream copies n bytes of it's file from offset off to out in chunks of
+// w.buf. A file that shrank (or failed to read) is padded with zeros to
+// the size the header promised, as GNU tar does, and reported.
+func (w *writer) stream(out io.Writer, it *item, off, n int64) error {
 	if w.buf == nil {
-		w.buf = make([]byte, 256<<10)
+		w.buf = make([]byte, streamChunk)
 	}
-	var off int64
-	for off < size {
-		n := int(min(int64(len(w.buf)), size-off))
-		m, err := preadFull(it.fd, w.buf[:n])
+	for end := off + n; off < end; {
+		k := int(min(int64(len(w.buf)), end-off))
+		m, err := preadFull(it.fd, w.buf[:k], off)
 		if err != nil && it.lateErr == nil {
 			it.lateErr = &fs.PathError{Op: "read", Path: it.hdr.Name, Err: err}
 		}
-		if m < n {
-			// Shrank (or a read error): pad with zeros to the size the
-			// header promised, as GNU tar does, and report it.
-			clear(w.buf[m:n])
+		if m < k {
+			clear(w.buf[m:k])
 			if it.lateErr == nil {
-				it.lateErr = &fs.PathError{Op: "read", Path: it.hdr.Name, Err: &ShrankError{Size: size, Read: off + int64(m)}}
+				it.lateErr = &fs.PathError{Op: "read", Path: it.hdr.Name, Err: &ShrankError{Size: it.hdr.Size, Read: off + int64(m)}}
 			}
-			if _, err := w.tw.Write(w.buf[:n]); err != nil {
+			if _, err := out.Write(w.buf[:k]); err != nil {
 				return fmt.Errorf("write archive: %s: %w", it.hdr.Name, err)
 			}
-			off += int64(n)
-			return w.pad(it.hdr.Name, size-off)
+			off += int64(k)
+			return w.pad(out, it.hdr.Name, end-off)
 		}
-		if _, err := w.tw.Write(w.buf[:m]); err != nil {
+		if _, err := out.Write(w.buf[:k]); err != nil {
 			return fmt.Errorf("write archive: %s: %w", it.hdr.Name, err)
 		}
-		off += int64(m)
+		off += int64(k)
 	}
 	return nil
 }
 
-// pad writes n zero bytes to the member name.
-func (w *writer) pad(name string, n int64) error {
+// streamChunk is the size of the buffer a streamed file is copied by.
+const streamChunk = 256 << 10
+
+// pad writes n zero bytes to out for the member name.
+func (w *writer) pad(out io.Writer, name string, n int64) error {
 	if w.zeros == nil {
 		w.zeros = make([]byte, 64<<10)
 	}
 	for n > 0 {
 		k := min(n, int64(len(w.zeros)))
-		if _, err := w.tw.Write(w.zeros[:k]); err != nil {
+		if _, err := out.Write(w.zeros[:k]); err != nil {
 			return fmt.Errorf("write archive: %s: %w", name, err)
 		}
 		n -= k
 	}
 	return nil
+}
+
+// sparseMember writes a sparse file as a GNU pax sparse member (format
+// 1.0, see sparse_linux.go): its header blocks, the map and its data runs
+// go to the stream under tw, which is between members then.
+func (w *writer) sparseMember(it *item) error {
+	name := it.hdr.Name
+	sh, m := sparseHeader(it.hdr, it.sparse)
+	blocks, err := encodeSparseHeader(sh)
+	if err != nil {
+		return fmt.Errorf("write archive: %s: %w", name, err)
+	}
+	if err := w.tw.Flush(); err != nil {
+		return fmt.Errorf("write archive: %s: %w", name, err)
+	}
+	if _, err := w.raw.Write(blocks); err != nil {
+		return fmt.Errorf("write archive: %s: %w", name, err)
+	}
+	if _, err := w.raw.Write(m); err != nil {
+		return fmt.Errorf("write archive: %s: %w", name, err)
+	}
+	var data int64
+	for _, e := range it.sparse {
+		if err := w.stream(w.raw, it, e.off, e.n); err != nil {
+			return err
+		}
+		data += e.n
+	}
+	w.sum.Sparse++
+	return w.pad(w.raw, name, -data&(blockSize-1))
 }
 
 // finish gives back what an item holds, after it was written or dropped.

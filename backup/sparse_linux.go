@@ -1,0 +1,258 @@
+package backup
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A sparse file (fewer blocks allocated than its size) is archived as a
+// GNU tar pax sparse member, format 1.0, which GNU tar, bsdtar and
+// archive/tar read: the header is named DIR/GNUSparseFile.0/BASE and
+// carries the real name and size in GNU.sparse.* records; its data is the
+// sparse map (decimal text, padded to a block) followed by the data
+// extents only. A 100 MiB file with 8 KiB of data takes 8.5 KiB.
+
+// extent is a run of data in a sparse file.
+type extent struct{ off, n int64 }
+
+// pax records of the GNU sparse format 1.0.
+const (
+	paxSparseMajor    = "GNU.sparse.major"
+	paxSparseMinor    = "GNU.sparse.minor"
+	paxSparseName     = "GNU.sparse.name"
+	paxSparseRealSize = "GNU.sparse.realsize"
+)
+
+// isSparse tells whether a regular file of this stat has holes worth
+// archiving as such: fewer 512-byte blocks allocated than its size needs.
+func isSparse(st *unix.Stat_t) bool {
+	return st.Size > 0 && st.Blocks*512 < st.Size
+}
+
+// dataExtents returns the data runs of fd (size bytes) with SEEK_DATA and
+// SEEK_HOLE. A filesystem without them reports the whole file as data.
+// A file that changes meanwhile gives a map that may not match its data:
+// the writer pads or cuts each run as it reads it, as for any file that
+// changes while read.
+func dataExtents(fd int, size int64) ([]extent, error) {
+	var ext []extent
+	var off int64
+	for off < size {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole up to EOF
+		}
+		if err != nil {
+			return nil, err
+		}
+		if data >= size {
+			break
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		hole = min(hole, size)
+		ext = append(ext, extent{data, hole - data})
+		off = hole
+	}
+	return ext, nil
+}
+
+// sparseMap formats the map of the sparse format 1.0: the number of
+// entries, then each offset and length, one decimal per line, padded with
+// NULs to a 512-byte block. A file ending in a hole gets a last empty
+// entry at its size, as GNU tar writes it.
+func sparseMap(ext []extent, size int64) ([]byte, []extent) {
+	if n := len(ext); n == 0 || ext[n-1].off+ext[n-1].n < size {
+		ext = append(ext, extent{size, 0})
+	}
+	b := strconv.AppendInt(nil, int64(len(ext)), 10)
+	b = append(b, '\n')
+	for _, e := range ext {
+		b = strconv.AppendInt(b, e.off, 10)
+		b = append(b, '\n')
+		b = strconv.AppendInt(b, e.n, 10)
+		b = append(b, '\n')
+	}
+	if r := len(b) % 512; r != 0 {
+		b = append(b, make([]byte, 512-r)...)
+	}
+	return b, ext
+}
+
+// sparseHeader returns the header of the sparse member of hdr (a regular
+// file of hdr.Size bytes) whose data runs are ext, and the map to write
+// before the data.
+func sparseHeader(hdr *tar.Header, ext []extent) (*tar.Header, []byte) {
+	m, _ := sparseMap(ext, hdr.Size)
+	var data int64
+	for _, e := range ext {
+		data += e.n
+	}
+	h := *hdr
+	dir, base := path.Split(hdr.Name)
+	h.Name = dir + "GNUSparseFile.0/" + base
+	h.Size = int64(len(m)) + data
+	h.PAXRecords = maps.Clone(hdr.PAXRecords)
+	if h.PAXRecords == nil {
+		h.PAXRecords = make(map[string]string, 4)
+	}
+	h.PAXRecords[paxSparseMajor] = "1"
+	h.PAXRecords[paxSparseMinor] = "0"
+	h.PAXRecords[paxSparseName] = hdr.Name
+	h.PAXRecords[paxSparseRealSize] = strconv.FormatInt(hdr.Size, 10)
+	return &h, m
+}
+
+// isSparseMember tells whether an archive member was stored sparse (GNU
+// old, 0.x or 1.0 formats): restore re-creates its holes.
+func isSparseMember(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for _, k := range [...]string{paxSparseMajor, "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.numblocks"} {
+		if _, ok := h.PAXRecords[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeSparseHeader returns the header blocks of a sparse member h (made
+// by sparseHeader). archive/tar keeps the GNU.sparse.* records out of a
+// member's extended header (it writes no sparse files itself) but writes
+// any record in a global one: the member's own records and the sparse ones
+// are encoded as a global header whose type is then made 'x', followed by
+// the member's header block as archive/tar encodes it.
+func encodeSparseHeader(h *tar.Header) ([]byte, error) {
+	var member bytes.Buffer
+	plain := *h
+	plain.PAXRecords = make(map[string]string, len(h.PAXRecords))
+	for k, v := range h.PAXRecords {
+		if !strings.HasPrefix(k, "GNU.sparse.") {
+			plain.PAXRecords[k] = v
+		}
+	}
+	if err := tar.NewWriter(&member).WriteHeader(&plain); err != nil {
+		return nil, err
+	}
+	blocks := member.Bytes()
+	main := blocks[len(blocks)-blockSize:]
+	// The records archive/tar chose (path, mtime, uid... and ours).
+	rd, err := tar.NewReader(bytes.NewReader(blocks)).Next()
+	if err != nil {
+		return nil, err
+	}
+	recs := maps.Clone(rd.PAXRecords)
+	if recs == nil {
+		recs = make(map[string]string, 4)
+	}
+	for k, v := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			recs[k] = v
+		}
+	}
+	dir, base := path.Split(h.PAXRecords[paxSparseName])
+	var ext bytes.Buffer
+	err = tar.NewWriter(&ext).WriteHeader(&tar.Header{
+		Typeflag:   tar.TypeXGlobalHeader,
+		Name:       dir + "PaxHeaders.0/" + base,
+		PAXRecords: recs,
+		Format:     tar.FormatPAX,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := ext.Bytes()
+	out[156] = tar.TypeXHeader
+	setChecksum(out[:blockSize])
+	// archive/tar pads the records only when the next write comes.
+	if r := len(out) % blockSize; r != 0 {
+		out = append(out, make([]byte, blockSize-r)...)
+	}
+	return append(out, main...), nil
+}
+
+const blockSize = 512
+
+// setChecksum recomputes the header checksum of a tar block, as the
+// ustar spec says: the sum of its bytes with the field itself as spaces,
+// six octal digits, a NUL and a space.
+func setChecksum(b []byte) {
+	copy(b[148:156], "        ")
+	var sum int64
+	for _, c := range b {
+		sum += int64(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}
+
+// holeBlock is the unit of the holes restore makes: a run of zeros of
+// that size, aligned on it in the file, is skipped instead of written.
+// 4 KiB is the block of ext4, xfs and btrfs on usual systems.
+const holeBlock = 4096
+
+var zeroBlock [holeBlock]byte
+
+// copySparse writes the size bytes read from r to f, leaving a hole for
+// every aligned block of zeros, and sets the size at the end (a file
+// that ends in a hole has no data there). It returns the bytes consumed
+// from r.
+func copySparse(f *os.File, r io.Reader, size int64) (int64, error) {
+	buf := make([]byte, min(max(size, holeBlock), streamChunk))
+	var off int64
+	for off < size {
+		k := int(min(int64(len(buf)), size-off))
+		m, err := io.ReadFull(r, buf[:k])
+		if err := writeData(f, buf[:m], off); err != nil {
+			return off, err
+		}
+		off += int64(m)
+		if err != nil {
+			return off, err
+		}
+	}
+	if err := f.Truncate(size); err != nil {
+		return off, err
+	}
+	return off, nil
+}
+
+// writeData writes b at offset off of f (a multiple of holeBlock, or the
+// last piece of the file), skipping the blocks that are all zeros.
+func writeData(f *os.File, b []byte, off int64) error {
+	for len(b) > 0 {
+		// A run of data blocks, then a run of zero blocks.
+		i := 0
+		for i < len(b) && !isZero(b[i:min(i+holeBlock, len(b))]) {
+			i += holeBlock
+		}
+		i = min(i, len(b))
+		if i > 0 {
+			if _, err := f.WriteAt(b[:i], off); err != nil {
+				return err
+			}
+		}
+		j := i
+		for j < len(b) && isZero(b[j:min(j+holeBlock, len(b))]) {
+			j += holeBlock
+		}
+		j = min(j, len(b))
+		off += int64(j)
+		b = b[j:]
+	}
+	return nil
+}
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
