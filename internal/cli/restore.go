@@ -140,6 +140,7 @@ type restoreOptions struct {
 	Overwrite backup.OverwritePolicy
 	Direct    bool
 	Workers   int
+	Sparse    bool
 	JSON      bool
 	Quiet     bool
 }
@@ -151,7 +152,9 @@ func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command 
 		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
 		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
 		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip or
-zstd, detected from the bytes; - for stdin) under the existing directory DEST.
+zstd, detected from the bytes; - for stdin) under the directory DEST. A
+missing DEST is created (its parent must exist) and gets the owner, mode and
+times of the archive's root entry, as restic and umoci do.
 
 Nothing is ever written outside DEST: every path is resolved beneath DEST
 without following symlinks, a leading "/" is stripped and a ".." component
@@ -177,6 +180,10 @@ Each file gets its data, owner, mode, xattrs, caps (last: the kernel drops
 caps on chown and writes) and times before it appears under its final
 name; directories get their mode and times after their contents. A restore
 over a partial one completes it (--overwrite always, the default).
+
+Members stored sparse (GNU tar -S, nscap backup of a sparse file) get their
+holes back. --sparse makes a hole of every aligned 4 KiB block of zeros of
+every file, as GNU tar -S and restic restore --sparse do.
 
 HELPER USER NAMESPACE
 Setting owners and capabilities needs CAP_CHOWN and CAP_SETFCAP. An
@@ -224,6 +231,7 @@ With --json, errors and the summary are JSON Lines on stdout with a
 	opts.Maps.register(fl)
 	fl.StringVar(&opts.Helper, "helper", "auto", "use a helper user namespace: auto, always or never")
 	fl.StringVar(&overwrite, "overwrite", "always", "existing entries: always replace, if-changed (size or mtime differ), never")
+	fl.BoolVar(&opts.Sparse, "sparse", false, "write every aligned 4 KiB run of zeros as a hole (members stored sparse always get their holes)")
 	fl.BoolVar(&opts.Direct, "direct", false, "into an empty DEST, create files under their final names (saves only the final renames; a killed restore leaves partial files there until re-run)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines writing files (0: automatic)")
 	return cmd
@@ -252,7 +260,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	eperm := 0
 	ro := backup.RestoreOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers,
+		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse,
 		Error: func(p string, err error) error {
 			mu.Lock()
 			defer mu.Unlock()
