@@ -204,9 +204,9 @@ func TestSparse(t *testing.T) {
 		at   []int64 // offsets of 4 KiB of data
 	}{
 		"d/big":     {100 << 20, []int64{5 << 20, 60 << 20}}, // 100 MiB, 8 KiB of data
-		"head":      {10 << 20, []int64{0}},                   // data, then a hole to the end
-		"tail":      {10<<20 + 7, []int64{10<<20 - 4089}},     // a hole, then data to an odd end
-		"empty":     {3 << 20, nil},                           // a hole only
+		"head":      {10 << 20, []int64{0}},                  // data, then a hole to the end
+		"tail":      {10<<20 + 7, []int64{10<<20 - 4089}},    // a hole, then data to an odd end
+		"empty":     {3 << 20, nil},                          // a hole only
 		"unaligned": {1 << 20, []int64{123457}},
 	}
 	for name, f := range files {
