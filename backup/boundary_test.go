@@ -3,6 +3,8 @@
 package backup
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -393,5 +395,51 @@ func TestBackupVerify(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".b.tar*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// TestRestoreLastMemberWins: of two members of one name, the later wins,
+// whatever their sizes (a small one waits in a worker's batch while a
+// large one is written at once), as with every tar reader; GNU tar's
+// extraction of the same archive is the oracle.
+func TestRestoreLastMemberWins(t *testing.T) {
+	testutil.RequireTool(t, "tar")
+	dir := testutil.TempDir(t)
+	small := []byte("old!")
+	large := make([]byte, restoreSmallFile+1)
+	_, _ = rand.Read(large)
+	for _, order := range [][2][]byte{{small, large}, {large, small}} {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		for i, data := range order {
+			hdr := &tar.Header{Name: "target", Mode: []int64{0o4755, 0o755}[i], Size: int64(len(data)), Typeflag: tar.TypeReg, Uid: os.Getuid(), Gid: os.Getgid()}
+			testutil.NoErr(t, tw.WriteHeader(hdr))
+			_, err := tw.Write(data)
+			testutil.NoErr(t, err)
+		}
+		testutil.NoErr(t, tw.Close())
+		name := fmt.Sprintf("%d-%d", len(order[0]), len(order[1]))
+		archive := filepath.Join(dir, name+".tar")
+		testutil.NoErr(t, os.WriteFile(archive, b.Bytes(), 0o600))
+		gnu := filepath.Join(dir, name+"-gnu")
+		testutil.NoErr(t, os.Mkdir(gnu, 0o755))
+		if out, err := exec.Command("tar", "-xpf", archive, "-C", gnu).CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v\n%s", err, out)
+		}
+		for _, workers := range []int{1, 2, 4} {
+			for _, into := range []string{"new", "full"} {
+				dest := filepath.Join(dir, fmt.Sprintf("%s-%d-%s", name, workers, into))
+				if into == "full" {
+					testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "other"), 0o755))
+				}
+				restoreFile(t, archive, dest, RestoreOptions{Workers: workers})
+				sameFiles(t, "restore "+name, gnu, dest)
+				want, _ := os.Stat(filepath.Join(gnu, "target"))
+				got, _ := os.Stat(filepath.Join(dest, "target"))
+				if got.Mode() != want.Mode() {
+					t.Errorf("restore %s (%d workers, %s DEST): mode %v, GNU tar %v", name, workers, into, got.Mode(), want.Mode())
+				}
+			}
+		}
 	}
 }

@@ -551,6 +551,7 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 		if h.Size <= restoreSmallFile {
 			return rs.dispatch(e, mt)
 		}
+		rs.waitFor(e.Name, -1) // an earlier member of that name is written first
 		return rs.writeFile(pc, e, mt, rs.ar)
 	case tar.TypeDir:
 		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
