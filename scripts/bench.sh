@@ -56,9 +56,11 @@ for what in $ONLY; do
   backup)
     has backup || { echo "== backup: nscap backup not available yet, skipped"; continue; }
     "$bin/benchcmp" -n "$ROUNDS" -prep "rm -f $SCR/out-tar.tar $SCR/out-nscap.tar" \
-      -title "== backup: nscap backup vs tar --xattrs --xattrs-include='*' -cf (same fs)" \
+      -title "== backup: nscap backup vs tar --xattrs --xattrs-include='*' -cf (same fs); --verify vs tar --verify" \
       "tar=tar --xattrs --xattrs-include='*' -cf $SCR/out-tar.tar -C $tree ." \
-      "nscap=$N backup --no-progress -q -o $SCR/out-nscap.tar $tree"
+      "nscap=$N backup --no-progress -q -o $SCR/out-nscap.tar $tree" \
+      "tar-W=tar --xattrs --xattrs-include='*' --verify -cf $SCR/out-tar.tar -C $tree ." \
+      "verify=$N backup --verify --no-progress -q -o $SCR/out-nscap.tar $tree"
     ;;
   restore)
     has restore || { echo "== restore: nscap restore not available yet, skipped"; continue; }
