@@ -277,13 +277,21 @@ func TestSparse(t *testing.T) {
 	restoreFile(t, archive, filepath.Join(dir, "restored"), RestoreOptions{})
 	check("nscap backup, nscap restore", filepath.Join(dir, "restored"))
 
-	// GNU tar -S writes its own sparse members: restored with holes.
-	gnuS := filepath.Join(dir, "gnuS.tar")
-	if b, err := exec.Command("tar", "-cSf", gnuS, "-C", src, ".").CombinedOutput(); err != nil {
-		t.Fatalf("tar -cS: %v\n%s", err, b)
+	// GNU tar -S writes sparse members in each of its formats: old GNU,
+	// and pax 0.0, 0.1 and 1.0. Restored with holes.
+	for _, format := range [][]string{{"gnu"}, {"posix", "0.0"}, {"posix", "0.1"}, {"posix", "1.0"}} {
+		name := strings.Join(format, "-")
+		args := []string{"-cS", "--format=" + format[0], "-f", filepath.Join(dir, name+".tar"), "-C", src, "."}
+		if len(format) > 1 {
+			args = append(args, "--sparse-version="+format[1])
+		}
+		if b, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
+			t.Fatalf("tar %v: %v\n%s", args, err, b)
+		}
+		out := filepath.Join(dir, "from-"+name)
+		restoreFile(t, filepath.Join(dir, name+".tar"), out, RestoreOptions{})
+		check("GNU tar -S --format="+name+" archive, nscap restore", out)
 	}
-	restoreFile(t, gnuS, filepath.Join(dir, "from-gnuS"), RestoreOptions{})
-	check("GNU tar -S archive, nscap restore", filepath.Join(dir, "from-gnuS"))
 
 	// Without -S the zeros are data: holes only with Sparse.
 	plain := filepath.Join(dir, "plain.tar")
