@@ -1223,38 +1223,67 @@ func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
 	return ""
 }
 
-// applyAt gives the entry tmp in dirfd (not a regular file, never
-// followed) its owner, mode, xattrs and times.
+// applyAt gives the entry tmp in dirfd (a symlink, fifo or device the
+// restore just made, not a regular file) its owner, mode, xattrs and
+// times through a descriptor of the object itself: the directory may be
+// writable by the container, which can swap another object, a symlink to
+// a host file above all, in under the name at any time. The descriptor is
+// opened without following, and must be what the restore made (its type,
+// one link, owned by the restore) before anything is changed.
 func (rs *restorer) applyAt(dirfd int, tmp string, e *archiveEntry, mt entryMeta) error {
-	if err := unix.Fchownat(dirfd, tmp, mt.uid, mt.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	pfd, err := unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return rs.d.pathErr("open", e.Name, err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return rs.d.pathErr("fstat", e.Name, err)
+	}
+	if st.Mode&unix.S_IFMT != specialType(e.Header.Typeflag) || st.Nlink != 1 || st.Uid != uint32(unix.Geteuid()) {
+		return rs.d.pathErr("restore", e.Name, ErrReplaced)
+	}
+	if err := unix.Fchownat(pfd, "", mt.uid, mt.gid, unix.AT_EMPTY_PATH); err != nil {
 		return rs.d.pathErr("chown", e.Name, err)
 	}
-	isLink := e.Header.Typeflag == tar.TypeSymlink
-	if !isLink {
-		// tmp is our fresh fifo or device node, not a symlink.
-		if err := unix.Fchmodat(dirfd, tmp, mt.mode, 0); err != nil {
+	// The magic link of an O_PATH descriptor leads to the inode itself,
+	// even a symlink's, and no further.
+	p := procPath(pfd)
+	if e.Header.Typeflag != tar.TypeSymlink {
+		if err := unix.Chmod(p, mt.mode); err != nil {
 			return rs.d.pathErr("chmod", e.Name, err)
 		}
 	}
-	if len(mt.xattrs) > 0 {
-		pfd, err := unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return rs.d.pathErr("open", e.Name, err)
-		}
-		defer unix.Close(pfd)
-		for _, x := range mt.xattrs {
-			// The magic link of an O_PATH descriptor leads to the inode
-			// itself, even a symlink's.
-			if err := unix.Setxattr(procPath(pfd), x.name, x.value, 0); err != nil {
-				return rs.d.pathErr("setxattr "+x.name, e.Name, err)
-			}
+	for _, x := range mt.xattrs {
+		if err := unix.Setxattr(p, x.name, x.value, 0); err != nil {
+			return rs.d.pathErr("setxattr "+x.name, e.Name, err)
 		}
 	}
 	ts := mt.times
-	if err := unix.UtimesNanoAt(dirfd, tmp, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts[:], 0); err != nil {
 		return rs.d.pathErr("utimensat", e.Name, err)
 	}
 	return nil
+}
+
+// ErrReplaced is an entry that something else replaced under the
+// temporary name the restore had just made it under: nothing of it was
+// changed, and it is not restored.
+var ErrReplaced = errors.New("backup: entry replaced under its temporary name while restored (a concurrent writer in DEST)")
+
+// specialType is the file type that special() makes for a member type.
+func specialType(t byte) uint32 {
+	switch t {
+	case tar.TypeSymlink:
+		return unix.S_IFLNK
+	case tar.TypeFifo:
+		return unix.S_IFIFO
+	case tar.TypeChar:
+		return unix.S_IFCHR
+	case tar.TypeBlock:
+		return unix.S_IFBLK
+	}
+	return 0
 }
 
 func typeName(t byte) string {
