@@ -276,6 +276,14 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = make(map[string]string, len(names))
 		}
+		// ACLs also as text, as GNU tar --acls and bsdtar store them:
+		// what both restore from (GNU tar ignores the binary xattr).
+		switch name {
+		case XattrACLAccess:
+			hdr.PAXRecords[paxACLAccess] = aclText(val)
+		case XattrACLDefault:
+			hdr.PAXRecords[paxACLDefault] = aclText(val)
+		}
 		hdr.PAXRecords[paxXattrPrefix+tarfmt.EscapeName(name)] = string(val)
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
@@ -277,6 +279,53 @@ func aclTranslate(name string, raw []byte, uid, gid func(uint32) (uint32, error)
 		binary.LittleEndian.PutUint32(out[off+4:], nid)
 	}
 	return out, nil
+}
+
+// aclText returns the text form of a valid POSIX ACL xattr value (as
+// [ACLToArchive] returns it), as bsdtar writes it in SCHILY.acl.access
+// and SCHILY.acl.default records and GNU tar --acls and bsdtar read it:
+// comma-separated TAG:QUALIFIER:PERMS[:ID] entries. Named entries carry
+// the numeric id as their qualifier and as the ID field: a container's
+// ids have no names on the host (GNU tar gives the qualifier to
+// acl_from_text, bsdtar and nscap take the ID).
+func aclText(raw []byte) string {
+	var b strings.Builder
+	for off := aclHeaderSize; off+aclEntrySize <= len(raw); off += aclEntrySize {
+		tag := binary.LittleEndian.Uint16(raw[off:])
+		perm := binary.LittleEndian.Uint16(raw[off+2:])
+		id := binary.LittleEndian.Uint32(raw[off+4:])
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		qual := ""
+		switch tag {
+		case aclUserObj, aclUser:
+			b.WriteString("user:")
+		case aclGroupObj, aclGroup:
+			b.WriteString("group:")
+		case aclMask:
+			b.WriteString("mask:")
+		case aclOther:
+			b.WriteString("other:")
+		}
+		if tag == aclUser || tag == aclGroup {
+			qual = strconv.FormatUint(uint64(id), 10)
+		}
+		b.WriteString(qual)
+		b.WriteByte(':')
+		for i, c := range "rwx" {
+			if perm&(4>>i) != 0 {
+				b.WriteRune(c)
+			} else {
+				b.WriteByte('-')
+			}
+		}
+		if qual != "" {
+			b.WriteByte(':')
+			b.WriteString(qual)
+		}
+	}
+	return b.String()
 }
 
 // ACLToArchive translates a POSIX ACL xattr value (system.posix_acl_access

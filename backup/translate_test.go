@@ -143,3 +143,17 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestACLText: the text form written in SCHILY.acl.* records reads back,
+// through the parser of GNU tar's and bsdtar's records, to the same value.
+func TestACLText(t *testing.T) {
+	raw := rawACL(1000, 33)
+	text := aclText(raw)
+	if want := "user::rw-,user:1000:rw-:1000,group::r--,group:33:r--:33,mask::rw-,other::r--"; text != want {
+		t.Errorf("aclText = %q, want %q", text, want)
+	}
+	back, _, err := aclFromText(text)
+	if err != nil || !bytes.Equal(back, raw) {
+		t.Errorf("aclFromText(%q) = %x, %v; want %x", text, back, err, raw)
+	}
+}
