@@ -3,7 +3,8 @@ SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 5s
 PKGS := ./...
-DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools
+# e2fsprogs: mkfs.ext4 and debugfs, for testutil.RawFS (raw xattr values).
+DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools e2fsprogs
 # Where tests that write capabilities create their files: tmpfs may lack
 # security.capability support, so keep them on the disk of the checkout.
 export NSCAP_TEST_DIR ?= $(CURDIR)/.testtmp
