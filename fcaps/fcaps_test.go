@@ -230,39 +230,56 @@ func TestRefuseNonRegular(t *testing.T) {
 
 func TestUnreadable(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := testutil.TempDir(t)
-	testutil.RequireXattrFS(t, dir)
+	rfs := testutil.NewRawFS(t)
+	dir := rfs.Dir
 
 	// The kernel refuses to store a revision-1 value (or stray flags)
-	// through setxattr, so such values can only come from elsewhere (an
-	// old kernel, debugfs); the empty value is the one root can plant.
+	// through setxattr, and since 6.18 the empty value too, so such
+	// values can only come from elsewhere (an old kernel, debugfs):
+	// they are planted raw.
+	rev1 := []byte{0, 0, 0, 1, 0, 0x20, 0, 0, 0, 0, 0, 0}
 	v1 := filepath.Join(dir, "v1")
 	writeFile(t, v1)
-	if err := syscall.Setxattr(v1, fcaps.AttrName, []byte{0, 0, 0, 1, 0, 0x20, 0, 0, 0, 0, 0, 0}, 0); !errors.Is(err, syscall.EINVAL) {
+	if err := syscall.Setxattr(v1, fcaps.AttrName, rev1, 0); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("setxattr of a revision-1 value: %v, want EINVAL", err)
 	}
 
-	p := filepath.Join(dir, "empty")
-	writeFile(t, p)
-	if err := syscall.Setxattr(p, fcaps.AttrName, []byte{}, 0); err != nil {
-		t.Fatalf("plant empty value: %v", err)
+	raw := map[string][]byte{
+		"empty":       {},
+		"v1":          rev1,
+		"stray-flags": {1, 1, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"truncated":   {1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 	}
-	_, err := fcaps.Get(p)
-	checkErr(t, "Get", err, fcaps.ErrUnreadable, syscall.EINVAL)
-	if err != nil && !strings.Contains(err.Error(), "present but the kernel refuses") {
-		t.Errorf("Get error %q does not explain", err)
+	plant := map[string][]byte{}
+	for name, v := range raw {
+		p := filepath.Join(dir, name)
+		if name != "v1" {
+			writeFile(t, p)
+		}
+		plant[p] = v
 	}
-	_, err = fcaps.GetRaw(p)
-	checkErr(t, "GetRaw", err, fcaps.ErrUnreadable, syscall.EINVAL)
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	_, err = fcaps.FGet(f)
-	checkErr(t, "FGet", err, fcaps.ErrUnreadable)
-	if errors.Is(err, fcaps.ErrNoCaps) {
-		t.Errorf("FGet error %q matches ErrNoCaps", err)
+	testutil.NoErr(t, rfs.Plant(fcaps.AttrName, plant))
+	for _, name := range []string{"empty", "v1", "stray-flags", "truncated"} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name)
+			_, err := fcaps.Get(p)
+			checkErr(t, "Get", err, fcaps.ErrUnreadable, syscall.EINVAL)
+			if err != nil && !strings.Contains(err.Error(), "present but the kernel refuses") {
+				t.Errorf("Get error %q does not explain", err)
+			}
+			_, err = fcaps.GetRaw(p)
+			checkErr(t, "GetRaw", err, fcaps.ErrUnreadable, syscall.EINVAL)
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			_, err = fcaps.FGet(f)
+			checkErr(t, "FGet", err, fcaps.ErrUnreadable)
+			if errors.Is(err, fcaps.ErrNoCaps) {
+				t.Errorf("FGet error %q matches ErrNoCaps", err)
+			}
+		})
 	}
 }
 

@@ -22,11 +22,12 @@ import (
 	"github.com/nscap/nscap/xattrfmt"
 )
 
-// makeTree fills dir with n regular files spread over nested directories,
-// about 1 in 7 with a revision-2 value and 1 in 11 with a revision-3 one,
-// plus symlinks (to capped files and to directories), fifos and one file
-// with an empty (unreadable) value. It returns the path of that file.
-func makeTree(tb testing.TB, dir string, n int) (unreadable string) {
+// makeTree fills dir, on rfs, with n regular files spread over nested
+// directories, about 1 in 7 with a revision-2 value and 1 in 11 with a
+// revision-3 one, plus symlinks (to capped files and to directories), fifos
+// and one file with an empty (unreadable) value, planted raw. It returns
+// the path of that file.
+func makeTree(tb testing.TB, rfs *testutil.RawFS, dir string, n int) (unreadable string) {
 	tb.Helper()
 	for i := range n {
 		d := filepath.Join(dir, fmt.Sprintf("d%02d", i%20), fmt.Sprintf("s%d", i%3))
@@ -66,9 +67,7 @@ func makeTree(tb testing.TB, dir string, n int) (unreadable string) {
 	}
 	unreadable = filepath.Join(dir, "d03", "empty")
 	writeFile(tb, unreadable)
-	if err := syscall.Setxattr(unreadable, fcaps.AttrName, nil, 0); err != nil {
-		tb.Fatal(err)
-	}
+	testutil.NoErr(tb, rfs.Plant(fcaps.AttrName, map[string][]byte{unreadable: {}}))
 	return unreadable
 }
 
@@ -106,10 +105,9 @@ func getcapR(tb testing.TB, root string) []string {
 func TestScanMatchesGetcap(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "getcap")
-	dir := testutil.TempDir(t)
-	testutil.RequireXattrFS(t, dir)
-	root := filepath.Join(dir, "tree")
-	unreadable := makeTree(t, root, 2000)
+	rfs := testutil.NewRawFS(t)
+	root := filepath.Join(rfs.Dir, "tree")
+	unreadable := makeTree(t, rfs, root, 2000)
 	want := getcapR(t, root)
 	if len(want) < 400 {
 		t.Fatalf("getcap -r found only %d files", len(want))
@@ -223,9 +221,9 @@ func TestScanRoots(t *testing.T) {
 
 func TestScanStop(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := testutil.TempDir(t)
-	testutil.RequireXattrFS(t, dir)
-	makeTree(t, dir, 300)
+	rfs := testutil.NewRawFS(t)
+	dir := rfs.Dir
+	makeTree(t, rfs, dir, 300)
 	errStop := errors.New("stop")
 	var mu sync.Mutex
 	calls := 0
@@ -346,9 +344,9 @@ func TestScanDeep(t *testing.T) {
 // stays open (checked by TestMain).
 func TestScanCancelMidway(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := testutil.TempDir(t)
-	testutil.RequireXattrFS(t, dir)
-	makeTree(t, dir, 1500)
+	rfs := testutil.NewRawFS(t)
+	dir := rfs.Dir
+	makeTree(t, rfs, dir, 1500)
 	for _, workers := range []int{2, 4} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())

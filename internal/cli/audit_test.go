@@ -87,9 +87,12 @@ func TestAuditExplain(t *testing.T) {
 }
 
 // buildAuditCorpus creates the audit corpus of fcaps/testdata/audit under
-// dir/corpus (see that file): create, chown, chmod, caps last.
-func buildAuditCorpus(tb testing.TB, dir string) string {
+// corpus in rfs (see that file): create, chown, chmod, caps last. The
+// empty value, which setxattr refuses on recent kernels, is planted raw.
+func buildAuditCorpus(tb testing.TB, rfs *testutil.RawFS) string {
 	tb.Helper()
+	dir := rfs.Dir
+	raw := map[string][]byte{}
 	f, err := os.Open("../../fcaps/testdata/audit/corpus.txt")
 	if err != nil {
 		tb.Fatal(err)
@@ -127,25 +130,28 @@ func buildAuditCorpus(tb testing.TB, dir string) string {
 		if w[5] == "-" {
 			continue
 		}
-		val := []byte{}
-		if w[5] != "empty" {
-			text, rootid, ns := strings.Cut(w[5], "@")
-			c, err := xattrfmt.ParseFileText(text)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			if ns {
-				id, _ := strconv.ParseUint(rootid, 10, 32)
-				c.Revision, c.RootID = xattrfmt.Revision3, uint32(id)
-			}
-			if val, err = xattrfmt.Encode(c); err != nil {
-				tb.Fatal(err)
-			}
+		if w[5] == "empty" {
+			raw[p] = []byte{}
+			continue
+		}
+		text, rootid, ns := strings.Cut(w[5], "@")
+		c, err := xattrfmt.ParseFileText(text)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if ns {
+			id, _ := strconv.ParseUint(rootid, 10, 32)
+			c.Revision, c.RootID = xattrfmt.Revision3, uint32(id)
+		}
+		val, err := xattrfmt.Encode(c)
+		if err != nil {
+			tb.Fatal(err)
 		}
 		if err := syscall.Setxattr(p, "security.capability", val, 0); err != nil {
 			tb.Fatal(err)
 		}
 	}
+	testutil.NoErr(tb, rfs.Plant(testutil.CapAttr, raw))
 	return root
 }
 
@@ -179,9 +185,9 @@ func runAuditT(tb testing.TB, opts *auditOptions) (result, error) {
 // compares the three output formats with golden files.
 func TestRunAuditGolden(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := testutil.TempDir(t)
-	testutil.RequireXattrFS(t, dir)
-	buildAuditCorpus(t, dir)
+	rfs := testutil.NewRawFS(t)
+	dir := rfs.Dir
+	buildAuditCorpus(t, rfs)
 	abs, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
@@ -242,9 +248,9 @@ func TestRunAuditGolden(t *testing.T) {
 
 func TestRunAuditExitAndBaseline(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := testutil.TempDir(t)
-	testutil.RequireXattrFS(t, dir)
-	root := buildAuditCorpus(t, dir)
+	rfs := testutil.NewRawFS(t)
+	dir := rfs.Dir
+	root := buildAuditCorpus(t, rfs)
 	high, crit := fcaps.SeverityHigh, fcaps.SeverityCritical
 
 	res, err := runAuditT(t, &auditOptions{Paths: []string{root}, FailOn: &high})

@@ -64,8 +64,8 @@ func newFixture(tb testing.TB) fixture {
 	tb.Helper()
 	testutil.RequireRoot(tb)
 	testutil.RequireTool(tb, "setcap", "getcap")
-	dir := testutil.TempDir(tb)
-	testutil.RequireXattrFS(tb, dir)
+	rfs := testutil.NewRawFS(tb)
+	dir := rfs.Dir
 	for _, sub := range []string{"d", "d/sub"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			tb.Fatal(err)
@@ -76,11 +76,9 @@ func newFixture(tb testing.TB) fixture {
 	runTool(tb, "setcap", "-n", "100000", "cap_net_admin,cap_net_raw=eip", writeFile(tb, fx.path("d/v3")))
 	runTool(tb, "setcap", "-n", "3000000000", "cap_chown+p", writeFile(tb, fx.path("d/sub/v3big")))
 	writeFile(tb, fx.path("d/none"))
-	// An empty value: the kernel stores it unchecked but refuses to
-	// return it (EINVAL), as it does for revision 1.
-	if err := syscall.Setxattr(writeFile(tb, fx.path("d/sub/empty")), "security.capability", nil, 0); err != nil {
-		tb.Fatal(err)
-	}
+	// An empty value: the kernel refuses to return it (EINVAL), as it
+	// does for revision 1, and since 6.18 to store it: planted raw.
+	testutil.NoErr(tb, rfs.Plant(testutil.CapAttr, map[string][]byte{writeFile(tb, fx.path("d/sub/empty")): {}}))
 	if err := os.Symlink("v2", fx.path("d/link")); err != nil {
 		tb.Fatal(err)
 	}
