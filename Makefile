@@ -18,8 +18,22 @@ build:
 
 ## test: install missing test packages (as root), then format, vet, lint,
 ## the race-enabled suite (strict about root when root), the suite again as
-## an unprivileged user (when root) and a fuzz smoke.
-test: deps fmt-check tidy-check vet lint unit unit-unpriv fuzz
+## an unprivileged user (when root) and a fuzz smoke. Every stage runs, even
+## after one failed (a failing unit must not hide unit-unpriv and fuzz);
+## the summary names the failed stages and the exit status is 1 if any did.
+## Each stage is also a target of its own.
+TEST_STAGES := deps fmt-check tidy-check vet lint unit unit-unpriv fuzz
+
+test:
+	@failed=""; summary=""; \
+	for s in $(TEST_STAGES); do \
+	  echo "=== make $$s"; start=$$SECONDS; \
+	  if $(MAKE) --no-print-directory $$s; then r=ok; else r=FAIL; failed="$$failed $$s"; fi; \
+	  summary="$$summary$$(printf '%-4s  %-12s %4ds' $$r $$s $$((SECONDS - start)))"$$'\n'; \
+	done; \
+	echo "=== make test: summary"; printf '%s' "$$summary"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make test: all $(words $(TEST_STAGES)) stages passed"
 
 deps:
 	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
