@@ -65,9 +65,10 @@ func (e *archiveEntry) xattrNames() []string {
 // archiveReader reads an archive: it detects the compression, decodes the
 // pax global header and hands out entries with their xattrs.
 type archiveReader struct {
-	tr    *tar.Reader
-	info  ArchiveInfo
-	close func()
+	tr      *tar.Reader
+	info    ArchiveInfo
+	globals tarfmt.Globals
+	close   func()
 	// pending is an entry read while looking for the global header.
 	pending *tar.Header
 	err     error
@@ -90,25 +91,26 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 		hdr, err := ar.tr.Next()
 		if errors.Is(err, io.EOF) {
 			ar.err = io.EOF
-			return ar, nil
+			break
 		}
 		if err != nil {
 			closeFn()
 			return nil, fmt.Errorf("read archive: %w", err)
 		}
-		if hdr.Typeflag != tar.TypeXGlobalHeader {
+		if global, _ := ar.globals.Take(hdr); !global {
 			ar.pending = hdr
-			return ar, nil
-		}
-		if c, ok := hdr.PAXRecords[paxComment]; ok {
-			info, err := parseNscapComment(c)
-			if err != nil {
-				closeFn()
-				return nil, err
-			}
-			ar.info = info
+			break
 		}
 	}
+	if c := ar.globals.Comment; c != "" {
+		info, err := parseNscapComment(c)
+		if err != nil {
+			closeFn()
+			return nil, err
+		}
+		ar.info = info
+	}
+	return ar, nil
 }
 
 // Close releases the decompressor.
@@ -135,7 +137,12 @@ func (ar *archiveReader) Next() (*archiveEntry, error) {
 				ar.err = err
 				return nil, err
 			}
-			if hdr.Typeflag != tar.TypeXGlobalHeader {
+			global, err := ar.globals.Take(hdr)
+			if err != nil {
+				ar.err = fmt.Errorf("read archive: %w", err)
+				return nil, ar.err
+			}
+			if !global {
 				break
 			}
 		}

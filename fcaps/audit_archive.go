@@ -97,6 +97,7 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 	// readErr ends the reading of a truncated or corrupt archive: the
 	// members read before it are still audited, then it is returned.
 	var readErr error
+	var globals tarfmt.Globals
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -118,8 +119,12 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 			readErr = fmt.Errorf("read %s: %w", name, err)
 			break
 		}
-		if h.Typeflag == tar.TypeXGlobalHeader {
-			c, ok, err := tarfmt.ParseComment(h.PAXRecords[tarfmt.CommentRecord])
+		if global, err := globals.Take(h); global {
+			if err != nil {
+				readErr = fmt.Errorf("read %s: %w: %w", name, ErrBadArchive, err)
+				break
+			}
+			c, ok, err := tarfmt.ParseComment(globals.Comment)
 			if err != nil {
 				readErr = fmt.Errorf("read %s: %w: nscap comment %w", name, ErrBadArchive, err)
 				break
