@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -66,39 +65,14 @@ func writeRandom(t *testing.T, name string, n int64) {
 	}
 }
 
-// fileSum is the sha256 of a file, read with the standard library only.
-func fileSum(t *testing.T, name string) string {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
-
-// sameFiles checks that every regular file of src has the same size and
-// sha256 under dst.
+// sameFiles checks, with the tree comparison every round-trip test uses
+// (testutil.CheckTree: sha256 of every file, sizes, modes, links), that
+// dst holds what src holds.
 func sameFiles(t *testing.T, how, src, dst string) {
 	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if got, want := fileSum(t, filepath.Join(dst, rel)), fileSum(t, p); got != want {
-			fi, _ := os.Stat(p)
-			t.Errorf("%s: %s (%d bytes): sha256 %s, source %s", how, rel, fi.Size(), got, want)
-		}
-		return nil
+	testutil.CheckTree(t, how, testutil.TakeSnapshot(t, src), dst, testutil.CompareOptions{
+		Fields: testutil.FieldMode | testutil.FieldSize | testutil.FieldContent | testutil.FieldSymlink | testutil.FieldHardlinks,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestBoundarySizes puts a file of every boundary size through every path
@@ -439,12 +413,10 @@ func TestRestoreLastMemberWins(t *testing.T) {
 					testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "other"), 0o755))
 				}
 				restoreFile(t, archive, dest, RestoreOptions{Workers: workers})
-				sameFiles(t, "restore "+name, gnu, dest)
-				want, _ := os.Stat(filepath.Join(gnu, "target"))
-				got, _ := os.Stat(filepath.Join(dest, "target"))
-				if got.Mode() != want.Mode() {
-					t.Errorf("restore %s (%d workers, %s DEST): mode %v, GNU tar %v", name, workers, into, got.Mode(), want.Mode())
-				}
+				testutil.CheckTree(t, fmt.Sprintf("restore %s (%d workers, %s DEST)", name, workers, into), testutil.TakeSnapshot(t, gnu), dest, testutil.CompareOptions{
+					Fields: testutil.FieldMode | testutil.FieldSize | testutil.FieldContent,
+					Ignore: testutil.IgnorePaths("in DEST before the restore", "other"),
+				})
 			}
 		}
 	}
