@@ -9,7 +9,7 @@ DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools e2fsprogs
 # security.capability support, so keep them on the disk of the checkout.
 export NSCAP_TEST_DIR ?= $(CURDIR)/.testtmp
 
-.PHONY: all build test deps vet fmt-check lint unit unit-unpriv fuzz bench man golden clean tidy-check
+.PHONY: all build test deps vet fmt-check lint unit unit-unpriv fuzz bench e2e man golden clean tidy-check
 
 all: build
 
@@ -88,6 +88,13 @@ fuzz:
 
 bench:
 	bash scripts/bench.sh
+
+## e2e: (root; not part of make test) nscap end to end on real trees, checked
+## by GNU tar, bsdtar, getcap, getfacl and sha256: a debootstrapped Debian
+## shifted and restored into other uid ranges, ping run in a container over
+## it, and a generated tree round-tripped byte-exact. See scripts/e2e.sh.
+e2e:
+	bash scripts/e2e.sh
 
 man:
 	$(GO) run ./internal/cli/gendocs -man docs/man
