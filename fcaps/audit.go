@@ -188,8 +188,9 @@ Fix: drop the setuid/setgid bit (chmod u-s,g-s) or the capabilities.`,
 refuses with EINVAL, or an archive holds such a value: a zero-length value, a
 value with flag bits other than the effective bit, revision 1, a wrong size
 or an unknown revision (kernel-semantics.md §1). Nothing legitimate writes
-these (the kernel refuses them on setxattr, except the empty value, which it
-stores unchecked):
+these: the kernel refuses them on setxattr (older kernels stored the empty
+value unchecked, 6.18.44 refuses it too), so they come from an old kernel, a
+raw disk edit or a foreign archive:
   - revision 1 and stray flags are still honoured at exec, yet getcap and
     most tools cannot show them: hidden capabilities;
   - an empty value makes every exec of the file fail with EINVAL, and
