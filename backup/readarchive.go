@@ -95,7 +95,7 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 		}
 		if err != nil {
 			closeFn()
-			return nil, fmt.Errorf("read archive: %w", err)
+			return nil, readError(err)
 		}
 		if global, _ := ar.globals.Take(hdr); !global {
 			ar.pending = hdr
@@ -111,6 +111,14 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 		ar.info = info
 	}
 	return ar, nil
+}
+
+// readError gives an error of archive/tar its context.
+func readError(err error) error {
+	if errors.Is(err, tar.ErrFieldTooLong) {
+		return fmt.Errorf("read archive: a pax extended header over 1 MiB (archive/tar's limit; GNU tar and libarchive have limits of their own): %w", err)
+	}
+	return fmt.Errorf("read archive: %w", err)
 }
 
 // Close releases the decompressor.
@@ -132,7 +140,7 @@ func (ar *archiveReader) Next() (*archiveEntry, error) {
 			hdr, err = ar.tr.Next()
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
-					err = fmt.Errorf("read archive: %w", err)
+					err = readError(err)
 				}
 				ar.err = err
 				return nil, err

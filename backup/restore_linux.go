@@ -191,6 +191,7 @@ type fileJob struct {
 	meta entryMeta
 	data []byte // nil for a hardlink
 	link bool   // a hardlink to a name the worker holds
+	held int64  // bytes of the in-flight budget it holds (data and metadata)
 }
 
 // hold counts the jobs handed to a worker that hold a name (the name they
@@ -561,7 +562,9 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 			// Its target is not written yet: the worker that writes it
 			// makes the link next.
 			rs.waitFor(e.Name, w) // a worker may hold a file of that name
-			rs.queue(w, &fileJob{e: e, meta: mt, link: true}, 0)
+			cost := metaCost(e, mt)
+			rs.acquire(cost)
+			rs.queue(w, &fileJob{e: e, meta: mt, link: true, held: cost}, 0)
 			return nil
 		}
 		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
@@ -581,11 +584,12 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 // dispatch reads a small file into memory and hands it to a worker.
 func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
 	size := e.Header.Size
-	rs.acquire(size)
+	cost := size + metaCost(e, mt)
+	rs.acquire(cost)
 	data := getBuf(size)
 	if _, err := io.ReadFull(rs.ar, data); err != nil {
 		putBuf(data)
-		rs.release(size)
+		rs.release(cost)
 		return &archiveReadError{fmt.Errorf("%s: %w", e.Header.Name, noEOF(err))}
 	}
 	// Creating a file takes its directory's lock: files of one directory
@@ -593,8 +597,26 @@ func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
 	dir, _ := path.Split(e.Name)
 	w := int(maphash.String(rs.seed, dir) % uint64(len(rs.jobs)))
 	rs.waitFor(e.Name, w) // two members of one name: keep their order
-	rs.queue(w, &fileJob{e: e, meta: mt, data: data}, size)
+	rs.queue(w, &fileJob{e: e, meta: mt, data: data, held: cost}, cost)
 	return nil
+}
+
+// metaCost is the memory a queued member holds besides its data: its
+// header's pax records (up to archive/tar's 1 MiB), their decoded xattrs
+// and the translated copies. A member with huge headers and no data must
+// count against the in-flight budget like a large file.
+func metaCost(e *archiveEntry, mt entryMeta) int64 {
+	n := int64(512 + len(e.Header.Name) + len(e.Header.Linkname))
+	for k, v := range e.Header.PAXRecords {
+		n += int64(len(k) + len(v) + 64) // 64: a map entry
+	}
+	for k, v := range e.Xattrs {
+		n += int64(len(k) + len(v) + 64)
+	}
+	for _, x := range mt.xattrs {
+		n += int64(len(x.name) + len(x.value) + 48)
+	}
+	return n + int64(len(mt.caps))
 }
 
 // queue hands job j to worker w, which holds the names of j from now on
@@ -748,9 +770,9 @@ func (rs *restorer) job(pc *parentCache, j *fileJob) {
 		err = rs.special(pc, j.e, j.meta)
 	} else {
 		err = rs.writeSmall(pc, j.e, j.meta, j.data)
-		rs.release(int64(len(j.data)))
 		putBuf(j.data)
 	}
+	rs.release(j.held)
 	if err != nil {
 		rs.fail(j.e.Name, err)
 	}
