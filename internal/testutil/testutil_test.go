@@ -257,7 +257,11 @@ func TestCreateUser(t *testing.T) {
 	// A user left by a test process that died: the next User deletes it.
 	stale := fmt.Sprintf("nscapstale%d", os.Getpid())
 	unlock = lockUsers(t, "none")
-	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", stale).CombinedOutput(); err != nil {
+	// A uid of its own far above any in use: useradd's first free uid may
+	// be one that a concurrent test runs processes as, and userdel
+	// refuses to delete a user whose uid a process has.
+	staleUID := strconv.Itoa(3_500_000_000 + os.Getpid())
+	if out, err := exec.Command("useradd", "-M", "-N", "-u", staleUID, "-s", "/usr/sbin/nologin", stale).CombinedOutput(); err != nil {
 		unlock()
 		t.Fatalf("useradd: %v: %s", err, out)
 	}
