@@ -56,6 +56,9 @@ type RestoreSummary struct {
 	Caps     int64 `json:"caps"`     // capability xattrs written
 	Failures int64 `json:"failures"` // entries that failed (reported to Error)
 	Warnings int64 `json:"warnings"` // notices (reported to Warn)
+	// XattrsSkipped counts, by name, the xattrs of the archive left out
+	// by [RestoreOptions.XattrsInclude].
+	XattrsSkipped map[string]int64 `json:"xattrs_skipped,omitempty"`
 }
 
 // RestoreOptions tunes [Restore].
@@ -88,6 +91,14 @@ type RestoreOptions struct {
 	// Workers is the number of goroutines writing files; 0 means one per
 	// CPU, at least 2 and at most 8.
 	Workers int
+	// XattrsInclude lists the glob patterns (path.Match) of the xattr
+	// names restored besides POSIX ACLs and security.capability, which
+	// are always restored, translated. nil means user.*, GNU tar's
+	// default: trusted.* (overlayfs redirects, for one) and security.*
+	// values (SELinux labels, IMA) of an archive are skipped unless asked
+	// for, and counted in RestoreSummary.XattrsSkipped. []string{"*"}
+	// restores every xattr.
+	XattrsInclude []string
 	// Sparse writes every regular file with holes where its data has
 	// runs of zeros as long as a filesystem block (aligned in the file),
 	// as GNU tar -S and restic --sparse do. Members stored sparse (GNU

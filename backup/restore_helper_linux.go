@@ -80,6 +80,7 @@ type helperReq struct {
 	Overwrite    OverwritePolicy `json:"overwrite,omitempty"`
 	Workers      int             `json:"workers,omitempty"`
 	Sparse       bool            `json:"sparse,omitempty"`
+	XattrsInc    []string        `json:"xattrs_include,omitempty"`
 }
 
 // helperEvent is one progress event of a helper operation.
@@ -150,7 +151,7 @@ func init() {
 func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts RestoreOptions, ro RootlessOptions) (RestoreSummary, error) {
 	opts.applyDefaults()
 	var sum RestoreSummary
-	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse}, ro,
+	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude}, ro,
 		func(ev helperEvent) error {
 			switch ev.Type {
 			case "item":
@@ -182,7 +183,7 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 	}
 	var diffs []Difference
 	var resp helperVerifyResp
-	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{}, ro,
+	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{xattrsInclude: opts.XattrsInclude}, ro,
 		func(ev helperEvent) error {
 			if ev.Type != "diff" || ev.Diff == nil {
 				return nil
@@ -199,9 +200,10 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 // helperTuning is what a restore in the helper takes of RestoreOptions
 // besides the maps.
 type helperTuning struct {
-	overwrite OverwritePolicy
-	workers   int
-	sparse    bool
+	overwrite     OverwritePolicy
+	workers       int
+	sparse        bool
+	xattrsInclude []string
 }
 
 // runHelper starts a helper with the target maps (plus the caller's own
@@ -274,7 +276,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 
 	req := helperReq{
 		DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
-		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse,
+		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse, XattrsInc: tune.xattrsInclude,
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(afd, &st); err != nil {
@@ -573,6 +575,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	if verify {
 		vo := VerifyOptions{
 			UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
+			XattrsInclude: req.XattrsInc,
 			Difference: func(d Difference) error {
 				d.Path = rw.path(d.Path)
 				emit(helperEvent{Type: "diff", Diff: &d})
@@ -587,7 +590,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	}
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
-		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse,
+		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc,
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

@@ -265,7 +265,7 @@ func TestRestoreRootlessHelperAsRoot(t *testing.T) {
 	if diff := cmp.Diff(wantErrs, rec.errs); diff != "" {
 		t.Errorf("per-entry errors (-want +got):\n%s\nmessages: %q", diff, rec.msgs)
 	}
-	if sum.Failures != 2 || rec.finish == nil || *rec.finish != sum || sum.Caps == 0 {
+	if sum.Failures != 2 || rec.finish == nil || !cmp.Equal(*rec.finish, sum) || sum.Caps == 0 {
 		t.Errorf("summary %+v, Finish %+v", sum, rec.finish)
 	}
 	if rec.items["dest2"] != "" || rec.items[dest2+"/bin/ping"] != ActionRestored {

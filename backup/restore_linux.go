@@ -139,6 +139,9 @@ type restorer struct {
 	m    restoreMapping
 	ar   *archiveReader
 
+	xattrsMu      sync.Mutex
+	xattrsSkipped map[string]int64 // left out by the xattrs policy
+
 	dirs []deferredDir // directories whose mode and times are set last
 	// direct is set when the destination was empty: files are created
 	// under their names in d (see begin).
@@ -384,7 +387,7 @@ func (rs *restorer) summary() RestoreSummary {
 	return RestoreSummary{
 		Files: rs.files.Load(), Dirs: rs.dirsN.Load(), Links: rs.links.Load(), Others: rs.others.Load(),
 		Skipped: rs.skipped.Load(), Bytes: rs.bytes.Load(), Caps: rs.caps.Load(), Failures: rs.failures.Load(),
-		Warnings: rs.warnings.Load(),
+		Warnings: rs.warnings.Load(), XattrsSkipped: rs.xattrsSkipped,
 	}
 }
 
@@ -508,8 +511,19 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 	}
 	mt.mode = uint32(h.Mode) & 0o7777
 	var hostScoped bool
-	if mt.xattrs, mt.caps, hostScoped, err = rs.m.entryXattrs(e); err != nil {
+	var skipped []string
+	if mt.xattrs, mt.caps, hostScoped, skipped, err = rs.m.entryXattrs(e); err != nil {
 		return mt, err
+	}
+	if len(skipped) > 0 {
+		rs.xattrsMu.Lock()
+		if rs.xattrsSkipped == nil {
+			rs.xattrsSkipped = map[string]int64{}
+		}
+		for _, n := range skipped {
+			rs.xattrsSkipped[n]++
+		}
+		rs.xattrsMu.Unlock()
 	}
 	for _, x := range mt.xattrs {
 		if x.name == XattrACLAccess && h.Typeflag != tar.TypeSymlink {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,25 @@ type restoreMapping struct {
 	// maps: an id outside the target maps may then be a host id of a
 	// plain tar archive, which needs source maps.
 	raw bool
+	// include is RestoreOptions.XattrsInclude.
+	include []string
+}
+
+// keepXattr tells whether the xattr name is restored (and verified):
+// ACLs and caps always, then user.* or the include patterns.
+func (m restoreMapping) keepXattr(name string) bool {
+	if name == XattrCaps || IsACL(name) {
+		return true
+	}
+	if m.include == nil {
+		return strings.HasPrefix(name, "user.")
+	}
+	for _, p := range m.include {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // errRawHint is added to an unmapped id of a raw archive.
@@ -40,7 +60,12 @@ const errRawHint = "the archive records no source map: if it holds host ids, as 
 // newRestoreMapping checks the options against what the archive says and
 // returns the translation to use.
 func newRestoreMapping(info ArchiveInfo, o *RestoreOptions) (restoreMapping, error) {
-	m := restoreMapping{dstUID: o.UIDMap, dstGID: o.GIDMap}
+	for _, p := range o.XattrsInclude {
+		if _, err := path.Match(p, ""); err != nil {
+			return restoreMapping{}, fmt.Errorf("xattrs include pattern %q: %w", p, err)
+		}
+	}
+	m := restoreMapping{dstUID: o.UIDMap, dstGID: o.GIDMap, include: o.XattrsInclude}
 	if info.HasMaps() {
 		if o.UIDMap.IsZero() && !o.HostScope {
 			return m, fmt.Errorf("%w (archive maps uid %s gid %s; give the target maps, or --host-scope)", ErrHostScope, info.UIDMap, info.GIDMap)
@@ -116,12 +141,16 @@ func isHostScoped(e *archiveEntry) bool {
 // entryXattrs returns the translated xattrs of e, caps apart. hostScoped
 // reports caps kept verbatim because the entry carries the
 // [HostScopedComment].
-func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []byte, hostScoped bool, err error) {
+func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []byte, hostScoped bool, skipped []string, err error) {
 	hostScoped = isHostScoped(e)
 	for _, n := range e.xattrNames() {
+		if !m.keepXattr(n) {
+			skipped = append(skipped, n)
+			continue
+		}
 		v, err := m.xattr(n, e.Xattrs[n], hostScoped)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("xattr %s: %w", n, err)
+			return nil, nil, false, nil, fmt.Errorf("xattr %s: %w", n, err)
 		}
 		if n == XattrCaps {
 			caps = v
@@ -129,7 +158,7 @@ func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []b
 		}
 		xattrs = append(xattrs, xattrKV{n, v})
 	}
-	return xattrs, caps, hostScoped && caps != nil, nil
+	return xattrs, caps, hostScoped && caps != nil, skipped, nil
 }
 
 type xattrKV struct {

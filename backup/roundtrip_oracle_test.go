@@ -395,6 +395,11 @@ func (e *oracleEnv) restoreTo(t *testing.T, archive, dest string, raw bool, o ba
 	}
 	defer f.Close()
 	o.UIDMap, o.GIDMap = e.dstU, e.dstG
+	if o.XattrsInclude == nil {
+		// Every xattr, trusted.* included, to compare the whole tree; the
+		// default policy (user.* only) has TestRestoreXattrPolicy.
+		o.XattrsInclude = []string{"*"}
+	}
 	if raw {
 		o.SourceUIDMap, o.SourceGIDMap = e.srcU, e.srcG
 	}

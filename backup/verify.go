@@ -58,6 +58,10 @@ type VerifyOptions struct {
 	UIDMap, GIDMap             userns.Map
 	SourceUIDMap, SourceGIDMap userns.Map
 	HostScope                  bool
+	// XattrsInclude is the xattr policy of the restore checked (see
+	// [RestoreOptions.XattrsInclude]): the xattrs it leaves out are not
+	// compared, in the archive or in the tree.
+	XattrsInclude []string
 	// Difference is called for each difference as it is found; an error
 	// ends the verification with it. nil: differences are only returned.
 	Difference func(Difference) error
@@ -66,7 +70,7 @@ type VerifyOptions struct {
 func (o *VerifyOptions) restoreOptions() *RestoreOptions {
 	ro := &RestoreOptions{
 		UIDMap: o.UIDMap, GIDMap: o.GIDMap, SourceUIDMap: o.SourceUIDMap,
-		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope,
+		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope, XattrsInclude: o.XattrsInclude,
 	}
 	ro.applyDefaults()
 	return ro

@@ -328,7 +328,7 @@ func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta)
 		names = append(names, n)
 	}
 	for n := range got {
-		if _, ok := want[n]; !ok && !ignoredXattr(n) {
+		if _, ok := want[n]; !ok && !ignoredXattr(n) && v.rs.m.keepXattr(n) {
 			names = append(names, n)
 		}
 	}

@@ -324,6 +324,7 @@ func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
 	o := a.opts
 	diffs, err := Verify(ctx, bufio.NewReaderSize(f, 256<<10), root, VerifyOptions{
 		UIDMap: o.UIDMap, GIDMap: o.GIDMap, HostScope: o.ForeignCaps == ForeignCapsHost,
+		XattrsInclude: []string{"*"}, // every xattr archived
 	})
 	if err != nil {
 		return fmt.Errorf("verify archive: %w", err)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,8 +143,10 @@ type restoreOptions struct {
 	Direct    bool
 	Workers   int
 	Sparse    bool
-	JSON      bool
-	Quiet     bool
+	// XattrsInclude: --xattrs-include patterns (nil: user.*).
+	XattrsInclude []string
+	JSON          bool
+	Quiet         bool
 }
 
 func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
@@ -180,6 +184,14 @@ Each file gets its data, owner, mode, xattrs, caps (last: the kernel drops
 caps on chown and writes) and times before it appears under its final
 name; directories get their mode and times after their contents. A restore
 over a partial one completes it (--overwrite always, the default).
+
+Extended attributes: user.* xattrs, POSIX ACLs and security.capability are
+restored (ACL ids and caps translated). Others in the archive (trusted.*,
+such as overlayfs's redirect, which would steer lookups of a layer made from
+DEST; security.* labels) are left out, as GNU tar leaves them out, and
+listed after the summary; --xattrs-include PATTERN (repeatable, a shell glob
+on the name, e.g. 'trusted.*' or '*') restores those that match instead of
+user.*.
 
 Members stored sparse (GNU tar -S, nscap backup of a sparse file) get their
 holes back. --sparse makes a hole of every aligned 4 KiB block of zeros of
@@ -231,6 +243,7 @@ With --json, errors and the summary are JSON Lines on stdout with a
 	opts.Maps.register(fl)
 	fl.StringVar(&opts.Helper, "helper", "auto", "use a helper user namespace: auto, always or never")
 	fl.StringVar(&overwrite, "overwrite", "always", "existing entries: always replace, if-changed (size or mtime differ), never")
+	fl.StringArrayVar(&opts.XattrsInclude, "xattrs-include", nil, "restore the xattrs matching `PATTERN` (repeatable; default user.*; ACLs and caps always)")
 	fl.BoolVar(&opts.Sparse, "sparse", false, "write every aligned 4 KiB run of zeros as a hole (members stored sparse always get their holes)")
 	fl.BoolVar(&opts.Direct, "direct", false, "into an empty DEST, create files under their final names (saves only the final renames; a killed restore leaves partial files there until re-run)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines writing files (0: automatic)")
@@ -260,7 +273,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	eperm := 0
 	ro := backup.RestoreOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse,
+		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
 		Error: func(p string, err error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -291,6 +304,17 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	case !opts.Quiet:
 		fmt.Fprintf(opts.IO.ErrOut, "restored %d files, %d directories, %d links, %d others (%d caps, %s); %d kept, %d failed\n",
 			sum.Files, sum.Dirs, sum.Links, sum.Others, sum.Caps, humanBytes(sum.Bytes), sum.Skipped, sum.Failures)
+		if len(sum.XattrsSkipped) > 0 {
+			names := slices.Sorted(maps.Keys(sum.XattrsSkipped))
+			var b strings.Builder
+			for i, n := range names {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "%s (%d)", n, sum.XattrsSkipped[n])
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "xattrs of the archive not restored (only user.*, ACLs and caps by default, as GNU tar; --xattrs-include PATTERN restores others): %s\n", b.String())
+		}
 	}
 	if eperm > 0 {
 		hint := epermHint(helper, eperm)

@@ -16,6 +16,9 @@ type verifyOptions struct {
 	Maps    targetMapFlags
 	Helper  string // auto, always, never
 	JSON    bool
+	// XattrsInclude is restore's --xattrs-include: what it left out is
+	// not compared.
+	XattrsInclude []string
 }
 
 func newVerifyCmd(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
@@ -61,6 +64,7 @@ EXIT STATUS
 	}
 	opts.Maps.register(cmd.Flags())
 	cmd.Flags().StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	cmd.Flags().StringArrayVar(&opts.XattrsInclude, "xattrs-include", nil, "the --xattrs-include `PATTERN`s the restore was given (default user.*; ACLs and caps always)")
 	return cmd
 }
 
@@ -76,6 +80,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	defer func() { _ = closeArchive() }() // read only
 	vo := backup.VerifyOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope,
+		XattrsInclude: opts.XattrsInclude,
 		Difference: func(d backup.Difference) error {
 			if opts.JSON {
 				return writeJSON(opts.IO.Out, d)
