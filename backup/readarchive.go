@@ -66,6 +66,7 @@ func (e *archiveEntry) xattrNames() []string {
 // pax global header and hands out entries with their xattrs.
 type archiveReader struct {
 	tr      *tar.Reader
+	end     *tarfmt.EndReader
 	info    ArchiveInfo
 	globals tarfmt.Globals
 	close   func()
@@ -84,12 +85,17 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 		}
 		return nil, err
 	}
-	ar := &archiveReader{tr: tar.NewReader(dr), close: closeFn}
+	end := tarfmt.NewEndReader(dr)
+	ar := &archiveReader{tr: tar.NewReader(end), end: end, close: closeFn}
 	// The global header is the first member when present. Read members
 	// until the first non-global one and keep it for Next.
 	for {
 		hdr, err := ar.tr.Next()
 		if errors.Is(err, io.EOF) {
+			if err := end.Check(); err != nil {
+				closeFn()
+				return nil, readError(err)
+			}
 			ar.err = io.EOF
 			break
 		}
@@ -141,6 +147,8 @@ func (ar *archiveReader) Next() (*archiveEntry, error) {
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
 					err = readError(err)
+				} else if cerr := ar.end.Check(); cerr != nil {
+					err = readError(cerr)
 				}
 				ar.err = err
 				return nil, err

@@ -19,31 +19,6 @@ var ErrBadArchive = errors.New("fcaps: malformed archive")
 // blockSize is the size of a tar block.
 const blockSize = 512
 
-// tailReader counts the bytes read through it and the zero bytes that
-// end them, to tell an archive that ends with its end-of-archive zero
-// blocks from one cut at a block boundary. It is no io.Seeker, so
-// archive/tar reads (never seeks over) member data.
-type tailReader struct {
-	r     io.Reader
-	n     int64 // bytes read
-	zeros int64 // trailing zero bytes among them
-}
-
-func (t *tailReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.n += int64(n)
-	i := n
-	for i > 0 && p[i-1] == 0 {
-		i--
-	}
-	if i == 0 {
-		t.zeros += int64(n)
-	} else {
-		t.zeros = int64(n - i)
-	}
-	return n, err
-}
-
 // memberName cleans a member name to a relative path ("." for the root).
 func memberName(n string) string {
 	n = path.Clean("/" + n)
@@ -85,7 +60,7 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	defer closeFn()
-	tail := &tailReader{r: zr}
+	tail := tarfmt.NewEndReader(zr)
 	tr := tar.NewReader(tail)
 	var (
 		relMap   userns.Map
@@ -107,8 +82,8 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 			// archive/tar also takes an archive cut between two
 			// members for a complete one: every writer ends an archive
 			// with zero blocks.
-			if tail.n > 0 && tail.zeros < blockSize {
-				readErr = fmt.Errorf("read %s: %w: unexpected EOF: no end-of-archive block (truncated archive)", name, ErrBadArchive)
+			if err := tail.Check(); err != nil {
+				readErr = fmt.Errorf("read %s: %w: %w", name, ErrBadArchive, err)
 			}
 			break
 		}
