@@ -313,6 +313,15 @@ func (rs *restorer) begin() error {
 		_ = unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR)
 		return err
 	}
+	// The staging directory inherited DEST's default ACL, if any, which
+	// every entry made in it would inherit in turn: the archive alone
+	// says what ACLs its entries have (GNU tar into a new directory
+	// gives the same result).
+	if err := unix.Removexattr(procPath(st.fd), XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+		st.Close()
+		_ = unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR)
+		return rs.d.pathErr("removexattr "+XattrACLDefault, name, err)
+	}
 	rs.d, rs.staging, rs.direct = st, name, true
 	return nil
 }

@@ -336,7 +336,7 @@ func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
 				continue
 			}
 		}
-		if d.Kind == DiffCaps && d.Want == "" && o.ForeignCaps == ForeignCapsSkip {
+		if d.Kind == DiffCaps && d.Want == "none" && o.ForeignCaps == ForeignCapsSkip {
 			continue
 		}
 		kept = append(kept, d)

@@ -6,7 +6,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -83,5 +86,46 @@ func TestRestoreXattrPolicy(t *testing.T) {
 	_, err = Restore(context.Background(), bytes.NewReader(arch), filepath.Join(dir, "bad"), RestoreOptions{XattrsInclude: []string{"["}})
 	if err == nil {
 		t.Error("a malformed include pattern was accepted")
+	}
+}
+
+// TestRestoreNoInheritedACL: a restore into an empty DEST that has a
+// default ACL gives its entries the ACLs of the archive only (the staging
+// directory inherited DEST's and passed it on); getfacl is the judge.
+func TestRestoreNoInheritedACL(t *testing.T) {
+	testutil.RequireTool(t, "setfacl", "getfacl")
+	arch := makeArchive(t, "", []member{{name: "d/", typ: '5', mode: 0o755}, {name: "d/f", data: "x"}})
+	dest := filepath.Join(testutil.TempDir(t), "dest")
+	testutil.NoErr(t, os.Mkdir(dest, 0o755))
+	if out, err := exec.Command("setfacl", "-d", "-m", "u:4321:rwx", dest).CombinedOutput(); err != nil {
+		t.Fatalf("setfacl: %v: %s", err, out)
+	}
+	_, err := Restore(context.Background(), bytes.NewReader(arch), dest, RestoreOptions{})
+	testutil.NoErr(t, err)
+	out, err := exec.Command("getfacl", "-R", "-n", "-p", filepath.Join(dest, "d")).CombinedOutput()
+	testutil.NoErr(t, err)
+	if strings.Contains(string(out), "4321") {
+		t.Errorf("restored entries inherited DEST's default ACL:\n%s", out)
+	}
+}
+
+// TestBackupVerifyForeignSkip: --verify of a backup that dropped a foreign
+// cap under ForeignCapsSkip does not count the drop as a difference.
+func TestBackupVerifyForeignSkip(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "setcap")
+	src := filepath.Join(testutil.TempDir(t), "src")
+	testutil.NoErr(t, os.Mkdir(src, 0o755))
+	f := filepath.Join(src, "ping")
+	testutil.NoErr(t, os.WriteFile(f, []byte("x"), 0o755))
+	testutil.NoErr(t, os.Chown(src, 100000, 100000))
+	testutil.NoErr(t, os.Chown(f, 100000, 100000))
+	if out, err := exec.Command("setcap", "cap_net_raw=ep", f).CombinedOutput(); err != nil { // host-scoped: foreign to the map
+		t.Fatalf("setcap: %v: %s", err, out)
+	}
+	m := mustMap(t, "0:100000:65536")
+	_, err := WriteFile(context.Background(), filepath.Join(filepath.Dir(src), "a.tar"), src, Options{UIDMap: m, ForeignCaps: ForeignCapsSkip, Verify: true})
+	if err != nil {
+		t.Errorf("backup --foreign-caps skip --verify: %v", err)
 	}
 }
