@@ -421,3 +421,39 @@ func TestRestoreLastMemberWins(t *testing.T) {
 		}
 	}
 }
+
+// changeAtStart is a Reporter that rewrites a byte of a source file when
+// the writer starts on it, before it streams its data.
+type changeAtStart struct {
+	NopReporter
+	name, path string
+}
+
+func (c changeAtStart) StartFile(name string) {
+	if name == c.name {
+		f, err := os.OpenFile(c.path, os.O_WRONLY, 0)
+		if err == nil {
+			_, _ = f.WriteAt([]byte{1}, 5)
+			f.Close()
+		}
+	}
+}
+
+// TestBackupChangedWhileRead: a file that changes while it is archived is
+// reported as GNU tar reports it ("file changed as we read it") and makes
+// the backup incomplete, as a file that shrinks does: no archive is kept.
+func TestBackupChangedWhileRead(t *testing.T) {
+	dir := testutil.TempDir(t)
+	src := filepath.Join(dir, "src")
+	testutil.NoErr(t, os.Mkdir(src, 0o755))
+	big := filepath.Join(src, "big")
+	writeRandom(t, big, 3000000)
+	_, err := WriteFile(context.Background(), filepath.Join(dir, "a.tar"), src, Options{Reporter: changeAtStart{name: "./big", path: big}})
+	var ie *IncompleteError
+	if !errors.As(err, &ie) || !errors.Is(err, ErrChanged) || ie.Paths()[0] != "./big" {
+		t.Fatalf("backup of a file changed while read: %v, want an IncompleteError with ErrChanged for ./big", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.tar")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("archive kept: %v", err)
+	}
+}

@@ -163,6 +163,9 @@ func (r *run) prepare(it *item) {
 	it.budget = hdr.Size
 	it.data = make([]byte, hdr.Size)
 	n, err := preadFull(it.fd, it.data, 0)
+	if err == nil && int64(n) == hdr.Size {
+		it.lateErr = checkUnchanged(it.fd, it.name, st)
+	}
 	unix.Close(it.fd)
 	it.fd = -1
 	if err != nil {
@@ -173,6 +176,25 @@ func (r *run) prepare(it *item) {
 		// it.data is zero beyond n: the padding GNU tar writes too.
 		it.lateErr = &fs.PathError{Op: "read", Path: it.name, Err: &ShrankError{Size: hdr.Size, Read: int64(n)}}
 	}
+}
+
+// ErrChanged is a regular file whose size, mtime or ctime changed while
+// it was read: its member may mix old and new data (GNU tar: "file
+// changed as we read it"). Like a file that shrank, it makes the backup
+// incomplete.
+var ErrChanged = errors.New("file changed as we read it")
+
+// checkUnchanged fstats the open file fd after its data was read and
+// compares with st, the stat its header was made from.
+func checkUnchanged(fd int, name string, st *unix.Stat_t) error {
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
+		return &fs.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	if now.Size != st.Size || now.Mtim != st.Mtim || now.Ctim != st.Ctim {
+		return &fs.PathError{Op: "read", Path: name, Err: ErrChanged}
+	}
+	return nil
 }
 
 // preadFull reads len(b) bytes of fd at offset off, or up to EOF.

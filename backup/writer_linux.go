@@ -124,7 +124,13 @@ func (w *writer) content(it *item) error {
 		}
 		return nil
 	}
-	return w.stream(w.tw, it, 0, size)
+	if err := w.stream(w.tw, it, 0, size); err != nil {
+		return err
+	}
+	if it.lateErr == nil {
+		it.lateErr = checkUnchanged(it.fd, it.hdr.Name, &it.st)
+	}
+	return nil
 }
 
 // stream copies n bytes of it's file from offset off to out in chunks of
@@ -204,6 +210,9 @@ func (w *writer) sparseMember(it *item) error {
 		data += e.n
 	}
 	w.sum.Sparse++
+	if it.lateErr == nil {
+		it.lateErr = checkUnchanged(it.fd, name, &it.st)
+	}
 	return w.pad(w.raw, name, -data&(blockSize-1))
 }
 
