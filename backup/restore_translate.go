@@ -17,7 +17,7 @@ import (
 // [HostScopedComment]) when [RestoreOptions.HostScope] is not set: the file
 // is restored without that capability, because writing it verbatim gives
 // the file capabilities honoured on the host, outside any container.
-var ErrHostScopedCaps = errors.New("backup: host-scoped capability not restored (it would be honoured on the host; allow it with HostScope / --host-scope)")
+var ErrHostScopedCaps = errors.New("backup: host-scoped capability not restored (it would be honoured on the host; allow it with --host-scope, RestoreOptions.HostScope)")
 
 // restoreMapping turns archive ids into the ids to write on the host.
 //

@@ -240,8 +240,10 @@ func Write(ctx context.Context, w io.Writer, root string, opts Options) (Summary
 // and renamed over name only when the backup succeeded. On any failure,
 // item failures included ([*IncompleteError]), name is left untouched and
 // the temporary file is removed. The temporary file is never archived,
-// even when name lies under root.
+// even when name lies under root. A name that is a symlink is followed:
+// its target is written.
 func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary, err error) {
+	name = throughSymlink(name)
 	dir, base := filepath.Split(name)
 	if dir == "" {
 		dir = "."
@@ -345,6 +347,23 @@ func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
 		return &VerifyFailedError{Diffs: kept}
 	}
 	return nil
+}
+
+// throughSymlink returns the file a symlink name leads to (even one that
+// does not exist yet), so that the archive replaces the target, as GNU
+// tar's -f writes through a symlink, and not the symlink itself.
+func throughSymlink(name string) string {
+	for range 40 { // as the kernel's limit of nested symlinks
+		target, err := os.Readlink(name)
+		if err != nil {
+			return name
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(name), target)
+		}
+		name = target
+	}
+	return name
 }
 
 // WriteFile archives the tree at root into the file name atomically (see

@@ -84,8 +84,12 @@ bytes, caps, time, MB/s) ends the run unless -q. With --json, warnings, errors
 and the summary are JSON Lines on stdout (message_type "warning", "error",
 "summary"); --json needs -o FILE.
 
-` + exitStatusCommon + `
-     (a file could not be archived faithfully: no FILE is written)`,
+EXIT STATUS
+  0  success
+  1  the backup failed: a file could not be archived faithfully, or --verify
+     found a difference (no FILE is written; the archive on stdout is
+     incomplete)
+  2  usage error: bad flags or arguments, nothing was done`,
 		Example: `  nscap backup --uidmap 0:100000:65536 -o ct.tar.zst /var/lib/ct/rootfs
   nscap backup --pid 4242 -o - /var/lib/ct/rootfs | ssh host nscap restore ...
   nscap backup --oci-config config.json --foreign-caps skip -o ct.tar rootfs`,
@@ -107,6 +111,9 @@ and the summary are JSON Lines on stdout (message_type "warning", "error",
 				return flagErrorf("missing -o FILE (or -o - for stdout)")
 			}
 			opts.Compression = backup.CompressionFor(opts.Output)
+			if ext := unsupportedSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
+				return flagErrorf("-o %s: nscap does not write %s; name it .tar, .tar.gz or .tar.zst, or give --compress to choose", opts.Output, ext)
+			}
 			if fl.Changed("compress") {
 				if opts.Compression, err = backup.ParseCompression(compress); err != nil {
 					return flagErrorf("--compress: %w", err)
@@ -134,11 +141,23 @@ and the summary are JSON Lines on stdout (message_type "warning", "error",
 		"read the maps of the user namespace of process `PID`",
 		"read the maps from the OCI runtime config `FILE`")
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
-	fl.StringVar(&compress, "compress", "none", "compression: none, gzip or zstd (default: by the suffix of FILE)")
+	fl.StringVar(&compress, "compress", "", "compression: none, gzip or zstd (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, else none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines reading files ahead of the writer (0: automatic)")
 	fl.BoolVar(&opts.Verify, "verify", false, "read FILE back and compare it with ROOTFS; keep no FILE on a difference")
 	return cmd
+}
+
+// unsupportedSuffix returns the compression suffix of name that nscap
+// cannot write (".xz", ".bz2"...), or "": a FILE so named would hold a
+// plain tar under a misleading name.
+func unsupportedSuffix(name string) string {
+	for _, ext := range []string{".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".lz", ".lz4", ".lzma", ".lzo", ".Z"} {
+		if strings.HasSuffix(name, ext) {
+			return ext
+		}
+	}
+	return ""
 }
 
 // backupJSON is one JSON Lines record of backup.

@@ -36,11 +36,11 @@ func (m *targetMapFlags) register(fl *pflag.FlagSet) {
 	m.Target.register(fl,
 		"uid map of the target container (`MAP`: INSIDE:OUTSIDE:COUNT,...)",
 		"gid map of the target container (`MAP`; default: the uid map)",
-		"restore for the user namespace of process `PID`",
+		"the target container is the user namespace of process `PID` (its maps)",
 		"read the target maps from the OCI runtime config `FILE`")
 	fl.StringArrayVar(&m.srcUIDMaps, "source-uidmap", nil, "uid map of the container an archive of raw host ids was made from (`MAP`)")
 	fl.StringArrayVar(&m.srcGIDMaps, "source-gidmap", nil, "gid map of that container (`MAP`; default: the source uid map)")
-	fl.BoolVar(&m.HostScope, "host-scope", false, "restore a namespace-relative archive without target maps (its caps become host-scoped)")
+	fl.BoolVar(&m.HostScope, "host-scope", false, "allow host-scoped caps: a namespace-relative archive without target maps (its caps become host-scoped), and caps the archive kept host-scoped, written verbatim")
 }
 
 // validate checks the map flags and --helper (usage errors only).
@@ -313,7 +313,11 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 				}
 				fmt.Fprintf(&b, "%s (%d)", n, sum.XattrsSkipped[n])
 			}
-			fmt.Fprintf(opts.IO.ErrOut, "xattrs of the archive not restored (only user.*, ACLs and caps by default, as GNU tar; --xattrs-include PATTERN restores others): %s\n", b.String())
+			why := "only user.*, ACLs and caps by default, as GNU tar; --xattrs-include PATTERN restores others"
+			if len(opts.XattrsInclude) > 0 {
+				why = "not matched by --xattrs-include; ACLs and caps are always restored"
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "xattrs of the archive not restored (%s): %s\n", why, b.String())
 		}
 	}
 	if eperm > 0 {
