@@ -336,7 +336,7 @@ func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta)
 	for _, n := range names {
 		w, inArchive := want[n]
 		if !got[n] {
-			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: fmt.Sprintf("%x", w), Got: "none"})
+			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: xattrText(n, w), Got: "none"})
 			continue
 		}
 		g, err := getXattr(p, n)
@@ -344,12 +344,21 @@ func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta)
 		case err != nil:
 			out = append(out, Difference{Kind: DiffXattr, Name: n, Got: "unreadable: " + err.Error()})
 		case !inArchive:
-			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: "none", Got: fmt.Sprintf("%x", g)})
+			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: "none", Got: xattrText(n, g)})
 		case !bytes.Equal(w, g):
-			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: fmt.Sprintf("%x", w), Got: fmt.Sprintf("%x", g)})
+			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: xattrText(n, w), Got: xattrText(n, g)})
 		}
 	}
 	return out
+}
+
+// xattrText shows an xattr value in a difference: a POSIX ACL as its text
+// (as getfacl shows it, numeric ids), anything else in hex.
+func xattrText(name string, v []byte) string {
+	if IsACL(name) && len(v) >= aclHeaderSize && (len(v)-aclHeaderSize)%aclEntrySize == 0 {
+		return aclText(v)
+	}
+	return fmt.Sprintf("%x", v)
 }
 
 func listXattrs(p string) (map[string]bool, error) {
