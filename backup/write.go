@@ -147,7 +147,8 @@ type Summary struct {
 	Sparse    int64         `json:"sparse"`       // regular files archived with their holes
 	Skipped   int64         `json:"skipped"`      // sockets and dropped foreign caps
 	Errors    int64         `json:"errors"`       // items reported through Reporter.Error
-	Duration  time.Duration `json:"duration_ns"`  // wall time
+	Duration  time.Duration `json:"duration_ns"`  // wall time of the backup
+	Verified  time.Duration `json:"verify_ns"`    // wall time of Options.Verify (0: not verified)
 	Workers   int           `json:"workers"`      // read-ahead goroutines used
 	ReadAhead int64         `json:"read_ahead_b"` // bytes read by workers ahead of the writer
 }
@@ -271,7 +272,10 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 		return s, err
 	}
 	if a.opts.Verify {
-		if err = a.verify(ctx, f, root); err != nil {
+		start := time.Now()
+		err = a.verify(ctx, f, root)
+		s.Verified = max(time.Since(start), 1)
+		if err != nil {
 			return s, err
 		}
 	}

@@ -283,6 +283,9 @@ func printBackupSummary(w io.Writer, s backup.Summary) {
 	fmt.Fprintf(w, "backup: %d entries (%d files, %d dirs, %d symlinks, %d hard links, %d special), %s, %d sparse, %d caps, %d skipped, %.2fs, %.1f MB/s\n",
 		s.Entries, s.Files, s.Dirs, s.Symlinks, s.Hardlinks, s.Specials, humanBytes(s.Bytes), s.Sparse, s.Caps, s.Skipped,
 		s.Duration.Seconds(), s.MBps())
+	if s.Verified > 0 {
+		fmt.Fprintf(w, "backup: verified: the archive read back equals the tree (%.2fs)\n", s.Verified.Seconds())
+	}
 }
 
 // humanBytes formats n with a binary unit.
