@@ -16,9 +16,6 @@ import (
 // compressed data that does not decompress, or a malformed xattr record.
 var ErrBadArchive = errors.New("fcaps: malformed archive")
 
-// blockSize is the size of a tar block.
-const blockSize = 512
-
 // memberName cleans a member name to a relative path ("." for the root).
 func memberName(n string) string {
 	n = path.Clean("/" + n)
