@@ -14,6 +14,18 @@
 // (fgetxattr(2) refuses O_PATH descriptors). [FGet], [FSet] and [FRemove]
 // work on an [*os.File] the caller opened.
 //
+// The writers follow no symlink in the directories of the path either:
+// [Set], [Remove] and a [Setter] walk it one component at a time with
+// O_PATH|O_NOFOLLOW and refuse a link with [ErrSymlink], since the root
+// user of a container owns the directories of its rootfs and could plant
+// one (rootfs/usr/bin -> a host directory). A container's paths are
+// resolved inside its root with a [Lookup] whose [Root] is the rootfs or
+// /proc/PID/root (openat2(2) RESOLVE_IN_ROOT: links are followed as the
+// container follows them, never out of it); [Lookup.Open] gives the
+// [File] that [File.Get], [Setter.SetFile] and [Setter.RemoveFile] act on.
+// [Get] follows the directories' links, as getcap does: it changes
+// nothing.
+//
 // # Namespaces
 //
 // The kernel converts the value for the caller's user namespace on read

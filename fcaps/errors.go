@@ -24,6 +24,13 @@ var (
 	// socket; capabilities only act on regular files, and setcap refuses
 	// the others.
 	ErrNotRegular = errors.New("fcaps: not a regular file")
+	// ErrSymlink: a directory component of the path is a symbolic link,
+	// which a [Lookup] refuses to follow outside a [Root] (so that a
+	// container's root user cannot redirect a write with a planted link).
+	ErrSymlink = errors.New("fcaps: symbolic link in the path")
+	// ErrOutsideRoot: the path is not in the [Root] a confined [Lookup]
+	// must resolve it in.
+	ErrOutsideRoot = errors.New("fcaps: path outside the root")
 	// ErrRootIDNotMapped: the kernel refused a revision-3 value (EINVAL),
 	// most likely because its rootid is not mapped in the caller's user
 	// namespace.

@@ -187,41 +187,29 @@ var procFd = sync.OnceValue(func() bool {
 //     nothing is opened for I/O, so a device or fifo sees no open(2);
 //  2. fstat the descriptor and refuse anything that is not a regular file
 //     with ErrNotRegular;
-//  3. act through /proc/self/fd/N, the magic link to that very inode
-//     (f*xattr refuse O_PATH descriptors with EBADF); the path calls on it
-//     need no read permission on the file, like getcap/setcap by path.
+//  3. act through /proc/self/fd/N (see [File.do]).
 //
-// Without /proc, step 3 reopens the path O_RDONLY|O_NOFOLLOW|O_NONBLOCK and
-// checks that st_dev/st_ino did not change before using f*xattr.
+// Symlinks in the directories of path are followed: withRegular serves
+// the readers ([Get]), which change nothing; writers use a [Lookup].
 func withRegular(op, path string, fn func(t target) error) error {
 	fd, err := sys.OpenPath(path)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer sys.Close(fd)
 	st, err := sys.Fstat(fd)
 	if err != nil {
+		sys.Close(fd)
 		return &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	if m := sys.ModeType(st.Mode); m != 0 {
-		return notRegular(op, path, m)
-	}
-	if procFd() {
-		return fn(target{fd: -1, path: sys.ProcFdPath(fd)})
-	}
-	rfd, err := sys.Openat(sys.AtFdcwd, path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer sys.Close(rfd)
-	st2, err := sys.Fstat(rfd)
-	if err != nil {
-		return &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st2.Dev != st.Dev || st2.Ino != st.Ino {
-		return &fs.PathError{Op: "open", Path: path, Err: errors.New("file replaced while being opened")}
-	}
-	return fn(target{fd: rfd})
+	f := &File{name: path, fd: fd, st: st, reopen: func() (int, error) {
+		rfd, err := sys.Openat(sys.AtFdcwd, path, sys.OReadNoFollow, 0)
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return rfd, nil
+	}}
+	defer func() { _ = f.Close() }()
+	return f.do(op, fn)
 }
 
 // withFile runs fn on f's descriptor. When the descriptor is O_PATH (the
@@ -261,7 +249,10 @@ func withFile(op string, f *os.File, regular bool, fn func(t target) error) erro
 // caller's user namespace sees them (getxattr(2) of security.capability
 // converts a revision-3 value: see [xattrfmt.FileCaps]). A final symlink is
 // never followed: it, and every other non-regular file, gives an
-// [*fs.PathError] matching [ErrNotRegular]. Other errors match
+// [*fs.PathError] matching [ErrNotRegular]. Symlinks in the directories
+// of path are followed, as getcap follows them: a read changes nothing
+// (use [Lookup.Open] and [File.Get] to read what [Set] would write).
+// Other errors match
 // [ErrNoCaps] (none), [ErrNotVisible] (EOVERFLOW: the rootid is not mapped
 // here), [ErrUnreadable] (EINVAL while listxattr(2) lists the value) or
 // [ErrNotSupported], and keep the errno.
@@ -321,8 +312,11 @@ func decode(path string, b []byte) (xattrfmt.FileCaps, error) {
 }
 
 // Set writes c as the security.capability of the regular file at path
-// (fsetxattr(2) semantics, through the descriptor of the file itself; see
-// [Get] for how the path is opened). c is encoded with
+// (fsetxattr(2) semantics, through the descriptor of the file itself).
+// The path is opened by the zero [Lookup]: no symlink is followed in any
+// of its components, and one met is refused with [ErrSymlink] (a final
+// one with [ErrNotRegular]); use [Lookup.Open] and a [Setter] to resolve
+// a container's path in its root. c is encoded with
 // [xattrfmt.Encode]; revision 3 requires a rootid mapped in the caller's
 // user namespace, else the error matches [ErrRootIDNotMapped] and EINVAL.
 // Writing needs CAP_SETFCAP in a user namespace that maps the file's owner
@@ -334,12 +328,12 @@ func Set(path string, c xattrfmt.FileCaps) error {
 	if err != nil {
 		return &fs.PathError{Op: "encode", Path: path, Err: err}
 	}
-	return withRegular("setxattr", path, func(t target) error {
-		if err := t.set(b); err != nil {
-			return writeError("setxattr", path, err, c)
-		}
-		return nil
-	})
+	f, err := Lookup{}.Open(path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	return f.set(c, b)
 }
 
 // FSet is [Set] on an open file (fsetxattr(2)); f must be a regular file
@@ -358,16 +352,17 @@ func FSet(f *os.File, c xattrfmt.FileCaps) error {
 }
 
 // Remove removes the capabilities of the regular file at path
-// (removexattr(2) through the file's descriptor, as [Set] opens it). A file
-// without capabilities gives an error matching [ErrNoCaps] and ENODATA, as
-// `setcap -r` fails on one ("has no capability to remove", exit status 1).
+// (removexattr(2) through the file's descriptor, the path opened as [Set]
+// opens it: no symlink followed). A file without capabilities gives an
+// error matching [ErrNoCaps] and ENODATA, as `setcap -r` fails on one
+// ("has no capability to remove", exit status 1).
 func Remove(path string) error {
-	return withRegular("removexattr", path, func(t target) error {
-		if err := t.remove(); err != nil {
-			return removeError("removexattr", path, err)
-		}
-		return nil
-	})
+	f, err := Lookup{}.Open(path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	return f.remove()
 }
 
 // FRemove is [Remove] on an open file (fremovexattr(2)). It works on any

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,11 +133,13 @@ const (
 	helperOpRemove = "fcaps.remove"
 )
 
-// helperReq is the request of the helper operations: the file (absolute
-// path plus the identity the caller saw, so that a file swapped in between
-// is refused) and, for set, the encoded value with the rootid already
-// expressed in the helper's namespace.
+// helperReq is the request of the helper operations: where the file is
+// (a root directory and a path resolved in it, or an absolute path walked
+// without symlinks; see location) plus the identity the caller saw, so
+// that any other file is refused, and, for set, the encoded value with the
+// rootid already expressed in the helper's namespace.
 type helperReq struct {
+	Root  string `json:"root,omitempty"`
 	Path  string `json:"path"`
 	Dev   uint64 `json:"dev"`
 	Ino   uint64 `json:"ino"`
@@ -167,12 +168,13 @@ func init() {
 }
 
 // helperDo runs fn, inside the helper, on the /proc/self/fd link of the
-// regular file at r.Path, opened O_PATH|O_NOFOLLOW, after checking it is
-// still the file the caller inspected.
+// regular file r names, opened O_PATH|O_NOFOLLOW as the caller resolved
+// it, after checking it is still the file the caller inspected: whatever
+// the path leads to now, no other inode is touched.
 func helperDo(r helperReq, op string, fn func(procPath string) error) error {
-	fd, err := sys.OpenPath(r.Path)
+	fd, err := helperOpen(r)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: r.Path, Err: err}
+		return err
 	}
 	defer sys.Close(fd)
 	st, err := sys.Fstat(fd)
@@ -188,40 +190,86 @@ func helperDo(r helperReq, op string, fn func(procPath string) error) error {
 	return nil
 }
 
-// Set writes c on the regular file at path, directly or through the
-// helper (see [Setter]). Errors are as for [Set], plus [ErrOutsideHelperMap]
-// and the helper's start errors (newuidmap missing, no subordinate ids).
+// helperOpen opens, inside the helper, the file r names, as
+// [File.helperLocation] described it.
+func helperOpen(r helperReq) (int, error) {
+	if r.Root == "" {
+		fd, _, err := Lookup{}.open(r.Path, sys.OPathNoFollow)
+		return fd, err
+	}
+	root, err := OpenRoot(r.Root)
+	if err != nil {
+		return -1, err
+	}
+	defer func() { _ = root.Close() }()
+	fd, err := sys.OpenInRoot(root.fd, r.Path, sys.OPathNoFollow)
+	if err != nil {
+		return -1, inRootError(r.Path, err)
+	}
+	return fd, nil
+}
+
+// Set writes c on the regular file at path, opened by the zero [Lookup]
+// (no symlink followed), directly or through the helper (see [Setter]).
+// Errors are as for [Set], plus [ErrOutsideHelperMap] and the helper's
+// start errors (newuidmap missing, no subordinate ids).
 func (s *Setter) Set(path string, c xattrfmt.FileCaps) error {
 	if _, err := xattrfmt.Encode(c); err != nil {
 		return &fs.PathError{Op: "encode", Path: path, Err: err}
 	}
-	if s.opts.Helper == HelperAlways {
-		return s.helperSet(path, c)
+	f, err := Lookup{}.Open(path)
+	if err != nil {
+		return err
 	}
-	err := Set(path, c)
+	defer func() { _ = f.Close() }()
+	return s.SetFile(f, c)
+}
+
+// SetFile is [Setter.Set] on a file found by [Lookup.Open]. The helper, if
+// it is used, finds the file again as f was found and refuses to act on
+// any other inode.
+func (s *Setter) SetFile(f *File, c xattrfmt.FileCaps) error {
+	b, err := xattrfmt.Encode(c)
+	if err != nil {
+		return &fs.PathError{Op: "encode", Path: f.name, Err: err}
+	}
+	if s.opts.Helper == HelperAlways {
+		return s.helperSet(f, c)
+	}
+	err = f.set(c, b)
 	if !s.fallBack(err) {
 		return err
 	}
-	if herr := s.helperSet(path, c); herr != nil {
-		return s.fallbackError("setxattr", path, herr)
+	if herr := s.helperSet(f, c); herr != nil {
+		return s.fallbackError("setxattr", f.name, herr)
 	}
 	return nil
 }
 
-// Remove removes the capabilities of the regular file at path, directly
-// or through the helper (see [Setter]). Errors are as for [Remove], plus
-// [ErrOutsideHelperMap] when the file's owner or group is outside the
-// helper's maps.
+// Remove removes the capabilities of the regular file at path, opened by
+// the zero [Lookup], directly or through the helper (see [Setter]). Errors
+// are as for [Remove], plus [ErrOutsideHelperMap] when the file's owner or
+// group is outside the helper's maps.
 func (s *Setter) Remove(path string) error {
-	if s.opts.Helper == HelperAlways {
-		return s.helperRemove(path)
+	f, err := Lookup{}.Open(path)
+	if err != nil {
+		return err
 	}
-	err := Remove(path)
+	defer func() { _ = f.Close() }()
+	return s.RemoveFile(f)
+}
+
+// RemoveFile is [Setter.Remove] on a file found by [Lookup.Open].
+func (s *Setter) RemoveFile(f *File) error {
+	if s.opts.Helper == HelperAlways {
+		return s.helperRemove(f)
+	}
+	err := f.remove()
 	if !s.fallBack(err) {
 		return err
 	}
-	if herr := s.helperRemove(path); herr != nil {
-		return s.fallbackError("removexattr", path, herr)
+	if herr := s.helperRemove(f); herr != nil {
+		return s.fallbackError("removexattr", f.name, herr)
 	}
 	return nil
 }
@@ -296,26 +344,15 @@ func (s *Setter) getHelper() (*userns.Helper, error) {
 	return h, nil
 }
 
-// helperTarget opens path as [Set] does and returns what the helper needs:
-// its absolute path, identity, and the helper with the file's owner and
-// group checked against its maps.
-func (s *Setter) helperTarget(op, path string) (*userns.Helper, helperReq, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, helperReq{}, &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	fd, err := sys.OpenPath(path)
-	if err != nil {
-		return nil, helperReq{}, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	st, err := sys.Fstat(fd)
-	sys.Close(fd)
-	if err != nil {
-		return nil, helperReq{}, &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
+// helperTarget returns what the helper needs to act on f: where to find
+// it, its identity, and the helper with the file's owner and group checked
+// against its maps.
+func (s *Setter) helperTarget(op string, f *File) (*userns.Helper, helperReq, error) {
+	path, st := f.name, f.st
 	if m := sys.ModeType(st.Mode); m != 0 {
 		return nil, helperReq{}, notRegular(op, path, m)
 	}
+	loc := f.helperLocation()
 	h, err := s.getHelper()
 	if err != nil {
 		return nil, helperReq{}, &fs.PathError{Op: op, Path: path, Err: err}
@@ -326,7 +363,7 @@ func (s *Setter) helperTarget(op, path string) (*userns.Helper, helperReq, error
 	if _, err := h.GIDMap().ToNs(st.Gid); err != nil {
 		return nil, helperReq{}, s.outsideMap(op, path, fmt.Sprintf("the file's group gid %d", st.Gid), "gid", h.GIDMap())
 	}
-	return h, helperReq{Path: abs, Dev: st.Dev, Ino: st.Ino}, nil
+	return h, helperReq{Root: loc.root, Path: loc.path, Dev: st.Dev, Ino: st.Ino}, nil
 }
 
 // outsideMap refuses an id (what) that the helper's map m does not cover.
@@ -344,8 +381,9 @@ func (s *Setter) outsideMap(op, path, what, kind string, m userns.Map) error {
 	}}
 }
 
-func (s *Setter) helperSet(path string, c xattrfmt.FileCaps) error {
-	h, req, err := s.helperTarget("setxattr", path)
+func (s *Setter) helperSet(f *File, c xattrfmt.FileCaps) error {
+	path := f.name
+	h, req, err := s.helperTarget("setxattr", f)
 	if err != nil {
 		return err
 	}
@@ -372,8 +410,9 @@ func (s *Setter) helperSet(path string, c xattrfmt.FileCaps) error {
 	return nil
 }
 
-func (s *Setter) helperRemove(path string) error {
-	h, req, err := s.helperTarget("removexattr", path)
+func (s *Setter) helperRemove(f *File) error {
+	path := f.name
+	h, req, err := s.helperTarget("removexattr", f)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,8 @@ func TestNewRemoveCmd(t *testing.T) {
 		{argv: "--pid 0 a", wantErr: "--pid 0: want a positive process id"},
 		{argv: "--uidmap 0:100000:10 --gidmap 0:200000:10 a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{UIDMap: "0:100000:10", GIDMap: "0:200000:10"}}},
 		{argv: "--gidmap 0:1:1 a", wantErr: "--gidmap needs --uidmap"},
+		{argv: "--root rootfs --pid 42 rootfs/a", want: removeOptions{Paths: []string{"rootfs/a"}, Maps: mapFlags{PID: 42}, Root: "rootfs"}},
+		{argv: "--root= a", wantErr: "--root: empty directory name"},
 		{argv: "--uidmap 0:1 a", wantErr: `--uidmap 0:1: userns: syntax error: extent 0 "0:1": want NS:HOST:COUNT (three numbers separated by colons)`},
 	}
 	for _, tc := range tests {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"strconv"
@@ -69,6 +70,7 @@ type setOptions struct {
 
 	RootID int64    // --rootid; noRootID when not given
 	Maps   mapFlags // --uidmap, --gidmap, --pid, --oci-config
+	Root   string   // --root: the container root the PATHs are resolved in
 	NsUID  uint32   // --ns-uid: the uid inside the namespace whose host id is the rootid
 	Verify bool     // -v
 	Helper fcaps.HelperMode
@@ -84,7 +86,7 @@ func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 	opts := &setOptions{IO: f.IO, RootID: noRootID}
 	var helper string
 	cmd := &cobra.Command{
-		Use:   "set [--rootid N | --pid PID | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--helper auto|always|never] [-v] CAPS PATH...",
+		Use:   "set [--rootid N | --pid PID | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--root DIR] [--helper auto|always|never] [-v] CAPS PATH...",
 		Short: "Set the capabilities of files, like setcap",
 		Long: `Set the file capabilities CAPS on each PATH, as setcap does. CAPS is libcap
 text (cap_from_text(3)): "cap_net_raw+ep", "cap_chown,cap_fowner=eip",
@@ -97,7 +99,7 @@ effective set must include every permitted and inheritable capability.
 
 Each PATH must be a regular file; symlinks are never followed (a symlink is
 refused and its target left untouched), and directories, devices, fifos and
-sockets are refused.
+sockets are refused. How a PATH is found is told under PATHS below.
 
 Without a rootid option the capabilities are written as revision 2 (honoured
 in the user namespace owning the filesystem and the ones below it). The
@@ -119,7 +121,11 @@ has the given id (and the ones below it):
 
 A rootid from --pid, --uidmap or --oci-config that is 0 (the caller's own
 root) is written as revision 2. "nscap userns PID" shows what --pid uses.
-
+With one of these three, a file whose owner or group that namespace does not
+map is refused and left unchanged, as remove refuses it (the group is
+checked against --gidmap, by default the uid map): the caps of a container
+belong on the container's files.
+` + pathsHelp + `
 HELPER USER NAMESPACE
 An unprivileged user cannot write security.capability on files it does not
 own, but may own subordinate ids (/etc/subuid, /etc/subgid), the ids of its
@@ -153,15 +159,17 @@ EXIT STATUS
   1  an operation failed (the other paths were still processed); with -v,
      a file differs; or, before anything was written: CAPS is not valid
      text or "-" read none (setcap also exits 1), the process of --pid does
-     not exist (or its namespace cannot be read), or the file of
-     --oci-config cannot be read or parsed
+     not exist (or its namespace or root directory cannot be read), the
+     --root DIR cannot be opened, or the file of --oci-config cannot be
+     read or parsed
   2  usage error, nothing was done: bad flags or arguments, or flag values
      that do not fit together: a --uidmap (or the map of --oci-config) that
      does not map uid 0 (or --ns-uid U), a --ns-uid U that the namespace of
      --pid does not map`,
 		Example: `  nscap set cap_net_raw+ep /usr/bin/ping
   nscap set --pid 4242 cap_net_raw=ep /var/lib/ct/rootfs/usr/bin/ping
-  nscap set --uidmap 0:100000:65536 cap_net_bind_service+ep rootfs/usr/sbin/httpd
+  nscap set --pid 4242 cap_net_raw=ep /proc/4242/root/usr/bin/ping
+  nscap set --uidmap 0:100000:65536 --root rootfs cap_net_bind_service+ep rootfs/usr/sbin/httpd
   nscap set --oci-config ct/config.json --ns-uid 1000 cap_net_raw+ep ct/rootfs/app
   nscap set -v --rootid 100000 cap_net_raw+ep rootfs/usr/bin/ping
   echo cap_chown+ep | nscap set - ./tool`,
@@ -181,6 +189,9 @@ EXIT STATUS
 			if fl.Changed("ns-uid") && !opts.Maps.given() {
 				return flagErrorf("--ns-uid needs --pid, --uidmap or --oci-config")
 			}
+			if fl.Changed("root") && opts.Root == "" {
+				return flagErrorf("--root: empty directory name")
+			}
 			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
 				return flagErrorf("--helper: %w", err)
 			}
@@ -194,10 +205,11 @@ EXIT STATUS
 	fl.Var(rootIDValue{&opts.RootID}, "rootid", "write revision 3 with this rootid (`N`, a uid in the caller's namespace)")
 	opts.Maps.register(fl,
 		"write revision 3 for the namespace with uid map `MAP` (INSIDE:OUTSIDE:COUNT,...)",
-		"with --uidmap: the gid map of that namespace (`MAP`; default: the uid map), for the helper",
+		"with --uidmap: the gid map of that namespace (`MAP`; default: the uid map), for the owner check and the helper",
 		"write revision 3 for the user namespace of process `PID`",
 		"write revision 3 for the namespace with the uid map of the OCI config `FILE`")
 	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --pid, --uidmap or --oci-config: the uid `U` inside the namespace that owns the caps")
+	fl.StringVar(&opts.Root, "root", "", "resolve each PATH inside the container root directory `DIR` (see PATHS)")
 	fl.StringVar(&helper, "helper", "auto", "write through a helper user namespace: `auto`, always or never")
 	fl.BoolVarP(&opts.Verify, "verify", "v", false, "verify the capabilities instead of writing them")
 	return cmd
@@ -296,8 +308,17 @@ func runSet(ctx context.Context, opts *setOptions) error {
 	if err != nil {
 		return fmt.Errorf("set: %w", err)
 	}
+	lookup, done, err := openLookup(opts.Root, opts.Maps.PID)
+	if err != nil {
+		return fmt.Errorf("set: %w", err)
+	}
+	defer done()
 	var setter *fcaps.Setter
+	var scope *nsScope
 	if !opts.Verify {
+		if scope, err = newScope(&opts.Maps); err != nil {
+			return fmt.Errorf("set: %w", err)
+		}
 		so := fcaps.SetterOptions{Helper: opts.Helper}
 		if opts.Helper != fcaps.HelperNever {
 			so.UIDMap, so.GIDMap, err = helperMaps(&opts.Maps)
@@ -317,9 +338,9 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		}
 		var ok bool
 		if opts.Verify {
-			ok, err = verifyOne(opts, p, want)
+			ok, err = verifyOne(opts, lookup, p, want)
 		} else {
-			ok, err = setOne(opts, setter, p, want)
+			ok, err = setOne(opts, setter, lookup, scope, p, want)
 		}
 		if err != nil {
 			return err
@@ -342,9 +363,19 @@ type setRecord struct {
 	Error string `json:"error,omitempty"`
 }
 
-// setOne writes want on path; ok is false when it failed (reported).
-func setOne(opts *setOptions, setter *fcaps.Setter, path string, want xattrfmt.FileCaps) (ok bool, err error) {
-	serr := setter.Set(path, want)
+// setOne writes want on path, found by lookup and within scope (when
+// not nil); ok is false when it failed (reported).
+func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *nsScope, path string, want xattrfmt.FileCaps) (ok bool, err error) {
+	f, serr := openFile(lookup, opts.Root, path)
+	if serr == nil {
+		if scope != nil {
+			serr = scope.checkOwner("set", f, "written")
+		}
+		if serr == nil {
+			serr = setter.SetFile(f, want)
+		}
+		_ = f.Close()
+	}
 	if serr != nil {
 		printPathError(opts.IO.ErrOut, "set", path, serr)
 	}
@@ -372,11 +403,16 @@ type verifyRecord struct {
 	Error      string  `json:"error,omitempty"`
 }
 
-// verifyOne compares the caps of path with want; ok is false when they
-// differ or cannot be read (reported).
-func verifyOne(opts *setOptions, path string, want xattrfmt.FileCaps) (ok bool, err error) {
+// verifyOne compares the caps of path, found by lookup as set finds it,
+// with want; ok is false when they differ or cannot be read (reported).
+func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps) (ok bool, err error) {
 	rec := verifyRecord{Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
-	got, gerr := fcaps.Get(path)
+	var got xattrfmt.FileCaps
+	f, gerr := openFile(lookup, opts.Root, path)
+	if gerr == nil {
+		got, gerr = f.Get()
+		_ = f.Close()
+	}
 	switch {
 	case gerr == nil:
 	case errors.Is(gerr, fcaps.ErrNoCaps):
@@ -430,4 +466,71 @@ func rootIDOf(c xattrfmt.FileCaps) uint32 {
 		return c.RootID
 	}
 	return 0
+}
+
+// pathsHelp is the PATHS section of the help of set and remove.
+const pathsHelp = `
+PATHS
+Outside a container's root no symlink is followed in any component of a
+PATH (a relative PATH starts at the working directory): a symlink met is
+refused, naming it, and nothing is done. A container's root user owns the
+directories of its rootfs and could plant one (rootfs/usr/bin -> /usr/sbin)
+to turn a write on its files into a write on the host's. So /bin/ping is
+refused where /bin is a symlink to usr/bin: write /usr/bin/ping.
+
+  --root DIR  DIR is a container's root directory, its "/": each PATH
+              must be written below DIR (DIR/usr/bin/ping), or reach DIR's
+              directory when walked without symlinks, and the rest of it
+              is resolved as the container resolves it: symlinks are
+              followed, but an absolute link and ".." start and stop at DIR
+              (openat2(2) RESOLVE_IN_ROOT), so nothing leads out of it.
+              DIR itself is opened as named. Other PATHs are refused.
+  --pid PID   without --root, the root directory of process PID
+              (/proc/PID/root) serves as DIR, for a PATH written below
+              /proc/PID/root (the container's /usr/bin/ping is
+              /proc/PID/root/usr/bin/ping) or one that reaches that
+              directory (/var/lib/ct/rootfs/usr/bin/ping when the container
+              runs in /var/lib/ct/rootfs); other PATHs are walked without
+              symlinks. A process whose root is the caller's own serves
+              only for PATHs below /proc/PID/root.
+
+The last component of a PATH is never followed, with or without a root.
+`
+
+// openLookup returns how set and remove find their files: inside the
+// --root DIR, confined to it; else inside the root directory of the --pid
+// process where a path leads there; else without following any symlink.
+// done releases the root.
+func openLookup(root string, pid int) (l fcaps.Lookup, done func(), err error) {
+	switch {
+	case root != "":
+		r, err := fcaps.OpenRoot(root)
+		if err != nil {
+			return l, nil, fmt.Errorf("--root %s: %w", root, err)
+		}
+		return fcaps.Lookup{Root: r, Confine: true}, func() { _ = r.Close() }, nil
+	case pid != 0:
+		r, err := fcaps.OpenRoot("/proc/" + strconv.Itoa(pid) + "/root")
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return l, nil, pidError(pid, err)
+			}
+			return l, nil, fmt.Errorf("the root directory of pid %d: %w", pid, err)
+		}
+		return fcaps.Lookup{Root: r}, func() { _ = r.Close() }, nil
+	}
+	return l, func() {}, nil
+}
+
+// openFile opens path as lookup says; a symlink it refuses to follow gets
+// a word on what the user can do (root is --root, or "").
+func openFile(lookup fcaps.Lookup, root, path string) (*fcaps.File, error) {
+	f, err := lookup.Open(path)
+	if err == nil || !errors.Is(err, fcaps.ErrSymlink) {
+		return f, err
+	}
+	if root == "" {
+		return nil, fmt.Errorf("%w; give a path without symlinks, or name a container's root with --root DIR to resolve PATH inside it as the container does", err)
+	}
+	return nil, fmt.Errorf("%w; only a PATH written below --root %s is resolved inside it", err, root)
 }

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -11,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/internal/testutil"
+	"github.com/nscap/nscap/userns"
 )
 
 func TestNewSetCmd(t *testing.T) {
@@ -51,6 +57,9 @@ func TestNewSetCmd(t *testing.T) {
 		{argv: "--gidmap 0:1:1 cap_chown+p f", wantErr: "--gidmap needs --uidmap"},
 		{argv: "--oci-config= cap_chown+p f", wantErr: "--oci-config: empty file name"},
 		{argv: "-r f", wantErr: "unknown shorthand flag: 'r' in -r"},
+		{argv: "--root rootfs --uidmap 0:100000:65536 cap_chown+p rootfs/f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"rootfs/f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:100000:65536"}, Root: "rootfs"}},
+		{argv: "--root rootfs --pid 3 cap_chown+p rootfs/f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"rootfs/f"}, RootID: noRootID, Maps: mapFlags{PID: 3}, Root: "rootfs"}},
+		{argv: "--root= cap_chown+p f", wantErr: "--root: empty directory name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -147,6 +156,11 @@ func TestReadCapsText(t *testing.T) {
 func TestRunSet(t *testing.T) {
 	fx := newFixture(t)
 	f := writeFile(t, fx.path("set-target"))
+	// A file of the container at 200000 (set refuses a file whose owner
+	// the namespace of --uidmap does not map).
+	if err := os.Chown(f, 200000, 200000); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -176,6 +190,18 @@ func TestRunSet(t *testing.T) {
 			name:    "uidmap",
 			args:    []string{"set", "--uidmap", "0:200000:65536", "--ns-uid", "1", "cap_net_raw+ep", f},
 			wantHex: "0x0100000300200000000000000000000000000000410d0300",
+		},
+		{
+			name:     "uidmap: owner not mapped",
+			args:     []string{"set", "--uidmap", "0:300000:65536", "cap_net_raw+ep", f},
+			want:     result{Code: ExitError, Stderr: "nscap: set $DIR/set-target: outside the user namespace of --uidmap 0:300000:65536: the file's owner uid 200000 is not mapped by its uid map 0:300000:65536; nothing written\n"},
+			wantKeep: true,
+		},
+		{
+			name:     "uidmap: group not mapped",
+			args:     []string{"set", "--uidmap", "0:200000:65536", "--gidmap", "0:300000:65536", "cap_net_raw+ep", f},
+			want:     result{Code: ExitError, Stderr: "nscap: set $DIR/set-target: outside the user namespace of --uidmap 0:200000:65536: the file's group gid 200000 is not mapped by its gid map 0:300000:65536; nothing written\n"},
+			wantKeep: true,
 		},
 		{
 			name:    "pid of self is host root: revision 2",
@@ -276,5 +302,165 @@ func TestResolveRootIDOCIAndNsUID(t *testing.T) {
 				t.Errorf("set %s: resolveRootID() = %d, %v, %q; want %d, %v, %q", tc.argv, r, ok, errString(err), tc.wantRootID, tc.wantOK, tc.wantErr)
 			}
 		})
+	}
+}
+
+// chrootOp is a helper operation of these tests: the helper process
+// chroots into the directory of the request ("" for none) and returns its
+// pid, to serve as a container's process for --pid.
+const chrootOp = "clitest.chroot"
+
+func init() {
+	userns.RegisterHelperOp(chrootOp, func(raw json.RawMessage) (json.RawMessage, error) {
+		var dir string
+		if err := json.Unmarshal(raw, &dir); err != nil {
+			return nil, err
+		}
+		if dir != "" {
+			if err := syscall.Chroot(dir); err != nil {
+				return nil, err
+			}
+			if err := syscall.Chdir("/"); err != nil {
+				return nil, err
+			}
+		}
+		return json.Marshal(os.Getpid())
+	})
+}
+
+// containerProcess starts a process of a container: in a new user
+// namespace whose uid and gid maps are m, chrooted into dir unless dir is
+// "" (then it shares the caller's root). It ends with the test.
+func containerProcess(t *testing.T, m, dir string) int {
+	t.Helper()
+	um, err := userns.ParseMap(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := userns.StartHelper(context.Background(), userns.HelperOptions{UIDMap: um, GIDMap: um})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	var pid int
+	if err := h.Call(chrootOp, dir, &pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestSetRemovePlantedSymlink is the attack of issue 12: the root user of
+// a container (0:100000:65536), who owns the directories of its rootfs,
+// plants rootfs/usr/bin -> a host directory holding a ping; the README's
+// "nscap set --pid P cap_net_raw=ep ROOTFS/usr/bin/ping" must not cap the
+// host's ping (getcap is the oracle). set and remove refuse the link
+// outside a root and resolve it inside the container's root with --root
+// or --pid, where it names ROOTFS/<host dir>/ping; a link that stays
+// inside (rootfs/sbin -> usr/sbin) resolves there too.
+func TestSetRemovePlantedSymlink(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTool(t, "getcap")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	testutil.Traversable(t, dir) // for the container's processes
+	host := filepath.Join(dir, "host")
+	rootfs := filepath.Join(dir, "rootfs")
+	hostPing := filepath.Join(host, "ping")
+	inside := rootfs + hostPing // what rootfs/usr/bin/ping is in the container
+	sbinPing := filepath.Join(rootfs, "usr/sbin/ping")
+	for _, d := range []string{host, filepath.Join(rootfs, "usr/sbin"), filepath.Dir(inside)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, hostPing)
+	writeFile(t, inside)
+	writeFile(t, sbinPing)
+	if err := os.Symlink(host, filepath.Join(rootfs, "usr/bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/sbin", filepath.Join(rootfs, "sbin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(rootfs, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 100000, 100000)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The host's ping belongs to the container's range too: the owner
+	// check cannot tell it from the container's; only the lookup can.
+	if err := os.Chown(hostPing, 100000, 100000); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(containerProcess(t, "0:100000:65536", rootfs))
+	shared := strconv.Itoa(containerProcess(t, "0:100000:65536", ""))
+	planted := filepath.Join(rootfs, "usr/bin/ping")
+	refusal := "nscap: %s $ROOTFS/usr/bin/ping: $ROOTFS/usr/bin is a symbolic link: refusing to follow it; " +
+		"give a path without symlinks, or name a container's root with --root DIR to resolve PATH inside it as the container does\n"
+	const v3 = "cap_net_raw=ep [rootid=100000]"
+
+	steps := []struct {
+		name   string
+		args   []string
+		want   result
+		inside string // getcap -n of the container's ping afterwards: TEXT [rootid=N], or ""
+		sbin   string // and of rootfs/usr/sbin/ping
+	}{
+		{name: "set without a root", args: []string{"set", "--uidmap", "0:100000:65536", "cap_net_raw=ep", planted}, want: result{Code: ExitError, Stderr: strings.Replace(refusal, "%s", "set", 1)}},
+		{name: "set --rootid", args: []string{"set", "--rootid", "100000", "cap_net_raw=ep", planted}, want: result{Code: ExitError, Stderr: strings.Replace(refusal, "%s", "set", 1)}},
+		{name: "set -v without a root", args: []string{"set", "-v", "cap_net_raw=ep", planted}, want: result{Code: ExitError, Stderr: strings.Replace(refusal, "%s", "verify", 1)}},
+		{name: "set --pid of a process sharing the host's root", args: []string{"set", "--pid", shared, "cap_net_raw=ep", planted}, want: result{Code: ExitError, Stderr: strings.Replace(refusal, "%s", "set", 1)}},
+		{name: "set --pid, a path through its root", args: []string{"set", "--pid", pid, "cap_net_raw=ep", planted}, inside: v3},
+		{name: "set -v --pid", args: []string{"set", "-v", "--pid", pid, "cap_net_raw=ep", planted}, want: result{Stdout: "$ROOTFS/usr/bin/ping: OK\n"}, inside: v3},
+		{name: "remove without a root", args: []string{"remove", planted}, want: result{Code: ExitError, Stderr: strings.Replace(refusal, "%s", "remove", 1)}, inside: v3},
+		{name: "remove --pid, a path in /proc/PID/root", args: []string{"remove", "--pid", pid, "/proc/" + pid + "/root/usr/bin/ping"}},
+		{name: "set --pid, a path in /proc/PID/root, through the helper", args: []string{"set", "--helper", "always", "--pid", pid, "cap_net_raw=ep", "/proc/" + pid + "/root/usr/bin/ping"}, inside: v3},
+		{name: "remove --root", args: []string{"remove", "--root", rootfs, planted}},
+		{name: "set --root", args: []string{"set", "--uidmap", "0:100000:65536", "--root", rootfs, "cap_net_raw=ep", planted}, inside: v3},
+		{name: "set --root, a link inside the root", args: []string{"set", "--uidmap", "0:100000:65536", "--root", rootfs, "cap_net_raw=ep", filepath.Join(rootfs, "sbin/ping")}, inside: v3, sbin: v3},
+		{name: "remove --root through the helper", args: []string{"remove", "--helper", "always", "--uidmap", "0:100000:65536", "--root", rootfs, planted}, sbin: v3},
+		{name: "set --root through the helper", args: []string{"set", "--helper", "always", "--uidmap", "0:100000:65536", "--root", rootfs, "cap_net_raw=ep", planted}, inside: v3, sbin: v3},
+		{
+			name: "set --root, a path outside it", args: []string{"set", "--uidmap", "0:100000:65536", "--root", rootfs, "cap_net_raw=ep", hostPing},
+			want:   result{Code: ExitError, Stderr: "nscap: set $HOST/ping: outside the root $ROOTFS: the path is neither written below it nor passes through its directory\n"},
+			inside: v3, sbin: v3,
+		},
+		{
+			name: "set --root, a link before the root", args: []string{"set", "--rootid", "100000", "--root", rootfs, "cap_net_raw=ep", "/proc/self/cwd/x"},
+			want:   result{Code: ExitError, Stderr: "nscap: set /proc/self/cwd/x: /proc/self is a symbolic link: refusing to follow it; only a PATH written below --root $ROOTFS is resolved inside it\n"},
+			inside: v3, sbin: v3,
+		},
+		{
+			name: "set --root that does not exist", args: []string{"set", "--rootid", "100000", "--root", rootfs + "/nothing", "cap_net_raw=ep", planted},
+			want:   result{Code: ExitError, Stderr: "nscap: set: --root $ROOTFS/nothing: open $ROOTFS/nothing: no such file or directory\n"},
+			inside: v3, sbin: v3,
+		},
+	}
+	rel := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, rootfs, "$ROOTFS"), host, "$HOST")
+	}
+	getcap := func(p string) string {
+		out := strings.TrimSpace(runTool(t, "getcap", "-n", p))
+		return strings.TrimSpace(strings.TrimPrefix(out, p))
+	}
+	for _, st := range steps {
+		r := nscap(t, "", st.args...)
+		r.Stdout, r.Stderr = rel(r.Stdout), rel(r.Stderr)
+		if diff := cmp.Diff(st.want, r); diff != "" {
+			t.Errorf("%s: nscap %q mismatch (-want +got):\n%s", st.name, st.args, diff)
+		}
+		if got := getcap(hostPing); got != "" {
+			t.Fatalf("%s: nscap %q capped the host's %s: %s", st.name, st.args, hostPing, got)
+		}
+		if got := getcap(inside); got != st.inside {
+			t.Errorf("%s: getcap -n of the container's ping = %q, want %q", st.name, got, st.inside)
+		}
+		if got := getcap(sbinPing); got != st.sbin {
+			t.Errorf("%s: getcap -n of rootfs/usr/sbin/ping = %q, want %q", st.name, got, st.sbin)
+		}
 	}
 }

@@ -15,7 +15,8 @@
 //     name inside the kernel's buffer, so that a scanner can probe every
 //     entry without allocating;
 //   - [OpenPath]/[OpenDir]: openat(2)/openat2(2) with O_NOFOLLOW and
-//     RESOLVE_NO_SYMLINKS;
+//     RESOLVE_NO_SYMLINKS; [Openat2] and [OpenInRoot] (openat2(2)
+//     RESOLVE_IN_ROOT: a container's paths resolved inside its root);
 //   - the scanner's hot loop, allocation-free and optionally raw (not
 //     announced to the Go scheduler, see [ProbeXattratZ] for when that is
 //     right): [ProbeXattratZ], [ProbeLgetxattrZ], [OpenDirAtZ],

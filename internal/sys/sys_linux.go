@@ -171,10 +171,69 @@ func OpenDirBeneath(rootfd int, rel string) (int, error) {
 	return Openat(rootfd, rel, oDirFlags, 0)
 }
 
+// Flags of open(2) for [Openat] and [Openat2], re-exported so that callers
+// need not import x/sys.
+const (
+	// OPathNoFollow opens a handle on the file itself (O_PATH|O_NOFOLLOW|
+	// O_CLOEXEC): a final symlink yields the link, nothing is opened for
+	// I/O and no permission on the file is needed.
+	OPathNoFollow = oPathFlags
+	// ODirPath opens a handle on a directory, following symlinks
+	// (O_PATH|O_DIRECTORY|O_CLOEXEC).
+	ODirPath = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC
+	// OReadNoFollow opens a file for reading without side effects on a
+	// device, fifo or tty, never following a final symlink
+	// (O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_NOCTTY|O_CLOEXEC).
+	OReadNoFollow = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	// ODirectory makes the open fail with ENOTDIR unless the file is a
+	// directory (O_DIRECTORY).
+	ODirectory = unix.O_DIRECTORY
+)
+
+// Resolve flags of openat2(2) (struct open_how.resolve, Linux 5.6+).
+const (
+	ResolveNoMagiclinks = unix.RESOLVE_NO_MAGICLINKS // RESOLVE_NO_MAGICLINKS
+	ResolveNoSymlinks   = unix.RESOLVE_NO_SYMLINKS   // RESOLVE_NO_SYMLINKS
+	ResolveBeneath      = unix.RESOLVE_BENEATH       // RESOLVE_BENEATH
+	ResolveInRoot       = unix.RESOLVE_IN_ROOT       // RESOLVE_IN_ROOT
+)
+
+// Openat2 is openat2(2) (Linux 5.6+; ENOSYS before) with flags and the
+// resolve flags resolve (mode 0: it never creates), retried on EINTR and
+// on EAGAIN, which RESOLVE_IN_ROOT and RESOLVE_BENEATH answer when a
+// rename or mount raced with the lookup.
+func Openat2(dirfd int, path string, flags int, resolve uint64) (int, error) {
+	how := unix.OpenHow{Flags: uint64(flags), Resolve: resolve}
+	for {
+		fd, err := unix.Openat2(dirfd, path, &how)
+		if err != unix.EINTR && err != unix.EAGAIN {
+			return fd, err
+		}
+	}
+}
+
+// OpenInRoot opens path below the directory fd rootfd as a process whose
+// root directory rootfd is would: openat2(2) RESOLVE_IN_ROOT|
+// RESOLVE_NO_MAGICLINKS (Linux 5.6+). Symlinks are followed, but an
+// absolute path or symlink starts at rootfd and ".." stops there, so the
+// lookup never leaves it; magic links (/proc/PID/fd/N, /proc/PID/root)
+// are refused with ELOOP. flags holds O_NOFOLLOW to open a final symlink
+// itself (with O_PATH) or refuse it (ELOOP otherwise).
+func OpenInRoot(rootfd int, path string, flags int) (int, error) {
+	return Openat2(rootfd, path, flags, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+}
+
 // Fstat is fstat(2).
 func Fstat(fd int) (Stat, error) {
 	var st Stat
 	err := unix.Fstat(fd, &st)
+	return st, err
+}
+
+// StatFollow is stat(2): unlike [Lstat], it follows symlinks.
+func StatFollow(path string) (Stat, error) {
+	var st Stat
+	err := unix.Stat(path, &st)
 	return st, err
 }
 
@@ -583,4 +642,7 @@ const (
 	EBADF      = syscall.EBADF
 	ELOOP      = syscall.ELOOP
 	ENOENT     = syscall.ENOENT
+	ENOTDIR    = syscall.ENOTDIR
+	EXDEV      = syscall.EXDEV
+	EACCES     = syscall.EACCES
 )

@@ -387,3 +387,78 @@ func FuzzParseDirents(f *testing.F) {
 		})
 	})
 }
+
+func TestOpenInRoot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	for _, d := range []string{"root/etc", "etc"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"root/etc/f", "etc/f"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"root/abs": "/etc", "root/up": "../../..", "root/l": "etc/f"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rfd, err := sys.Openat(sys.AtFdcwd, root, sys.ODirPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close(rfd)
+	want, err := sys.Lstat(filepath.Join(root, "etc/f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"abs/f", "up/etc/f", "/etc/f", "../../etc/f", "l"} {
+		flags := sys.OPathNoFollow
+		if p == "l" {
+			flags &^= syscall.O_NOFOLLOW
+		}
+		fd, err := sys.OpenInRoot(rfd, p, flags)
+		if err != nil {
+			t.Errorf("OpenInRoot(%q): %v", p, err)
+			continue
+		}
+		st, err := sys.Fstat(fd)
+		sys.Close(fd)
+		if err != nil || st.Dev != want.Dev || st.Ino != want.Ino {
+			t.Errorf("OpenInRoot(%q) opened another file than root/etc/f (%v)", p, err)
+		}
+	}
+	// O_NOFOLLOW|O_PATH opens a final symlink itself.
+	fd, err := sys.OpenInRoot(rfd, "l", sys.OPathNoFollow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sys.Fstat(fd)
+	sys.Close(fd)
+	if err != nil || sys.ModeType(st.Mode) != fs.ModeSymlink {
+		t.Errorf("OpenInRoot(l, O_NOFOLLOW): %v, mode %v; want the link itself", err, sys.ModeType(st.Mode))
+	}
+	// Magic links are refused.
+	if fd, err := sys.OpenInRoot(rfd, "/proc/self/root", sys.OPathNoFollow&^syscall.O_NOFOLLOW); err == nil {
+		sys.Close(fd)
+		t.Error("OpenInRoot(/proc/self/root) in a root without /proc succeeded")
+	}
+	self, err := sys.Openat(sys.AtFdcwd, "/proc/self", sys.ODirPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close(self)
+	if fd, err := sys.OpenInRoot(self, "root/etc", sys.ODirPath); !errors.Is(err, syscall.ELOOP) {
+		if err == nil {
+			sys.Close(fd)
+		}
+		t.Errorf("OpenInRoot through the magic link /proc/self/root: %v, want ELOOP", err)
+	}
+	if st, err := sys.StatFollow(filepath.Join(root, "l")); err != nil || st.Ino != want.Ino {
+		t.Errorf("StatFollow(root/l) = %v, want root/etc/f (the link is relative)", err)
+	}
+}
