@@ -1219,6 +1219,9 @@ func (rs *restorer) special(pc *parentCache, e *archiveEntry, mt entryMeta) erro
 			return rs.d.pathErr("mknod", e.Name, err)
 		}
 	}
+	if testHookSpecial != nil {
+		testHookSpecial(dirfd, tmp)
+	}
 	err = rs.applyAt(dirfd, tmp, e, mt)
 	if err == nil {
 		err = place(dirfd, tmp, base)
@@ -1239,6 +1242,11 @@ func (rs *restorer) special(pc *parentCache, e *archiveEntry, mt entryMeta) erro
 	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
 	return nil
 }
+
+// testHookSpecial, when set (by tests only), is called between the
+// creation of a symlink, fifo or device under its temporary name and the
+// first change of its metadata: a test swaps another object in there.
+var testHookSpecial func(dirfd int, tmp string)
 
 // linkXattrsDiffer compares the translated xattrs of a hardlink member
 // with those of its target name in tfd and describes the first difference
