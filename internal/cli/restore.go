@@ -178,7 +178,12 @@ DEST that holds files, each file is written on an unnamed inode and linked
 in. Either way a restore that is killed never leaves a partial file under a
 final name, and running it again cleans up and completes it. --direct gives
 that up (files are created under their final names in an empty DEST) and
-saves only the final renames.
+saves only the final renames. What a restore needs to clean up after itself
+is kept outside DEST, where a container writing in DEST cannot forge it:
+in /var/lib/nscap/restore for root, otherwise in
+$XDG_STATE_HOME/nscap/restore or ~/.local/state/nscap/restore. A restore
+removes only the staging directory and temporary names recorded there, never
+a name planted in DEST; two restores into one DEST at a time are refused.
 
 Each file gets its data, owner, mode, xattrs, caps (last: the kernel drops
 caps on chown and writes) and times before it appears under its final
