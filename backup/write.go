@@ -170,6 +170,9 @@ type ItemError struct {
 // Error implements error.
 func (e ItemError) Error() string { return e.Path + ": " + e.Err.Error() }
 
+// String is Error (for listed).
+func (e ItemError) String() string { return e.Error() }
+
 // Unwrap returns the cause.
 func (e ItemError) Unwrap() error { return e.Err }
 
@@ -187,15 +190,21 @@ const maxListed = 20
 
 // Error lists the failed items (the first 20).
 func (e *IncompleteError) Error() string {
+	return listed(fmt.Sprintf("backup incomplete: %d item(s) failed:", len(e.Items)), e.Items)
+}
+
+// listed returns head followed by the first maxListed of items, one a
+// line, and how many more there are.
+func listed[T fmt.Stringer](head string, items []T) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "backup incomplete: %d item(s) failed:", len(e.Items))
-	for i, it := range e.Items {
+	b.WriteString(head)
+	for i, it := range items {
 		if i == maxListed {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Items)-maxListed)
+			fmt.Fprintf(&b, "\n  ... and %d more", len(items)-maxListed)
 			break
 		}
 		b.WriteString("\n  ")
-		b.WriteString(it.Error())
+		b.WriteString(it.String())
 	}
 	return b.String()
 }
@@ -302,17 +311,7 @@ type VerifyFailedError struct {
 
 // Error lists the differences (the first 20).
 func (e *VerifyFailedError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "verify archive: %d difference(s) from the tree:", len(e.Diffs))
-	for i, d := range e.Diffs {
-		if i == maxListed {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Diffs)-maxListed)
-			break
-		}
-		b.WriteString("\n  ")
-		b.WriteString(d.String())
-	}
-	return b.String()
+	return listed(fmt.Sprintf("verify archive: %d difference(s) from the tree:", len(e.Diffs)), e.Diffs)
 }
 
 // verify reads the archive just written to f back and compares it with
