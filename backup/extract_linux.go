@@ -3,7 +3,6 @@
 package backup
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,18 +25,15 @@ import (
 const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 
 // tmpPrefix starts the names of the temporary entries the restorer makes
-// next to their final name before renaming them into place.
+// next to their final name before renaming them into place: tmpPrefix,
+// the token of the restore (recorded in its state, see restoreState), a
+// dot and 16 random hex digits.
 const tmpPrefix = ".nscap-tmp."
 
 // stagingPrefix starts the name of the hidden directory, directly in the
 // destination, that a restore into an empty destination fills before
 // renaming its top-level entries into place (see [Restore]).
 const stagingPrefix = ".nscap-staging."
-
-// markerName is created in the destination while a restore runs: a
-// restore that finds it knows the previous one died, and sweeps the
-// temporary names that one may have left.
-const markerName = ".nscap-restore-incomplete"
 
 // ErrSymlinkInPath is a member whose path crosses a symlink under the
 // destination: extracting it would write wherever the link points.
@@ -54,6 +50,9 @@ type destDir struct {
 	emptyPath bool
 	// noTmpfile is set once O_TMPFILE is found unsupported.
 	noTmpfile bool
+	// token is carried by the temporary names of the restore (see
+	// tmpName).
+	token string
 }
 
 // openDest opens dir, a directory; create makes it when it does not
@@ -159,8 +158,7 @@ func (d *destDir) openDir(rel string, create bool) (int, error) {
 	return cur, nil
 }
 
-// isEmpty reports whether the destination holds no entry at all but the
-// marker of a restore.
+// isEmpty reports whether the destination holds no entry at all.
 func (d *destDir) isEmpty() (bool, error) {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -176,11 +174,8 @@ func (d *destDir) isEmpty() (bool, error) {
 		if n == 0 {
 			return true, nil
 		}
-		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
-		for _, name := range names { // ParseDirent skips "." and ".."
-			if name != markerName {
-				return false, nil
-			}
+		if _, _, names := unix.ParseDirent(buf[:n], -1, nil); len(names) > 0 { // ParseDirent skips "." and ".."
+			return false, nil
 		}
 	}
 }
@@ -213,11 +208,14 @@ func (c *parentCache) drop() {
 	c.fd, c.name = 0, ""
 }
 
-// tmpName returns a fresh temporary name.
-func tmpName() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return tmpPrefix + hex.EncodeToString(b[:])
+// tmpName returns a fresh temporary name carrying the token of the
+// restore (a token of its own where the restore has none).
+func (d *destDir) tmpName() string {
+	tok := d.token
+	if tok == "" {
+		tok = newToken()
+	}
+	return tmpPrefix + tok + "." + randHex(8)
 }
 
 // lstatAt stats name in dirfd without following it.
@@ -241,7 +239,7 @@ func (d *destDir) createTmpfile(dirfd int) (f *os.File, tmp string, err error) {
 		}
 		d.noTmpfile = true
 	}
-	tmp = tmpName()
+	tmp = d.tmpName()
 	fd, err := unix.Openat(dirfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, "", err
@@ -308,63 +306,79 @@ func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // temporary name is removed by sweepTmp.
 var testHookSweep func(name string)
 
-// sweepTmp removes the temporary names a killed restore may have left
-// anywhere under the destination. It never follows symlinks.
-func (d *destDir) sweepTmp() error {
-	var walk func(fd int, rel string) error
-	walk = func(fd int, rel string) error {
-		f := os.NewFile(uintptr(fd), rel)
-		defer f.Close()
-		dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return d.pathErr("open", rel, err)
-		}
-		dir := os.NewFile(uintptr(dfd), rel)
-		ents, err := dir.ReadDir(-1)
-		dir.Close()
-		if err != nil {
-			return d.pathErr("readdir", rel, err)
-		}
-		for _, e := range ents {
-			name := e.Name()
-			if strings.HasPrefix(name, tmpPrefix) {
-				if testHookSweep != nil {
-					testHookSweep(name)
-				}
-				flag := 0
-				if e.IsDir() {
-					flag = unix.AT_REMOVEDIR
-				}
-				if err := unix.Unlinkat(fd, name, flag); err != nil && !errors.Is(err, unix.ENOENT) {
-					return d.pathErr("unlink", path.Join(rel, name), err)
-				}
-				continue
-			}
-			if !e.IsDir() {
-				continue
-			}
-			sub, err := openat2(fd, name, unix.O_PATH|unix.O_DIRECTORY, 0)
-			if err != nil {
-				continue // replaced meanwhile; nothing of ours below
-			}
-			if err := walk(sub, path.Join(rel, name)); err != nil {
-				return err
-			}
-		}
+// sweepTmp removes, anywhere under the destination, the temporary names
+// that carry one of tokens: those of the restores the state records,
+// killed before they could remove them. Nothing else is removed, a name
+// of that form that is a directory neither (a restore never makes one).
+// It never follows symlinks.
+//
+// DEST may hold anything its container planted, a chain of directories
+// deeper than the descriptors a process may open among others: the walk
+// holds one descriptor at a time, opening each directory by its path
+// from the destination, as the restore resolves its members (openat2
+// beneath d). A directory whose path is PATH_MAX long or more is not
+// entered: the restore could not have resolved it, so nothing of it is
+// there. One that cannot be opened (replaced meanwhile, or not
+// searchable) is skipped too.
+func (d *destDir) sweepTmp(tokens map[string]bool) error {
+	if len(tokens) == 0 {
 		return nil
 	}
-	fd, err := unix.Dup(d.fd)
-	if err != nil {
-		return err
+	stack := []string{"."}
+	for len(stack) > 0 {
+		rel := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		fd, err := openat2(d.fd, rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) ||
+				errors.Is(err, unix.ENAMETOOLONG) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				continue
+			}
+			return d.pathErr("open", rel, err)
+		}
+		dir := os.NewFile(uintptr(fd), rel)
+		var ours, subdirs []string
+		for {
+			ents, err := dir.ReadDir(1024)
+			for _, e := range ents {
+				switch {
+				case e.IsDir():
+					if sub := path.Join(rel, e.Name()); len(sub) < unix.PathMax {
+						subdirs = append(subdirs, sub)
+					}
+				case isRestoreTmp(e.Name(), tokens):
+					ours = append(ours, e.Name())
+				}
+			}
+			if errors.Is(err, io.EOF) || len(ents) == 0 {
+				break
+			}
+			if err != nil {
+				dir.Close()
+				return d.pathErr("readdir", rel, err)
+			}
+		}
+		for _, name := range ours {
+			if testHookSweep != nil {
+				testHookSweep(name)
+			}
+			// EISDIR: a directory put there meanwhile, not ours.
+			if err := unix.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EISDIR) {
+				dir.Close()
+				return d.pathErr("unlink", path.Join(rel, name), err)
+			}
+		}
+		dir.Close()
+		for i := len(subdirs) - 1; i >= 0; i-- {
+			stack = append(stack, subdirs[i])
+		}
 	}
-	return walk(fd, ".")
+	return nil
 }
 
 // stagingName returns a fresh name for a staging directory.
 func stagingName() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return stagingPrefix + hex.EncodeToString(b[:])
+	return stagingPrefix + randHex(8)
 }
 
 // isStagingName reports whether name (of an entry directly in the
@@ -385,7 +399,7 @@ func (d *destDir) staging(name string) (*destDir, error) {
 	if err != nil {
 		return nil, d.pathErr("open", name, err)
 	}
-	return &destDir{fd: fd, path: d.path, emptyPath: d.emptyPath, noTmpfile: d.noTmpfile}, nil
+	return &destDir{fd: fd, path: d.path, emptyPath: d.emptyPath, noTmpfile: d.noTmpfile, token: d.token}, nil
 }
 
 // testHookRemoveTree, when set (by tests only), is called before each
@@ -449,24 +463,28 @@ func (d *destDir) removeTree(name string) error {
 	return rm(d.fd, name, name)
 }
 
-// removeStaging removes every staging directory directly in d: what a
-// killed restore was filling.
-func (d *destDir) removeStaging() error {
-	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return d.pathErr("open", ".", err)
-	}
-	dir := os.NewFile(uintptr(fd), d.path)
-	names, err := dir.Readdirnames(-1)
-	dir.Close()
-	if err != nil {
-		return d.pathErr("readdir", ".", err)
-	}
+// removeStaging removes the staging directories names (directly in d,
+// recorded in the state of a killed restore) that are directories of the
+// caller's: what that restore was filling. One that is not the caller's
+// is not the one the restore made (its container could have put one
+// there under a name it saw): it is left alone.
+func (d *destDir) removeStaging(names []string) error {
 	for _, name := range names {
-		if isStagingName(name) {
-			if err := d.removeTree(name); err != nil {
-				return err
-			}
+		if !isStagingName(name) {
+			continue
+		}
+		fd, err := openat2(d.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue // gone, or not a directory: not ours
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err != nil || st.Uid != uint32(unix.Geteuid()) {
+			continue
+		}
+		if err := d.removeTree(name); err != nil {
+			return err
 		}
 	}
 	return nil

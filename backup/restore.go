@@ -85,9 +85,18 @@ type RestoreOptions struct {
 	// directory that a restore into an empty dest otherwise fills and then
 	// renames into place (see [Restore]): a restore killed meanwhile
 	// leaves partly written files under their final names until a restore
-	// into the same dest is run again (the marker file says so and
+	// into the same dest is run again (the restore's state says so and
 	// [Verify] reports it). Off by default; it saves only the renames.
 	Direct bool
+	// StateDir is the directory where the restore keeps its state while
+	// it runs (what a restore into the same dest needs to clean up after
+	// it when it is killed), outside dest so that nothing planted in dest
+	// passes for it. It must be the caller's and writable by no one
+	// else; it is created (mode 0700) when missing. Empty means
+	// /var/lib/nscap/restore for root and $XDG_STATE_HOME/nscap/restore
+	// or ~/.local/state/nscap/restore otherwise (/var/tmp/nscap-restore-UID
+	// for a user without a home it can write).
+	StateDir string
 	// Workers is the number of goroutines writing files; 0 means one per
 	// CPU, at least 2 and at most 8.
 	Workers int

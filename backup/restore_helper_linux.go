@@ -81,6 +81,12 @@ type helperReq struct {
 	Workers      int             `json:"workers,omitempty"`
 	Sparse       bool            `json:"sparse,omitempty"`
 	XattrsInc    []string        `json:"xattrs_include,omitempty"`
+	// StateFD is the caller's state directory (see
+	// [RestoreOptions.StateDir]), checked like dest; 0 when the caller
+	// has none (a verify only).
+	StateFD  int    `json:"state_fd,omitempty"`
+	StateDev uint64 `json:"state_dev,omitempty"`
+	StateIno uint64 `json:"state_ino,omitempty"`
 }
 
 // helperEvent is one progress event of a helper operation.
@@ -130,7 +136,10 @@ func init() {
 //
 // The archive and dest are handed to the helper as descriptors (r that is
 // not an *os.File is copied to it through a pipe), so their parent
-// directories need not be searchable from the helper. The helper, root of
+// directories need not be searchable from the helper; so is the caller's
+// state directory (opts.StateDir or its default, see
+// [RestoreOptions.StateDir]), where the helper keeps the restore's state:
+// a restore into dest, through a helper or not, finds it there. The helper, root of
 // its namespace, may write in dest when the caller or an id of the target
 // maps owns it; a directory of another owner must be writable by others.
 // The caller's own id is never written unless the target maps name it.
@@ -151,7 +160,7 @@ func init() {
 func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts RestoreOptions, ro RootlessOptions) (RestoreSummary, error) {
 	opts.applyDefaults()
 	var sum RestoreSummary
-	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude}, ro,
+	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude, opts.StateDir}, ro,
 		func(ev helperEvent) error {
 			switch ev.Type {
 			case "item":
@@ -183,7 +192,7 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 	}
 	var diffs []Difference
 	var resp helperVerifyResp
-	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{xattrsInclude: opts.XattrsInclude}, ro,
+	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{xattrsInclude: opts.XattrsInclude, stateDir: opts.StateDir}, ro,
 		func(ev helperEvent) error {
 			if ev.Type != "diff" || ev.Diff == nil {
 				return nil
@@ -204,6 +213,7 @@ type helperTuning struct {
 	workers       int
 	sparse        bool
 	xattrsInclude []string
+	stateDir      string // RestoreOptions.StateDir
 }
 
 // runHelper starts a helper with the target maps (plus the caller's own
@@ -246,6 +256,20 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 		return &fs.PathError{Op: "open", Path: dest, Err: err}
 	}
 	defer unix.Close(dfd)
+	// The caller's state directory, handed over as a descriptor: the
+	// helper, root of a namespace of its own, has no home of its own, and
+	// the caller's is where the next restore (direct or through a helper)
+	// looks for the state of this one.
+	sfd, _, err := stateDirFor(tune.stateDir, op == helperOpRestore)
+	if err != nil {
+		if op == helperOpRestore {
+			return err
+		}
+		sfd = -1 // a verify without a state to look at
+	}
+	if sfd >= 0 {
+		defer unix.Close(sfd)
+	}
 
 	// The archive: a file's own descriptor, or a pipe fed from r.
 	var afd int
@@ -293,12 +317,23 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 		return &fs.PathError{Op: "fstat", Path: dest, Err: err}
 	}
 	req.DestDev, req.DestIno = st.Dev, st.Ino
+	fds, nums := []int{afd, dfd}, []*int{&req.ArchiveFD, &req.DestFD}
+	if sfd >= 0 {
+		if err := unix.Fstat(sfd, &st); err != nil {
+			pipeR.Close()
+			pipeW.Close()
+			waitCopy()
+			return &fs.PathError{Op: "fstat", Path: "state directory", Err: err}
+		}
+		req.StateDev, req.StateIno = st.Dev, st.Ino
+		fds, nums = append(fds, sfd), append(nums, &req.StateFD)
+	}
 
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ew := &eventWriter{out: ro.Stderr, handle: handle, abort: cancel}
 	h, err := startWithFDs(hctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: subuid, SubGIDFile: subgid, Stderr: ew},
-		[]int{afd, dfd}, []*int{&req.ArchiveFD, &req.DestFD})
+		fds, nums)
 	// The helper has its own copy of the pipe's read end: the copy must
 	// see EPIPE when the helper is gone.
 	pipeR.Close()
@@ -554,6 +589,15 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	defer dfile.Close()
 	procDest := "/proc/self/fd/" + strconv.Itoa(req.DestFD)
 	rw := pathRewriter{from: procDest, to: req.DestPath}
+	var stateDir string
+	if req.StateFD != 0 {
+		sfile, err := inherited(req.StateFD, req.StateDev, req.StateIno, "state directory")
+		if err != nil {
+			return nil, err
+		}
+		defer sfile.Close()
+		stateDir = "/proc/self/fd/" + strconv.Itoa(req.StateFD)
+	}
 
 	var maps [4]userns.Map
 	for i, s := range []string{req.UIDMap, req.GIDMap, req.SourceUIDMap, req.SourceGIDMap} {
@@ -575,7 +619,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	if verify {
 		vo := VerifyOptions{
 			UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
-			XattrsInclude: req.XattrsInc,
+			XattrsInclude: req.XattrsInc, StateDir: stateDir,
 			Difference: func(d Difference) error {
 				d.Path = rw.path(d.Path)
 				emit(helperEvent{Type: "diff", Diff: &d})
@@ -590,7 +634,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	}
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
-		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc,
+		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir,
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

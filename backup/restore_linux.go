@@ -61,15 +61,20 @@ const (
 // directory made in dest (files created directly under their names there,
 // half the directory operations), then each of its top-level entries is
 // renamed into dest (renameat2 RENAME_NOREPLACE), and the archive's "."
-// member is applied to dest last. The marker file the restore keeps in
-// dest while it runs names the staging directory: the next restore into
-// the same dest removes it (never following a symlink), and the temporary
-// names a killed restore left, and [Verify] reports both. With
-// opts.Direct, into an empty dest, small files are created directly under
-// their final names instead, giving up that guarantee until the restore
-// ends; the marker then says so, and a restore that finds it replaces
-// every member whatever opts.Overwrite says. Files of one directory are
-// written by one worker, several directories in parallel.
+// member is applied to dest last. While it runs, the restore keeps a
+// state file outside dest, in opts.StateDir (see
+// [RestoreOptions.StateDir]), locked, that records the staging directory
+// and the token its temporary names carry before either exists: the next
+// restore into the same dest removes them (never following a symlink)
+// and nothing else, and [Verify] reports them. Nothing planted in dest
+// (by the container whose rootfs it may be) passes for that state or is
+// removed. With opts.Direct, into an empty dest, small files are created
+// directly under their final names instead, giving up that guarantee
+// until the restore ends; the state then says so, and a restore that
+// finds it replaces every member whatever opts.Overwrite says. A restore
+// into a dest another one is restoring into fails with
+// [ErrRestoreRunning]. Files of one directory are written by one worker,
+// several directories in parallel.
 // Directories get their default ACL, mode and times after their contents
 // (so that nothing inherits an ACL the archive does not give it).
 //
@@ -97,14 +102,21 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
+	// The state directory first: a restore that cannot keep its state
+	// does not start (nor create dest).
+	sdir, sdirPath, err := stateDirFor(opts.StateDir, true)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
 	d, err := openDest(dest, true)
 	if err != nil {
+		unix.Close(sdir)
 		return RestoreSummary{}, err
 	}
 	defer d.Close()
 	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]hold{}, seed: maphash.MakeSeed()}
 	rs.budget.cond = sync.NewCond(&rs.budget.mu)
-	if err := rs.begin(); err != nil {
+	if err := rs.begin(sdir, sdirPath); err != nil {
 		return RestoreSummary{}, err
 	}
 	err = rs.run(ctx)
@@ -114,13 +126,13 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 		}
 	}
 	sum := rs.summary()
-	// Every temporary name is gone unless the process dies: the marker
+	// Every temporary name is gone unless the process dies: the state
 	// goes too, even after an error.
 	if eerr := rs.end(); err == nil {
 		err = eerr
 	}
-	// Removing the marker changed the destination's times: set them
-	// again when the archive has them.
+	// Emptying and removing the staging directory changed the
+	// destination's times: set them again when the archive has them.
 	for _, dd := range rs.dirs {
 		if dd.name == "." {
 			if ferr := rs.finishDir(dd); ferr != nil && err == nil {
@@ -152,8 +164,10 @@ type restorer struct {
 	staging string
 	// root is the archive's "." member, applied to top by commit.
 	root *rootEntry
-	// keepMarker is set when the staging directory could not be removed.
-	keepMarker bool
+	// state is the restore's state file (see begin); keepState is set
+	// when the staging directory could not be removed.
+	state     *restoreState
+	keepState bool
 
 	jobs []chan []*fileJob // one per worker: a directory's files go to one worker
 	// batch and batchBytes gather the next files of each worker (reader
@@ -219,14 +233,6 @@ type entryMeta struct {
 	refused, warn error
 }
 
-// markerDirect is the content of the marker of a restore that creates its
-// files directly under their final names (see begin).
-const markerDirect = "direct\n"
-
-// markerStaging starts the content of the marker of a restore that fills
-// a staging directory (its name follows, then a newline; see begin).
-const markerStaging = "staging "
-
 // rootEntry is the archive's "." member, applied to the destination
 // itself once a staging directory is emptied into it.
 type rootEntry struct {
@@ -234,95 +240,120 @@ type rootEntry struct {
 	mt entryMeta
 }
 
-// begin marks the restore as running, sweeping what a killed one left.
+// begin records the restore as running, first removing what a killed
+// one left.
 //
-// Into an empty destination (nothing but the marker of a killed restore),
-// the archive is extracted into a staging directory made for it directly
-// in the destination (stagingPrefix, mode 0700), its files created
-// directly under their names there: no O_TMPFILE inode and link per file
-// (on ext4 the orphan list and the extra directory operation cost about a
-// third of a small file's restore), yet nothing is under its final name
-// before it is complete: commit renames the finished top-level entries
-// into the destination. The marker then says "staging NAME"; a restore
-// that finds it removes the staging directories a killed one left (the
-// top-level entries already renamed are complete, and are handled by the
-// overwrite policy like any existing entry).
+// The record is the restore's state file (see restoreState), outside the
+// destination: the destination may be the rootfs of a running container
+// whose root can write there, and nothing it plants may pass for it. It
+// is locked while the restore runs. When it records a restore that did
+// not end, begin removes the staging directories it names (those that are
+// the caller's directories) and the temporary names that carry one of
+// the tokens it records, and nothing else. Then it records the token of
+// this restore's temporary names, before any exists.
+//
+// Into an empty destination, the archive is extracted into a staging
+// directory made for it directly in the destination (stagingPrefix, mode
+// 0700), its files created directly under their names there: no
+// O_TMPFILE inode and link per file (on ext4 the orphan list and the
+// extra directory operation cost about a third of a small file's
+// restore), yet nothing is under its final name before it is complete:
+// commit renames the finished top-level entries into the destination.
+// The state records the staging directory's name before it is made; a
+// restore that finds it removes it (the top-level entries already renamed
+// are complete, and are handled by the overwrite policy like any existing
+// entry).
 //
 // With opts.Direct and an empty destination, files are created directly
-// under their final names instead. The marker then says "direct": until it
+// under their final names instead. The state then says "direct": until it
 // is gone, the whole destination is the incomplete output of one restore,
-// and a restore that finds such a marker (the previous one was killed)
+// and a restore that finds such a state (the previous one was killed)
 // trusts nothing it finds there and replaces every member whatever the
 // overwrite policy. Either way, no restore that finishes leaves a partial
-// file under a final name, and [Verify] reports a marker or a staging
-// directory left behind.
-func (rs *restorer) begin() error {
-	fd, err := unix.Openat(rs.d.fd, markerName, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	resumed := errors.Is(err, unix.EEXIST)
-	if resumed {
-		buf := make([]byte, 64)
-		if mfd, err := openat2(rs.d.fd, markerName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err == nil {
-			n, _ := unix.Read(mfd, buf)
-			unix.Close(mfd)
-			if n > 0 && string(buf[:n]) == markerDirect {
-				rs.opts.Overwrite = OverwriteAlways
-			}
-		}
-		// Whatever the marker names: a restore killed while rewriting
-		// it may have left another staging directory.
-		if err := rs.d.removeStaging(); err != nil {
-			return fmt.Errorf("clean up an interrupted restore: %w", err)
-		}
-		if err := rs.d.sweepTmp(); err != nil {
-			return fmt.Errorf("clean up an interrupted restore: %w", err)
-		}
-	} else if err != nil {
-		return rs.d.pathErr("create", markerName, err)
-	} else {
-		defer unix.Close(fd)
-	}
-	empty, err := rs.d.isEmpty()
-	if err != nil || !empty {
+// file under a final name, and [Verify] reports the state of a restore
+// that did not end, and the staging directory it left.
+//
+// begin takes over sdir, the state directory (its path is sdirPath).
+func (rs *restorer) begin(sdir int, sdirPath string) (err error) {
+	st, err := openRestoreState(sdir, sdirPath, rs.d)
+	if err != nil {
 		return err
 	}
-	if !resumed && rs.opts.Direct {
-		if _, err := unix.Write(fd, []byte(markerDirect)); err != nil {
-			return rs.d.pathErr("write", markerName, err)
+	keep := st.resumed // what the killed restore left may still be there
+	defer func() {
+		if err != nil {
+			_ = st.close(!keep) // the error of begin is the one to report
+		}
+	}()
+	rs.d.token = newToken()
+	if st.resumed {
+		if st.direct {
+			rs.opts.Overwrite = OverwriteAlways
+		}
+		if err := rs.d.removeStaging(st.staging); err != nil {
+			return fmt.Errorf("clean up an interrupted restore: %w", err)
+		}
+		if err := rs.d.sweepTmp(st.tokens); err != nil {
+			return fmt.Errorf("clean up an interrupted restore: %w", err)
+		}
+	}
+	if err := st.record("token " + rs.d.token); err != nil {
+		return err
+	}
+	empty, err := rs.d.isEmpty()
+	if err != nil {
+		return err
+	}
+	switch {
+	case !empty:
+	case !st.resumed && rs.opts.Direct:
+		if err := st.record("direct"); err != nil {
+			return err
 		}
 		rs.direct = true
-		return nil
-	}
-	if resumed {
-		if fd, err = openat2(rs.d.fd, markerName, unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW, 0); err != nil {
-			return rs.d.pathErr("open", markerName, err)
+	default:
+		if err := rs.beginStaging(st, &keep); err != nil {
+			return err
 		}
-		defer unix.Close(fd)
 	}
-	// The marker names the staging directory before it exists: a kill
+	rs.state = st
+	return nil
+}
+
+// beginStaging makes the staging directory of a restore into an empty
+// destination (see begin), recorded in st first. keep is set when a
+// staging directory is left after an error.
+func (rs *restorer) beginStaging(st *restoreState, keep *bool) error {
+	// The state names the staging directory before it exists: a kill
 	// in between leaves no staging directory the next restore would not
 	// look for.
 	name := stagingName()
-	if _, err := unix.Write(fd, []byte(markerStaging+name+"\n")); err != nil {
-		return rs.d.pathErr("write", markerName, err)
+	if err := st.record("staging " + name); err != nil {
+		return err
 	}
 	if err := unix.Mkdirat(rs.d.fd, name, 0o700); err != nil {
 		return rs.d.pathErr("mkdir", name, err)
 	}
-	st, err := rs.d.staging(name)
+	undo := func() {
+		if err := unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			*keep = true
+		}
+	}
+	sd, err := rs.d.staging(name)
 	if err != nil {
-		_ = unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR)
+		undo()
 		return err
 	}
 	// The staging directory inherited DEST's default ACL, if any, which
 	// every entry made in it would inherit in turn: the archive alone
 	// says what ACLs its entries have (GNU tar into a new directory
 	// gives the same result).
-	if err := unix.Removexattr(procPath(st.fd), XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
-		st.Close()
-		_ = unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR)
+	if err := unix.Removexattr(procPath(sd.fd), XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+		sd.Close()
+		undo()
 		return rs.d.pathErr("removexattr "+XattrACLDefault, name, err)
 	}
-	rs.d, rs.staging, rs.direct = st, name, true
+	rs.d, rs.staging, rs.direct = sd, name, true
 	return nil
 }
 
@@ -338,14 +369,14 @@ func (rs *restorer) commit() error {
 	defer st.Close()
 	fd, err := unix.Openat(st.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		rs.keepMarker = true
+		rs.keepState = true
 		return rs.top.pathErr("open", rs.staging, err)
 	}
 	dir := os.NewFile(uintptr(fd), rs.staging)
 	names, err := dir.Readdirnames(-1)
 	dir.Close()
 	if err != nil {
-		rs.keepMarker = true
+		rs.keepState = true
 		return rs.top.pathErr("readdir", rs.staging, err)
 	}
 	for _, name := range names {
@@ -363,10 +394,26 @@ func (rs *restorer) commit() error {
 			rs.fail(name, rs.top.pathErr("rename", name, err))
 		}
 	}
-	// Empty unless a rename failed.
-	if err := rs.top.removeTree(rs.staging); err != nil {
-		rs.keepMarker = true
-		return err
+	// Empty unless a rename failed. The name is removed only while it is
+	// the staging directory: the container may have renamed that one
+	// away and put its own in its place.
+	var a unix.Stat_t
+	if err := unix.Fstat(st.fd, &a); err != nil {
+		rs.keepState = true
+		return rs.top.pathErr("fstat", rs.staging, err)
+	}
+	b, err := lstatAt(rs.top.fd, rs.staging)
+	switch {
+	case errors.Is(err, unix.ENOENT): // removed already (empty, by the container)
+	case err != nil:
+		rs.fail(rs.staging, rs.top.pathErr("lstat", rs.staging, err))
+	case a.Dev != b.Dev || a.Ino != b.Ino:
+		rs.fail(rs.staging, rs.top.pathErr("remove", rs.staging, ErrStagingReplaced))
+	default:
+		if err := rs.top.removeTree(rs.staging); err != nil {
+			rs.keepState = true
+			return err
+		}
 	}
 	rs.staging = ""
 	if rs.root != nil {
@@ -381,15 +428,16 @@ func (rs *restorer) commit() error {
 // top-level entry is renamed out of the staging directory.
 var testHookCommit func(name string)
 
-// end removes the marker.
+// ErrStagingReplaced is the staging directory of a restore found
+// replaced by another directory when the restore was done with it (a
+// concurrent writer in DEST renamed it away): what is under its name is
+// not the restore's, and is left in place.
+var ErrStagingReplaced = errors.New("backup: staging directory replaced while restored (a concurrent writer in DEST)")
+
+// end removes the restore's state, and releases it: every temporary name
+// of the restore is gone, and its staging directory unless keepState.
 func (rs *restorer) end() error {
-	if rs.keepMarker {
-		return nil
-	}
-	if err := unix.Unlinkat(rs.d.fd, markerName, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return rs.d.pathErr("unlink", markerName, err)
-	}
-	return nil
+	return rs.state.close(!rs.keepState)
 }
 
 func (rs *restorer) summary() RestoreSummary {
@@ -485,9 +533,6 @@ func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
 		}
 		if err != nil {
 			return err
-		}
-		if e.Name == markerName {
-			continue
 		}
 		if err := rs.entry(e, pc); err != nil {
 			if isArchiveError(err) {
@@ -974,7 +1019,7 @@ func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, da
 		}
 	}
 	if exists && tmp == "" {
-		t := tmpName()
+		t := rs.d.tmpName()
 		if err = rs.d.linkTmpfile(f, dirfd, t); err == nil {
 			err = place(dirfd, t, base)
 		}
@@ -1161,7 +1206,7 @@ func (rs *restorer) special(pc *parentCache, e *archiveEntry, mt entryMeta) erro
 	if kept {
 		return nil
 	}
-	tmp := tmpName()
+	tmp := rs.d.tmpName()
 	switch h.Typeflag {
 	case tar.TypeLink:
 		tdir, tbase := path.Split(e.Link)

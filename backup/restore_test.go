@@ -554,7 +554,7 @@ func TestRestorePeerArchives(t *testing.T) {
 
 // TestRestoreCrash kills a restore (a child process, SIGKILL) at several
 // points, then restores again: verify is clean and no temporary name is
-// left.
+// left, nor the state of the killed restores.
 func TestRestoreCrash(t *testing.T) {
 	testutil.RequireRoot(t)
 	if os.Getenv("NSCAP_TEST_RESTORE_CHILD") != "" {
@@ -580,27 +580,30 @@ func TestRestoreCrash(t *testing.T) {
 	ap := filepath.Join(dir, "a.tar")
 	testutil.NoErr(t, os.WriteFile(ap, a, 0o644))
 	dest := testutil.TempDir(t)
+	stateDir := t.TempDir()
+	stateEnv := "NSCAP_TEST_RESTORE_STATE=" + stateDir
+	state := stateFile(t, stateDir, dest)
 	for _, delay := range []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 80 * time.Millisecond} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
-		cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest)
+		cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest, stateEnv)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Start the clock when the child has begun (the marker exists),
+		// Start the clock when the child has begun (its state exists),
 		// so that a loaded machine still kills it mid-restore.
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(dest, markerName)); err == nil {
+			if _, err := os.Stat(state); err == nil {
 				break
 			}
 		}
 		time.Sleep(delay)
 		_ = cmd.Process.Kill() // it may have exited already
 		_ = cmd.Wait()         // killed: the status is the kill
-		n := checkVisibleComplete(t, a, dest)
+		n := checkVisibleComplete(t, a, dest, stateDir)
 		t.Logf("killed %v after the start: %d of %d top-level entries in place, %d litter", delay, n, topLevel, countTmp(t, dest))
 	}
-	if _, err := os.Stat(filepath.Join(dest, markerName)); err != nil {
-		t.Logf("no marker after the kills (restore finished early?): %v", err)
+	if _, err := os.Stat(state); err != nil {
+		t.Logf("no state after the kills (restore finished early?): %v", err)
 	}
 	// A kill while the staging directory is emptied into the destination:
 	// some top-level entries are in place, complete, the rest still in
@@ -608,7 +611,7 @@ func TestRestoreCrash(t *testing.T) {
 	dest2 := testutil.TempDir(t)
 	signal := filepath.Join(dir, "committing")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
-	cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest2, "NSCAP_TEST_RESTORE_COMMIT="+signal)
+	cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest2, "NSCAP_TEST_RESTORE_COMMIT="+signal, stateEnv)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -625,28 +628,30 @@ func TestRestoreCrash(t *testing.T) {
 	time.Sleep(30 * time.Millisecond)
 	_ = cmd.Process.Kill() // it may have exited already
 	_ = cmd.Wait()         // killed: the status is the kill
-	if n := checkVisibleComplete(t, a, dest2); n == 0 || n == topLevel {
+	if n := checkVisibleComplete(t, a, dest2, stateDir); n == 0 || n == topLevel {
 		t.Errorf("after a kill during the commit %d of %d top-level entries are in place, want some", n, topLevel)
 	}
-	if _, err := Restore(context.Background(), bytes.NewReader(a), dest2, RestoreOptions{Overwrite: OverwriteIfChanged}); err != nil {
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest2, RestoreOptions{Overwrite: OverwriteIfChanged, StateDir: stateDir}); err != nil {
 		t.Fatal(err)
 	}
-	if diffs, err := Verify(context.Background(), bytes.NewReader(a), dest2, VerifyOptions{}); err != nil || len(diffs) != 0 {
+	if diffs, err := Verify(context.Background(), bytes.NewReader(a), dest2, VerifyOptions{StateDir: stateDir}); err != nil || len(diffs) != 0 {
 		t.Fatalf("Verify after the re-run of a killed commit = %v %v", diffs, err)
 	}
 	if n := countTmp(t, dest2); n != 0 {
 		t.Errorf("%d temporary names left after the re-run of a killed commit", n)
 	}
 	// A kill during the sweep of the temporaries a killed restore left:
-	// plant many, let a restore start sweeping them, kill it.
-	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, markerName), nil, 0o600))
+	// plant many (named and recorded as a killed restore would have),
+	// let a restore start sweeping them, kill it.
+	const token = "00112233445566ff"
+	plantState(t, stateDir, dest, "token "+token)
 	for i := range 400 {
 		testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755))
-		testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%04d", tmpPrefix, i)), []byte("partial"), 0o600))
+		testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%s.%016x", tmpPrefix, token, i)), []byte("partial"), 0o600))
 	}
 	signal = filepath.Join(dir, "sweeping")
 	cmd = exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
-	cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest, "NSCAP_TEST_RESTORE_SWEEP="+signal)
+	cmd.Env = append(os.Environ(), "NSCAP_TEST_RESTORE_CHILD="+ap+":"+dest, "NSCAP_TEST_RESTORE_SWEEP="+signal, stateEnv)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -664,15 +669,18 @@ func TestRestoreCrash(t *testing.T) {
 	if left := countTmp(t, dest); left == 0 || left == 400 {
 		t.Errorf("after a kill during the sweep %d of 400 temporaries are left, want some", left)
 	}
-	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: stateDir}); err != nil {
 		t.Fatal(err)
 	}
-	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
+	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{StateDir: stateDir})
 	if err != nil || len(diffs) != 0 {
 		t.Fatalf("Verify after the re-run = %v %v", diffs, err)
 	}
 	if n := countTmp(t, dest); n != 0 {
 		t.Errorf("%d temporary names left", n)
+	}
+	if ents, err := os.ReadDir(stateDir); err != nil || len(ents) != 0 {
+		t.Errorf("state left after the re-runs: %v %v", ents, err)
 	}
 }
 
@@ -680,12 +688,11 @@ func TestRestoreCrash(t *testing.T) {
 // archive.
 const topLevel = 40
 
-// countTmp counts the temporary names, staging directories (and the
-// marker) under dir.
+// countTmp counts the temporary names and staging directories under dir.
 func countTmp(t *testing.T, dir string) int {
 	n := 0
 	testutil.NoErr(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || isStagingName(d.Name()) || d.Name() == markerName) {
+		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || isStagingName(d.Name())) {
 			n++
 		}
 		return nil
@@ -694,13 +701,13 @@ func countTmp(t *testing.T, dir string) int {
 }
 
 // checkVisibleComplete checks the destination of a killed restore of
-// archive a: everything under its final name is complete (the only
-// differences Verify finds are missing entries), and the only litter is
-// the marker and staging directories (no temporary name outside them).
-// It returns the number of top-level entries in place.
-func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
+// archive a (its state in stateDir): everything under its final name is
+// complete (the only differences Verify finds are missing entries), and
+// the only litter is the staging directories (no temporary name outside
+// them). It returns the number of top-level entries in place.
+func checkVisibleComplete(t *testing.T, a []byte, dest, stateDir string) int {
 	t.Helper()
-	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
+	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{StateDir: stateDir})
 	if err != nil {
 		t.Fatalf("Verify after a kill: %v", err)
 	}
@@ -708,7 +715,7 @@ func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
 		rel, _ := filepath.Rel(dest, d.Path)
 		switch {
 		case d.Kind == DiffMissing:
-		case d.Kind == DiffError && (rel == markerName || isStagingName(rel)):
+		case d.Kind == DiffError && (rel == "." || isStagingName(rel)):
 		default:
 			t.Errorf("after a kill, under its final name: %+v", d)
 		}
@@ -721,7 +728,7 @@ func checkVisibleComplete(t *testing.T, a []byte, dest string) int {
 		if isStagingName(d.Name()) && filepath.Dir(p) == dest {
 			return fs.SkipDir
 		}
-		if filepath.Dir(p) == dest && d.Name() != markerName {
+		if filepath.Dir(p) == dest {
 			top++
 		}
 		if strings.HasPrefix(d.Name(), tmpPrefix) {
@@ -739,6 +746,7 @@ func TestRestoreCrashChild(t *testing.T) {
 		t.Skip("child of TestRestoreCrash")
 	}
 	ap, dest, _ := strings.Cut(env, ":")
+	stateDir := os.Getenv("NSCAP_TEST_RESTORE_STATE")
 	if signal := os.Getenv("NSCAP_TEST_RESTORE_SWEEP"); signal != "" {
 		// Tell the parent when the sweep has started, then go slowly.
 		var once sync.Once
@@ -770,7 +778,7 @@ func TestRestoreCrashChild(t *testing.T) {
 	defer f.Close()
 	// Slow reads make the kill land in the middle.
 	// The parent kills this restore; an error before that is the parent's to see.
-	_, _ = Restore(context.Background(), &slowReader{f}, dest, RestoreOptions{})
+	_, _ = Restore(context.Background(), &slowReader{f}, dest, RestoreOptions{StateDir: stateDir})
 }
 
 type slowReader struct{ r io.Reader }
@@ -1220,9 +1228,10 @@ func TestRestoreRemovesStaging(t *testing.T) {
 	testutil.NoErr(t, os.Chmod(filepath.Join(staging, "locked"), 0))
 	testutil.NoErr(t, os.Symlink(outside, filepath.Join(staging, "out")))
 	testutil.NoErr(t, os.Symlink(outside, filepath.Join(staging, "a/out")))
-	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, markerName), []byte(markerStaging+filepath.Base(staging)+"\n"), 0o600))
+	stateDir := t.TempDir()
+	plantState(t, stateDir, dest, "staging "+filepath.Base(staging))
 
-	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{})
+	diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{StateDir: stateDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1236,18 +1245,18 @@ func TestRestoreRemovesStaging(t *testing.T) {
 			kinds = append(kinds, rel+" "+string(d.Kind))
 		}
 	}
-	want := []string{". mode", markerName + " error", "STAGING error"}
+	want := []string{". mode", ". error", "STAGING error"}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("Verify of a killed restore (-want +got):\n%s", diff)
 	}
 
-	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{}); err != nil {
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: stateDir}); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep" {
 		t.Errorf("outside file = %q %v", b, err)
 	}
-	if diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{}); err != nil || len(diffs) != 0 {
+	if diffs, err := Verify(context.Background(), bytes.NewReader(a), dest, VerifyOptions{StateDir: stateDir}); err != nil || len(diffs) != 0 {
 		t.Errorf("Verify = %v %v", diffs, err)
 	}
 	if n := countTmp(t, dest); n != 0 {

@@ -62,6 +62,11 @@ type VerifyOptions struct {
 	// [RestoreOptions.XattrsInclude]): the xattrs it leaves out are not
 	// compared, in the archive or in the tree.
 	XattrsInclude []string
+	// StateDir is where the restore checked kept its state
+	// ([RestoreOptions.StateDir]; empty: the same default): the state
+	// of a restore into dest that did not end is reported, with the
+	// staging directory and temporary names it left.
+	StateDir string
 	// Difference is called for each difference as it is found; an error
 	// ends the verification with it. nil: differences are only returned.
 	Difference func(Difference) error

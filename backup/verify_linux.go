@@ -439,14 +439,24 @@ func (v *verifier) extras() error {
 	if err := walk(v.d.fd, "."); err != nil {
 		return err
 	}
+	state, err := lookupRestoreState(v.opts.StateDir, v.d)
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		d := Difference{Path: v.d.display("."), Kind: DiffError, Got: "a restore into this destination was interrupted: it is incomplete until a restore completes"}
+		if err := v.report(d); err != nil {
+			return err
+		}
+	}
 	sort.Strings(found)
 	for _, f := range found {
 		d := Difference{Path: v.d.display(f), Kind: DiffExtra}
 		switch {
-		case f == markerName:
-			d.Kind, d.Got = DiffError, "a restore into this destination was interrupted: it is incomplete until a restore completes"
-		case isStagingName(f):
+		case state.hasStaging(f):
 			d.Kind, d.Got = DiffError, "staging directory of an interrupted restore: a restore into this destination removes it"
+		case state.hasTmp(path.Base(f)):
+			d.Got = "temporary name of an interrupted restore: a restore into this destination removes it"
 		}
 		if err := v.report(d); err != nil {
 			return err
