@@ -260,7 +260,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 	// helper, root of a namespace of its own, has no home of its own, and
 	// the caller's is where the next restore (direct or through a helper)
 	// looks for the state of this one.
-	sfd, _, err := stateDirFor(tune.stateDir, op == helperOpRestore)
+	sfd, _, err := stateDirFor(tune.stateDir, "restore", op == helperOpRestore)
 	if err != nil {
 		if op == helperOpRestore {
 			return err

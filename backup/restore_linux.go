@@ -104,7 +104,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	}
 	// The state directory first: a restore that cannot keep its state
 	// does not start (nor create dest).
-	sdir, sdirPath, err := stateDirFor(opts.StateDir, true)
+	sdir, sdirPath, err := stateDirFor(opts.StateDir, "restore", true)
 	if err != nil {
 		return RestoreSummary{}, err
 	}

@@ -44,16 +44,16 @@ const stateHeader = "nscap restore state 1"
 // the same destination is running (it holds the lock of its state).
 var ErrRestoreRunning = errors.New("backup: another restore into this destination is running")
 
-// defaultStateDirs returns the directories where the restores of the
-// caller keep their state, in order of preference: /var/lib/nscap/restore
-// for root; otherwise $XDG_STATE_HOME/nscap/restore, then
-// ~/.local/state/nscap/restore ($HOME, then the home directory of the
-// passwd entry), then /var/tmp/nscap-restore-UID for a user without a
-// home it can write.
-func defaultStateDirs() []string {
+// defaultStateDirs returns the directories where the restores (job
+// "restore") or shifts ("shift") of the caller keep their state, in order
+// of preference: /var/lib/nscap/JOB for root; otherwise
+// $XDG_STATE_HOME/nscap/JOB, then ~/.local/state/nscap/JOB ($HOME, then
+// the home directory of the passwd entry), then /var/tmp/nscap-JOB-UID
+// for a user without a home it can write.
+func defaultStateDirs(job string) []string {
 	euid := os.Geteuid()
 	if euid == 0 {
-		return []string{"/var/lib/nscap/restore"}
+		return []string{"/var/lib/nscap/" + job}
 	}
 	var dirs []string
 	add := func(dir string) {
@@ -65,15 +65,15 @@ func defaultStateDirs() []string {
 		dirs = append(dirs, dir)
 	}
 	if x := os.Getenv("XDG_STATE_HOME"); path.IsAbs(x) {
-		add(path.Join(x, "nscap/restore"))
+		add(path.Join(x, "nscap", job))
 	}
 	if h := os.Getenv("HOME"); path.IsAbs(h) {
-		add(path.Join(h, ".local/state/nscap/restore"))
+		add(path.Join(h, ".local/state/nscap", job))
 	}
 	if u, err := user.LookupId(strconv.Itoa(euid)); err == nil && path.IsAbs(u.HomeDir) {
-		add(path.Join(u.HomeDir, ".local/state/nscap/restore"))
+		add(path.Join(u.HomeDir, ".local/state/nscap", job))
 	}
-	add("/var/tmp/nscap-restore-" + strconv.Itoa(euid))
+	add("/var/tmp/nscap-" + job + "-" + strconv.Itoa(euid))
 	return dirs
 }
 
@@ -109,20 +109,20 @@ func openStateDir(dir string, create bool) (int, error) {
 // stateDirFor opens the state directory dir or, when dir is empty, the
 // first usable one of defaultStateDirs. It returns the descriptor and
 // the directory's path.
-func stateDirFor(dir string, create bool) (int, string, error) {
+func stateDirFor(dir, job string, create bool) (int, string, error) {
 	if dir != "" {
 		fd, err := openStateDir(dir, create)
 		return fd, dir, err
 	}
 	var errs []error
-	for _, dir := range defaultStateDirs() {
+	for _, dir := range defaultStateDirs(job) {
 		fd, err := openStateDir(dir, create)
 		if err == nil {
 			return fd, dir, nil
 		}
 		errs = append(errs, err)
 	}
-	return -1, "", fmt.Errorf("no state directory for the restore (set RestoreOptions.StateDir): %w", errors.Join(errs...))
+	return -1, "", fmt.Errorf("no state directory for the %s: %w", job, errors.Join(errs...))
 }
 
 // destID identifies a destination directory: its device and inode (the
@@ -324,7 +324,7 @@ func (st *restoreState) close(remove bool) error {
 // would (and one it cannot use is no error); dir, when given, must be
 // readable.
 func lookupRestoreState(dir string, d *destDir) (*restoreState, error) {
-	dirfd, dirPath, err := stateDirFor(dir, false)
+	dirfd, dirPath, err := stateDirFor(dir, "restore", false)
 	if err != nil {
 		if dir == "" || errors.Is(err, unix.ENOENT) {
 			return nil, nil

@@ -1,0 +1,188 @@
+//go:build linux
+
+package backup
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The journal of a shift lives in the state directory of its user (see
+// [ShiftOptions.StateDir]), named after the tree's device and inode, from
+// the start of a run to its end:
+//
+//	nscap shift journal 1
+//	root DEV INO BTIME
+//	maps 0:100000:65536 0:100000:65536 0:200000:65536 0:200000:65536
+//	fix INO UID GID MODE CAPS "usr/bin/ping"
+//
+// A "fix" record names a non-directory the run is about to chown, with
+// the owner it gets, and the mode (octal) and cap (hex; "-" for none) to
+// give it back after the kernel cleared them. It is written with one
+// write(2) and fdatasync'ed before the chown. The file is locked (flock)
+// while a run goes on.
+
+const shiftJournalHeader = "nscap shift journal 1"
+
+// shiftFix is a "fix" record.
+type shiftFix struct {
+	ino      uint64
+	uid, gid uint32
+	mode     uint32
+	caps     []byte
+	path     string
+}
+
+// shiftJournal is the open, locked journal of a run.
+type shiftJournal struct {
+	mu    sync.Mutex
+	dirfd int
+	f     *os.File
+	name  string
+	path  string
+	fixes []shiftFix // of an interrupted run, read when opened
+}
+
+// shiftMapsRecord is the "maps" record of a run's options.
+func shiftMapsRecord(o *ShiftOptions) string {
+	return fmt.Sprintf("maps %s %s %s %s", o.FromUID, o.FromGID, o.ToUID, o.ToGID)
+}
+
+// openShiftJournal opens and locks the journal of the tree rootfd (named
+// root), reading the fixes of an interrupted run with the same maps. The
+// journal of a run with other maps is [ErrShiftJournal].
+func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shiftJournal, error) {
+	id, err := (&destDir{fd: rootfd, path: root}).identify()
+	if err != nil {
+		return nil, err
+	}
+	dirfd, dirPath, err := stateDirFor(stateDir, "shift", true)
+	if err != nil {
+		return nil, err
+	}
+	name := id.fileName()
+	p := path.Join(dirPath, name)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		unix.Close(dirfd)
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		unix.Close(dirfd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w (its journal %s is locked)", root, ErrShiftRunning, p)
+		}
+		return nil, &fs.PathError{Op: "flock", Path: p, Err: err}
+	}
+	j := &shiftJournal{dirfd: dirfd, f: os.NewFile(uintptr(fd), p), name: name, path: p}
+	fail := func(err error) (*shiftJournal, error) {
+		j.f.Close()
+		unix.Close(dirfd)
+		return nil, err
+	}
+	b, err := readAllAt(j.f)
+	if err != nil {
+		return fail(&fs.PathError{Op: "read", Path: p, Err: err})
+	}
+	lines := strings.Split(string(b), "\n")
+	lines = lines[:len(lines)-1] // the last is empty or cut short by a kill
+	if len(lines) >= 3 && lines[0] == shiftJournalHeader && lines[1] == "root "+strings.TrimPrefix(id.record(), "dest ") {
+		if lines[2] != shiftMapsRecord(o) {
+			return fail(fmt.Errorf("%w: %s records %q: run that shift again to finish it, then this one", ErrShiftJournal, p, lines[2]))
+		}
+		for _, l := range lines[3:] {
+			if f, ok := parseShiftFix(l); ok {
+				j.fixes = append(j.fixes, f)
+			}
+		}
+		return j, nil
+	}
+	// New, cut short before its maps, or left by another tree that had
+	// this inode: start afresh.
+	if err := j.f.Truncate(0); err != nil {
+		return fail(err)
+	}
+	if err := j.write(shiftJournalHeader+"\nroot "+strings.TrimPrefix(id.record(), "dest ")+"\n"+shiftMapsRecord(o)+"\n", true); err != nil {
+		return fail(err)
+	}
+	return j, nil
+}
+
+// parseShiftFix parses a "fix" record.
+func parseShiftFix(l string) (f shiftFix, ok bool) {
+	rest, ok := strings.CutPrefix(l, "fix ")
+	if !ok {
+		return f, false
+	}
+	w := strings.SplitN(rest, " ", 6)
+	if len(w) != 6 {
+		return f, false
+	}
+	ino, e1 := strconv.ParseUint(w[0], 10, 64)
+	uid, e2 := strconv.ParseUint(w[1], 10, 32)
+	gid, e3 := strconv.ParseUint(w[2], 10, 32)
+	mode, e4 := strconv.ParseUint(w[3], 8, 32)
+	p, e5 := strconv.Unquote(w[5])
+	if e1 != nil || e2 != nil || e3 != nil || e4 != nil || e5 != nil || mode > 0o7777 {
+		return f, false
+	}
+	if w[4] != "-" {
+		c, err := hex.DecodeString(w[4])
+		if err != nil {
+			return f, false
+		}
+		if _, err := parseCaps(c); err != nil {
+			return f, false
+		}
+		f.caps = c
+	}
+	f.ino, f.uid, f.gid, f.mode, f.path = ino, uint32(uid), uint32(gid), uint32(mode), p
+	return f, true
+}
+
+// fix records, durably, an inode about to be chowned.
+func (j *shiftJournal) fix(ino uint64, uid, gid, mode uint32, caps []byte, rel string) error {
+	c := "-"
+	if caps != nil {
+		c = hex.EncodeToString(caps)
+	}
+	return j.write(fmt.Sprintf("fix %d %d %d %o %s %s\n", ino, uid, gid, mode, c, strconv.Quote(rel)), true)
+}
+
+func (j *shiftJournal) write(s string, sync bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.WriteString(s); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if sync {
+		if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
+			return &fs.PathError{Op: "fdatasync", Path: j.path, Err: err}
+		}
+	}
+	return nil
+}
+
+// close releases the journal; remove removes it first (the run is over
+// and left nothing incomplete).
+func (j *shiftJournal) close(remove bool) error {
+	var err error
+	if remove {
+		if uerr := unix.Unlinkat(j.dirfd, j.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) {
+			err = &fs.PathError{Op: "unlink", Path: j.path, Err: uerr}
+		}
+	}
+	j.f.Close()
+	unix.Close(j.dirfd)
+	return err
+}

@@ -1,0 +1,517 @@
+//go:build linux
+
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nscap/nscap/internal/sys"
+	"github.com/nscap/nscap/userns"
+)
+
+// Shift re-owns the tree at root in place: every owner, POSIX ACL id
+// (access and default ACLs) and capability rootid is moved from the
+// source maps to the target maps of opts, so that the tree means under
+// the target maps what it meant under the source ones. A revision-2 cap
+// (the container root's) stays the container root's: revision 3 with the
+// new root's host uid, or revision 2 again when that is host uid 0; a
+// nested root's revision-3 cap moves to the nested root's new host uid.
+//
+// The kernel clears caps and the setuid and setgid bits of a file it
+// chowns; Shift writes them back. It never follows a symlink (symlinks
+// are lchown'ed, every other inode is changed through a descriptor of
+// the inode it stat'ed), shifts a hardlinked inode once, and does not
+// cross into other file systems unless [ShiftOptions.CrossMounts]. An id
+// outside the source maps is left as it is: silently when it is in the
+// target maps (the inode is shifted already), else reported to
+// [ShiftReporter.Error]. A cap whose rootid is outside the source map
+// follows [ShiftOptions.ForeignCaps].
+//
+// Crash safety: an inode is done when its ids are outside the source
+// maps, so running a killed shift again completes it, provided the source
+// and target ranges are disjoint ([ErrShiftOverlap] otherwise). What the
+// kernel clears on chown (caps, setuid and setgid bits) is first written,
+// with the values to put back, to a journal in the state directory
+// (fdatasync'ed): a run that finds it completes those inodes before
+// anything else. The journal is removed when a run ends with no failure.
+//
+// Shift returns the totals; a run that left ids or inodes as they were
+// ends with a [*ShiftFailedError].
+func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, error) {
+	opts.applyDefaults()
+	if err := checkShiftMaps(&opts); err != nil {
+		return ShiftSummary{}, err
+	}
+	if opts.ForeignCaps > ForeignCapsHost {
+		return ShiftSummary{}, fmt.Errorf("foreign caps policy %d unknown", opts.ForeignCaps)
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ShiftSummary{}, &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rootfd)
+	st, err := sys.Fstat(rootfd)
+	if err != nil {
+		return ShiftSummary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
+	}
+	s := &shifter{
+		ctx:     ctx,
+		opts:    &opts,
+		maps:    shiftMaps{opts.FromUID, opts.FromGID, opts.ToUID, opts.ToGID},
+		root:    root,
+		rootfd:  rootfd,
+		rootDev: st.Dev,
+	}
+	s.sum.DryRun = opts.DryRun
+	s.cond = sync.NewCond(&s.mu)
+	if !opts.DryRun {
+		j, err := openShiftJournal(opts.StateDir, root, rootfd, &opts)
+		if err != nil {
+			return ShiftSummary{}, err
+		}
+		s.journal = j
+		if err := s.replay(); err != nil {
+			_ = j.close(false)
+			return s.summary(), err
+		}
+	}
+	s.stack = []string{"."}
+	var wg sync.WaitGroup
+	for range opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.work()
+		}()
+	}
+	wg.Wait()
+	sum := s.summary()
+	err = s.abortErr()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if s.journal != nil {
+		// Keep the journal while an inode it names may be incomplete.
+		if jerr := s.journal.close(err == nil && sum.Failures == 0); err == nil {
+			err = jerr
+		}
+	}
+	if err == nil && sum.Failures > 0 {
+		err = &ShiftFailedError{Failures: sum.Failures}
+	}
+	opts.Reporter.Finish(sum)
+	return sum, err
+}
+
+// shifter is one run of [Shift].
+type shifter struct {
+	ctx     context.Context
+	opts    *ShiftOptions
+	maps    shiftMaps
+	root    string
+	rootfd  int
+	rootDev uint64
+	journal *shiftJournal
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	stack  []string // directories to walk, relative to root
+	active int      // workers walking a directory
+	done   bool
+
+	seen  sync.Map // hardlinked inodes already claimed: [2]uint64{dev, ino}
+	abort atomic.Pointer[error]
+
+	entries, changed, caps, acls, mounts, replayed, failures, warnings atomic.Int64
+	sum                                                                ShiftSummary
+}
+
+func (s *shifter) summary() ShiftSummary {
+	sum := s.sum
+	sum.Entries, sum.Changed, sum.Caps, sum.ACLs = s.entries.Load(), s.changed.Load(), s.caps.Load(), s.acls.Load()
+	sum.Mounts, sum.Replayed, sum.Failures, sum.Warnings = s.mounts.Load(), s.replayed.Load(), s.failures.Load(), s.warnings.Load()
+	return sum
+}
+
+func (s *shifter) abortErr() error {
+	if p := s.abort.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *shifter) stopped() bool { return s.abort.Load() != nil || s.ctx.Err() != nil }
+
+// fail reports an inode or id left as it was.
+func (s *shifter) fail(rel string, err error) {
+	s.failures.Add(1)
+	if rerr := s.opts.Reporter.Error(rel, err); rerr != nil {
+		s.abort.CompareAndSwap(nil, &rerr)
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func (s *shifter) warn(rel string, err error) {
+	s.warnings.Add(1)
+	s.opts.Reporter.Warn(rel, err)
+}
+
+// work pops directories until the walk is over.
+func (s *shifter) work() {
+	for {
+		s.mu.Lock()
+		for len(s.stack) == 0 && !s.done && s.active > 0 && !s.stopped() {
+			s.cond.Wait()
+		}
+		if len(s.stack) == 0 || s.done || s.stopped() {
+			s.done = true
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		rel := s.stack[len(s.stack)-1]
+		s.stack = s.stack[:len(s.stack)-1]
+		s.active++
+		s.mu.Unlock()
+
+		s.dir(rel)
+
+		s.mu.Lock()
+		s.active--
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func (s *shifter) push(rels []string) {
+	if len(rels) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.stack = append(s.stack, rels...)
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// dir shifts the directory rel and its entries, and queues its
+// subdirectories.
+func (s *shifter) dir(rel string) {
+	fd, err := sys.OpenDirBeneath(s.rootfd, rel)
+	if err != nil {
+		s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: err})
+		return
+	}
+	defer unix.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: err})
+		return
+	}
+	if st.Dev != s.rootDev && !s.opts.CrossMounts {
+		s.mounts.Add(1)
+		s.warn(rel, errors.New("a mount point: left alone with what is below it (give --cross-mounts to shift it too)"))
+		return
+	}
+	s.inode(fd, rel, &st)
+
+	var subdirs []string
+	buf := make([]byte, 32<<10)
+	for !s.stopped() {
+		n, err := sys.Getdents(fd, buf)
+		if err != nil {
+			s.fail(rel, &fs.PathError{Op: "getdents", Path: rel, Err: err})
+			break
+		}
+		if n == 0 {
+			break
+		}
+		sys.ParseDirents(buf[:n], func(nameZ []byte, typ uint8, _ uint64) bool {
+			name := string(nameZ[:len(nameZ)-1])
+			child := name
+			if rel != "." {
+				child = rel + "/" + name
+			}
+			if typ == sys.DTDir {
+				subdirs = append(subdirs, child)
+				return true
+			}
+			if s.entry(fd, name, child) {
+				subdirs = append(subdirs, child)
+			}
+			return !s.stopped()
+		})
+		// Hand subdirectories out as they come: other workers may idle.
+		if len(subdirs) >= 64 {
+			s.push(subdirs)
+			subdirs = nil
+		}
+	}
+	s.push(subdirs)
+}
+
+// entry shifts the non-directory name of dirfd; it returns true when the
+// name turned out to be a directory (to walk).
+func (s *shifter) entry(dirfd int, name, rel string) (isDir bool) {
+	fd, err := sys.Openat(dirfd, name, sys.OPathNoFollow, 0)
+	if err != nil {
+		if !errors.Is(err, unix.ENOENT) { // removed meanwhile: nothing to shift
+			s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: err})
+		}
+		return false
+	}
+	defer unix.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: err})
+		return false
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return true
+	}
+	if st.Nlink > 1 {
+		if _, dup := s.seen.LoadOrStore([2]uint64{st.Dev, st.Ino}, struct{}{}); dup {
+			return false
+		}
+	}
+	s.inode(fd, rel, &st)
+	return false
+}
+
+// inodePlan is what a shift changes on one inode.
+type inodePlan struct {
+	uid, gid  uint32
+	oldCaps   []byte // the cap on disk (nil: none)
+	newCaps   []byte // the cap to leave on it (nil: none)
+	acls      []xattrKV
+	change    ShiftChange
+	dropCaps  bool
+	leaveNode bool // leave the whole inode as it is (reported)
+}
+
+// plan works out the changes of the inode fd (stat'ed as st).
+func (s *shifter) plan(fd int, rel string, st *sys.Stat) (p inodePlan) {
+	p.uid, p.gid = st.Uid, st.Gid
+	p.change = ShiftChange{OldUID: st.Uid, NewUID: st.Uid, OldGID: st.Gid, NewGID: st.Gid}
+	id := func(from, to userns.Map, kind IDKind, h uint32) uint32 {
+		n, ok, err := moveID(from, to, kind, h)
+		switch {
+		case err != nil:
+			s.fail(rel, fmt.Errorf("%s %d: %w", kind, h, err))
+		case !ok && !inMap(to, h):
+			s.fail(rel, &IDError{Kind: kind, ID: h, Host: true, Err: &userns.UnmappedError{ID: h, Host: true, Map: from}})
+		}
+		return n
+	}
+	p.uid = id(s.maps.fromUID, s.maps.toUID, KindUID, st.Uid)
+	p.gid = id(s.maps.fromGID, s.maps.toGID, KindGID, st.Gid)
+	p.change.NewUID, p.change.NewGID = p.uid, p.gid
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return p // no xattrs the shift knows on a symlink
+	}
+	proc := procPath(fd)
+	names, err := sys.Listxattr(proc, true)
+	if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EOPNOTSUPP) {
+		s.fail(rel, &fs.PathError{Op: "listxattr", Path: rel, Err: err})
+		p.leaveNode = true
+		return p
+	}
+	for _, name := range names {
+		if name != XattrCaps && !IsACL(name) {
+			continue
+		}
+		raw, err := sys.GetxattrAll(proc, name, true)
+		if errors.Is(err, unix.ENODATA) {
+			continue
+		}
+		if err != nil {
+			s.fail(rel, &fs.PathError{Op: "getxattr " + name, Path: rel, Err: err})
+			p.leaveNode = true
+			return p
+		}
+		if name == XattrCaps {
+			if !s.planCaps(rel, raw, &p) {
+				p.leaveNode = true
+				return p
+			}
+			continue
+		}
+		out, unmoved, err := s.maps.acl(raw)
+		if err != nil {
+			s.fail(rel, fmt.Errorf("%s: %w", name, err))
+			p.leaveNode = true
+			return p
+		}
+		for _, e := range unmoved {
+			to := s.maps.toGID
+			if e.Kind == KindACLUser {
+				to = s.maps.toUID
+			}
+			if !inMap(to, e.ID) {
+				s.fail(rel, fmt.Errorf("%s: %w", name, e))
+			}
+		}
+		if !bytes.Equal(out, raw) {
+			p.acls = append(p.acls, xattrKV{name: name, value: out})
+			p.change.ACLs++
+		}
+	}
+	return p
+}
+
+// planCaps plans the cap raw; false leaves the inode alone.
+func (s *shifter) planCaps(rel string, raw []byte, p *inodePlan) bool {
+	p.oldCaps = raw
+	out, oldRoot, newRoot, foreign, err := s.maps.caps(raw)
+	if err != nil {
+		s.fail(rel, fmt.Errorf("%s: %w", XattrCaps, err))
+		return false
+	}
+	p.change.OldRootID, p.change.NewRootID = oldRoot, newRoot
+	switch {
+	case !foreign:
+		p.newCaps = out
+		p.change.Caps = !bytes.Equal(out, raw)
+	case inMap(s.maps.toUID, oldRoot) && oldRoot != 0:
+		p.newCaps = raw // shifted already
+	default:
+		ferr := fmt.Errorf("%s: rootid %d: %w", XattrCaps, oldRoot,
+			&IDError{Kind: KindRootID, ID: oldRoot, Host: true, Err: &userns.UnmappedError{ID: oldRoot, Host: true, Map: s.maps.fromUID}})
+		switch s.opts.ForeignCaps {
+		case ForeignCapsFail:
+			s.fail(rel, fmt.Errorf("%w; the file is left as it is (--foreign-caps skip drops the cap, host keeps it)", ferr))
+			return false
+		case ForeignCapsSkip:
+			s.warn(rel, fmt.Errorf("%w; cap dropped (--foreign-caps skip)", ferr))
+			p.dropCaps = true
+			p.change.Caps = true
+		case ForeignCapsHost:
+			s.warn(rel, fmt.Errorf("%w; cap kept as it is (--foreign-caps host)", ferr))
+			p.newCaps = raw
+		}
+	}
+	return true
+}
+
+// inMap reports whether the host id h is in m.
+func inMap(m userns.Map, h uint32) bool {
+	_, err := m.ToNs(h)
+	return err == nil
+}
+
+// inode shifts the inode fd (a directory opened for reading or an O_PATH
+// descriptor of anything else), stat'ed as st.
+func (s *shifter) inode(fd int, rel string, st *sys.Stat) {
+	s.entries.Add(1)
+	p := s.plan(fd, rel, st)
+	if p.leaveNode {
+		return
+	}
+	chown := p.uid != st.Uid || p.gid != st.Gid
+	if !chown && !p.change.Caps && len(p.acls) == 0 {
+		return
+	}
+	s.changed.Add(1)
+	if p.change.Caps {
+		s.caps.Add(1)
+	}
+	s.acls.Add(int64(len(p.acls)))
+	s.opts.Reporter.Change(rel, p.change)
+	if s.opts.DryRun {
+		return
+	}
+	if err := s.apply(fd, rel, st, &p, chown); err != nil {
+		s.fail(rel, err)
+	}
+}
+
+// apply makes the changes of p on the inode fd.
+func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bool) error {
+	proc := procPath(fd)
+	for _, a := range p.acls {
+		if err := sys.Setxattr(proc, a.name, a.value, 0, true); err != nil {
+			return &fs.PathError{Op: "setxattr " + a.name, Path: rel, Err: err}
+		}
+	}
+	typ := st.Mode & unix.S_IFMT
+	mode := st.Mode & 0o7777
+	// What the kernel clears when it chowns a non-directory.
+	cleared := chown && typ != unix.S_IFDIR
+	suid := cleared && typ == unix.S_IFREG && mode&(unix.S_ISUID|unix.S_ISGID) != 0
+	if cleared && (p.oldCaps != nil || suid) {
+		if err := s.journal.fix(st.Ino, p.uid, p.gid, mode, p.newCaps, rel); err != nil {
+			return err
+		}
+	}
+	if chown {
+		if err := unix.Fchownat(fd, "", int(p.uid), int(p.gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &fs.PathError{Op: "lchown", Path: rel, Err: err}
+		}
+	}
+	if suid {
+		if err := unix.Chmod(proc, mode); err != nil {
+			return &fs.PathError{Op: "chmod", Path: rel, Err: err}
+		}
+	}
+	switch {
+	case p.newCaps != nil && (cleared || !bytes.Equal(p.newCaps, p.oldCaps)):
+		if err := sys.Setxattr(proc, XattrCaps, p.newCaps, 0, true); err != nil {
+			return &fs.PathError{Op: "setxattr " + XattrCaps, Path: rel, Err: err}
+		}
+	case p.dropCaps && !cleared:
+		if err := sys.Removexattr(proc, XattrCaps, true); err != nil && !errors.Is(err, unix.ENODATA) {
+			return &fs.PathError{Op: "removexattr " + XattrCaps, Path: rel, Err: err}
+		}
+	}
+	return nil
+}
+
+// replay completes the inodes the journal of an interrupted run names:
+// those it chowned but may not have given their caps and mode back.
+func (s *shifter) replay() error {
+	for _, f := range s.journal.fixes {
+		fd, err := sys.Openat2(s.rootfd, f.path, sys.OPathNoFollow, sys.ResolveBeneath|sys.ResolveNoSymlinks)
+		if err != nil {
+			if !errors.Is(err, unix.ENOENT) {
+				s.fail(f.path, &fs.PathError{Op: "open", Path: f.path, Err: err})
+			}
+			continue
+		}
+		st, err := sys.Fstat(fd)
+		// Only the very inode, chowned already: otherwise the walk does
+		// it from the start.
+		if err == nil && st.Ino == f.ino && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Uid == f.uid && st.Gid == f.gid {
+			if err := s.replayOne(fd, f, &st); err != nil {
+				s.fail(f.path, err)
+			} else {
+				s.replayed.Add(1)
+			}
+		}
+		unix.Close(fd)
+	}
+	return s.abortErr()
+}
+
+func (s *shifter) replayOne(fd int, f shiftFix, st *sys.Stat) error {
+	proc := procPath(fd)
+	if st.Mode&0o7777 != f.mode {
+		if err := unix.Chmod(proc, f.mode); err != nil {
+			return &fs.PathError{Op: "chmod", Path: f.path, Err: err}
+		}
+	}
+	if f.caps != nil {
+		if err := sys.Setxattr(proc, XattrCaps, f.caps, 0, true); err != nil {
+			return &fs.PathError{Op: "setxattr " + XattrCaps, Path: f.path, Err: err}
+		}
+	}
+	return nil
+}
