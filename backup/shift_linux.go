@@ -287,6 +287,11 @@ func (s *shifter) entry(dirfd int, name, rel string) (isDir bool) {
 	return false
 }
 
+// testHookChowned, when set (by tests only), is called right after the
+// chown of an inode whose caps or setuid bits the kernel cleared, before
+// they are written back: the window the journal covers.
+var testHookChowned func(rel string)
+
 // inodePlan is what a shift changes on one inode.
 type inodePlan struct {
 	uid, gid  uint32
@@ -446,7 +451,8 @@ func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bo
 	mode := st.Mode & 0o7777
 	// What the kernel clears when it chowns a non-directory.
 	cleared := chown && typ != unix.S_IFDIR
-	suid := cleared && typ == unix.S_IFREG && mode&(unix.S_ISUID|unix.S_ISGID) != 0
+	// (fifos and devices keep setuid bits as well as files do).
+	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
 	if cleared && (p.oldCaps != nil || suid) {
 		if err := s.journal.fix(st.Ino, p.uid, p.gid, mode, p.newCaps, rel); err != nil {
 			return err
@@ -455,6 +461,9 @@ func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bo
 	if chown {
 		if err := unix.Fchownat(fd, "", int(p.uid), int(p.gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &fs.PathError{Op: "lchown", Path: rel, Err: err}
+		}
+		if testHookChowned != nil && cleared && (p.oldCaps != nil || suid) {
+			testHookChowned(rel)
 		}
 	}
 	if suid {
@@ -490,9 +499,9 @@ func (s *shifter) replay() error {
 		// Only the very inode, chowned already: otherwise the walk does
 		// it from the start.
 		if err == nil && st.Ino == f.ino && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Uid == f.uid && st.Gid == f.gid {
-			if err := s.replayOne(fd, f, &st); err != nil {
+			if fixed, err := s.replayOne(fd, f, &st); err != nil {
 				s.fail(f.path, err)
-			} else {
+			} else if fixed {
 				s.replayed.Add(1)
 			}
 		}
@@ -501,17 +510,25 @@ func (s *shifter) replay() error {
 	return s.abortErr()
 }
 
-func (s *shifter) replayOne(fd int, f shiftFix, st *sys.Stat) error {
+func (s *shifter) replayOne(fd int, f shiftFix, st *sys.Stat) (fixed bool, err error) {
 	proc := procPath(fd)
 	if st.Mode&0o7777 != f.mode {
 		if err := unix.Chmod(proc, f.mode); err != nil {
-			return &fs.PathError{Op: "chmod", Path: f.path, Err: err}
+			return false, &fs.PathError{Op: "chmod", Path: f.path, Err: err}
 		}
+		fixed = true
 	}
 	if f.caps != nil {
-		if err := sys.Setxattr(proc, XattrCaps, f.caps, 0, true); err != nil {
-			return &fs.PathError{Op: "setxattr " + XattrCaps, Path: f.path, Err: err}
+		cur, err := sys.GetxattrAll(proc, XattrCaps, true)
+		if err != nil && !errors.Is(err, unix.ENODATA) {
+			return fixed, &fs.PathError{Op: "getxattr " + XattrCaps, Path: f.path, Err: err}
+		}
+		if !bytes.Equal(cur, f.caps) {
+			if err := sys.Setxattr(proc, XattrCaps, f.caps, 0, true); err != nil {
+				return fixed, &fs.PathError{Op: "setxattr " + XattrCaps, Path: f.path, Err: err}
+			}
+			fixed = true
 		}
 	}
-	return nil
+	return fixed, nil
 }

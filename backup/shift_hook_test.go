@@ -1,0 +1,27 @@
+package backup
+
+import (
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+)
+
+// shiftCrashEnv kills a shift process (see TestShiftKill) with SIGKILL
+// right after its Nth chown of an inode whose caps or setuid bits the
+// kernel cleared: in the window the journal covers.
+const shiftCrashEnv = "NSCAP_SHIFT_CRASH_AT"
+
+func init() {
+	n, err := strconv.Atoi(os.Getenv(shiftCrashEnv))
+	if err != nil || n <= 0 {
+		return
+	}
+	var seen atomic.Int64
+	testHookChowned = func(string) {
+		if seen.Add(1) == int64(n) {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+}
