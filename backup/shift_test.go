@@ -266,7 +266,7 @@ func TestShiftEdges(t *testing.T) {
 		runOut(t, "chown", "-R", "100000:100000", dir)
 		runOut(t, "chown", "5000:5000", filepath.Join(dir, "etc/stray"))
 		runOut(t, "setcap", "-n", "100000", "cap_net_raw=ep", filepath.Join(dir, "bin/ping"))
-		runOut(t, "setcap", "cap_sys_admin=ep", filepath.Join(dir, "bin/hostcap"))              // host-scoped
+		runOut(t, "setcap", "cap_sys_admin=ep", filepath.Join(dir, "bin/hostcap"))               // host-scoped
 		runOut(t, "setcap", "-n", "300000", "cap_net_admin=ep", filepath.Join(dir, "bin/other")) // another container's
 		runOut(t, "setfacl", "-m", "u:100005:r,u:7000:r", filepath.Join(dir, "etc"))
 		return dir
