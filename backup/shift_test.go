@@ -497,3 +497,46 @@ func TestShiftKill(t *testing.T) {
 		t.Errorf("the journal is left after a complete run: %v", ents)
 	}
 }
+
+// shiftRootlessEnv makes TestShiftRootlessChild run: "ROOT FROM TO".
+const shiftRootlessEnv = "NSCAP_SHIFT_ROOTLESS"
+
+// TestShiftRootless: an unprivileged user that owns 400000-531071 in
+// /etc/subuid and /etc/subgid shifts a rootfs from 0:400000:65536 to
+// 0:465536:65536 through the helper user namespace; the result is judged
+// as root against the source, and by GNU tar in the container.
+func TestShiftRootless(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := newOracleEnv(t)
+	from, to := mustMap(t, "0:400000:65536"), mustMap(t, "0:465536:65536")
+	e.srcU, e.srcG = from, from
+	work := e.workDir(t)
+	o := e.genOptions(31)
+	o.Catalogue, o.Random, o.BigSizes, o.SparseSize = true, 100, []int64{2<<20 + 1}, 4<<20
+	tree, snap0 := e.source(t, work, o)
+	tarA, _ := tarInNS(t, e, from, tree.Root)
+	u := testutil.User(t, testutil.UserOptions{Prefix: "shf", SubStart: 400000, SubCount: 131072})
+	out := u.RunTest(t, "TestShiftRootlessChild", fmt.Sprintf("%s=%s %s %s", shiftRootlessEnv, tree.Root, from, to))
+	t.Logf("unprivileged shift: %s", bytes.TrimSpace(out))
+	testutil.CheckTree(t, "shifted rootless to 0:465536:65536", snap0, tree.Root, testutil.CompareOptions{Fields: everyField, IDs: e.ids(to, to)})
+	if tarB, _ := tarInNS(t, e, to, tree.Root); tarA != tarB {
+		t.Errorf("GNU tar in the container sees another tree after the rootless shift")
+	}
+}
+
+// TestShiftRootlessChild is TestShiftRootless's unprivileged part.
+func TestShiftRootlessChild(t *testing.T) {
+	spec := os.Getenv(shiftRootlessEnv)
+	if spec == "" {
+		t.Skip("run by TestShiftRootless")
+	}
+	f := strings.Fields(spec)
+	col := newShiftCollect()
+	sum, err := backup.ShiftRootless(context.Background(), f[0], backup.ShiftOptions{
+		FromUID: mustMap(t, f[1]), ToUID: mustMap(t, f[2]), Reporter: col,
+	}, backup.RootlessOptions{})
+	if err != nil || len(col.errs) > 0 {
+		t.Fatalf("ShiftRootless: %v\n%s", err, strings.Join(col.errs, "\n"))
+	}
+	fmt.Printf("%+v\n", sum)
+}
