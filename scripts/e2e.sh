@@ -56,6 +56,7 @@ DEB_PACKAGES="debootstrap libcap2-bin tar libarchive-tools uidmap util-linux att
 ALL_ASPECTS="sums meta xattrs capx caps aclx acls"
 MAP100=0:100000:65536
 MAP200=0:200000:65536
+MAP300=0:300000:65536
 
 t_start=$EPOCHREALTIME
 scratch=""
@@ -571,6 +572,34 @@ scenario_rootfs() {
     grep -q ' 1 received' <<<"$out"
   }
   check "container (positive control): rootfs100k at its own map $MAP100: ping works, 1 received" ct_ping_own_root
+
+  step "6b. nscap shift rootfs100k in place to $MAP300, ping there, and back"
+  check "rootfs: nscap shift --from $MAP100 --to $MAP300 rootfs100k" \
+    "$N" shift --no-progress --from "$MAP100" --to "$MAP300" "$r100"
+  ok || return 0
+  cmp300() {
+    snap "$r100" r300-as-r100 200000
+    same r100-abs r300-as-r100 "sums meta xattrs caps acls"
+  }
+  check "rootfs: shifted rootfs = rootfs100k: sha256 of every file; owners, ACL ids, cap rootids + 200000; modes (setuid bits), links, symlinks, xattrs" cmp300
+  check "rootfs: oracle getcap -n usr/bin/ping after the shift: cap_net_raw=ep [rootid=300000]" \
+    cap_is "$r100/usr/bin/ping" "cap_net_raw=ep [rootid=300000]"
+  ct_ping_shifted() {
+    local out
+    out=$(run_ct "$r100" 300000 ping -v -c1 -W5 127.0.0.1 2>&1)
+    echo "$out"
+    grep -q 'socktype: SOCK_RAW' <<<"$out"
+    grep -q ' 1 received' <<<"$out"
+    info "$(grep -E 'socktype|received' <<<"$out" | tr '\n' ' ')"
+  }
+  check "container: ping -c1 as uid 1000 over the shifted rootfs at $MAP300 (raw socket, ping_group_range 1 0): 1 received" ct_ping_shifted
+  check "rootfs: nscap shift --from $MAP300 --to $MAP100 (the reverse shift)" \
+    "$N" shift --no-progress --from "$MAP300" --to "$MAP100" "$r100"
+  back100() {
+    snap "$r100" r100-back
+    same r100-abs r100-back
+  }
+  check "rootfs: shifted back = rootfs100k before the shift, every aspect (raw capability and ACL xattrs included)" back100
 }
 
 # ---------------------------------------------------------------- scenario tree
