@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -54,12 +55,12 @@ const maxShiftEvents = 1 << 20
 type shiftCollector struct {
 	NopShiftReporter
 	resp *shiftResp
-	mu   chan struct{}
+	mu   sync.Mutex
 }
 
 func (c *shiftCollector) add(ev shiftEvent) {
-	c.mu <- struct{}{}
-	defer func() { <-c.mu }()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.resp.Events) >= maxShiftEvents {
 		c.resp.Dropped++
 		return
@@ -70,9 +71,11 @@ func (c *shiftCollector) add(ev shiftEvent) {
 func (c *shiftCollector) Change(p string, ch ShiftChange) {
 	c.add(shiftEvent{Kind: "change", Path: p, Change: &ch})
 }
+
 func (c *shiftCollector) Warn(p string, err error) {
 	c.add(shiftEvent{Kind: "warn", Path: p, Msg: err.Error()})
 }
+
 func (c *shiftCollector) Error(p string, err error) error {
 	c.add(shiftEvent{Kind: "error", Path: p, Msg: err.Error()})
 	return nil
@@ -84,7 +87,7 @@ func serveShift(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, err
 	}
 	resp := &shiftResp{}
-	col := &shiftCollector{resp: resp, mu: make(chan struct{}, 1)}
+	col := &shiftCollector{resp: resp}
 	sum, err := Shift(context.Background(), req.Root, ShiftOptions{
 		FromUID: req.FromUID, FromGID: req.FromGID, ToUID: req.ToUID, ToGID: req.ToGID,
 		ForeignCaps: req.ForeignCaps, CrossMounts: req.CrossMounts, DryRun: req.DryRun,
