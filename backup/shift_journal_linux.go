@@ -150,13 +150,13 @@ func parseShiftFix(l string) (f shiftFix, ok bool) {
 	return f, true
 }
 
-// fix records, durably, an inode about to be chowned.
-func (j *shiftJournal) fix(ino uint64, uid, gid, mode uint32, caps []byte, rel string) error {
+// fixRecord is the "fix" record of an inode about to be chowned.
+func fixRecord(ino uint64, uid, gid, mode uint32, caps []byte, rel string) string {
 	c := "-"
 	if caps != nil {
 		c = hex.EncodeToString(caps)
 	}
-	return j.write(fmt.Sprintf("fix %d %d %d %o %s %s\n", ino, uid, gid, mode, c, strconv.Quote(rel)), true)
+	return fmt.Sprintf("fix %d %d %d %o %s %s\n", ino, uid, gid, mode, c, strconv.Quote(rel))
 }
 
 func (j *shiftJournal) write(s string, sync bool) error {

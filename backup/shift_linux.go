@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -222,8 +223,13 @@ func (s *shifter) dir(rel string) {
 		s.warn(rel, errors.New("a mount point: left alone with what is below it (give --cross-mounts to shift it too)"))
 		return
 	}
-	s.inode(fd, rel, &st)
+	s.inode(fd, rel, &st, nil)
 
+	// The inodes whose chown clears caps or setuid bits wait in a batch
+	// (their descriptors open): one fdatasync of the journal covers them
+	// all.
+	var batch []*journaled
+	defer func() { s.flush(batch) }()
 	var subdirs []string
 	buf := make([]byte, 32<<10)
 	for !s.stopped() {
@@ -245,8 +251,12 @@ func (s *shifter) dir(rel string) {
 				subdirs = append(subdirs, child)
 				return true
 			}
-			if s.entry(fd, name, child) {
+			if s.entry(fd, name, child, &batch) {
 				subdirs = append(subdirs, child)
+			}
+			if len(batch) >= journalBatch {
+				s.flush(batch)
+				batch = batch[:0]
 			}
 			return !s.stopped()
 		})
@@ -261,7 +271,7 @@ func (s *shifter) dir(rel string) {
 
 // entry shifts the non-directory name of dirfd; it returns true when the
 // name turned out to be a directory (to walk).
-func (s *shifter) entry(dirfd int, name, rel string) (isDir bool) {
+func (s *shifter) entry(dirfd int, name, rel string, batch *[]*journaled) (isDir bool) {
 	fd, err := sys.Openat(dirfd, name, sys.OPathNoFollow, 0)
 	if err != nil {
 		if !errors.Is(err, unix.ENOENT) { // removed meanwhile: nothing to shift
@@ -269,7 +279,12 @@ func (s *shifter) entry(dirfd int, name, rel string) (isDir bool) {
 		}
 		return false
 	}
-	defer unix.Close(fd)
+	kept := false
+	defer func() {
+		if !kept {
+			unix.Close(fd)
+		}
+	}()
 	st, err := sys.Fstat(fd)
 	if err != nil {
 		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: err})
@@ -283,8 +298,42 @@ func (s *shifter) entry(dirfd int, name, rel string) (isDir bool) {
 			return false
 		}
 	}
-	s.inode(fd, rel, &st)
+	kept = s.inode(fd, rel, &st, batch)
 	return false
+}
+
+// journalBatch bounds the inodes of a directory waiting for their
+// journal records to be synced (each holds a descriptor).
+const journalBatch = 128
+
+// journaled is an inode whose changes wait for its journal record.
+type journaled struct {
+	fd    int
+	rel   string
+	st    sys.Stat
+	p     inodePlan
+	chown bool
+}
+
+// flush records the batch in the journal with one fdatasync, then
+// changes each inode and closes its descriptor.
+func (s *shifter) flush(batch []*journaled) {
+	if len(batch) == 0 {
+		return
+	}
+	var b strings.Builder
+	for _, j := range batch {
+		b.WriteString(fixRecord(j.st.Ino, j.p.uid, j.p.gid, j.st.Mode&0o7777, j.p.newCaps, j.rel))
+	}
+	err := s.journal.write(b.String(), true)
+	for _, j := range batch {
+		if err != nil {
+			s.fail(j.rel, err) // not journaled: left as it is
+		} else if aerr := s.apply(j.fd, j.rel, &j.st, &j.p, j.chown); aerr != nil {
+			s.fail(j.rel, aerr)
+		}
+		unix.Close(j.fd)
+	}
 }
 
 // testHookChowned, when set (by tests only), is called right after the
@@ -414,16 +463,19 @@ func inMap(m userns.Map, h uint32) bool {
 }
 
 // inode shifts the inode fd (a directory opened for reading or an O_PATH
-// descriptor of anything else), stat'ed as st.
-func (s *shifter) inode(fd int, rel string, st *sys.Stat) {
+// descriptor of anything else), stat'ed as st. An inode whose chown
+// clears caps or setuid bits is appended to batch, which then owns fd
+// (inode returns true), when batch is not nil; otherwise it is changed
+// at once, its journal record synced first.
+func (s *shifter) inode(fd int, rel string, st *sys.Stat, batch *[]*journaled) bool {
 	s.entries.Add(1)
 	p := s.plan(fd, rel, st)
 	if p.leaveNode {
-		return
+		return false
 	}
 	chown := p.uid != st.Uid || p.gid != st.Gid
 	if !chown && !p.change.Caps && len(p.acls) == 0 {
-		return
+		return false
 	}
 	s.changed.Add(1)
 	if p.change.Caps {
@@ -432,14 +484,38 @@ func (s *shifter) inode(fd int, rel string, st *sys.Stat) {
 	s.acls.Add(int64(len(p.acls)))
 	s.opts.Reporter.Change(rel, p.change)
 	if s.opts.DryRun {
-		return
+		return false
+	}
+	if needsJournal(st, &p, chown) {
+		j := &journaled{fd: fd, rel: rel, st: *st, p: p, chown: chown}
+		if batch != nil {
+			*batch = append(*batch, j)
+			return true
+		}
+		if err := s.journal.write(fixRecord(st.Ino, p.uid, p.gid, st.Mode&0o7777, p.newCaps, rel), true); err != nil {
+			s.fail(rel, err)
+			return false
+		}
 	}
 	if err := s.apply(fd, rel, st, &p, chown); err != nil {
 		s.fail(rel, err)
 	}
+	return false
 }
 
-// apply makes the changes of p on the inode fd.
+// needsJournal tells whether the chown of the inode clears what the
+// shift must write back (caps, setuid and setgid bits): the kernel
+// clears them on every non-directory it chowns.
+func needsJournal(st *sys.Stat, p *inodePlan, chown bool) bool {
+	typ := st.Mode & unix.S_IFMT
+	if !chown || typ == unix.S_IFDIR || typ == unix.S_IFLNK {
+		return false
+	}
+	return p.oldCaps != nil || st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0
+}
+
+// apply makes the changes of p on the inode fd; its journal record, when
+// it needs one, is synced already.
 func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bool) error {
 	proc := procPath(fd)
 	for _, a := range p.acls {
@@ -453,16 +529,11 @@ func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bo
 	cleared := chown && typ != unix.S_IFDIR
 	// (fifos and devices keep setuid bits as well as files do).
 	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
-	if cleared && (p.oldCaps != nil || suid) {
-		if err := s.journal.fix(st.Ino, p.uid, p.gid, mode, p.newCaps, rel); err != nil {
-			return err
-		}
-	}
 	if chown {
 		if err := unix.Fchownat(fd, "", int(p.uid), int(p.gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &fs.PathError{Op: "lchown", Path: rel, Err: err}
 		}
-		if testHookChowned != nil && cleared && (p.oldCaps != nil || suid) {
+		if testHookChowned != nil && needsJournal(st, p, chown) {
 			testHookChowned(rel)
 		}
 	}
