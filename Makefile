@@ -9,7 +9,7 @@ DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools e2fsprogs
 # security.capability support, so keep them on the disk of the checkout.
 export NSCAP_TEST_DIR ?= $(CURDIR)/.testtmp
 
-.PHONY: all build test deps vet fmt-check lint unit unit-unpriv fuzz bench e2e man golden clean tidy-check
+.PHONY: all build test deps vet fmt-check lint unit unit-unpriv fuzz bench e2e shift-kill man golden clean tidy-check
 
 all: build
 
@@ -94,6 +94,11 @@ fuzz:
 
 bench:
 	bash scripts/bench.sh
+
+## shift-kill: the kill test of nscap shift on the 200k-file mktree tree
+## (scripts/shift-kill.sh; `make test` runs it on a 3k-entry tree).
+shift-kill:
+	bash scripts/shift-kill.sh
 
 ## e2e: (root; not part of make test) nscap end to end on real trees, checked
 ## by GNU tar, bsdtar, getcap, getfacl and sha256: a debootstrapped Debian
