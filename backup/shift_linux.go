@@ -435,8 +435,8 @@ func (s *shifter) planCaps(rel string, raw []byte, p *inodePlan) bool {
 	case !foreign:
 		p.newCaps = out
 		p.change.Caps = !bytes.Equal(out, raw)
-	case inMap(s.maps.toUID, oldRoot) && oldRoot != 0:
-		p.newCaps = raw // shifted already
+	case inMap(s.maps.toUID, oldRoot):
+		p.newCaps = raw // shifted already (revision 2 of a target that maps host uid 0 too)
 	default:
 		ferr := fmt.Errorf("%s: rootid %d: %w", XattrCaps, oldRoot,
 			&IDError{Kind: KindRootID, ID: oldRoot, Host: true, Err: &userns.UnmappedError{ID: oldRoot, Host: true, Map: s.maps.fromUID}})
