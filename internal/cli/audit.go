@@ -36,6 +36,7 @@ type auditOptions struct {
 	UIDMap        userns.Map      // --uidmap
 	GIDMap        userns.Map      // --gidmap (defaults to UIDMap)
 	SubUIDFile    string          // --subuid FILE
+	OCIConfig     string          // --oci-config FILE
 	XDev          bool            // --xdev
 
 	JSON       bool
@@ -71,18 +72,37 @@ RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP102 baseline-capability-removed        low       with --baseline
   NSCAP103 baseline-capability-changed        medium    with --baseline
 
-A tree is a container rootfs when --uidmap gives its map (the container root's
-host ids then count as root), and a file is taken to lie in one when its owner
-lies in a subordinate range of --subuid (default /etc/subuid; the first id of
-the range counts as its root). "Honoured in" lists "all" for host-scoped caps,
-else every live user namespace (user:[INODE]) whose root is the rootid, and
-their descendants; for a namespace-relative nscap archive "restore-target".
+A tree is a container rootfs with the uid map of --uidmap (the container
+root's host ids then count as root), else of --oci-config FILE (an OCI
+runtime config.json), else with the map found the way a user would find it:
+the config.json of the OCI bundle beside the tree, a live user namespace whose
+root owns the tree's top directory, or, a guess, the owner of the top
+directory when etc/passwd inside has the same owner (the map 0:OWNER:65536 or
+more). A finding that depends on a guessed map is reported as low at most.
+Without a map, a file owned in a subordinate range of --subuid (default
+/etc/subuid) may lie in a container rootfs, whose root is the owner of the
+outermost directory above it in the same range (a guess unless a live
+namespace has that root); the range's first id alone never makes a root.
+The summary says which map was used and why.
+
+"Root" in NSCAP002 is uid (and gid) 0, the container root, and for namespaced
+caps the root of the namespace where they are honoured (the rootid) and the
+roots of the live namespaces above it: the only users who gain nothing by
+rewriting the file. Owners and rootids inside a container are shown as the
+container sees them, with the host's ids ("uid 1000 in the container (host
+201000)"). "Honoured in" lists "all" for host-scoped caps, else every live
+user namespace (user:[INODE]) whose root is the rootid, and their
+descendants, "container-root" or "container-uid:N" for caps scoped to the
+container's namespace or to a nested one whose root is its uid N when none is
+live; for a namespace-relative nscap archive "restore-target".
 
 OUTPUT
   a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
   --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
-  "path","message","honored_in","caps","revision","rootid"} per finding and a
-  final {"message_type":"summary",...}; with --sarif, one SARIF 2.1.0 log for
+  "path","message","honored_in","caps","revision","rootid","owner_uid",
+  "owner_container_uid","rootid_container","map_guessed"} per finding and a
+  final {"message_type":"summary",...,"maps":[{"path","source","uid_map",
+  "gid_map","guessed","reason"}]}; with --sarif, one SARIF 2.1.0 log for
   code-scanning tools. --min-severity hides findings below it (default info).
 
 BASELINE
@@ -144,6 +164,9 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 					return flagErrorf("--gidmap: %v", err)
 				}
 			}
+			if opts.OCIConfig != "" && !opts.UIDMap.IsZero() {
+				return flagErrorf("--oci-config and --uidmap exclude each other")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -160,6 +183,7 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "the trees are a container rootfs with this uid `MAP` (NS:HOST:COUNT,...)")
 	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid `MAP` (default: the uid map)")
 	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: files owned in them lie in a container rootfs (empty: none)")
+	fl.StringVar(&opts.OCIConfig, "oci-config", "", "take the trees' uid and gid maps from this OCI runtime config.json `FILE`")
 	fl.BoolVar(&opts.XDev, "xdev", false, "do not cross filesystem boundaries")
 	return cmd
 }
@@ -214,6 +238,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 
 	var findings []fcaps.Finding
 	var roots []fcaps.BaselineRoot
+	var choices []auditMap
 	collect := func(f fcaps.Finding) error { findings = append(findings, f); return nil }
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
@@ -232,7 +257,14 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			}
 			continue
 		}
-		if err := fcaps.Audit(ctx, []string{p}, aopts, collect); err != nil {
+		choice, err := auditMapFor(p, opts, aopts.Namespaces)
+		if err != nil {
+			failed = true
+			printPathError(ios.ErrOut, "audit", p, err)
+			continue
+		}
+		choices = append(choices, auditMap{Path: p, MapChoice: choice})
+		if err := fcaps.Audit(ctx, []string{p}, choice.Apply(aopts), collect); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
@@ -269,7 +301,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	case opts.SARIF:
 		err = writeSARIF(ios.Out, opts.Version, shown)
 	case opts.JSON:
-		err = writeAuditJSON(ios.Out, shown, len(cur.Files))
+		err = writeAuditJSON(ios.Out, shown, len(cur.Files), choices)
 	default:
 		err = writeAuditTable(ios.Out, shown)
 	}
@@ -281,6 +313,9 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		if len(cur.Files) == 1 {
 			files = "file"
 		}
+		for _, c := range choices {
+			fmt.Fprintf(ios.ErrOut, "nscap: audit: %s: %s\n", c.Path, c.MapChoice)
+		}
 		fmt.Fprintf(ios.ErrOut, "nscap: audit: %s in %d %s with capabilities\n", countText(shown), len(cur.Files), files)
 	}
 	switch {
@@ -290,6 +325,26 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		return errSilent
 	}
 	return nil
+}
+
+// auditMap is the uid map a tree was audited with, and why: a record of
+// the --json summary.
+type auditMap struct {
+	Path string `json:"path"`
+	fcaps.MapChoice
+}
+
+// auditMapFor chooses the container uid map of the tree at p: --uidmap,
+// else --oci-config, else what fcaps.InferMap finds.
+func auditMapFor(p string, opts *auditOptions, ns []*userns.Node) (fcaps.MapChoice, error) {
+	if !opts.UIDMap.IsZero() {
+		gid := opts.GIDMap
+		if gid.IsZero() {
+			gid = opts.UIDMap
+		}
+		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: opts.UIDMap, GIDMap: gid, Reason: "given with --uidmap"}, nil
+	}
+	return fcaps.InferMap(p, fcaps.InferOptions{OCIConfig: opts.OCIConfig, Namespaces: ns})
 }
 
 // auditArchive audits the archive at path.
@@ -430,6 +485,15 @@ type auditRecord struct {
 	Caps        string   `json:"caps,omitempty"`
 	Revision    int      `json:"revision,omitempty"`
 	RootID      *uint32  `json:"rootid,omitempty"`
+	// The owner uid as audited (host ids for a tree) and, when the file
+	// lies in a container whose map is known, the owner and the rootid
+	// as the container sees them.
+	OwnerUID          uint32  `json:"owner_uid"`
+	OwnerContainerUID *uint32 `json:"owner_container_uid,omitempty"`
+	RootIDContainer   *uint32 `json:"rootid_container,omitempty"`
+	// MapGuessed: the verdict depends on a guessed uid map; the severity
+	// is capped at low.
+	MapGuessed bool `json:"map_guessed,omitempty"`
 }
 
 // auditSummary is the last --json record.
@@ -438,12 +502,15 @@ type auditSummary struct {
 	Findings    int            `json:"findings"`
 	BySeverity  map[string]int `json:"by_severity"`
 	Files       int            `json:"files_with_caps"`
+	// Maps are the uid maps the trees were audited with, and why.
+	Maps []auditMap `json:"maps"`
 }
 
 func newAuditRecord(f fcaps.Finding) auditRecord {
 	r := auditRecord{
 		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
 		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
+		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
 	}
 	if f.Caps != nil {
 		r.Caps, r.Revision = f.Caps.String(), int(f.Caps.Revision)
@@ -455,8 +522,11 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 	return r
 }
 
-func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int) error {
-	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files}
+func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap) error {
+	if maps == nil {
+		maps = []auditMap{}
+	}
+	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
 	for _, f := range fs {
 		sum.BySeverity[f.Severity().String()]++
 		if err := writeJSON(w, newAuditRecord(f)); err != nil {
