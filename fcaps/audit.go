@@ -113,9 +113,9 @@ namespace that merely maps R to a non-zero uid.`,
 		Summary: "host-scoped capabilities on a file inside a container rootfs",
 		Explanation: `A revision-2 security.capability (or revision 3 with rootid 0) is honoured
 in every user namespace, on the host too. Inside a container rootfs (a tree
-audited with --uidmap, a namespace-relative nscap archive entry marked
-host-scoped, or a file whose owner lies in a subordinate id range of
-/etc/subuid) such a value lets anyone on the host who can execute the file
+audited with a uid map, given or inferred, a namespace-relative nscap archive
+entry marked host-scoped, or a file below a directory owned in a subordinate
+id range of /etc/subuid) such a value lets anyone on the host who can execute the file
 gain the capabilities, although the container was only meant to have them in
 its own namespace.
 
@@ -133,8 +133,12 @@ or remove them with nscap remove.`,
 		Explanation: `The file with capabilities is owned by a non-root user, is group- or
 world-writable (group other than root), or lies in a directory that a
 non-root user can write without the sticky bit (or owns), so that the file can
-be renamed away and replaced. "Root" is uid and gid 0 and, for a container
-rootfs (--uidmap), the container root's host ids.
+be renamed away and replaced. "Root" is uid and gid 0, the container root's
+host ids for a container rootfs, and, for namespaced caps, the root of the
+namespace where they are honoured (the rootid) and the roots of the live
+namespaces above it: they could give themselves the caps anyway. A finding
+that rests on owners in a container whose uid map was guessed is reported as
+low.
 
 The kernel drops security.capability on write(2), truncate and chown (kill-priv),
 which is a safety net, not a control: the owner can chmod the file, a writer can
