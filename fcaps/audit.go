@@ -88,10 +88,11 @@ const (
 	RuleMalformed       = "NSCAP006"
 	RuleNonRegular      = "NSCAP007"
 	RuleNotVisible      = "NSCAP008"
+	RuleHostRootID      = "NSCAP009"
 	RuleBaselineAdded   = "NSCAP101"
 	RuleBaselineRemoved = "NSCAP102"
 	RuleBaselineChanged = "NSCAP103"
-	ruleCount           = 12
+	ruleCount           = 13
 )
 
 var rules = [ruleCount]Rule{
@@ -222,6 +223,22 @@ outside the auditor's view (kernel-semantics.md §3). The audit cannot decode
 them; it reports them and goes on.
 
 Fix: audit from the host (the initial user namespace), which sees every rootid.`,
+	},
+	{
+		ID: RuleHostRootID, Name: "host-rootid-in-image-layer", Severity: SeverityMedium,
+		Summary: "namespaced capabilities with a host's rootid in an image layer",
+		Explanation: `An image layer holds a revision-3 security.capability with a non-zero
+rootid. Layer contents are relative to the container (owners are container
+ids, a revision-2 value belongs to the container root), but a rootid is a host
+uid: that of the user namespace the layer was built in (a rootless or
+userns-remapped build: podman's container-libs pull 1126, moby pull 41724).
+The runtime unpacks the layer under whatever uid map it picks, so the caps
+are honoured nowhere the image will run, only in a namespace whose root is
+that very host uid, on whatever machine has one: the program silently
+runs without its capabilities, or gains them in an unrelated container.
+
+Fix: rewrite the layer with the caps namespace-relative (revision 2 for the
+container root; nscap normalize), then rebuild the image.`,
 	},
 	{
 		ID: RuleBaselineAdded, Name: "baseline-capability-added", Severity: SeverityMedium,
@@ -397,6 +414,9 @@ type Finding struct {
 	// subordinate range without a live namespace): its severity is then
 	// capped at [SeverityLow], below its rule's.
 	MapGuessed bool
+	// Layer is the digest of the image layer that wrote the file, for a
+	// file of a container image ([AuditImage]).
+	Layer string
 }
 
 // Severity returns f.Rule.Severity.
@@ -455,6 +475,10 @@ type Entry struct {
 	// Container, when not empty, says that the file lies in a container
 	// rootfs and why (an archive entry whose value nscap kept host-scoped).
 	Container string
+	// Image is set for a file of a container image's layers (with
+	// Relative); Layer is the digest of the layer that wrote it.
+	Image bool
+	Layer string
 }
 
 // AuditOptions configure the audit rules and engines.
@@ -749,6 +773,11 @@ func (a *Auditor) scope(e *Entry, v view) Scope {
 		return Scope{Kind: ScopeUnknown}
 	case e.Mode.Type() != 0:
 		return Scope{Kind: ScopeNone}
+	case e.Image && !hostScoped(e.Caps):
+		return Scope{Kind: ScopeNone} // a host's rootid (NSCAP009)
+	case e.Image:
+		// Whatever namespace the image runs in, its root's.
+		return Scope{Kind: ScopeUnknown, InContainer: true}
 	case e.Relative:
 		if e.Caps.Revision == xattrfmt.Revision3 {
 			return Scope{Kind: ScopeRelative, RootID: e.Caps.RootID}
@@ -788,7 +817,7 @@ func (a *Auditor) Check(e Entry) []Finding {
 		c := e.Caps
 		caps = &c
 	}
-	base := Finding{Path: e.Path, Root: e.Root, Rel: e.Rel, Caps: caps, Scope: sc, Owner: e.UID}
+	base := Finding{Path: e.Path, Root: e.Root, Rel: e.Rel, Caps: caps, Scope: sc, Owner: e.UID, Layer: e.Layer}
 	if n, err := v.uid.ToNs(e.UID); err == nil && !v.uid.IsZero() {
 		base.OwnerInContainer = &n
 	}
@@ -857,8 +886,13 @@ func (a *Auditor) Check(e Entry) []Finding {
 			add(RuleRootEquivalent, fmt.Sprintf("grants %s, equivalent to full root where honoured (%s)", setNames(bad), where))
 		}
 
+		// NSCAP009: a host's rootid in an image layer.
+		if e.Image && e.Caps.Revision == xattrfmt.Revision3 && e.Caps.RootID != 0 {
+			add(RuleHostRootID, fmt.Sprintf("revision 3 with rootid %d in layer %s: a host uid of the machine that built the layer, so the capabilities are honoured nowhere the image will run", e.Caps.RootID, e.Layer))
+		}
+
 		// NSCAP004: orphaned rootid.
-		if regular && e.Caps.Revision == xattrfmt.Revision3 && e.Caps.RootID != 0 {
+		if regular && e.Caps.Revision == xattrfmt.Revision3 && e.Caps.RootID != 0 && !e.Image {
 			if msg, ok := a.orphaned(&e, v); ok {
 				add(RuleOrphanedRootID, msg)
 				if v.guessed {

@@ -27,6 +27,9 @@ const (
 	MapRootfsOwner MapSource = "rootfs-owner"
 	// MapNone: no container map (a host tree, or nothing to go on).
 	MapNone MapSource = "none"
+	// MapImage: a container image, whose layers hold container ids: no
+	// map is needed.
+	MapImage MapSource = "image"
 )
 
 // MapChoice is the container uid map an audit of one root uses, and why.
@@ -54,6 +57,9 @@ func (c MapChoice) Apply(opts AuditOptions) AuditOptions {
 
 // String describes the choice for a summary line.
 func (c MapChoice) String() string {
+	if c.Source == MapImage {
+		return c.Reason
+	}
 	if c.UIDMap.IsZero() {
 		return "no container uid map: " + c.Reason
 	}

@@ -58,6 +58,16 @@ or zstd (an OCI image layer is one), audited without extracting from its
 SCHILY.xattr.* and LIBARCHIVE.xattr.* records. Archive members are named
 ARCHIVE:MEMBER.
 
+A PATH may also be a container image: an OCI image layout directory
+(index.json, blobs/), or an uncompressed archive of one (podman save --format
+oci-archive), or a docker save / podman save tarball (manifest.json). Each
+image's layers are read in order (gzip, zstd or plain, each checked against
+its digest) and merged with their whiteouts (.wh.NAME, .wh..wh..opq), so a
+file an upper layer deleted or replaced is not reported; a finding names the
+layer that wrote the file (JSON "layer": its digest, or its diff id for a
+docker archive). Files are named IMAGE:PATH (IMAGE@REF:PATH when the image
+holds several manifests); owners and caps are the container's.
+
 RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP000 file-capabilities                  info      inventory: every file with caps
   NSCAP001 host-scoped-in-container           critical  revision 2 (or rootid 0) in a container rootfs
@@ -68,6 +78,7 @@ RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP006 malformed-capability               high      empty, revision 1, stray flags (EINVAL on read)
   NSCAP007 capabilities-on-non-regular-file   low       caps on a directory, symlink, device, ...
   NSCAP008 capability-not-visible             info      rootid not mapped here (EOVERFLOW)
+  NSCAP009 host-rootid-in-image-layer         medium    rootid != 0 in an image layer: honoured nowhere
   NSCAP101 baseline-capability-added          medium    with --baseline
   NSCAP102 baseline-capability-removed        low       with --baseline
   NSCAP103 baseline-capability-changed        medium    with --baseline
@@ -100,7 +111,7 @@ OUTPUT
   a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
   --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
   "path","message","honored_in","caps","revision","rootid","owner_uid",
-  "owner_container_uid","rootid_container","map_guessed"} per finding and a
+  "owner_container_uid","rootid_container","map_guessed","layer"} per finding and a
   final {"message_type":"summary",...,"maps":[{"path","source","uid_map",
   "gid_map","guessed","reason"}]}; with --sarif, one SARIF 2.1.0 log for
   code-scanning tools. --min-severity hides findings below it (default info).
@@ -243,6 +254,26 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		// A container image: an OCI layout or an image archive.
+		img, err := fcaps.OpenImage(p)
+		switch {
+		case err == nil:
+			roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: true})
+			choices = append(choices, auditMap{Path: p, MapChoice: fcaps.MapChoice{
+				Source: fcaps.MapImage, Reason: fmt.Sprintf("a container image (%s): owners and caps in its layers are the container's", img.Kind),
+			}})
+			err = fcaps.AuditImage(ctx, img, p, aopts, collect)
+			img.Close()
+			if err != nil {
+				failed = true
+				printPathError(ios.ErrOut, "audit", p, err)
+			}
+			continue
+		case errors.Is(err, fcaps.ErrBadArchive):
+			failed = true
+			printPathError(ios.ErrOut, "audit", p, err)
+			continue
 		}
 		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
 		// left to the tree walk, which reports it.
@@ -494,6 +525,8 @@ type auditRecord struct {
 	// MapGuessed: the verdict depends on a guessed uid map; the severity
 	// is capped at low.
 	MapGuessed bool `json:"map_guessed,omitempty"`
+	// Layer is the digest of the image layer that wrote the file.
+	Layer string `json:"layer,omitempty"`
 }
 
 // auditSummary is the last --json record.
@@ -511,6 +544,7 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
 		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
 		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
+		Layer: f.Layer,
 	}
 	if f.Caps != nil {
 		r.Caps, r.Revision = f.Caps.String(), int(f.Caps.Revision)
@@ -551,9 +585,23 @@ func writeAuditTable(w io.Writer, fs []fcaps.Finding) error {
 		if in == "" {
 			in = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity(), f.Rule.ID, f.Path, caps, in, f.Message)
+		msg := f.Message
+		if f.Layer != "" && !strings.Contains(msg, f.Layer) {
+			msg += " (layer " + shortDigest(f.Layer) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity(), f.Rule.ID, f.Path, caps, in, msg)
 	}
 	return tw.Flush()
+}
+
+// shortDigest shortens "sha256:HEX" to 12 hex digits, as docker prints
+// image ids; other names are left as they are.
+func shortDigest(d string) string {
+	alg, hexs, ok := strings.Cut(d, ":")
+	if !ok || len(hexs) <= 12 {
+		return d
+	}
+	return alg + ":" + hexs[:12]
 }
 
 // SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/), the
@@ -615,6 +663,7 @@ type (
 		Severity  string   `json:"severity"`
 		HonoredIn []string `json:"honored_in"`
 		Caps      string   `json:"caps,omitempty"`
+		Layer     string   `json:"layer,omitempty"`
 	}
 )
 
@@ -656,7 +705,7 @@ func writeSARIF(w io.Writer, version string, fs []fcaps.Finding) error {
 		res := sarifResult{
 			RuleID: f.Rule.ID, RuleIndex: index[f.Rule.ID], Level: sarifLevel(f.Severity()),
 			Message:    sarifText{f.Message},
-			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText()},
+			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
 		}
 		var loc sarifLocation
 		loc.PhysicalLocation.ArtifactLocation.URI = (&url.URL{Path: f.Path}).String()

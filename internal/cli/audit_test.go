@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -411,5 +412,62 @@ func TestRunAuditBaselineSpellings(t *testing.T) {
 	res, _ := runAuditT(t, &auditOptions{Paths: []string{"./rootfs/"}, Baseline: "base.json", MinSeverity: low, FailOn: &low})
 	if res.Code != ExitFindings || !strings.Contains(res.Stdout, "NSCAP102  ./rootfs/bin/arping ") {
 		t.Errorf("removed caps against the baseline: exit %d\n%s", res.Code, res.Stdout)
+	}
+}
+
+// TestRunAuditImage audits a generated OCI layout and docker save
+// tarball: findings name their layer, the summary says the image needs no
+// map, and the whiteout-deleted capped file is not reported.
+func TestRunAuditImage(t *testing.T) {
+	dir := t.TempDir()
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	v3 := []byte{1, 0, 0, 3, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x86, 0x01, 0}
+	layers := []testutil.Layer{
+		{Compression: "gzip", Files: []testutil.LayerFile{
+			{Name: "bin", Dir: true, Mode: 0o755},
+			{Name: "bin/ping", Mode: 0o755, Cap: v2},
+			{Name: "bin/gone", Mode: 0o755, Cap: v2},
+		}},
+		{Compression: "zstd", Files: []testutil.LayerFile{{Name: "bin/.wh.gone"}}},
+		{Files: []testutil.LayerFile{{Name: "bin/built-in-userns", Mode: 0o755, Cap: v3}}},
+	}
+	layout := filepath.Join(dir, "layout")
+	built := testutil.WriteOCILayout(t, layout, "x:1", layers)
+	medium := fcaps.SeverityMedium
+	res, err := runAuditT(t, &auditOptions{Paths: []string{layout}, JSON: true, FailOn: &medium})
+	if res.Code != ExitFindings {
+		t.Fatalf("exit %d (%v), want 3 (NSCAP009 is medium)\n%s%s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	var got []string
+	var sum auditSummary
+	for line := range strings.Lines(res.Stdout) {
+		var r auditRecord
+		testutil.NoErr(t, json.Unmarshal([]byte(line), &r))
+		if r.MessageType == "summary" {
+			testutil.NoErr(t, json.Unmarshal([]byte(line), &sum))
+			continue
+		}
+		got = append(got, r.Rule+" "+strings.TrimPrefix(r.Path, layout+":")+" "+r.Layer)
+	}
+	want := []string{
+		"NSCAP000 bin/built-in-userns " + built[2].Digest,
+		"NSCAP009 bin/built-in-userns " + built[2].Digest,
+		"NSCAP000 bin/ping " + built[0].Digest,
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+	if len(sum.Maps) != 1 || sum.Maps[0].Source != fcaps.MapImage {
+		t.Errorf("summary maps %+v, want one of source image", sum.Maps)
+	}
+
+	tarball := filepath.Join(dir, "saved.tar")
+	saved := testutil.WriteDockerArchive(t, tarball, "x:1", layers)
+	res, _ = runAuditT(t, &auditOptions{Paths: []string{tarball}, MinSeverity: fcaps.SeverityMedium})
+	if !strings.Contains(res.Stdout, "NSCAP009  "+tarball+":bin/built-in-userns") || !strings.Contains(res.Stdout, saved[2].DiffID) ||
+		strings.Contains(res.Stdout, "gone") {
+		t.Errorf("docker archive table:\n%s", res.Stdout)
 	}
 }
