@@ -79,20 +79,22 @@ type Rule struct {
 
 // Rule IDs.
 const (
-	RuleCapabilities    = "NSCAP000"
-	RuleHostScoped      = "NSCAP001"
-	RuleWritable        = "NSCAP002"
-	RuleRootEquivalent  = "NSCAP003"
-	RuleOrphanedRootID  = "NSCAP004"
-	RuleSetID           = "NSCAP005"
-	RuleMalformed       = "NSCAP006"
-	RuleNonRegular      = "NSCAP007"
-	RuleNotVisible      = "NSCAP008"
-	RuleHostRootID      = "NSCAP009"
-	RuleBaselineAdded   = "NSCAP101"
-	RuleBaselineRemoved = "NSCAP102"
-	RuleBaselineChanged = "NSCAP103"
-	ruleCount           = 13
+	RuleCapabilities      = "NSCAP000"
+	RuleHostScoped        = "NSCAP001"
+	RuleWritable          = "NSCAP002"
+	RuleRootEquivalent    = "NSCAP003"
+	RuleOrphanedRootID    = "NSCAP004"
+	RuleSetID             = "NSCAP005"
+	RuleMalformed         = "NSCAP006"
+	RuleNonRegular        = "NSCAP007"
+	RuleNotVisible        = "NSCAP008"
+	RuleHostRootID        = "NSCAP009"
+	RuleForeignArch       = "NSCAP010"
+	RuleBinfmtInterpreter = "NSCAP011"
+	RuleBaselineAdded     = "NSCAP101"
+	RuleBaselineRemoved   = "NSCAP102"
+	RuleBaselineChanged   = "NSCAP103"
+	ruleCount             = 15
 )
 
 var rules = [ruleCount]Rule{
@@ -239,6 +241,37 @@ runs without its capabilities, or gains them in an unrelated container.
 
 Fix: rewrite the layer with the caps namespace-relative (revision 2 for the
 container root; nscap normalize), then rebuild the image.`,
+	},
+	{
+		ID: RuleForeignArch, Name: "foreign-arch-capabilities", Severity: SeverityLow,
+		Summary: "capabilities on a binary of another architecture (binfmt_misc)",
+		Explanation: `The file with capabilities is an ELF binary for another machine than the
+host's (an arm64 ping in an amd64 host's container): the kernel runs it
+through the binfmt_misc entry that matches it, with its interpreter (qemu-user,
+box64, ...). Its capabilities are honoured only when the entry has the C flag
+(credentials from the binary, not from the interpreter). Without C they are
+silently ignored (the program runs but fails where it needs them: low); with
+C they are honoured (info); with no entry the file cannot run at all (low).
+
+The entries read are those of the binfmt_misc instance of the audited
+container (--pid, when it mounted its own: Linux 6.7 lets a user namespace
+do so) or else the host's /proc/sys/fs/binfmt_misc.
+
+Fix: register the interpreter with the C flag if the caps are needed (and
+make sure the interpreter is trustworthy: NSCAP011), or drop the caps.`,
+	},
+	{
+		ID: RuleBinfmtInterpreter, Name: "binfmt-interpreter-unsafe", Severity: SeverityCritical,
+		Summary: "the binfmt_misc interpreter of a capped binary is writable or has capabilities",
+		Explanation: `The interpreter the kernel runs for a capped foreign binary (binfmt_misc)
+can be written by a non-root user, or carries capabilities itself. With the
+C flag the interpreter runs with the capabilities of the binary it is given:
+whoever can replace it runs code with them (critical). Without C, a writable
+interpreter runs as everyone who executes a binary of that format (medium),
+and an interpreter with capabilities gives them to every such binary (high).
+
+Fix: chown root:root, chmod go-w the interpreter and its directories; do not
+set capabilities on interpreters.`,
 	},
 	{
 		ID: RuleBaselineAdded, Name: "baseline-capability-added", Severity: SeverityMedium,
@@ -417,6 +450,9 @@ type Finding struct {
 	// Layer is the digest of the image layer that wrote the file, for a
 	// file of a container image ([AuditImage]).
 	Layer string
+	// Binfmt says how binfmt_misc runs a foreign binary (NSCAP010,
+	// NSCAP011).
+	Binfmt *BinfmtMatch
 }
 
 // Severity returns f.Rule.Severity.
@@ -479,6 +515,10 @@ type Entry struct {
 	// Relative); Layer is the digest of the layer that wrote it.
 	Image bool
 	Layer string
+	// Head holds the first bytes of a regular file (up to [HeadLen]),
+	// when the auditor has them: an ELF header for another machine is
+	// checked against AuditOptions.Binfmt.
+	Head []byte
 }
 
 // AuditOptions configure the audit rules and engines.
@@ -506,6 +546,10 @@ type AuditOptions struct {
 	// unknown: rootids are then never called orphaned and the scope of
 	// namespaced caps is unknown.
 	Namespaces []*userns.Node
+	// Binfmt, when set, is the binfmt_misc instance capped binaries of
+	// another machine are run through (rules NSCAP010 and NSCAP011); the
+	// audit then reads the first bytes of every capped regular file.
+	Binfmt *Binfmt
 	// XDev keeps the walk of a tree on the filesystem of its root.
 	XDev bool
 	// Workers is the number of directories read in parallel (0:
@@ -909,6 +953,15 @@ func (a *Auditor) Check(e Entry) []Finding {
 			if v.guessed && !byMode {
 				guess()
 			}
+		}
+		// NSCAP010, NSCAP011: a foreign binary run through binfmt_misc.
+		if e.CapsErr == nil {
+			a.checkBinfmt(&e, v, add, func(s Severity) {
+				f := &out[len(out)-1]
+				if s < f.Rule.Severity || f.Rule.ID == RuleForeignArch {
+					f.Rule.Severity = s
+				}
+			}, func(m *BinfmtMatch) { out[len(out)-1].Binfmt = m })
 		}
 		// NSCAP005: setuid/setgid.
 		if bits := e.Mode & (fs.ModeSetuid | fs.ModeSetgid); bits != 0 {

@@ -126,6 +126,9 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 			raw = []byte{}
 		}
 		e := Entry{Path: display(member), Root: name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: relative, RelMap: relMap}
+		if opts.Binfmt != nil && h.Typeflag == tar.TypeReg {
+			e.Head = readMemberHead(tr)
+		}
 		if relative && h.PAXRecords[tarfmt.CommentRecord] == tarfmt.HostScopedComment {
 			e.Relative, e.RelMap = false, userns.Map{}
 			e.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
@@ -146,4 +149,12 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		}
 	}
 	return readErr
+}
+
+// readMemberHead returns the first bytes of the current member's data (up
+// to [HeadLen]); a read error is left for the next header to report.
+func readMemberHead(r io.Reader) []byte {
+	b := make([]byte, HeadLen)
+	n, _ := io.ReadFull(r, b)
+	return b[:n:n]
 }

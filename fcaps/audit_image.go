@@ -437,7 +437,8 @@ type layerFile struct {
 	uid, gid uint32
 	raw      []byte // security.capability, nil when none
 	hasCaps  bool
-	layer    int // index of the layer that wrote it
+	head     []byte // first bytes, for binfmt_misc
+	layer    int    // index of the layer that wrote it
 }
 
 // mergedFS is the filesystem the layers make, applied one by one.
@@ -470,7 +471,7 @@ func (w *whiteouts) covered(p string) bool {
 // ones, ".wh.NAME" deletes NAME (and below) of lower layers,
 // ".wh..wh..opq" the lower contents of its directory, and a non-directory
 // replacing a directory its lower contents (OCI image-spec, layer.md).
-func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, reportErr func(string, error) error, display func(string) string) error {
+func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, binfmt bool, reportErr func(string, error) error, display func(string) string) error {
 	tail := tarfmt.NewEndReader(r)
 	tr := tar.NewReader(tail)
 	w := whiteouts{gone: map[string]bool{}, opaque: map[string]bool{}}
@@ -510,6 +511,9 @@ func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, reportErr fun
 				raw = []byte{}
 			}
 			f.raw, f.hasCaps = raw, true
+			if binfmt && h.Typeflag == tar.TypeReg {
+				f.head = readMemberHead(tr)
+			}
 		}
 		if old, ok := m.files[name]; ok && old.mode.IsDir() && !f.mode.IsDir() {
 			w.gone[name] = true // its lower contents go (itself is replaced below)
@@ -605,7 +609,7 @@ func (a *Auditor) auditManifest(ctx context.Context, img *Image, im ImageManifes
 		f := m.files[p]
 		e := Entry{
 			Path: display(p), Root: root, Rel: p, Mode: f.mode, UID: f.uid, GID: f.gid, Raw: f.raw,
-			Relative: true, Image: true, Layer: im.Layers[f.layer].Digest,
+			Relative: true, Image: true, Layer: im.Layers[f.layer].Digest, Head: f.head,
 		}
 		for d := p; d != "."; {
 			d = path.Dir(d)
@@ -635,7 +639,7 @@ func (a *Auditor) readLayer(ctx context.Context, img *Image, m *mergedFS, li int
 	}
 	defer closeFn()
 	dd := newDigester(zr, l.diffID)
-	if err := m.apply(ctx, dd, li, reportErr, display); err != nil {
+	if err := m.apply(ctx, dd, li, a.opts.Binfmt != nil, reportErr, display); err != nil {
 		return err
 	}
 	if err := dd.check("the uncompressed layer"); err != nil {

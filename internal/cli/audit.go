@@ -37,6 +37,7 @@ type auditOptions struct {
 	GIDMap        userns.Map      // --gidmap (defaults to UIDMap)
 	SubUIDFile    string          // --subuid FILE
 	OCIConfig     string          // --oci-config FILE
+	PID           int             // --pid PID
 	XDev          bool            // --xdev
 
 	JSON       bool
@@ -46,6 +47,8 @@ type auditOptions struct {
 	// Namespaces lists the live user namespaces (userns.Tree); tests
 	// replace it to get stable output.
 	Namespaces func() ([]*userns.Node, error)
+	// Binfmt reads the binfmt_misc instance (fcaps.ReadBinfmt).
+	Binfmt func(pid int) (*fcaps.Binfmt, error)
 }
 
 const auditLong = `Audit files, trees and archives for file capabilities and report findings,
@@ -79,6 +82,8 @@ RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP007 capabilities-on-non-regular-file   low       caps on a directory, symlink, device, ...
   NSCAP008 capability-not-visible             info      rootid not mapped here (EOVERFLOW)
   NSCAP009 host-rootid-in-image-layer         medium    rootid != 0 in an image layer: honoured nowhere
+  NSCAP010 foreign-arch-capabilities          low       caps on another machine's ELF: binfmt_misc C flag?
+  NSCAP011 binfmt-interpreter-unsafe          critical  its interpreter is writable or has caps
   NSCAP101 baseline-capability-added          medium    with --baseline
   NSCAP102 baseline-capability-removed        low       with --baseline
   NSCAP103 baseline-capability-changed        medium    with --baseline
@@ -107,13 +112,24 @@ descendants, "container-root" or "container-uid:N" for caps scoped to the
 container's namespace or to a nested one whose root is its uid N when none is
 live; for a namespace-relative nscap archive "restore-target".
 
+FOREIGN BINARIES (binfmt_misc)
+  A capped ELF file for another machine than the host's runs through the
+  binfmt_misc entry matching it: its caps are honoured only with the C flag.
+  The entries are read from the binfmt_misc instance of the container of
+  --pid when it mounted its own (Linux 6.7), else from the host's
+  /proc/sys/fs/binfmt_misc; interpreters are examined in the same root.
+  NSCAP010 says how such a file runs (info: honoured; low: ignored or not
+  runnable), NSCAP011 flags a writable interpreter (critical with C) or one
+  with caps.
+
 OUTPUT
   a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
   --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
   "path","message","honored_in","caps","revision","rootid","owner_uid",
-  "owner_container_uid","rootid_container","map_guessed","layer"} per finding and a
-  final {"message_type":"summary",...,"maps":[{"path","source","uid_map",
-  "gid_map","guessed","reason"}]}; with --sarif, one SARIF 2.1.0 log for
+  "owner_container_uid","rootid_container","map_guessed","layer","binfmt"} per
+  finding and a final {"message_type":"summary",...,"maps":[{"path","source",
+  "uid_map","gid_map","guessed","reason"}],"binfmt":{"dir","instance",
+  "mounted","enabled","host_machine","entries"}}; with --sarif, one SARIF 2.1.0 log for
   code-scanning tools. --min-severity hides findings below it (default info).
 
 BASELINE
@@ -129,7 +145,7 @@ BASELINE
   3  a finding at or above --fail-on SEV (it wins over status 1)`
 
 func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
-	opts := &auditOptions{IO: f.IO, Version: f.Version, Namespaces: userns.Tree}
+	opts := &auditOptions{IO: f.IO, Version: f.Version, Namespaces: userns.Tree, Binfmt: fcaps.ReadBinfmt}
 	var failOn, minSev string
 	var uidMaps, gidMaps []string
 	cmd := &cobra.Command{
@@ -175,8 +191,11 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 					return flagErrorf("--gidmap: %v", err)
 				}
 			}
-			if opts.OCIConfig != "" && !opts.UIDMap.IsZero() {
-				return flagErrorf("--oci-config and --uidmap exclude each other")
+			if n := btoi(opts.OCIConfig != "") + btoi(!opts.UIDMap.IsZero()) + btoi(opts.PID != 0); n > 1 {
+				return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
+			}
+			if opts.PID < 0 {
+				return flagErrorf("--pid %d: want a process id", opts.PID)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -194,6 +213,7 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "the trees are a container rootfs with this uid `MAP` (NS:HOST:COUNT,...)")
 	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid `MAP` (default: the uid map)")
 	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: files owned in them lie in a container rootfs (empty: none)")
+	fl.IntVar(&opts.PID, "pid", 0, "the trees are the rootfs of the container of process `PID`: its uid map, and its binfmt_misc instance if it has one")
 	fl.StringVar(&opts.OCIConfig, "oci-config", "", "take the trees' uid and gid maps from this OCI runtime config.json `FILE`")
 	fl.BoolVar(&opts.XDev, "xdev", false, "do not cross filesystem boundaries")
 	return cmd
@@ -244,6 +264,15 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			fmt.Fprintf(ios.ErrOut, "nscap: audit: list user namespaces: %v (orphaned rootids are not reported)\n", err)
 		} else {
 			aopts.Namespaces = ns
+		}
+	}
+
+	if opts.Binfmt != nil {
+		b, err := opts.Binfmt(opts.PID)
+		if err != nil {
+			fmt.Fprintf(ios.ErrOut, "nscap: audit: read binfmt_misc: %v (foreign binaries are not checked)\n", err)
+		} else {
+			aopts.Binfmt = b
 		}
 	}
 
@@ -332,7 +361,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	case opts.SARIF:
 		err = writeSARIF(ios.Out, opts.Version, shown)
 	case opts.JSON:
-		err = writeAuditJSON(ios.Out, shown, len(cur.Files), choices)
+		err = writeAuditJSON(ios.Out, shown, len(cur.Files), choices, aopts.Binfmt)
 	default:
 		err = writeAuditTable(ios.Out, shown)
 	}
@@ -358,6 +387,13 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	return nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // auditMap is the uid map a tree was audited with, and why: a record of
 // the --json summary.
 type auditMap struct {
@@ -374,6 +410,20 @@ func auditMapFor(p string, opts *auditOptions, ns []*userns.Node) (fcaps.MapChoi
 			gid = opts.UIDMap
 		}
 		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: opts.UIDMap, GIDMap: gid, Reason: "given with --uidmap"}, nil
+	}
+	if opts.PID != 0 {
+		same, err := sameUserNS(opts.PID)
+		if err != nil {
+			return fcaps.MapChoice{}, err
+		}
+		if same {
+			return fcaps.MapChoice{Source: fcaps.MapGiven, Reason: fmt.Sprintf("pid %d is in the auditor's own user namespace", opts.PID)}, nil
+		}
+		uid, gid, err := userns.ReadMaps(opts.PID)
+		if err != nil {
+			return fcaps.MapChoice{}, pidError(opts.PID, err)
+		}
+		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: uid, GIDMap: gid, Reason: fmt.Sprintf("the user namespace of pid %d (--pid)", opts.PID)}, nil
 	}
 	return fcaps.InferMap(p, fcaps.InferOptions{OCIConfig: opts.OCIConfig, Namespaces: ns})
 }
@@ -527,6 +577,8 @@ type auditRecord struct {
 	MapGuessed bool `json:"map_guessed,omitempty"`
 	// Layer is the digest of the image layer that wrote the file.
 	Layer string `json:"layer,omitempty"`
+	// Binfmt says how binfmt_misc runs a foreign binary.
+	Binfmt *fcaps.BinfmtMatch `json:"binfmt,omitempty"`
 }
 
 // auditSummary is the last --json record.
@@ -537,6 +589,19 @@ type auditSummary struct {
 	Files       int            `json:"files_with_caps"`
 	// Maps are the uid maps the trees were audited with, and why.
 	Maps []auditMap `json:"maps"`
+	// Binfmt is the binfmt_misc instance foreign binaries were checked
+	// against.
+	Binfmt *auditBinfmt `json:"binfmt,omitempty"`
+}
+
+// auditBinfmt is the binfmt_misc instance of the --json summary.
+type auditBinfmt struct {
+	Dir      string              `json:"dir"`
+	Instance string              `json:"instance"`
+	Mounted  bool                `json:"mounted"`
+	Enabled  bool                `json:"enabled"`
+	Host     string              `json:"host_machine"`
+	Entries  []fcaps.BinfmtEntry `json:"entries"`
 }
 
 func newAuditRecord(f fcaps.Finding) auditRecord {
@@ -544,7 +609,7 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
 		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
 		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
-		Layer: f.Layer,
+		Layer: f.Layer, Binfmt: f.Binfmt,
 	}
 	if f.Caps != nil {
 		r.Caps, r.Revision = f.Caps.String(), int(f.Caps.Revision)
@@ -556,11 +621,17 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 	return r
 }
 
-func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap) error {
+func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
 	if maps == nil {
 		maps = []auditMap{}
 	}
 	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
+	if b != nil {
+		sum.Binfmt = &auditBinfmt{Dir: b.Dir, Instance: b.Instance, Mounted: b.Mounted, Enabled: b.Enabled, Host: b.Host.String(), Entries: b.Entries}
+		if sum.Binfmt.Entries == nil {
+			sum.Binfmt.Entries = []fcaps.BinfmtEntry{}
+		}
+	}
 	for _, f := range fs {
 		sum.BySeverity[f.Severity().String()]++
 		if err := writeJSON(w, newAuditRecord(f)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,7 +62,7 @@ func TestNewAuditCmd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("audit %s: %v", tc.argv, err)
 			}
-			got.IO, got.Version, got.Namespaces = nil, "", nil
+			got.IO, got.Version, got.Namespaces, got.Binfmt = nil, "", nil, nil
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("audit %s options (-want +got):\n%s", tc.argv, diff)
 			}
@@ -469,5 +470,52 @@ func TestRunAuditImage(t *testing.T) {
 	if !strings.Contains(res.Stdout, "NSCAP009  "+tarball+":bin/built-in-userns") || !strings.Contains(res.Stdout, saved[2].DiffID) ||
 		strings.Contains(res.Stdout, "gone") {
 		t.Errorf("docker archive table:\n%s", res.Stdout)
+	}
+}
+
+// TestRunAuditBinfmt: with --pid, the binfmt_misc instance of that
+// process's namespaces is read (a test user namespace mounting its own,
+// Linux 6.7), and the JSON records say how a capped foreign binary runs.
+func TestRunAuditBinfmt(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	interp := filepath.Join(dir, "interp")
+	testutil.NoErr(t, os.WriteFile(interp, []byte("#!/bin/sh\n"), 0o755))
+	magic, mask := testutil.BinfmtMagic(uint16(elf.EM_RISCV))
+	pid := testutil.BinfmtNS(t, 3500000, []string{fmt.Sprintf(":nscap-cli-test:M::%s:%s:%s:C", magic, mask, interp)})
+	tree := filepath.Join(dir, "tree")
+	testutil.NoErr(t, os.Mkdir(tree, 0o755))
+	p := filepath.Join(tree, "rvping")
+	testutil.NoErr(t, os.WriteFile(p, testutil.ELFHeader(uint16(elf.EM_RISCV)), 0o755))
+	testutil.NoErr(t, syscall.Setxattr(p, "security.capability", []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0))
+
+	res, err := runAuditT(t, &auditOptions{Paths: []string{tree}, PID: pid, JSON: true, Binfmt: fcaps.ReadBinfmt})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res.Stderr)
+	}
+	var found bool
+	var sum auditSummary
+	for line := range strings.Lines(res.Stdout) {
+		var r auditRecord
+		testutil.NoErr(t, json.Unmarshal([]byte(line), &r))
+		if r.MessageType == "summary" {
+			testutil.NoErr(t, json.Unmarshal([]byte(line), &sum))
+		}
+		if r.Rule == fcaps.RuleForeignArch {
+			found = true
+			if r.Binfmt == nil || !r.Binfmt.Honoured || r.Binfmt.Entry != "nscap-cli-test" || r.Binfmt.Interpreter != interp || r.Severity != "info" {
+				t.Errorf("NSCAP010 record: %s", line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no NSCAP010 record:\n%s", res.Stdout)
+	}
+	if sum.Binfmt == nil || sum.Binfmt.Dir != fmt.Sprintf("/proc/%d/root/proc/sys/fs/binfmt_misc", pid) || len(sum.Binfmt.Entries) != 1 {
+		t.Errorf("summary binfmt %+v", sum.Binfmt)
+	}
+	if len(sum.Maps) != 1 || sum.Maps[0].UIDMap.String() != "0:3500000:65536" {
+		t.Errorf("summary maps %+v, want the map of pid %d", sum.Maps, pid)
 	}
 }
