@@ -546,6 +546,9 @@ type AuditOptions struct {
 	// unknown: rootids are then never called orphaned and the scope of
 	// namespaced caps is unknown.
 	Namespaces []*userns.Node
+	// OnMap, when set, is called by [AuditArchive] with the map it
+	// inferred for an archive of a container rootfs (without UIDMap).
+	OnMap func(MapChoice)
 	// Binfmt, when set, is the binfmt_misc instance capped binaries of
 	// another machine are run through (rules NSCAP010 and NSCAP011); the
 	// audit then reads the first bytes of every capped regular file.

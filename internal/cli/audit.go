@@ -212,7 +212,7 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 	fl.StringVar(&opts.WriteBaseline, "write-baseline", "", "write the capabilities seen to the baseline `FILE`")
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "the trees are a container rootfs with this uid `MAP` (NS:HOST:COUNT,...)")
 	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid `MAP` (default: the uid map)")
-	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: files owned in them lie in a container rootfs (empty: none)")
+	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: a file below a directory owned in one may lie in a container rootfs (empty: none)")
 	fl.IntVar(&opts.PID, "pid", 0, "the trees are the rootfs of the container of process `PID`: its uid map, and its binfmt_misc instance if it has one")
 	fl.StringVar(&opts.OCIConfig, "oci-config", "", "take the trees' uid and gid maps from this OCI runtime config.json `FILE`")
 	fl.BoolVar(&opts.XDev, "xdev", false, "do not cross filesystem boundaries")
@@ -309,9 +309,23 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		archive, _ := fcaps.IsArchive(p)
 		roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: archive})
 		if archive {
+			choice := auditMap{Path: p, MapChoice: fcaps.MapChoice{Source: fcaps.MapNone, Reason: "an archive whose top directory and etc/passwd show no container root"}}
+			archOpts := aopts
+			if !opts.UIDMap.IsZero() || opts.PID != 0 {
+				c, err := auditMapFor(p, opts, nil)
+				if err != nil {
+					failed = true
+					printPathError(ios.ErrOut, "audit", p, err)
+					continue
+				}
+				choice.MapChoice, archOpts = c, c.Apply(aopts)
+			}
+			archOpts.OnMap = func(c fcaps.MapChoice) { choice.MapChoice = c }
 			// The findings of a truncated or corrupt archive's members
 			// read before the damage are kept.
-			if err := auditArchive(ctx, p, aopts, collect); err != nil {
+			err := auditArchive(ctx, p, archOpts, collect)
+			choices = append(choices, choice)
+			if err != nil {
 				failed = true
 				printPathError(ios.ErrOut, "audit", p, err)
 			}
