@@ -134,7 +134,8 @@ func Normalize(ctx context.Context, r io.Reader, w io.Writer, opts NormalizeOpti
 		// deprecated Xattrs win over them (the reader fills both), and
 		// the data of a GNU sparse member comes out expanded, so its
 		// sparse records must go.
-		h.Xattrs = nil
+		h.Xattrs = nil //nolint:staticcheck // SA1019: the reader fills the deprecated field, which the writer prefers over PAXRecords
+
 		for k := range h.PAXRecords {
 			if strings.HasPrefix(k, "GNU.sparse.") {
 				delete(h.PAXRecords, k)

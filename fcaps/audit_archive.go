@@ -192,8 +192,10 @@ func (a *Auditor) archiveMap(top DirInfo, dirs map[string]DirInfo, pw *passwdMem
 		if gid.IsZero() {
 			gid = n.UIDMap
 		}
-		return MapChoice{Source: MapLiveNamespace, UIDMap: n.UIDMap, GIDMap: gid,
-			Reason: fmt.Sprintf("the archive's top directory is owned by uid %d, the root of the live user namespace %s", u, n.NSRef)}, true
+		return MapChoice{
+			Source: MapLiveNamespace, UIDMap: n.UIDMap, GIDMap: gid,
+			Reason: fmt.Sprintf("the archive's top directory is owned by uid %d, the root of the live user namespace %s", u, n.NSRef),
+		}, true
 	}
 	if pw == nil || pw.uid != u {
 		return MapChoice{}, false
@@ -203,6 +205,8 @@ func (a *Auditor) archiveMap(top DirInfo, dirs map[string]DirInfo, pw *passwdMem
 	if err1 != nil || err2 != nil {
 		return MapChoice{}, false
 	}
-	return MapChoice{Source: MapRootfsOwner, UIDMap: um, GIDMap: gm, Guessed: true,
-		Reason: fmt.Sprintf("the archive's top directory and etc/passwd are owned by uid %d, taken for the container root; the highest uid in etc/passwd is %d", u, pw.maxUID)}, true
+	return MapChoice{
+		Source: MapRootfsOwner, UIDMap: um, GIDMap: gm, Guessed: true,
+		Reason: fmt.Sprintf("the archive's top directory and etc/passwd are owned by uid %d, taken for the container root; the highest uid in etc/passwd is %d", u, pw.maxUID),
+	}, true
 }

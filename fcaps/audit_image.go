@@ -158,7 +158,7 @@ func OpenImage(p string) (*Image, error) {
 		}
 		img := &Image{Kind: ImageOCILayout, files: rootFiles{root}, closer: root}
 		if err := img.readOCI(); err != nil {
-			root.Close()
+			_ = root.Close()
 			return nil, fmt.Errorf("read image %s: %w", p, err)
 		}
 		return img, nil
@@ -270,7 +270,7 @@ func (img *Image) readJSON(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	b, err := io.ReadAll(io.LimitReader(f, maxJSON+1))
 	if err != nil {
 		return err
@@ -631,7 +631,7 @@ func (a *Auditor) readLayer(ctx context.Context, img *Image, m *mergedFS, li int
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadArchive, err)
 	}
-	defer blob.Close()
+	defer func() { _ = blob.Close() }() // read only
 	bd := newDigester(blob, l.blobDigest)
 	zr, closeFn, err := tarfmt.Decompress(bd)
 	if err != nil {

@@ -68,7 +68,7 @@ func auditImagePath(t *testing.T, p string) ([]fcaps.Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer img.Close()
+	defer func() { _ = img.Close() }()
 	var got []fcaps.Finding
 	err = fcaps.AuditImage(context.Background(), img, "img", fcaps.AuditOptions{}, func(f fcaps.Finding) error {
 		got = append(got, f)
@@ -124,7 +124,7 @@ func TestAuditImage(t *testing.T) {
 				t.Fatal(err)
 			}
 			kind, n := img.Kind, len(img.Manifests)
-			img.Close()
+			_ = img.Close()
 			if kind != tc.kind || n != 1 {
 				t.Errorf("OpenImage: kind %s, %d manifests; want %s, 1", kind, n, tc.kind)
 			}

@@ -73,7 +73,8 @@ func InferMap(root string, opts InferOptions) (MapChoice, error) {
 	if u == 0 {
 		return MapChoice{Source: MapNone, Reason: "the top directory is owned by uid 0 (a host tree; give --uidmap for a container rootfs)"}, nil
 	}
-	for _, n := range liveWithRoot(opts.Namespaces, u) {
+	if live := liveWithRoot(opts.Namespaces, u); len(live) > 0 {
+		n := live[0]
 		gid := n.GIDMap
 		if gid.IsZero() {
 			gid = n.UIDMap

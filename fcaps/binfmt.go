@@ -118,6 +118,7 @@ func ELFMachine(head []byte) (elf.Machine, bool) {
 		return elf.Machine(binary.LittleEndian.Uint16(head[18:])), true
 	case elf.ELFDATA2MSB:
 		return elf.Machine(binary.BigEndian.Uint16(head[18:])), true
+	case elf.ELFDATANONE:
 	}
 	return 0, false
 }

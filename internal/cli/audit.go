@@ -293,7 +293,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 				Source: fcaps.MapImage, Reason: fmt.Sprintf("a container image (%s): owners and caps in its layers are the container's", img.Kind),
 			}})
 			err = fcaps.AuditImage(ctx, img, p, aopts, collect)
-			img.Close()
+			_ = img.Close() // read only
 			if err != nil {
 				failed = true
 				printPathError(ios.ErrOut, "audit", p, err)

@@ -137,7 +137,7 @@ func runNormalize(ctx context.Context, opts *normalizeOptions) error {
 	if uid.IsZero() {
 		return fmt.Errorf("normalize: %s has no uid map (it is the host's): nothing to translate", opts.Maps.describe())
 	}
-	var in io.Reader = ios.In
+	in := ios.In
 	if opts.Input != "-" {
 		f, err := os.Open(opts.Input)
 		if err != nil {
