@@ -91,7 +91,9 @@ func (b BinfmtEntry) Matches(name string, head []byte) bool {
 	if b.Magic == nil {
 		return b.Extension != "" && strings.HasSuffix(path.Base(name), "."+b.Extension)
 	}
-	if b.Offset < 0 || b.Offset+len(b.Magic) > len(head) {
+	// Offset comes from the entry's text: compare before adding, so that
+	// a huge one cannot overflow.
+	if b.Offset < 0 || b.Offset > len(head) || len(b.Magic) > len(head)-b.Offset {
 		return false
 	}
 	for i, m := range b.Magic {

@@ -57,3 +57,21 @@ func TestParseBinfmtEntry(t *testing.T) {
 		t.Error("bad magic: no error")
 	}
 }
+
+// FuzzParseBinfmtEntry: parsing any text and matching any header never
+// panics, and a parsed entry matches only enabled.
+func FuzzParseBinfmtEntry(f *testing.F) {
+	f.Add("enabled\ninterpreter /x\nflags: OC\noffset 0\nmagic 7f454c46\nmask ffffffff\n", []byte("\x7fELF\x02\x01"))
+	f.Add("enabled\ninterpreter /x\nflags: \noffset 9223372036854775807\nmagic 7f\n", []byte("\x7f"))
+	f.Add("disabled\ninterpreter /w\nextension .exe\n", []byte{})
+	f.Fuzz(func(t *testing.T, text string, head []byte) {
+		e, err := fcaps.ParseBinfmtEntry("fuzz", strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		if e.Matches("a.exe", head) && !e.Enabled {
+			t.Errorf("disabled entry %+v matches", e)
+		}
+		_, _ = fcaps.ELFMachine(head)
+	})
+}
