@@ -88,9 +88,10 @@ RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP102 baseline-capability-removed        low       with --baseline
   NSCAP103 baseline-capability-changed        medium    with --baseline
 
-A tree is a container rootfs with the uid map of --uidmap (the container
-root's host ids then count as root), else of --oci-config FILE (an OCI
-runtime config.json), else with the map found the way a user would find it:
+A tree (or an archive of one) is a container rootfs with the uid map of
+--uidmap (the container root's host ids then count as root), of --pid PID (its
+user namespace's), or of --oci-config FILE (an OCI runtime config.json), else
+with the map found the way a user would find it:
 the config.json of the OCI bundle beside the tree, a live user namespace whose
 root owns the tree's top directory, or, a guess, the owner of the top
 directory when etc/passwd inside has the same owner (the map 0:OWNER:65536 or
