@@ -137,7 +137,7 @@ func indexTar(f *os.File) (*tarFiles, error) {
 }
 
 // OpenImage opens the container image at p: an OCI image layout
-// directory (index.json), or an uncompressed tar archive of one, or a
+// directory (oci-layout and index.json), or an uncompressed tar archive of one, or a
 // docker save / podman save tarball (manifest.json). Anything else gives
 // an error wrapping [ErrNotImage] (a tree, a layer, a rootfs archive); an
 // image whose index or manifests do not decode gives one wrapping
@@ -149,8 +149,11 @@ func OpenImage(p string) (*Image, error) {
 	}
 	switch {
 	case st.IsDir():
-		if _, err := os.Lstat(path.Join(p, "index.json")); err != nil {
-			return nil, fmt.Errorf("%s: %w (no index.json)", p, ErrNotImage)
+		// Both files: a tree may hold an index.json of its own.
+		for _, name := range []string{"oci-layout", "index.json"} {
+			if _, err := os.Lstat(path.Join(p, name)); err != nil {
+				return nil, fmt.Errorf("%s: %w (no %s)", p, ErrNotImage, name)
+			}
 		}
 		root, err := os.OpenRoot(p)
 		if err != nil {

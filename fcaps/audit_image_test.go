@@ -150,7 +150,11 @@ func TestAuditImage(t *testing.T) {
 
 	t.Run("not-an-image", func(t *testing.T) {
 		t.Parallel()
-		for _, p := range []string{dir, filepath.Join(layout, "oci-layout")} {
+		// A tree with an index.json of its own is no image.
+		web := filepath.Join(t.TempDir(), "web")
+		testutil.NoErr(t, os.MkdirAll(web, 0o755))
+		testutil.NoErr(t, os.WriteFile(filepath.Join(web, "index.json"), []byte("{}"), 0o644))
+		for _, p := range []string{dir, filepath.Join(layout, "oci-layout"), web} {
 			if _, err := fcaps.OpenImage(p); !errors.Is(err, fcaps.ErrNotImage) {
 				t.Errorf("OpenImage(%s) = %v, want ErrNotImage", p, err)
 			}
