@@ -79,19 +79,22 @@ type Rule struct {
 
 // Rule IDs.
 const (
-	RuleCapabilities    = "NSCAP000"
-	RuleHostScoped      = "NSCAP001"
-	RuleWritable        = "NSCAP002"
-	RuleRootEquivalent  = "NSCAP003"
-	RuleOrphanedRootID  = "NSCAP004"
-	RuleSetID           = "NSCAP005"
-	RuleMalformed       = "NSCAP006"
-	RuleNonRegular      = "NSCAP007"
-	RuleNotVisible      = "NSCAP008"
-	RuleBaselineAdded   = "NSCAP101"
-	RuleBaselineRemoved = "NSCAP102"
-	RuleBaselineChanged = "NSCAP103"
-	ruleCount           = 12
+	RuleCapabilities      = "NSCAP000"
+	RuleHostScoped        = "NSCAP001"
+	RuleWritable          = "NSCAP002"
+	RuleRootEquivalent    = "NSCAP003"
+	RuleOrphanedRootID    = "NSCAP004"
+	RuleSetID             = "NSCAP005"
+	RuleMalformed         = "NSCAP006"
+	RuleNonRegular        = "NSCAP007"
+	RuleNotVisible        = "NSCAP008"
+	RuleHostRootID        = "NSCAP009"
+	RuleForeignArch       = "NSCAP010"
+	RuleBinfmtInterpreter = "NSCAP011"
+	RuleBaselineAdded     = "NSCAP101"
+	RuleBaselineRemoved   = "NSCAP102"
+	RuleBaselineChanged   = "NSCAP103"
+	ruleCount             = 15
 )
 
 var rules = [ruleCount]Rule{
@@ -113,9 +116,9 @@ namespace that merely maps R to a non-zero uid.`,
 		Summary: "host-scoped capabilities on a file inside a container rootfs",
 		Explanation: `A revision-2 security.capability (or revision 3 with rootid 0) is honoured
 in every user namespace, on the host too. Inside a container rootfs (a tree
-audited with --uidmap, a namespace-relative nscap archive entry marked
-host-scoped, or a file whose owner lies in a subordinate id range of
-/etc/subuid) such a value lets anyone on the host who can execute the file
+audited with a uid map, given or inferred, a namespace-relative nscap archive
+entry marked host-scoped, or a file below a directory owned in a subordinate
+id range of /etc/subuid) such a value lets anyone on the host who can execute the file
 gain the capabilities, although the container was only meant to have them in
 its own namespace.
 
@@ -133,8 +136,12 @@ or remove them with nscap remove.`,
 		Explanation: `The file with capabilities is owned by a non-root user, is group- or
 world-writable (group other than root), or lies in a directory that a
 non-root user can write without the sticky bit (or owns), so that the file can
-be renamed away and replaced. "Root" is uid and gid 0 and, for a container
-rootfs (--uidmap), the container root's host ids.
+be renamed away and replaced. "Root" is uid and gid 0, the container root's
+host ids for a container rootfs, and, for namespaced caps, the root of the
+namespace where they are honoured (the rootid) and the roots of the live
+namespaces above it: they could give themselves the caps anyway. A finding
+that rests on owners in a container whose uid map was guessed is reported as
+low.
 
 The kernel drops security.capability on write(2), truncate and chown (kill-priv),
 which is a safety net, not a control: the owner can chmod the file, a writer can
@@ -218,6 +225,53 @@ outside the auditor's view (kernel-semantics.md §3). The audit cannot decode
 them; it reports them and goes on.
 
 Fix: audit from the host (the initial user namespace), which sees every rootid.`,
+	},
+	{
+		ID: RuleHostRootID, Name: "host-rootid-in-image-layer", Severity: SeverityMedium,
+		Summary: "namespaced capabilities with a host's rootid in an image layer",
+		Explanation: `An image layer holds a revision-3 security.capability with a non-zero
+rootid. Layer contents are relative to the container (owners are container
+ids, a revision-2 value belongs to the container root), but a rootid is a host
+uid: that of the user namespace the layer was built in (a rootless or
+userns-remapped build: podman's container-libs pull 1126, moby pull 41724).
+The runtime unpacks the layer under whatever uid map it picks, so the caps
+are honoured nowhere the image will run, only in a namespace whose root is
+that very host uid, on whatever machine has one: the program silently
+runs without its capabilities, or gains them in an unrelated container.
+
+Fix: rewrite the layer with the caps namespace-relative (revision 2 for the
+container root; nscap normalize), then rebuild the image.`,
+	},
+	{
+		ID: RuleForeignArch, Name: "foreign-arch-capabilities", Severity: SeverityLow,
+		Summary: "capabilities on a binary of another architecture (binfmt_misc)",
+		Explanation: `The file with capabilities is an ELF binary for another machine than the
+host's (an arm64 ping in an amd64 host's container): the kernel runs it
+through the binfmt_misc entry that matches it, with its interpreter (qemu-user,
+box64, ...). Its capabilities are honoured only when the entry has the C flag
+(credentials from the binary, not from the interpreter). Without C they are
+silently ignored (the program runs but fails where it needs them: low); with
+C they are honoured (info); with no entry the file cannot run at all (low).
+
+The entries read are those of the binfmt_misc instance of the audited
+container (--pid, when it mounted its own: Linux 6.7 lets a user namespace
+do so) or else the host's /proc/sys/fs/binfmt_misc.
+
+Fix: register the interpreter with the C flag if the caps are needed (and
+make sure the interpreter is trustworthy: NSCAP011), or drop the caps.`,
+	},
+	{
+		ID: RuleBinfmtInterpreter, Name: "binfmt-interpreter-unsafe", Severity: SeverityCritical,
+		Summary: "the binfmt_misc interpreter of a capped binary is writable or has capabilities",
+		Explanation: `The interpreter the kernel runs for a capped foreign binary (binfmt_misc)
+can be written by a non-root user, or carries capabilities itself. With the
+C flag the interpreter runs with the capabilities of the binary it is given:
+whoever can replace it runs code with them (critical). Without C, a writable
+interpreter runs as everyone who executes a binary of that format (medium),
+and an interpreter with capabilities gives them to every such binary (high).
+
+Fix: chown root:root, chmod go-w the interpreter and its directories; do not
+set capabilities on interpreters.`,
 	},
 	{
 		ID: RuleBaselineAdded, Name: "baseline-capability-added", Severity: SeverityMedium,
@@ -314,13 +368,30 @@ type Scope struct {
 	Namespaces []userns.NSRef
 	// RootID is the rootid relative to the restore target (ScopeRelative).
 	RootID uint32
+	// InContainer is set when the caps are namespaced and their rootid
+	// lies in the uid map of the container the file lies in
+	// (ScopeNamespaces, ScopeUnknown): ContainerRootID is then the rootid
+	// as the container sees it, 0 for the container's own namespace, N
+	// for a nested namespace whose root is the container's uid N. It is
+	// set whether or not such a namespace is live.
+	InContainer     bool
+	ContainerRootID uint32
 }
 
 // Strings renders s as the list printed in "honoured in": ["all"] for
 // host-scoped caps, one "user:[INODE]" per live namespace, ["unknown"],
 // ["restore-target"] or ["restore-target-uid:N"] for a namespace-relative
-// archive, and an empty list when the caps are honoured nowhere.
+// archive, ["container-root"] or ["container-uid:N"] for caps scoped to
+// the container's namespace or to a nested one (InContainer) when no
+// such namespace is live or the live ones are unknown, and an empty list
+// when the caps are honoured nowhere.
 func (s Scope) Strings() []string {
+	if s.InContainer && (s.Kind == ScopeUnknown || s.Kind == ScopeNamespaces && len(s.Namespaces) == 0) {
+		if s.ContainerRootID == 0 {
+			return []string{"container-root"}
+		}
+		return []string{"container-uid:" + strconv.FormatUint(uint64(s.ContainerRootID), 10)}
+	}
 	switch s.Kind {
 	case ScopeUnknown:
 		return []string{"unknown"}
@@ -364,6 +435,24 @@ type Finding struct {
 	Caps *xattrfmt.FileCaps
 	// Scope says where the caps are honoured.
 	Scope Scope
+	// Owner is the file's owner uid as the entry gives it (host ids for a
+	// live tree). OwnerInContainer and RootIDInContainer are the owner
+	// and the rootid as the container the file lies in sees them, when
+	// its uid map is known and maps them; nil otherwise.
+	Owner             uint32
+	OwnerInContainer  *uint32
+	RootIDInContainer *uint32
+	// MapGuessed is set when the finding's verdict depends on a container
+	// uid map that was guessed ([AuditOptions].MapGuessed, or a
+	// subordinate range without a live namespace): its severity is then
+	// capped at [SeverityLow], below its rule's.
+	MapGuessed bool
+	// Layer is the digest of the image layer that wrote the file, for a
+	// file of a container image ([AuditImage]).
+	Layer string
+	// Binfmt says how binfmt_misc runs a foreign binary (NSCAP010,
+	// NSCAP011).
+	Binfmt *BinfmtMatch
 }
 
 // Severity returns f.Rule.Severity.
@@ -422,6 +511,14 @@ type Entry struct {
 	// Container, when not empty, says that the file lies in a container
 	// rootfs and why (an archive entry whose value nscap kept host-scoped).
 	Container string
+	// Image is set for a file of a container image's layers (with
+	// Relative); Layer is the digest of the layer that wrote it.
+	Image bool
+	Layer string
+	// Head holds the first bytes of a regular file (up to [HeadLen]),
+	// when the auditor has them: an ELF header for another machine is
+	// checked against AuditOptions.Binfmt.
+	Head []byte
 }
 
 // AuditOptions configure the audit rules and engines.
@@ -431,14 +528,31 @@ type AuditOptions struct {
 	// root for NSCAP002, and rootids inside the map are not orphaned.
 	// GIDMap is the gid map (defaults to UIDMap).
 	UIDMap, GIDMap userns.Map
-	// SubUIDs are subordinate uid ranges (/etc/subuid): a file owned by a
-	// uid in one of them is taken to lie in a container rootfs, whose root
-	// is the first uid of the range.
+	// MapGuessed says that UIDMap (and GIDMap) is a guess (see
+	// [InferMap]): a finding whose verdict depends on the map is then
+	// reported at [SeverityLow] at most. MapReason, when set, replaces
+	// "in a container rootfs with uid map M" in messages.
+	MapGuessed bool
+	MapReason  string
+	// SubUIDs are subordinate uid ranges (/etc/subuid). Without UIDMap, a
+	// file owned by a uid in one of them may lie in a container rootfs:
+	// its root is taken to be the owner of the outermost directory above
+	// the file owned in the same range (the rootfs's top directory). The
+	// map is a guess unless a live namespace has that root; the first uid
+	// of the range is never taken for the root on its own (root's
+	// 100000:1000000 of LXD and Incus hosts holds many containers).
 	SubUIDs []userns.SubIDRange
 	// Namespaces are the live user namespaces ([userns.Tree]). Nil means
 	// unknown: rootids are then never called orphaned and the scope of
 	// namespaced caps is unknown.
 	Namespaces []*userns.Node
+	// OnMap, when set, is called by [AuditArchive] with the map it
+	// inferred for an archive of a container rootfs (without UIDMap).
+	OnMap func(MapChoice)
+	// Binfmt, when set, is the binfmt_misc instance capped binaries of
+	// another machine are run through (rules NSCAP010 and NSCAP011); the
+	// audit then reads the first bytes of every capped regular file.
+	Binfmt *Binfmt
 	// XDev keeps the walk of a tree on the filesystem of its root.
 	XDev bool
 	// Workers is the number of directories read in parallel (0:
@@ -521,52 +635,170 @@ func (a *Auditor) subRange(uid uint32) (userns.SubIDRange, bool) {
 	return userns.SubIDRange{}, false
 }
 
-// container says whether e lies in a container rootfs, and why.
-func (a *Auditor) container(e *Entry) (string, bool) {
-	switch {
-	case e.Container != "":
-		return e.Container, true
-	case e.Relative:
-		return "in a namespace-relative archive", true
-	case !a.opts.UIDMap.IsZero():
-		return "in a container rootfs with uid map " + a.opts.UIDMap.String(), true
-	}
-	if r, ok := a.subRange(e.UID); ok {
-		return fmt.Sprintf("in a container rootfs (owner %d lies in the subordinate range %d-%d)", e.UID, r.Start, uint64(r.Start)+uint64(r.Count)-1), true
-	}
-	return "", false
+// view is the container an entry is taken to lie in.
+type view struct {
+	// in: the entry lies in a container (rootfs or archive).
+	in bool
+	// why says why, for the messages.
+	why string
+	// uid and gid are the container's maps (host ids outside), zero when
+	// unknown (an archive marked host-scoped, a namespace-relative archive
+	// whose ids are the container's already).
+	uid, gid userns.Map
+	// guessed: the maps are a guess; verdicts depending on them are
+	// capped at SeverityLow.
+	guessed bool
 }
 
-// isRootUID reports whether uid counts as root for e: 0, the container
-// root of --uidmap, or the first uid of the subordinate range of e's owner.
-func (a *Auditor) isRootUID(e *Entry, uid uint32) bool {
+// view finds the container e lies in: the one of the entry itself (an
+// archive), of AuditOptions.UIDMap, or, without a map, of a subordinate
+// range holding e's owner, whose root is the owner of the outermost
+// directory above e owned in the same range.
+func (a *Auditor) view(e *Entry) view {
+	switch {
+	case e.Container != "":
+		return view{in: true, why: e.Container}
+	case e.Relative:
+		return view{in: true, why: "in a namespace-relative archive"}
+	case !a.opts.UIDMap.IsZero():
+		why := a.opts.MapReason
+		if why == "" {
+			why = "in a container rootfs with uid map " + a.opts.UIDMap.String()
+		}
+		return view{in: true, why: why, uid: a.opts.UIDMap, gid: a.opts.GIDMap, guessed: a.opts.MapGuessed}
+	}
+	r, ok := a.subRange(e.UID)
+	if !ok {
+		return view{}
+	}
+	end := uint64(r.Start) + uint64(r.Count)
+	top, topName := e.UID, "the file"
+	for _, d := range e.Dirs {
+		if d.UID < r.Start || uint64(d.UID) >= end {
+			break
+		}
+		top, topName = d.UID, d.Path
+	}
+	for _, n := range a.roots[top] {
+		if n.Self || n.MapErr != nil || n.UIDMap.IsZero() {
+			continue
+		}
+		gid := n.GIDMap
+		if gid.IsZero() {
+			gid = n.UIDMap
+		}
+		return view{
+			in: true, uid: n.UIDMap, gid: gid,
+			why: fmt.Sprintf("in a container rootfs (%s is owned by uid %d, the root of the live user namespace %s, uid map %s)", topName, top, n.NSRef, n.UIDMap),
+		}
+	}
+	count := min(end-uint64(top), 65536)
+	m, err := userns.NewMap([]userns.Extent{{NsID: 0, HostID: top, Count: uint32(count)}})
+	if err != nil {
+		return view{} // unreachable: a single extent inside the range
+	}
+	v := view{
+		in: true, uid: m, gid: m, guessed: true,
+		why: fmt.Sprintf("probably in a container rootfs (%s is owned by uid %d, in the subordinate range %d-%d; no live user namespace has that root, so the uid map %s is a guess)", topName, top, r.Start, end-1, m),
+	}
+	if len(a.roots[top]) > 0 {
+		// A live namespace with that root, whose map could not be read.
+		v.guessed = false
+		v.why = fmt.Sprintf("in a container rootfs (%s is owned by uid %d, the root of a live user namespace)", topName, top)
+	}
+	return v
+}
+
+// uidText names a host uid, with the container's view when the map knows
+// it: "uid 1000 in the container (host 201000)".
+func (v view) uidText(uid uint32) string {
+	if n, err := v.uid.ToNs(uid); err == nil && !v.uid.IsZero() {
+		return fmt.Sprintf("uid %d in the container (host %d)", n, uid)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}
+
+func (v view) gidText(gid uint32) string {
+	if n, err := v.gid.ToNs(gid); err == nil && !v.gid.IsZero() {
+		return fmt.Sprintf("group %d in the container (host %d)", n, gid)
+	}
+	return fmt.Sprintf("group %d", gid)
+}
+
+// scopeRoot returns the rootid of e's namespaced caps: the root of the
+// only namespaces (with their descendants) where they are honoured.
+func scopeRoot(e *Entry) (uint32, bool) {
+	if e.CapsErr != nil || e.Caps.Revision != xattrfmt.Revision3 || e.Caps.RootID == 0 {
+		return 0, false
+	}
+	return e.Caps.RootID, true
+}
+
+// isRootUID reports whether uid counts as root for e: a uid that could
+// give itself e's caps anyway, so that its writing the file is no
+// escalation. That is 0, the container root, and for namespaced caps the
+// root of their scope (the rootid) and the roots of the live namespaces
+// above it: the only namespaces where the caps act are theirs.
+func (a *Auditor) isRootUID(e *Entry, v view, uid uint32) bool {
 	if uid == 0 {
+		return true
+	}
+	r, scoped := scopeRoot(e)
+	if scoped && uid == r {
 		return true
 	}
 	if e.Relative {
 		return false
 	}
-	if r, err := a.opts.UIDMap.ToHost(0); err == nil && r == uid {
+	if h, err := v.uid.ToHost(0); err == nil && h == uid {
 		return true
 	}
-	if r, ok := a.subRange(e.UID); ok && a.opts.UIDMap.IsZero() && r.Start == uid {
-		return true
+	if scoped {
+		for _, n := range a.roots[r] {
+			for p := n.Parent; p != nil; p = p.Parent {
+				if p.RootVisible && p.RootID == uid {
+					return true
+				}
+			}
+		}
 	}
 	return false
 }
 
-func (a *Auditor) isRootGID(e *Entry, gid uint32) bool {
+// isRootGID is isRootUID for groups: 0, the container root's group, and
+// for namespaced caps the group of their scope's root. That group is the
+// gid a live namespace with that root maps to its gid 0, or else the gid
+// with the rootid's number in the container (shifted maps map uids and
+// gids alike: container uid 1000 goes with container gid 1000).
+func (a *Auditor) isRootGID(e *Entry, v view, gid uint32) bool {
 	if gid == 0 {
 		return true
 	}
+	r, scoped := scopeRoot(e)
 	if e.Relative {
+		return scoped && gid == r
+	}
+	if h, err := v.gid.ToHost(0); err == nil && h == gid {
+		return true
+	}
+	if !scoped {
 		return false
 	}
-	if r, err := a.opts.GIDMap.ToHost(0); err == nil && r == gid {
-		return true
+	if v.uid.IsZero() {
+		if gid == r {
+			return true
+		}
+	} else if n, err := v.uid.ToNs(r); err == nil {
+		if h, err := v.gid.ToHost(n); err == nil && h == gid {
+			return true
+		}
 	}
-	if r, ok := a.subRange(e.UID); ok && a.opts.UIDMap.IsZero() && r.Start == gid {
-		return true
+	for _, n := range a.roots[r] {
+		for p := n; p != nil; p = p.Parent {
+			if h, err := p.GIDMap.ToHost(0); err == nil && h == gid && p.MapErr == nil {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -578,7 +810,8 @@ func hostScoped(c xattrfmt.FileCaps) bool {
 }
 
 // scope computes where the caps of e are honoured.
-func (a *Auditor) scope(e *Entry) Scope {
+func (a *Auditor) scope(e *Entry, v view) Scope {
+	var sc Scope
 	switch {
 	case e.CapsErr != nil:
 		if e.Raw != nil && len(e.Raw) == 0 {
@@ -587,6 +820,11 @@ func (a *Auditor) scope(e *Entry) Scope {
 		return Scope{Kind: ScopeUnknown}
 	case e.Mode.Type() != 0:
 		return Scope{Kind: ScopeNone}
+	case e.Image && !hostScoped(e.Caps):
+		return Scope{Kind: ScopeNone} // a host's rootid (NSCAP009)
+	case e.Image:
+		// Whatever namespace the image runs in, its root's.
+		return Scope{Kind: ScopeUnknown, InContainer: true}
 	case e.Relative:
 		if e.Caps.Revision == xattrfmt.Revision3 {
 			return Scope{Kind: ScopeRelative, RootID: e.Caps.RootID}
@@ -595,28 +833,59 @@ func (a *Auditor) scope(e *Entry) Scope {
 	case hostScoped(e.Caps):
 		return Scope{Kind: ScopeAll}
 	case a.roots == nil:
-		return Scope{Kind: ScopeUnknown}
+		sc = Scope{Kind: ScopeUnknown}
+	default:
+		sc = Scope{Kind: ScopeNamespaces, Namespaces: a.honouredIn(e.Caps.RootID)}
 	}
-	return Scope{Kind: ScopeNamespaces, Namespaces: a.honouredIn(e.Caps.RootID)}
+	if n, err := v.uid.ToNs(e.Caps.RootID); err == nil && !v.uid.IsZero() {
+		sc.InContainer, sc.ContainerRootID = true, n
+	}
+	return sc
 }
 
 // Check applies every rule (but the baseline ones) to e and returns its
 // findings, the most severe first. An entry without any capability value
 // (Raw nil, CapsErr nil and a zero Caps) still gets the rules on its
 // value as given.
+//
+// A finding whose verdict depends on a guessed container uid map (see
+// [Finding].MapGuessed) is reported at [SeverityLow] at most: NSCAP001,
+// NSCAP004, and NSCAP002 when only owners and groups (not mode bits) make
+// the file writable.
 func (a *Auditor) Check(e Entry) []Finding {
 	if e.Raw != nil && e.CapsErr == nil {
 		e.Caps, e.CapsErr = xattrfmt.Decode(e.Raw)
 	}
 	var out []Finding
-	sc := a.scope(&e)
+	v := a.view(&e)
+	sc := a.scope(&e, v)
 	var caps *xattrfmt.FileCaps
 	if e.CapsErr == nil {
 		c := e.Caps
 		caps = &c
 	}
+	base := Finding{Path: e.Path, Root: e.Root, Rel: e.Rel, Caps: caps, Scope: sc, Owner: e.UID, Layer: e.Layer}
+	if n, err := v.uid.ToNs(e.UID); err == nil && !v.uid.IsZero() {
+		base.OwnerInContainer = &n
+	}
+	if sc.InContainer {
+		n := sc.ContainerRootID
+		base.RootIDInContainer = &n
+	}
 	add := func(id, msg string) {
-		out = append(out, Finding{Rule: mustRule(id), Path: e.Path, Root: e.Root, Rel: e.Rel, Message: msg, Caps: caps, Scope: sc})
+		f := base
+		f.Rule, f.Message = mustRule(id), msg
+		out = append(out, f)
+	}
+	// guess caps the finding just added when its verdict depends on a
+	// guessed map.
+	guess := func() {
+		f := &out[len(out)-1]
+		f.MapGuessed = true
+		if f.Rule.Severity > SeverityLow {
+			f.Message += fmt.Sprintf(" (reported as low, not %s: the container uid map is a guess; give --uidmap to confirm)", f.Rule.Severity)
+			f.Rule.Severity = SeverityLow
+		}
 	}
 	regular := e.Mode.Type() == 0
 	where := scopeText(sc)
@@ -637,16 +906,25 @@ func (a *Auditor) Check(e Entry) []Finding {
 		desc := fmt.Sprintf("revision %d", e.Caps.Revision)
 		if e.Caps.HasRootID() {
 			desc += fmt.Sprintf(", rootid %d", e.Caps.RootID)
+			switch {
+			case sc.InContainer && sc.ContainerRootID == 0:
+				desc += " (the container root)"
+			case sc.InContainer:
+				desc += fmt.Sprintf(" (container uid %d)", sc.ContainerRootID)
+			}
 		}
 		add(RuleCapabilities, fmt.Sprintf("%s (%s), honoured in %s", e.Caps, desc, where))
 
 		// NSCAP001: host-scoped inside a container rootfs.
-		if why, ok := a.container(&e); ok && regular && !e.Relative && hostScoped(e.Caps) {
+		if v.in && regular && !e.Relative && hostScoped(e.Caps) {
 			rev := fmt.Sprintf("revision %d", e.Caps.Revision)
 			if e.Caps.HasRootID() {
 				rev += ", rootid 0"
 			}
-			add(RuleHostScoped, fmt.Sprintf("host-scoped capabilities (%s) %s: honoured in every user namespace, the host's included", rev, why))
+			add(RuleHostScoped, fmt.Sprintf("host-scoped capabilities (%s) %s: honoured in every user namespace, the host's included", rev, v.why))
+			if v.guessed {
+				guess()
+			}
 		}
 
 		// NSCAP003: root-equivalent capabilities.
@@ -655,18 +933,38 @@ func (a *Auditor) Check(e Entry) []Finding {
 			add(RuleRootEquivalent, fmt.Sprintf("grants %s, equivalent to full root where honoured (%s)", setNames(bad), where))
 		}
 
+		// NSCAP009: a host's rootid in an image layer.
+		if e.Image && e.Caps.Revision == xattrfmt.Revision3 && e.Caps.RootID != 0 {
+			add(RuleHostRootID, fmt.Sprintf("revision 3 with rootid %d in layer %s: a host uid of the machine that built the layer, so the capabilities are honoured nowhere the image will run", e.Caps.RootID, e.Layer))
+		}
+
 		// NSCAP004: orphaned rootid.
-		if regular && e.Caps.Revision == xattrfmt.Revision3 && e.Caps.RootID != 0 {
-			if msg, ok := a.orphaned(&e); ok {
+		if regular && e.Caps.Revision == xattrfmt.Revision3 && e.Caps.RootID != 0 && !e.Image {
+			if msg, ok := a.orphaned(&e, v); ok {
 				add(RuleOrphanedRootID, msg)
+				if v.guessed {
+					guess()
+				}
 			}
 		}
 	}
 
 	if regular {
 		// NSCAP002: writable or replaceable by non-root.
-		if why := a.writable(&e); why != "" {
+		if why, byMode := a.writable(&e, v); why != "" {
 			add(RuleWritable, why)
+			if v.guessed && !byMode {
+				guess()
+			}
+		}
+		// NSCAP010, NSCAP011: a foreign binary run through binfmt_misc.
+		if e.CapsErr == nil {
+			a.checkBinfmt(&e, v, add, func(s Severity) {
+				f := &out[len(out)-1]
+				if s < f.Rule.Severity || f.Rule.ID == RuleForeignArch {
+					f.Rule.Severity = s
+				}
+			}, func(m *BinfmtMatch) { out[len(out)-1].Binfmt = m })
 		}
 		// NSCAP005: setuid/setgid.
 		if bits := e.Mode & (fs.ModeSetuid | fs.ModeSetgid); bits != 0 {
@@ -685,7 +983,7 @@ func (a *Auditor) Check(e Entry) []Finding {
 }
 
 // orphaned explains why e's rootid is dead, if it is.
-func (a *Auditor) orphaned(e *Entry) (string, bool) {
+func (a *Auditor) orphaned(e *Entry, v view) (string, bool) {
 	r := e.Caps.RootID
 	if e.Relative {
 		if e.RelMap.IsZero() {
@@ -699,38 +997,45 @@ func (a *Auditor) orphaned(e *Entry) (string, bool) {
 	if a.roots == nil || len(a.roots[r]) > 0 {
 		return "", false
 	}
-	if !a.opts.UIDMap.IsZero() {
-		if _, err := a.opts.UIDMap.ToNs(r); err == nil {
+	if !v.uid.IsZero() {
+		if _, err := v.uid.ToNs(r); err == nil {
 			return "", false
 		}
-		return fmt.Sprintf("rootid %d is the root of no live user namespace and lies outside the uid map %s", r, a.opts.UIDMap), true
+		return fmt.Sprintf("rootid %d is the root of no live user namespace and lies outside the container's uid map %s", r, v.uid), true
 	}
 	return fmt.Sprintf("rootid %d is the root of no live user namespace: the capabilities act nowhere (until a namespace with that root appears)", r), true
 }
 
-// writable explains how a non-root user can modify or replace e, or "".
-func (a *Auditor) writable(e *Entry) string {
+// writable explains how a non-root user can modify or replace e, or "";
+// byMode says that mode bits alone make it so (world-writable), whoever
+// counts as root.
+func (a *Auditor) writable(e *Entry, v view) (string, bool) {
 	var why []string
+	byMode := false
 	switch {
-	case !a.isRootUID(e, e.UID):
-		why = append(why, fmt.Sprintf("owned by non-root uid %d", e.UID))
+	case !a.isRootUID(e, v, e.UID):
+		why = append(why, fmt.Sprintf("owned by non-root %s", v.uidText(e.UID)))
+		byMode = e.Mode&0o002 != 0
 	case e.Mode&0o002 != 0:
 		why = append(why, fmt.Sprintf("world-writable (mode %s)", modeText(e.Mode)))
-	case e.Mode&0o020 != 0 && !a.isRootGID(e, e.GID):
-		why = append(why, fmt.Sprintf("writable by non-root group %d (mode %s)", e.GID, modeText(e.Mode)))
+		byMode = true
+	case e.Mode&0o020 != 0 && !a.isRootGID(e, v, e.GID):
+		why = append(why, fmt.Sprintf("writable by non-root %s (mode %s)", v.gidText(e.GID), modeText(e.Mode)))
 	}
 	for _, d := range e.Dirs {
 		var w string
 		switch {
-		case !a.isRootUID(e, d.UID):
-			w = fmt.Sprintf("owned by non-root uid %d", d.UID)
+		case !a.isRootUID(e, v, d.UID):
+			w = fmt.Sprintf("owned by non-root %s", v.uidText(d.UID))
+			byMode = byMode || d.Mode&(fs.ModeSticky|0o002) == 0o002
 		case d.Mode&fs.ModeSticky != 0:
 			// Only the file's owner (root here) or the directory's
 			// owner (root) may rename or remove it.
 		case d.Mode&0o002 != 0:
 			w = fmt.Sprintf("world-writable without the sticky bit (mode %s)", modeText(d.Mode|fs.ModeDir))
-		case d.Mode&0o020 != 0 && !a.isRootGID(e, d.GID):
-			w = fmt.Sprintf("writable by non-root group %d without the sticky bit (mode %s)", d.GID, modeText(d.Mode|fs.ModeDir))
+			byMode = true
+		case d.Mode&0o020 != 0 && !a.isRootGID(e, v, d.GID):
+			w = fmt.Sprintf("writable by non-root %s without the sticky bit (mode %s)", v.gidText(d.GID), modeText(d.Mode|fs.ModeDir))
 		}
 		if w != "" {
 			why = append(why, fmt.Sprintf("its directory %s is %s, so the file can be replaced", d.Path, w))
@@ -738,9 +1043,9 @@ func (a *Auditor) writable(e *Entry) string {
 		}
 	}
 	if len(why) == 0 {
-		return ""
+		return "", false
 	}
-	return "a non-root user can modify or replace this file with capabilities: " + strings.Join(why, "; ")
+	return "a non-root user can modify or replace this file with capabilities: " + strings.Join(why, "; "), byMode
 }
 
 func scopeText(s Scope) string {
@@ -750,6 +1055,9 @@ func scopeText(s Scope) string {
 	case ScopeNone:
 		return "no namespace"
 	case ScopeUnknown:
+		if s.InContainer {
+			return containerScopeText(s)
+		}
 		return "unknown namespaces"
 	case ScopeRelative:
 		if s.RootID == 0 {
@@ -758,10 +1066,25 @@ func scopeText(s Scope) string {
 		return fmt.Sprintf("the nested namespace whose root is uid %d of the restore target", s.RootID)
 	case ScopeNamespaces:
 	}
-	if len(s.Namespaces) == 0 {
+	live := strings.Join(s.Strings(), ", ")
+	switch {
+	case s.InContainer && len(s.Namespaces) == 0:
+		return containerScopeText(s) + " (none live)"
+	case s.InContainer:
+		return containerScopeText(s) + ": " + live
+	case len(s.Namespaces) == 0:
 		return "no live namespace"
 	}
-	return strings.Join(s.Strings(), ", ")
+	return live
+}
+
+// containerScopeText names the namespace of caps scoped inside a
+// container, live or not.
+func containerScopeText(s Scope) string {
+	if s.ContainerRootID == 0 {
+		return "the container's own namespace"
+	}
+	return fmt.Sprintf("the namespace whose root is container uid %d", s.ContainerRootID)
 }
 
 func malformedText(raw []byte, err error) string {

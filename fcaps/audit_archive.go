@@ -64,6 +64,7 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		relative bool
 		entries  []Entry
 		dirs     = map[string]DirInfo{}
+		pw       *passwdMember
 	)
 	display := func(member string) string { return name + ":" + member }
 	// readErr ends the reading of a truncated or corrupt archive: the
@@ -109,6 +110,10 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		member := memberName(h.Name)
 		mode := h.FileInfo().Mode()
 		uid, gid := uint32(h.Uid), uint32(h.Gid)
+		if member == "etc/passwd" && h.Typeflag == tar.TypeReg {
+			pw = &passwdMember{uid: uid}
+			pw.maxUID, pw.maxGID, _ = passwdMaxID(io.LimitReader(tr, maxJSON))
+		}
 		if h.Typeflag == tar.TypeDir {
 			dirs[member] = DirInfo{Path: display(member), Mode: mode, UID: uid, GID: gid}
 		}
@@ -126,11 +131,22 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 			raw = []byte{}
 		}
 		e := Entry{Path: display(member), Root: name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: relative, RelMap: relMap}
+		if opts.Binfmt != nil && h.Typeflag == tar.TypeReg {
+			e.Head = readMemberHead(tr)
+		}
 		if relative && h.PAXRecords[tarfmt.CommentRecord] == tarfmt.HostScopedComment {
 			e.Relative, e.RelMap = false, userns.Map{}
 			e.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
 		}
 		entries = append(entries, e)
+	}
+	if !relative && opts.UIDMap.IsZero() {
+		if c, ok := a.archiveMap(dirs["."], dirs, pw); ok {
+			if opts.OnMap != nil {
+				opts.OnMap(c)
+			}
+			a = NewAuditor(c.Apply(opts))
+		}
 	}
 	for _, e := range entries {
 		for d := e.Rel; d != "."; {
@@ -146,4 +162,51 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		}
 	}
 	return readErr
+}
+
+// readMemberHead returns the first bytes of the current member's data (up
+// to [HeadLen]); a read error is left for the next header to report.
+func readMemberHead(r io.Reader) []byte {
+	b := make([]byte, HeadLen)
+	n, _ := io.ReadFull(r, b)
+	return b[:n:n]
+}
+
+// passwdMember is what an archive's etc/passwd says.
+type passwdMember struct{ uid, maxUID, maxGID uint32 }
+
+// archiveMap infers the container uid map of an archive of a rootfs as
+// [InferMap] does for a tree: its top directory (member ".") owned by U
+// != 0, and then a live namespace whose root is U, or else (a guess)
+// etc/passwd owned by U too.
+func (a *Auditor) archiveMap(top DirInfo, dirs map[string]DirInfo, pw *passwdMember) (MapChoice, bool) {
+	if _, ok := dirs["."]; !ok || top.UID == 0 {
+		return MapChoice{}, false
+	}
+	u, g := top.UID, top.GID
+	for _, n := range a.roots[u] {
+		if n.Self || n.MapErr != nil || n.UIDMap.IsZero() {
+			continue
+		}
+		gid := n.GIDMap
+		if gid.IsZero() {
+			gid = n.UIDMap
+		}
+		return MapChoice{
+			Source: MapLiveNamespace, UIDMap: n.UIDMap, GIDMap: gid,
+			Reason: fmt.Sprintf("the archive's top directory is owned by uid %d, the root of the live user namespace %s", u, n.NSRef),
+		}, true
+	}
+	if pw == nil || pw.uid != u {
+		return MapChoice{}, false
+	}
+	um, err1 := shiftedMap(u, pw.maxUID)
+	gm, err2 := shiftedMap(g, pw.maxGID)
+	if err1 != nil || err2 != nil {
+		return MapChoice{}, false
+	}
+	return MapChoice{
+		Source: MapRootfsOwner, UIDMap: um, GIDMap: gm, Guessed: true,
+		Reason: fmt.Sprintf("the archive's top directory and etc/passwd are owned by uid %d, taken for the container root; the highest uid in etc/passwd is %d", u, pw.maxUID),
+	}, true
 }

@@ -73,6 +73,9 @@ func auditRoot(ctx context.Context, a *Auditor, d *dirCache, root string, opts A
 			return a.reportError(f.Path, &fs.PathError{Op: "lstat", Path: f.Path, Err: err})
 		}
 		e.Mode, e.UID, e.GID = statMode(st), st.Uid, st.Gid
+		if e.Mode.Type() == 0 && opts.Binfmt != nil && e.CapsErr == nil {
+			e.Head = readHead(f.Path)
+		}
 		if e.Mode.Type() == 0 {
 			e.Dirs, err = d.above(f.Path)
 			if err != nil {

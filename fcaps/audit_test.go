@@ -119,13 +119,71 @@ func TestAuditorCheck(t *testing.T) {
 			"container-non-root-owner",
 			fcaps.AuditOptions{UIDMap: m},
 			fcaps.Entry{Mode: 0o755, UID: 100033, GID: 100000, Caps: ns(100000)},
-			[]summary{{"NSCAP002", "critical", "unknown"}, {"NSCAP000", "info", "unknown"}},
+			[]summary{{"NSCAP002", "critical", "container-root"}, {"NSCAP000", "info", "container-root"}},
 		},
 		{
+			// Only the root of the nested scope, container uid 1000,
+			// could rewrite the file: no escalation.
+			"nested-scope-root-owner",
+			fcaps.AuditOptions{UIDMap: m},
+			fcaps.Entry{Mode: 0o775, UID: 101000, GID: 101000, Caps: ns(101000), Dirs: []fcaps.DirInfo{{Mode: fs.ModeDir | 0o755, UID: 101000, GID: 101000}, {Mode: fs.ModeDir | 0o755, UID: 100000}}},
+			[]summary{{"NSCAP000", "info", "container-uid:1000"}},
+		},
+		{
+			"nested-scope-root-owner-live",
+			fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
+			fcaps.Entry{Mode: 0o755, UID: 101000, GID: 101000, Caps: ns(101000), Dirs: []fcaps.DirInfo{{Mode: fs.ModeDir | 0o755, UID: 100000}}},
+			[]summary{{"NSCAP000", "info", "user:[101]"}},
+		},
+		{
+			"nested-scope-other-owner",
+			fcaps.AuditOptions{UIDMap: m},
+			fcaps.Entry{Mode: 0o755, UID: 101001, GID: 101000, Caps: ns(101000)},
+			[]summary{{"NSCAP002", "critical", "container-uid:1000"}, {"NSCAP000", "info", "container-uid:1000"}},
+		},
+		{
+			// Host-scoped caps: the nested root is no root for them.
+			"host-scoped-nested-owner",
+			fcaps.AuditOptions{UIDMap: m},
+			fcaps.Entry{Mode: 0o755, UID: 101000, GID: 100000, Caps: ns(0)},
+			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP002", "critical", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			"guessed-map-owner-capped",
+			fcaps.AuditOptions{UIDMap: m, MapGuessed: true},
+			fcaps.Entry{Mode: 0o755, UID: 100033, GID: 100000, Caps: ns(100000)},
+			[]summary{{"NSCAP002", "low", "container-root"}, {"NSCAP000", "info", "container-root"}},
+		},
+		{
+			"guessed-map-world-writable-not-capped",
+			fcaps.AuditOptions{UIDMap: m, MapGuessed: true},
+			fcaps.Entry{Mode: 0o757, UID: 100000, GID: 100000, Caps: ns(100000)},
+			[]summary{{"NSCAP002", "critical", "container-root"}, {"NSCAP000", "info", "container-root"}},
+		},
+		{
+			"guessed-map-host-scoped-capped",
+			fcaps.AuditOptions{UIDMap: m, MapGuessed: true},
+			fcaps.Entry{Mode: 0o755, UID: 100000, GID: 100000, Caps: netRaw},
+			[]summary{{"NSCAP001", "low", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			// Without a live namespace with its root, a subordinate
+			// range makes a guess only: capped at low.
 			"subuid-owner-host-scoped",
 			fcaps.AuditOptions{SubUIDs: []userns.SubIDRange{{Start: 300000, Count: 65536}}},
 			fcaps.Entry{Mode: 0o755, UID: 300000, GID: 300000, Caps: netRaw},
-			[]summary{{"NSCAP001", "critical", "all"}, {"NSCAP000", "info", "all"}},
+			[]summary{{"NSCAP001", "low", "all"}, {"NSCAP000", "info", "all"}},
+		},
+		{
+			// root:100000:1000000 (LXD, Incus): a rootfs at 200000 has
+			// root 200000 (its top directory's owner), not 100000.
+			"subuid-lxd-range-rootfs-at-200000",
+			fcaps.AuditOptions{SubUIDs: []userns.SubIDRange{{Start: 100000, Count: 1000000}}, Namespaces: fakeTree()},
+			fcaps.Entry{
+				Mode: 0o755, UID: 200000, GID: 200000, Caps: ns(200000),
+				Dirs: []fcaps.DirInfo{{Mode: fs.ModeDir | 0o755, UID: 200000, GID: 200000}, {Mode: fs.ModeDir | 0o755, UID: 200000, GID: 200000}, {Mode: fs.ModeDir | 0o755}},
+			},
+			[]summary{{"NSCAP000", "info", "container-root"}},
 		},
 		{
 			"orphan-outside-map",
@@ -137,7 +195,7 @@ func TestAuditorCheck(t *testing.T) {
 			"dead-but-inside-map-not-orphan",
 			fcaps.AuditOptions{UIDMap: m, Namespaces: fakeTree()},
 			fcaps.Entry{Mode: 0o755, UID: 100000, GID: 100000, Caps: ns(102000)},
-			[]summary{{"NSCAP000", "info", ""}},
+			[]summary{{"NSCAP000", "info", "container-uid:2000"}},
 		},
 		{
 			"orphan-unknown-without-namespaces",

@@ -36,6 +36,8 @@ type auditOptions struct {
 	UIDMap        userns.Map      // --uidmap
 	GIDMap        userns.Map      // --gidmap (defaults to UIDMap)
 	SubUIDFile    string          // --subuid FILE
+	OCIConfig     string          // --oci-config FILE
+	PID           int             // --pid PID
 	XDev          bool            // --xdev
 
 	JSON       bool
@@ -45,6 +47,8 @@ type auditOptions struct {
 	// Namespaces lists the live user namespaces (userns.Tree); tests
 	// replace it to get stable output.
 	Namespaces func() ([]*userns.Node, error)
+	// Binfmt reads the binfmt_misc instance (fcaps.ReadBinfmt).
+	Binfmt func(pid int) (*fcaps.Binfmt, error)
 }
 
 const auditLong = `Audit files, trees and archives for file capabilities and report findings,
@@ -57,6 +61,16 @@ or zstd (an OCI image layer is one), audited without extracting from its
 SCHILY.xattr.* and LIBARCHIVE.xattr.* records. Archive members are named
 ARCHIVE:MEMBER.
 
+A PATH may also be a container image: an OCI image layout directory
+(index.json, blobs/), or an uncompressed archive of one (podman save --format
+oci-archive), or a docker save / podman save tarball (manifest.json). Each
+image's layers are read in order (gzip, zstd or plain, each checked against
+its digest) and merged with their whiteouts (.wh.NAME, .wh..wh..opq), so a
+file an upper layer deleted or replaced is not reported; a finding names the
+layer that wrote the file (JSON "layer": its digest, or its diff id for a
+docker archive). Files are named IMAGE:PATH (IMAGE@REF:PATH when the image
+holds several manifests); owners and caps are the container's.
+
 RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP000 file-capabilities                  info      inventory: every file with caps
   NSCAP001 host-scoped-in-container           critical  revision 2 (or rootid 0) in a container rootfs
@@ -67,22 +81,56 @@ RULES (nscap audit --explain RULE for the details, --explain all for all)
   NSCAP006 malformed-capability               high      empty, revision 1, stray flags (EINVAL on read)
   NSCAP007 capabilities-on-non-regular-file   low       caps on a directory, symlink, device, ...
   NSCAP008 capability-not-visible             info      rootid not mapped here (EOVERFLOW)
+  NSCAP009 host-rootid-in-image-layer         medium    rootid != 0 in an image layer: honoured nowhere
+  NSCAP010 foreign-arch-capabilities          low       caps on another machine's ELF: binfmt_misc C flag?
+  NSCAP011 binfmt-interpreter-unsafe          critical  its interpreter is writable or has caps
   NSCAP101 baseline-capability-added          medium    with --baseline
   NSCAP102 baseline-capability-removed        low       with --baseline
   NSCAP103 baseline-capability-changed        medium    with --baseline
 
-A tree is a container rootfs when --uidmap gives its map (the container root's
-host ids then count as root), and a file is taken to lie in one when its owner
-lies in a subordinate range of --subuid (default /etc/subuid; the first id of
-the range counts as its root). "Honoured in" lists "all" for host-scoped caps,
-else every live user namespace (user:[INODE]) whose root is the rootid, and
-their descendants; for a namespace-relative nscap archive "restore-target".
+A tree (or an archive of one) is a container rootfs with the uid map of
+--uidmap (the container root's host ids then count as root), of --pid PID (its
+user namespace's), or of --oci-config FILE (an OCI runtime config.json), else
+with the map found the way a user would find it:
+the config.json of the OCI bundle beside the tree, a live user namespace whose
+root owns the tree's top directory, or, a guess, the owner of the top
+directory when etc/passwd inside has the same owner (the map 0:OWNER:65536 or
+more). A finding that depends on a guessed map is reported as low at most.
+Without a map, a file owned in a subordinate range of --subuid (default
+/etc/subuid) may lie in a container rootfs, whose root is the owner of the
+outermost directory above it in the same range (a guess unless a live
+namespace has that root); the range's first id alone never makes a root.
+The summary says which map was used and why.
+
+"Root" in NSCAP002 is uid (and gid) 0, the container root, and for namespaced
+caps the root of the namespace where they are honoured (the rootid) and the
+roots of the live namespaces above it: the only users who gain nothing by
+rewriting the file. Owners and rootids inside a container are shown as the
+container sees them, with the host's ids ("uid 1000 in the container (host
+201000)"). "Honoured in" lists "all" for host-scoped caps, else every live
+user namespace (user:[INODE]) whose root is the rootid, and their
+descendants, "container-root" or "container-uid:N" for caps scoped to the
+container's namespace or to a nested one whose root is its uid N when none is
+live; for a namespace-relative nscap archive "restore-target".
+
+FOREIGN BINARIES (binfmt_misc)
+  A capped ELF file for another machine than the host's runs through the
+  binfmt_misc entry matching it: its caps are honoured only with the C flag.
+  The entries are read from the binfmt_misc instance of the container of
+  --pid when it mounted its own (Linux 6.7), else from the host's
+  /proc/sys/fs/binfmt_misc; interpreters are examined in the same root.
+  NSCAP010 says how such a file runs (info: honoured; low: ignored or not
+  runnable), NSCAP011 flags a writable interpreter (critical with C) or one
+  with caps.
 
 OUTPUT
   a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
   --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
-  "path","message","honored_in","caps","revision","rootid"} per finding and a
-  final {"message_type":"summary",...}; with --sarif, one SARIF 2.1.0 log for
+  "path","message","honored_in","caps","revision","rootid","owner_uid",
+  "owner_container_uid","rootid_container","map_guessed","layer","binfmt"} per
+  finding and a final {"message_type":"summary",...,"maps":[{"path","source",
+  "uid_map","gid_map","guessed","reason"}],"binfmt":{"dir","instance",
+  "mounted","enabled","host_machine","entries"}}; with --sarif, one SARIF 2.1.0 log for
   code-scanning tools. --min-severity hides findings below it (default info).
 
 BASELINE
@@ -98,7 +146,7 @@ BASELINE
   3  a finding at or above --fail-on SEV (it wins over status 1)`
 
 func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
-	opts := &auditOptions{IO: f.IO, Version: f.Version, Namespaces: userns.Tree}
+	opts := &auditOptions{IO: f.IO, Version: f.Version, Namespaces: userns.Tree, Binfmt: fcaps.ReadBinfmt}
 	var failOn, minSev string
 	var uidMaps, gidMaps []string
 	cmd := &cobra.Command{
@@ -144,6 +192,12 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 					return flagErrorf("--gidmap: %v", err)
 				}
 			}
+			if n := btoi(opts.OCIConfig != "") + btoi(!opts.UIDMap.IsZero()) + btoi(opts.PID != 0); n > 1 {
+				return flagErrorf("--uidmap, --pid and --oci-config exclude each other")
+			}
+			if opts.PID < 0 {
+				return flagErrorf("--pid %d: want a process id", opts.PID)
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -159,7 +213,9 @@ func newAuditCmd(f *Factory, runF func(*auditOptions) error) *cobra.Command {
 	fl.StringVar(&opts.WriteBaseline, "write-baseline", "", "write the capabilities seen to the baseline `FILE`")
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "the trees are a container rootfs with this uid `MAP` (NS:HOST:COUNT,...)")
 	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid `MAP` (default: the uid map)")
-	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: files owned in them lie in a container rootfs (empty: none)")
+	fl.StringVar(&opts.SubUIDFile, "subuid", "/etc/subuid", "subordinate uid ranges: a file below a directory owned in one may lie in a container rootfs (empty: none)")
+	fl.IntVar(&opts.PID, "pid", 0, "the trees are the rootfs of the container of process `PID`: its uid map, and its binfmt_misc instance if it has one")
+	fl.StringVar(&opts.OCIConfig, "oci-config", "", "take the trees' uid and gid maps from this OCI runtime config.json `FILE`")
 	fl.BoolVar(&opts.XDev, "xdev", false, "do not cross filesystem boundaries")
 	return cmd
 }
@@ -212,27 +268,78 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		}
 	}
 
+	if opts.Binfmt != nil {
+		b, err := opts.Binfmt(opts.PID)
+		if err != nil {
+			fmt.Fprintf(ios.ErrOut, "nscap: audit: read binfmt_misc: %v (foreign binaries are not checked)\n", err)
+		} else {
+			aopts.Binfmt = b
+		}
+	}
+
 	var findings []fcaps.Finding
 	var roots []fcaps.BaselineRoot
+	var choices []auditMap
 	collect := func(f fcaps.Finding) error { findings = append(findings, f); return nil }
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		// A container image: an OCI layout or an image archive.
+		img, err := fcaps.OpenImage(p)
+		switch {
+		case err == nil:
+			roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: true})
+			choices = append(choices, auditMap{Path: p, MapChoice: fcaps.MapChoice{
+				Source: fcaps.MapImage, Reason: fmt.Sprintf("a container image (%s): owners and caps in its layers are the container's", img.Kind),
+			}})
+			err = fcaps.AuditImage(ctx, img, p, aopts, collect)
+			_ = img.Close() // read only
+			if err != nil {
+				failed = true
+				printPathError(ios.ErrOut, "audit", p, err)
+			}
+			continue
+		case errors.Is(err, fcaps.ErrBadArchive):
+			failed = true
+			printPathError(ios.ErrOut, "audit", p, err)
+			continue
 		}
 		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
 		// left to the tree walk, which reports it.
 		archive, _ := fcaps.IsArchive(p)
 		roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: archive})
 		if archive {
+			choice := auditMap{Path: p, MapChoice: fcaps.MapChoice{Source: fcaps.MapNone, Reason: "an archive whose top directory and etc/passwd show no container root"}}
+			archOpts := aopts
+			if !opts.UIDMap.IsZero() || opts.PID != 0 {
+				c, err := auditMapFor(p, opts, nil)
+				if err != nil {
+					failed = true
+					printPathError(ios.ErrOut, "audit", p, err)
+					continue
+				}
+				choice.MapChoice, archOpts = c, c.Apply(aopts)
+			}
+			archOpts.OnMap = func(c fcaps.MapChoice) { choice.MapChoice = c }
 			// The findings of a truncated or corrupt archive's members
 			// read before the damage are kept.
-			if err := auditArchive(ctx, p, aopts, collect); err != nil {
+			err := auditArchive(ctx, p, archOpts, collect)
+			choices = append(choices, choice)
+			if err != nil {
 				failed = true
 				printPathError(ios.ErrOut, "audit", p, err)
 			}
 			continue
 		}
-		if err := fcaps.Audit(ctx, []string{p}, aopts, collect); err != nil {
+		choice, err := auditMapFor(p, opts, aopts.Namespaces)
+		if err != nil {
+			failed = true
+			printPathError(ios.ErrOut, "audit", p, err)
+			continue
+		}
+		choices = append(choices, auditMap{Path: p, MapChoice: choice})
+		if err := fcaps.Audit(ctx, []string{p}, choice.Apply(aopts), collect); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
@@ -269,7 +376,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	case opts.SARIF:
 		err = writeSARIF(ios.Out, opts.Version, shown)
 	case opts.JSON:
-		err = writeAuditJSON(ios.Out, shown, len(cur.Files))
+		err = writeAuditJSON(ios.Out, shown, len(cur.Files), choices, aopts.Binfmt)
 	default:
 		err = writeAuditTable(ios.Out, shown)
 	}
@@ -281,6 +388,9 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		if len(cur.Files) == 1 {
 			files = "file"
 		}
+		for _, c := range choices {
+			fmt.Fprintf(ios.ErrOut, "nscap: audit: %s: %s\n", c.Path, c.MapChoice)
+		}
 		fmt.Fprintf(ios.ErrOut, "nscap: audit: %s in %d %s with capabilities\n", countText(shown), len(cur.Files), files)
 	}
 	switch {
@@ -290,6 +400,47 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		return errSilent
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// auditMap is the uid map a tree was audited with, and why: a record of
+// the --json summary.
+type auditMap struct {
+	Path string `json:"path"`
+	fcaps.MapChoice
+}
+
+// auditMapFor chooses the container uid map of the tree at p: --uidmap,
+// else --oci-config, else what fcaps.InferMap finds.
+func auditMapFor(p string, opts *auditOptions, ns []*userns.Node) (fcaps.MapChoice, error) {
+	if !opts.UIDMap.IsZero() {
+		gid := opts.GIDMap
+		if gid.IsZero() {
+			gid = opts.UIDMap
+		}
+		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: opts.UIDMap, GIDMap: gid, Reason: "given with --uidmap"}, nil
+	}
+	if opts.PID != 0 {
+		same, err := sameUserNS(opts.PID)
+		if err != nil {
+			return fcaps.MapChoice{}, err
+		}
+		if same {
+			return fcaps.MapChoice{Source: fcaps.MapGiven, Reason: fmt.Sprintf("pid %d is in the auditor's own user namespace", opts.PID)}, nil
+		}
+		uid, gid, err := userns.ReadMaps(opts.PID)
+		if err != nil {
+			return fcaps.MapChoice{}, pidError(opts.PID, err)
+		}
+		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: uid, GIDMap: gid, Reason: fmt.Sprintf("the user namespace of pid %d (--pid)", opts.PID)}, nil
+	}
+	return fcaps.InferMap(p, fcaps.InferOptions{OCIConfig: opts.OCIConfig, Namespaces: ns})
 }
 
 // auditArchive audits the archive at path.
@@ -430,6 +581,19 @@ type auditRecord struct {
 	Caps        string   `json:"caps,omitempty"`
 	Revision    int      `json:"revision,omitempty"`
 	RootID      *uint32  `json:"rootid,omitempty"`
+	// The owner uid as audited (host ids for a tree) and, when the file
+	// lies in a container whose map is known, the owner and the rootid
+	// as the container sees them.
+	OwnerUID          uint32  `json:"owner_uid"`
+	OwnerContainerUID *uint32 `json:"owner_container_uid,omitempty"`
+	RootIDContainer   *uint32 `json:"rootid_container,omitempty"`
+	// MapGuessed: the verdict depends on a guessed uid map; the severity
+	// is capped at low.
+	MapGuessed bool `json:"map_guessed,omitempty"`
+	// Layer is the digest of the image layer that wrote the file.
+	Layer string `json:"layer,omitempty"`
+	// Binfmt says how binfmt_misc runs a foreign binary.
+	Binfmt *fcaps.BinfmtMatch `json:"binfmt,omitempty"`
 }
 
 // auditSummary is the last --json record.
@@ -438,12 +602,29 @@ type auditSummary struct {
 	Findings    int            `json:"findings"`
 	BySeverity  map[string]int `json:"by_severity"`
 	Files       int            `json:"files_with_caps"`
+	// Maps are the uid maps the trees were audited with, and why.
+	Maps []auditMap `json:"maps"`
+	// Binfmt is the binfmt_misc instance foreign binaries were checked
+	// against.
+	Binfmt *auditBinfmt `json:"binfmt,omitempty"`
+}
+
+// auditBinfmt is the binfmt_misc instance of the --json summary.
+type auditBinfmt struct {
+	Dir      string              `json:"dir"`
+	Instance string              `json:"instance"`
+	Mounted  bool                `json:"mounted"`
+	Enabled  bool                `json:"enabled"`
+	Host     string              `json:"host_machine"`
+	Entries  []fcaps.BinfmtEntry `json:"entries"`
 }
 
 func newAuditRecord(f fcaps.Finding) auditRecord {
 	r := auditRecord{
 		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
 		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
+		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
+		Layer: f.Layer, Binfmt: f.Binfmt,
 	}
 	if f.Caps != nil {
 		r.Caps, r.Revision = f.Caps.String(), int(f.Caps.Revision)
@@ -455,8 +636,17 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 	return r
 }
 
-func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int) error {
-	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files}
+func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
+	if maps == nil {
+		maps = []auditMap{}
+	}
+	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
+	if b != nil {
+		sum.Binfmt = &auditBinfmt{Dir: b.Dir, Instance: b.Instance, Mounted: b.Mounted, Enabled: b.Enabled, Host: b.Host.String(), Entries: b.Entries}
+		if sum.Binfmt.Entries == nil {
+			sum.Binfmt.Entries = []fcaps.BinfmtEntry{}
+		}
+	}
 	for _, f := range fs {
 		sum.BySeverity[f.Severity().String()]++
 		if err := writeJSON(w, newAuditRecord(f)); err != nil {
@@ -481,9 +671,23 @@ func writeAuditTable(w io.Writer, fs []fcaps.Finding) error {
 		if in == "" {
 			in = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity(), f.Rule.ID, f.Path, caps, in, f.Message)
+		msg := f.Message
+		if f.Layer != "" && !strings.Contains(msg, f.Layer) {
+			msg += " (layer " + shortDigest(f.Layer) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity(), f.Rule.ID, f.Path, caps, in, msg)
 	}
 	return tw.Flush()
+}
+
+// shortDigest shortens "sha256:HEX" to 12 hex digits, as docker prints
+// image ids; other names are left as they are.
+func shortDigest(d string) string {
+	alg, hexs, ok := strings.Cut(d, ":")
+	if !ok || len(hexs) <= 12 {
+		return d
+	}
+	return alg + ":" + hexs[:12]
 }
 
 // SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/), the
@@ -545,6 +749,7 @@ type (
 		Severity  string   `json:"severity"`
 		HonoredIn []string `json:"honored_in"`
 		Caps      string   `json:"caps,omitempty"`
+		Layer     string   `json:"layer,omitempty"`
 	}
 )
 
@@ -586,7 +791,7 @@ func writeSARIF(w io.Writer, version string, fs []fcaps.Finding) error {
 		res := sarifResult{
 			RuleID: f.Rule.ID, RuleIndex: index[f.Rule.ID], Level: sarifLevel(f.Severity()),
 			Message:    sarifText{f.Message},
-			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText()},
+			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
 		}
 		var loc sarifLocation
 		loc.PhysicalLocation.ArtifactLocation.URI = (&url.URL{Path: f.Path}).String()

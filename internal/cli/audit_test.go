@@ -5,12 +5,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,7 +62,7 @@ func TestNewAuditCmd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("audit %s: %v", tc.argv, err)
 			}
-			got.IO, got.Version, got.Namespaces = nil, "", nil
+			got.IO, got.Version, got.Namespaces, got.Binfmt = nil, "", nil, nil
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("audit %s options (-want +got):\n%s", tc.argv, diff)
 			}
@@ -411,5 +413,109 @@ func TestRunAuditBaselineSpellings(t *testing.T) {
 	res, _ := runAuditT(t, &auditOptions{Paths: []string{"./rootfs/"}, Baseline: "base.json", MinSeverity: low, FailOn: &low})
 	if res.Code != ExitFindings || !strings.Contains(res.Stdout, "NSCAP102  ./rootfs/bin/arping ") {
 		t.Errorf("removed caps against the baseline: exit %d\n%s", res.Code, res.Stdout)
+	}
+}
+
+// TestRunAuditImage audits a generated OCI layout and docker save
+// tarball: findings name their layer, the summary says the image needs no
+// map, and the whiteout-deleted capped file is not reported.
+func TestRunAuditImage(t *testing.T) {
+	dir := t.TempDir()
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	v3 := []byte{1, 0, 0, 3, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x86, 0x01, 0}
+	layers := []testutil.Layer{
+		{Compression: "gzip", Files: []testutil.LayerFile{
+			{Name: "bin", Dir: true, Mode: 0o755},
+			{Name: "bin/ping", Mode: 0o755, Cap: v2},
+			{Name: "bin/gone", Mode: 0o755, Cap: v2},
+		}},
+		{Compression: "zstd", Files: []testutil.LayerFile{{Name: "bin/.wh.gone"}}},
+		{Files: []testutil.LayerFile{{Name: "bin/built-in-userns", Mode: 0o755, Cap: v3}}},
+	}
+	layout := filepath.Join(dir, "layout")
+	built := testutil.WriteOCILayout(t, layout, "x:1", layers)
+	medium := fcaps.SeverityMedium
+	res, err := runAuditT(t, &auditOptions{Paths: []string{layout}, JSON: true, FailOn: &medium})
+	if res.Code != ExitFindings {
+		t.Fatalf("exit %d (%v), want 3 (NSCAP009 is medium)\n%s%s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	var got []string
+	var sum auditSummary
+	for line := range strings.Lines(res.Stdout) {
+		var r auditRecord
+		testutil.NoErr(t, json.Unmarshal([]byte(line), &r))
+		if r.MessageType == "summary" {
+			testutil.NoErr(t, json.Unmarshal([]byte(line), &sum))
+			continue
+		}
+		got = append(got, r.Rule+" "+strings.TrimPrefix(r.Path, layout+":")+" "+r.Layer)
+	}
+	want := []string{
+		"NSCAP000 bin/built-in-userns " + built[2].Digest,
+		"NSCAP009 bin/built-in-userns " + built[2].Digest,
+		"NSCAP000 bin/ping " + built[0].Digest,
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+	if len(sum.Maps) != 1 || sum.Maps[0].Source != fcaps.MapImage {
+		t.Errorf("summary maps %+v, want one of source image", sum.Maps)
+	}
+
+	tarball := filepath.Join(dir, "saved.tar")
+	saved := testutil.WriteDockerArchive(t, tarball, "x:1", layers)
+	res, _ = runAuditT(t, &auditOptions{Paths: []string{tarball}, MinSeverity: fcaps.SeverityMedium})
+	if !strings.Contains(res.Stdout, "NSCAP009  "+tarball+":bin/built-in-userns") || !strings.Contains(res.Stdout, saved[2].DiffID) ||
+		strings.Contains(res.Stdout, "gone") {
+		t.Errorf("docker archive table:\n%s", res.Stdout)
+	}
+}
+
+// TestRunAuditBinfmt: with --pid, the binfmt_misc instance of that
+// process's namespaces is read (a test user namespace mounting its own,
+// Linux 6.7), and the JSON records say how a capped foreign binary runs.
+func TestRunAuditBinfmt(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	interp := filepath.Join(dir, "interp")
+	testutil.NoErr(t, os.WriteFile(interp, []byte("#!/bin/sh\n"), 0o755))
+	magic, mask := testutil.BinfmtMagic(uint16(elf.EM_RISCV))
+	pid := testutil.BinfmtNS(t, 3500000, []string{fmt.Sprintf(":nscap-cli-test:M::%s:%s:%s:C", magic, mask, interp)})
+	tree := filepath.Join(dir, "tree")
+	testutil.NoErr(t, os.Mkdir(tree, 0o755))
+	p := filepath.Join(tree, "rvping")
+	testutil.NoErr(t, os.WriteFile(p, testutil.ELFHeader(uint16(elf.EM_RISCV)), 0o755))
+	testutil.NoErr(t, syscall.Setxattr(p, "security.capability", []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0))
+
+	res, err := runAuditT(t, &auditOptions{Paths: []string{tree}, PID: pid, JSON: true, Binfmt: fcaps.ReadBinfmt})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res.Stderr)
+	}
+	var found bool
+	var sum auditSummary
+	for line := range strings.Lines(res.Stdout) {
+		var r auditRecord
+		testutil.NoErr(t, json.Unmarshal([]byte(line), &r))
+		if r.MessageType == "summary" {
+			testutil.NoErr(t, json.Unmarshal([]byte(line), &sum))
+		}
+		if r.Rule == fcaps.RuleForeignArch {
+			found = true
+			if r.Binfmt == nil || !r.Binfmt.Honoured || r.Binfmt.Entry != "nscap-cli-test" || r.Binfmt.Interpreter != interp || r.Severity != "info" {
+				t.Errorf("NSCAP010 record: %s", line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no NSCAP010 record:\n%s", res.Stdout)
+	}
+	if sum.Binfmt == nil || sum.Binfmt.Dir != fmt.Sprintf("/proc/%d/root/proc/sys/fs/binfmt_misc", pid) || len(sum.Binfmt.Entries) != 1 {
+		t.Errorf("summary binfmt %+v", sum.Binfmt)
+	}
+	if len(sum.Maps) != 1 || sum.Maps[0].UIDMap.String() != "0:3500000:65536" {
+		t.Errorf("summary maps %+v, want the map of pid %d", sum.Maps, pid)
 	}
 }

@@ -68,6 +68,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newRestoreCmd(f, nil),
 		newVerifyCmd(f, nil),
 		newShiftCmd(f, nil),
+		newNormalizeCmd(f, nil),
 	)
 	return root
 }
