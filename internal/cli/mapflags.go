@@ -137,6 +137,34 @@ func sameUserNS(pid int) (bool, error) {
 	return a.Dev == b.Dev && a.Ino == b.Ino, nil
 }
 
+// initialUserNSInode is the inode of the initial user namespace
+// (PROC_USER_INIT_INO, include/linux/proc_ns.h), fixed since Linux 3.8.
+const initialUserNSInode = 0xEFFFFFFD
+
+// pidNS describes the user namespace of a process for set --pid.
+type pidNS struct {
+	Ref     string // "user:[INODE]", as /proc/PID/ns/user reads
+	Self    bool   // the caller's own namespace
+	Initial bool   // the initial (host's) namespace
+}
+
+// readPIDNS describes the user namespace of process pid (stat of
+// /proc/PID/ns/user).
+func readPIDNS(pid int) (pidNS, error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &a); err != nil {
+		return pidNS{}, err
+	}
+	if err := syscall.Stat("/proc/self/ns/user", &b); err != nil {
+		return pidNS{}, err
+	}
+	return pidNS{
+		Ref:     "user:[" + strconv.FormatUint(a.Ino, 10) + "]",
+		Self:    a.Dev == b.Dev && a.Ino == b.Ino,
+		Initial: a.Ino == initialUserNSInode,
+	}, nil
+}
+
 // readOCIMaps reads the uid and gid maps of an OCI runtime config.
 func readOCIMaps(path string) (uid, gid userns.Map, err error) {
 	f, err := os.Open(path)
