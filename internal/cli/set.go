@@ -146,7 +146,11 @@ own uid and gid (as "unshare -r" does; no newuidmap needed), enough for caps
 on its own files. One helper serves every file of the command. The file's owner and
 group and the rootid must be the caller's own ids or in its ranges, else the
 file is refused and left unchanged; revision 2 (host-wide) caps cannot be
-written that way. --helper always uses the helper only (root must then name
+written that way. A map named with --uidmap, --gidmap, --pid or
+--oci-config must lie within those ids too: an unprivileged caller's whole
+map is checked against /etc/subuid and /etc/subgid before anything is done
+(exit 2), and the error names the ranges the caller owns. --helper always
+uses the helper only (root must then name
 its maps with --pid, --uidmap or --oci-config: the helper gets that
 namespace's maps; with --uidmap, --gidmap gives its gid map, by default the
 uid map); --helper never writes directly only.
@@ -172,7 +176,8 @@ EXIT STATUS
      read or parsed
   2  usage error, nothing was done: bad flags or arguments, or flag values
      that do not fit together: a --pid in the caller's own user namespace
-     without --host, a --uidmap (or the map of --oci-config) that
+     without --host, an unprivileged caller's map (with --helper auto or
+     always) reaching ids it does not own, a --uidmap (or the map of --oci-config) that
      does not map uid 0 (or --ns-uid U), a --ns-uid U that the namespace of
      --pid does not map`,
 		Example: `  nscap set cap_net_raw+ep /usr/bin/ping
@@ -373,6 +378,9 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		}
 		so := fcaps.SetterOptions{Helper: opts.Helper}
 		if opts.Helper != fcaps.HelperNever {
+			if err := opts.Maps.checkRootless(); err != nil {
+				return fmt.Errorf("set: %w", err)
+			}
 			so.UIDMap, so.GIDMap, err = helperMaps(&opts.Maps)
 			if err != nil {
 				return fmt.Errorf("set: %w", err)
