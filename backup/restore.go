@@ -75,8 +75,17 @@ type RestoreOptions struct {
 	// to SourceUIDMap.
 	SourceUIDMap, SourceGIDMap userns.Map
 	// HostScope allows restoring a namespace-relative archive without a
-	// target map (see [ErrHostScope]).
+	// target map (see [ErrHostScope]), and restores the caps the backup
+	// kept host-scoped verbatim (as [ForeignCapsHost] does).
 	HostScope bool
+	// ForeignCaps is the policy for caps the target cannot hold as
+	// translated: those the backup kept host-scoped ([HostScopedComment])
+	// and those whose rootid the target maps do not cover. Fail (the
+	// default) restores the file without a host-scoped cap and fails the
+	// entry of a foreign one, both counted as failures; skip restores the
+	// file without the cap, host with the archive's value (host-scoped,
+	// honoured outside the container), each with a warning.
+	ForeignCaps ForeignCaps
 	// Overwrite is the policy for existing entries; default
 	// [OverwriteAlways].
 	Overwrite OverwritePolicy

@@ -231,6 +231,9 @@ type entryMeta struct {
 	// host-scoped cap without HostScope. warn is a notice about a value
 	// restored as asked but worth telling.
 	refused, warn error
+	// lacking is a cap of the archive that the restore does not write
+	// under [ForeignCapsFail] (Verify reports it missing from the tree).
+	lacking []byte
 }
 
 // rootEntry is the archive's "." member, applied to the destination
@@ -565,8 +568,9 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 	}
 	mt.mode = uint32(h.Mode) & 0o7777
 	var hostScoped bool
+	var foreign error
 	var skipped []string
-	if mt.xattrs, mt.caps, hostScoped, skipped, err = rs.m.entryXattrs(e); err != nil {
+	if mt.xattrs, mt.caps, hostScoped, foreign, skipped, err = rs.m.entryXattrs(e); err != nil {
 		return mt, err
 	}
 	if len(skipped) > 0 {
@@ -586,17 +590,50 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 			mt.mode = aclMode(x.value, mt.mode)
 		}
 	}
-	if hostScoped {
-		if rs.opts.HostScope {
-			mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (the backup kept it host-scoped)", XattrCaps, capsText(mt.caps))
-		} else {
-			mt.refused = fmt.Errorf("xattr %s: %s: %w", XattrCaps, capsText(mt.caps), ErrHostScopedCaps)
-			mt.caps = nil
-		}
+	if err := rs.foreignCaps(&mt, hostScoped, foreign); err != nil {
+		return mt, err
 	}
 	mt.times = timespecs(h.AccessTime, h.ModTime)
 	mt.sparse = rs.opts.Sparse || isSparseMember(h)
 	return mt, nil
+}
+
+// foreignCaps applies [RestoreOptions.ForeignCaps] to caps the target
+// cannot hold as translated: caps the backup kept host-scoped, and caps
+// whose rootid the target maps do not cover (foreign, their error). Under
+// skip the file is restored without them, under host with the archive's
+// value (host-scoped), each with a warning; under fail a host-scoped cap
+// is left out and the entry counted as failed, and a foreign cap fails
+// the entry (the error returned). mt.lacking records a cap not written.
+func (rs *restorer) foreignCaps(mt *entryMeta, hostScoped bool, foreign error) error {
+	if !hostScoped && foreign == nil {
+		return nil
+	}
+	policy := rs.opts.ForeignCaps
+	if hostScoped && rs.opts.HostScope && policy == ForeignCapsFail {
+		policy = ForeignCapsHost // --host-scope: written verbatim
+	}
+	text := capsText(mt.caps)
+	why := "the backup kept it host-scoped"
+	if foreign != nil {
+		why = foreign.Error()
+	}
+	switch policy {
+	case ForeignCapsHost:
+		mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (%s)", XattrCaps, text, why)
+		return nil
+	case ForeignCapsSkip:
+		mt.warn = fmt.Errorf("xattr %s: capability %s not restored (--foreign-caps skip; %s)", XattrCaps, text, why)
+		mt.caps = nil
+		return nil
+	}
+	mt.lacking = mt.caps
+	mt.caps = nil
+	if foreign != nil {
+		return fmt.Errorf("xattr %s: %w", XattrCaps, foreign)
+	}
+	mt.refused = fmt.Errorf("xattr %s: %s: %w", XattrCaps, text, ErrHostScopedCaps)
+	return nil
 }
 
 // entry restores one member (in the reading goroutine).

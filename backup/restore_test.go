@@ -921,8 +921,10 @@ func TestParseComment(t *testing.T) {
 }
 
 // TestRestoreHostScopedCaps: a member the backup marked host-scoped
-// (ForeignCapsHost) is restored without its caps and reported, unless
-// HostScope allows it verbatim (with a warning).
+// (ForeignCapsHost) is restored without its caps and reported under
+// ForeignCapsFail, and Verify then reports the cap the tree lacks; skip
+// drops it with a warning (Verify under skip is clean); host, or
+// HostScope, writes it verbatim with a warning.
 func TestRestoreHostScopedCaps(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "getcap")
@@ -933,39 +935,53 @@ func TestRestoreHostScopedCaps(t *testing.T) {
 		})
 	}
 	m := rtMap(t, "0:200000:65536")
-	for _, hostScope := range []bool{false, true} {
-		t.Run(fmt.Sprint("HostScope=", hostScope), func(t *testing.T) {
+	const nscapCaps, hostCaps = "nscap cap_net_raw=ep [rootid=200000]", "hostcap cap_net_raw=ep [rootid=300000]"
+	for _, tc := range []struct {
+		name        string
+		hostScope   bool
+		policy      ForeignCaps
+		wantCaps    []string
+		errs, warns int
+		verifyDiffs []string
+	}{
+		{
+			name: "fail", policy: ForeignCapsFail, wantCaps: []string{nscapCaps}, errs: 1,
+			verifyDiffs: []string{"hostcap: caps: want cap_net_raw=ep [rootid=300000] (host-scoped in the archive, not restored: --foreign-caps host writes it, skip accepts its absence), got none"},
+		},
+		{name: "skip", policy: ForeignCapsSkip, wantCaps: []string{nscapCaps}, warns: 1},
+		{name: "host", policy: ForeignCapsHost, wantCaps: []string{hostCaps, nscapCaps}, warns: 1},
+		{name: "HostScope", hostScope: true, wantCaps: []string{hostCaps, nscapCaps}, warns: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dest := testutil.TempDir(t)
 			var errs, warns []string
 			o := RestoreOptions{
-				UIDMap: m, HostScope: hostScope, Error: collect(&errs),
+				UIDMap: m, HostScope: tc.hostScope, ForeignCaps: tc.policy, Error: collect(&errs),
 				Warn: collectWarn(&warns),
 			}
 			sum, err := Restore(context.Background(), bytes.NewReader(arch()), dest, o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantCaps := []string{"nscap cap_net_raw=ep [rootid=200000]"}
-			wantErrs, wantWarns := 1, 0
-			if hostScope {
-				wantCaps = []string{"hostcap cap_net_raw=ep [rootid=300000]", wantCaps[0]}
-				wantErrs, wantWarns = 0, 1
-			}
-			if diff := cmp.Diff(wantCaps, getcapN(t, dest)); diff != "" {
+			if diff := cmp.Diff(tc.wantCaps, getcapN(t, dest)); diff != "" {
 				t.Errorf("getcap (-want +got):\n%s", diff)
 			}
-			if len(errs) != wantErrs || len(warns) != wantWarns || sum.Failures != int64(wantErrs) || sum.Warnings != int64(wantWarns) {
+			if len(errs) != tc.errs || len(warns) != tc.warns || sum.Failures != int64(tc.errs) || sum.Warnings != int64(tc.warns) {
 				t.Errorf("errors %q warnings %q summary %+v", errs, warns, sum)
 			}
-			if !hostScope && len(errs) == 1 && !strings.Contains(errs[0], "host-scoped capability not restored") {
+			if tc.errs == 1 && len(errs) == 1 && !strings.Contains(errs[0], "host-scoped capability not restored") {
 				t.Errorf("error %q does not say why", errs[0])
 			}
 			if _, err := os.Stat(filepath.Join(dest, "hostcap")); err != nil {
 				t.Errorf("the file itself is restored: %v", err)
 			}
-			diffs, err := Verify(context.Background(), bytes.NewReader(arch()), dest, VerifyOptions{UIDMap: m, HostScope: hostScope})
-			if err != nil || len(diffs) != 0 {
-				t.Errorf("Verify = %v %v", diffs, err)
+			diffs, err := Verify(context.Background(), bytes.NewReader(arch()), dest, VerifyOptions{UIDMap: m, HostScope: tc.hostScope, ForeignCaps: tc.policy})
+			var got []string
+			for _, d := range diffs {
+				got = append(got, strings.TrimPrefix(d.String(), dest+"/"))
+			}
+			if err != nil || !cmp.Equal(got, tc.verifyDiffs) {
+				t.Errorf("Verify = %q, %v; want %q", got, err, tc.verifyDiffs)
 			}
 		})
 	}

@@ -140,8 +140,11 @@ func isHostScoped(e *archiveEntry) bool {
 
 // entryXattrs returns the translated xattrs of e, caps apart. hostScoped
 // reports caps kept verbatim because the entry carries the
-// [HostScopedComment].
-func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []byte, hostScoped bool, skipped []string, err error) {
+// [HostScopedComment]. foreign is the error (matching [ErrForeignCaps])
+// of caps whose rootid the target maps do not cover; caps is then the
+// archive's value as stored (validated), for the caller's policy
+// ([RestoreOptions.ForeignCaps]).
+func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []byte, hostScoped bool, foreign error, skipped []string, err error) {
 	hostScoped = isHostScoped(e)
 	for _, n := range e.xattrNames() {
 		if !m.keepXattr(n) {
@@ -149,8 +152,14 @@ func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []b
 			continue
 		}
 		v, err := m.xattr(n, e.Xattrs[n], hostScoped)
+		if n == XattrCaps && errors.Is(err, ErrForeignCaps) {
+			if v, verr := CapsFromArchive(e.Xattrs[n], userns.Map{}); verr == nil {
+				caps, foreign = v, err
+				continue
+			}
+		}
 		if err != nil {
-			return nil, nil, false, nil, fmt.Errorf("xattr %s: %w", n, err)
+			return nil, nil, false, nil, nil, fmt.Errorf("xattr %s: %w", n, err)
 		}
 		if n == XattrCaps {
 			caps = v
@@ -158,7 +167,7 @@ func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []b
 		}
 		xattrs = append(xattrs, xattrKV{n, v})
 	}
-	return xattrs, caps, hostScoped && caps != nil, skipped, nil
+	return xattrs, caps, hostScoped && caps != nil, foreign, skipped, nil
 }
 
 type xattrKV struct {

@@ -27,6 +27,9 @@ type targetMapFlags struct {
 	SourceUIDMap string // --source-uidmap
 	SourceGIDMap string // --source-gidmap
 	HostScope    bool   // --host-scope
+	ForeignCaps  backup.ForeignCaps
+
+	foreign string // --foreign-caps
 
 	srcUIDMaps, srcGIDMaps []string
 	srcUID, srcGID         userns.Map // parsed by validateMaps
@@ -40,6 +43,7 @@ func (m *targetMapFlags) register(fl *pflag.FlagSet) {
 		"read the target maps from the OCI runtime config `FILE`")
 	fl.StringArrayVar(&m.srcUIDMaps, "source-uidmap", nil, "uid map of the container an archive of raw host ids was made from (`MAP`)")
 	fl.StringArrayVar(&m.srcGIDMaps, "source-gidmap", nil, "gid map of that container (`MAP`; default: the source uid map)")
+	fl.StringVar(&m.foreign, "foreign-caps", "fail", "caps the target cannot hold (host-scoped in the archive, or a rootid outside the target map): fail, skip or host")
 	fl.BoolVar(&m.HostScope, "host-scope", false, "allow host-scoped caps: a namespace-relative archive without target maps (its caps become host-scoped), and caps the archive kept host-scoped, written verbatim")
 }
 
@@ -48,6 +52,11 @@ func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper string) error {
 	if err := m.validateMaps(fl); err != nil {
 		return err
 	}
+	p, err := backup.ParseForeignCaps(m.foreign)
+	if err != nil {
+		return flagErrorf("--foreign-caps: %w", err)
+	}
+	m.ForeignCaps = p
 	switch helper {
 	case "auto", "never", "always":
 	default:
@@ -153,7 +162,7 @@ func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command 
 	opts := &restoreOptions{IO: f.IO}
 	var overwrite string
 	cmd := &cobra.Command{
-		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
+		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
 		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
 		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip or
 zstd, detected from the bytes; - for stdin) under the directory DEST. A
@@ -218,8 +227,19 @@ others. --helper auto (the default) uses the helper when target maps are
 given and the caller lacks CAP_CHOWN or CAP_SETFCAP; always uses it (it needs
 target maps); never restores directly.
 
-With --json, errors and the summary are JSON Lines on stdout with a
-"message_type" of "error" or "summary".
+CAPS THE TARGET CANNOT HOLD
+A cap the backup kept host-scoped (backup --foreign-caps host), or one whose
+rootid the target maps do not cover, is handled by --foreign-caps, as backup
+handles caps outside its map: fail (the default: the file is restored
+without a host-scoped cap, an entry with a foreign cap is not restored, and
+either is an error naming the file), skip (the file is restored without the
+cap, with a warning) or host (the cap is written as the archive holds it,
+host-scoped: honoured outside the container; with a warning). --host-scope
+also writes the host-scoped caps verbatim. verify takes the same flag: under
+fail it reports a cap of the archive that the tree lacks.
+
+With --json, warnings, errors and the summary are JSON Lines on stdout with
+a "message_type" of "warning", "error" or "summary".
 
 ` + exitStatusCommon,
 		Example: `  nscap restore --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs
@@ -257,7 +277,7 @@ With --json, errors and the summary are JSON Lines on stdout with a
 
 // restoreJSON is one JSON Lines record of restore.
 type restoreJSON struct {
-	MessageType string                 `json:"message_type"` // "error", "summary"
+	MessageType string                 `json:"message_type"` // "warning", "error", "summary"
 	Path        string                 `json:"path,omitempty"`
 	Message     string                 `json:"message,omitempty"`
 	Summary     *backup.RestoreSummary `json:"summary,omitempty"`
@@ -278,7 +298,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	eperm := 0
 	ro := backup.RestoreOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
+		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
 		Error: func(p string, err error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -290,6 +310,17 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 			}
 			printPathError(opts.IO.ErrOut, "restore", p, err)
 			return nil
+		},
+		Warn: func(p string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if opts.JSON {
+				_ = writeJSON(opts.IO.Out, restoreJSON{MessageType: "warning", Path: p, Message: reason(err, p)})
+				return
+			}
+			if !opts.Quiet {
+				fmt.Fprintf(opts.IO.ErrOut, "nscap: warning: restore %s: %s\n", p, reason(err, p))
+			}
 		},
 	}
 	var sum backup.RestoreSummary
