@@ -86,6 +86,10 @@ type RestoreOptions struct {
 	// file without the cap, host with the archive's value (host-scoped,
 	// honoured outside the container), each with a warning.
 	ForeignCaps ForeignCaps
+	// shownUIDMap and shownGIDMap are the target maps as the caller of a
+	// rootless restore gave them, for messages (the helper's maps are
+	// its own view); zero: UIDMap and GIDMap.
+	shownUIDMap, shownGIDMap userns.Map
 	// Overwrite is the policy for existing entries; default
 	// [OverwriteAlways].
 	Overwrite OverwritePolicy

@@ -82,6 +82,10 @@ type helperReq struct {
 	Sparse       bool            `json:"sparse,omitempty"`
 	XattrsInc    []string        `json:"xattrs_include,omitempty"`
 	ForeignCaps  ForeignCaps     `json:"foreign_caps,omitempty"`
+	// ShownUIDMap and ShownGIDMap are the target maps as the caller gave
+	// them (host ids), for messages: UIDMap is the helper's view.
+	ShownUIDMap string `json:"shown_uid_map,omitempty"`
+	ShownGIDMap string `json:"shown_gid_map,omitempty"`
 	// StateFD is the caller's state directory (see
 	// [RestoreOptions.StateDir]), checked like dest; 0 when the caller
 	// has none (a verify only).
@@ -303,6 +307,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 	req := helperReq{
 		DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
 		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse, XattrsInc: tune.xattrsInclude, ForeignCaps: tune.foreignCaps,
+		ShownUIDMap: uidMap.String(), ShownGIDMap: gidMap.String(),
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(afd, &st); err != nil {
@@ -601,8 +606,8 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 		stateDir = "/proc/self/fd/" + strconv.Itoa(req.StateFD)
 	}
 
-	var maps [4]userns.Map
-	for i, s := range []string{req.UIDMap, req.GIDMap, req.SourceUIDMap, req.SourceGIDMap} {
+	var maps [6]userns.Map
+	for i, s := range []string{req.UIDMap, req.GIDMap, req.SourceUIDMap, req.SourceGIDMap, req.ShownUIDMap, req.ShownGIDMap} {
 		if err := maps[i].UnmarshalText([]byte(s)); err != nil {
 			return nil, err
 		}
@@ -622,6 +627,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 		vo := VerifyOptions{
 			UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 			XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
+			shownUIDMap: maps[4], shownGIDMap: maps[5],
 			Difference: func(d Difference) error {
 				d.Path = rw.path(d.Path)
 				emit(helperEvent{Type: "diff", Diff: &d})
@@ -637,6 +643,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
+		shownUIDMap: maps[4], shownGIDMap: maps[5],
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

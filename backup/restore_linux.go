@@ -102,6 +102,9 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
+	if err := m.checkFirst(ar); err != nil {
+		return RestoreSummary{}, err
+	}
 	// The state directory first: a restore that cannot keep its state
 	// does not start (nor create dest).
 	sdir, sdirPath, err := stateDirFor(opts.StateDir, true)
@@ -538,7 +541,7 @@ func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
 			return err
 		}
 		if err := rs.entry(e, pc); err != nil {
-			if isArchiveError(err) {
+			if isArchiveError(err) || errors.Is(err, ErrRawArchive) {
 				return err
 			}
 			rs.fail(e.Name, err)
@@ -564,6 +567,9 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 	var mt entryMeta
 	var err error
 	if mt.uid, mt.gid, err = rs.m.owner(h.Uid, h.Gid); err != nil {
+		if rerr := rs.m.rawOwner(h.Name, h.Uid, h.Gid, false); rerr != nil {
+			return mt, rerr
+		}
 		return mt, err
 	}
 	mt.mode = uint32(h.Mode) & 0o7777

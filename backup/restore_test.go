@@ -1395,22 +1395,52 @@ func TestBufPool(t *testing.T) {
 
 // TestRestoreRawArchiveHint: an archive that records no source map,
 // restored with target maps only, whose ids are not container ids (host
-// ids, as tar run on the host stores them), fails per entry with
-// ErrUnmapped and an error saying to give the source map.
+// ids, as tar run on the host stores them), stops at its first member
+// with one *RawArchiveError that shows the fix (--source-uidmap with the
+// member's owner as the container's root), before DEST is created; a later
+// member outside the maps stops it there, with no error per entry. Verify
+// stops the same way.
 func TestRestoreRawArchiveHint(t *testing.T) {
 	testutil.RequireRoot(t)
-	a := makeArchive(t, "", []member{{name: "f", uid: 100000, gid: 100000, data: "x"}})
-	dest := testutil.TempDir(t)
+	target := rtMap(t, "0:200000:65536")
+	members := []member{{name: "f", uid: 100000, gid: 100000, data: "x"}}
+	for i := range 50 {
+		members = append(members, member{name: fmt.Sprintf("g%d", i), uid: 100000 + i, gid: 100000, data: "y"})
+	}
+	a := makeArchive(t, "", members)
+	dest := filepath.Join(testutil.TempDir(t), "new")
 	var got []error
 	var mu sync.Mutex
-	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{
-		UIDMap: rtMap(t, "0:200000:65536"),
-		Error:  func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil },
-	})
-	if err != nil || len(got) != 1 || !errors.Is(got[0], ErrUnmapped) || !strings.Contains(got[0].Error(), "--source-uidmap") {
-		t.Fatalf("Restore = %v, entry errors %v; want one ErrUnmapped naming --source-uidmap", err, got)
+	errFn := func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil }
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Error: errFn})
+	want := "the archive holds host ids, not container ids: its first member f is owned by 100000:100000, outside the target map 0:200000:65536, " +
+		"and the archive records no source map (tar run on the host makes such archives); give the map of the container it was made from, " +
+		"e.g. --source-uidmap 0:100000:65536 when 100000 is that container's root"
+	var re *RawArchiveError
+	if !errors.As(err, &re) || !errors.Is(err, ErrUnmapped) || err.Error() != want || len(got) != 0 {
+		t.Fatalf("Restore = %v, entry errors %v; want one *RawArchiveError %q", err, got, want)
 	}
-	if _, err := os.Lstat(filepath.Join(dest, "f")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("f was restored: %v", err)
+	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dest was created: %v", err)
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(a), testutil.TempDir(t), VerifyOptions{UIDMap: target}); err == nil || err.Error() != want {
+		t.Errorf("Verify = %v, want %q", err, want)
+	}
+
+	// The first member maps (a root-owned top directory), the next does not.
+	a = makeArchive(t, "", append([]member{{name: "ok", uid: 0, gid: 0, data: "z"}}, members...))
+	dest = testutil.TempDir(t)
+	_, err = Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Error: errFn})
+	if !errors.As(err, &re) || re.First || re.Name != "f" || len(got) != 0 || !strings.Contains(err.Error(), "its member f is owned by 100000:100000") {
+		t.Fatalf("Restore = %v, entry errors %v; want one *RawArchiveError for f", err, got)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "g1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("g1 was restored: %v", err)
+	}
+
+	// With the source map it restores.
+	_, err = Restore(context.Background(), bytes.NewReader(a), testutil.TempDir(t), RestoreOptions{UIDMap: target, SourceUIDMap: rtMap(t, "0:0:1,1:100000:65536"), Error: errFn})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Restore with --source-uidmap = %v, entry errors %v", err, got)
 	}
 }

@@ -62,6 +62,8 @@ type VerifyOptions struct {
 	// ([RestoreOptions.ForeignCaps]). Under fail, a cap of the archive
 	// that the restore could not write is reported missing from the tree.
 	ForeignCaps ForeignCaps
+	// shownUIDMap and shownGIDMap: see RestoreOptions.
+	shownUIDMap, shownGIDMap userns.Map
 	// XattrsInclude is the xattr policy of the restore checked (see
 	// [RestoreOptions.XattrsInclude]): the xattrs it leaves out are not
 	// compared, in the archive or in the tree.
@@ -80,7 +82,7 @@ func (o *VerifyOptions) restoreOptions() *RestoreOptions {
 	ro := &RestoreOptions{
 		UIDMap: o.UIDMap, GIDMap: o.GIDMap, SourceUIDMap: o.SourceUIDMap,
 		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope, XattrsInclude: o.XattrsInclude,
-		ForeignCaps: o.ForeignCaps,
+		ForeignCaps: o.ForeignCaps, shownUIDMap: o.shownUIDMap, shownGIDMap: o.shownGIDMap,
 	}
 	ro.applyDefaults()
 	return ro

@@ -38,6 +38,9 @@ func Verify(ctx context.Context, r io.Reader, dest string, opts VerifyOptions) (
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkFirst(ar); err != nil {
+		return nil, err
+	}
 	d, err := openDest(dest, false)
 	if err != nil {
 		return nil, err
@@ -133,6 +136,9 @@ func (v *verifier) entry(e *archiveEntry, ar *archiveReader) error {
 	disp := v.d.display(e.Name)
 	h := e.Header
 	mt, err := v.rs.meta(e)
+	if errors.Is(err, ErrRawArchive) {
+		return err
+	}
 	if err != nil {
 		return v.report(Difference{Path: disp, Kind: DiffError, Want: "restorable entry", Got: err.Error()})
 	}

@@ -178,7 +178,10 @@ archive's container view to the target container given by --uidmap/--gidmap,
 --pid or --oci-config: a revision-2 cap (the container root) gets the rootid
 of the target root, a revision-3 cap with rootid R the target's host id of
 R. An archive of raw host ids (tar run on the host) is first brought into
-its source container with --source-uidmap. An archive that records source
+its source container with --source-uidmap; without it, the first member
+whose owner the target maps do not cover stops the restore (and verify)
+with one message that shows the fix (when it is the archive's first member,
+before DEST is created). An archive that records source
 maps is refused without a target map unless --host-scope is given.
 
 Into an empty DEST the tree is built in a hidden staging directory inside
