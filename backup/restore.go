@@ -7,6 +7,13 @@ import (
 	"github.com/nscap/nscap/userns"
 )
 
+// ErrDirectNotEmpty is returned by [Restore] with [RestoreOptions.Direct]
+// into a destination that holds files (other than the output of a killed
+// direct restore into it, which it completes): files created under their
+// final names would be mixed with what is there, and a killed restore
+// would leave partial files among them. Nothing is written.
+var ErrDirectNotEmpty = errors.New("the destination holds files: --direct restores only into an empty directory (without it, each file is written on an unnamed inode and linked in)")
+
 // ErrHostScope is returned by [Restore] for an archive that records the
 // source maps it was made with (its owners and caps are container-relative)
 // when no target map is given: restoring it as is would turn

@@ -311,6 +311,8 @@ func (rs *restorer) begin(sdir int, sdirPath string) (err error) {
 		return err
 	}
 	switch {
+	case !empty && rs.opts.Direct && !(st.resumed && st.direct):
+		return fmt.Errorf("%s: %w", rs.d.display("."), ErrDirectNotEmpty)
 	case !empty:
 	case !st.resumed && rs.opts.Direct:
 		if err := st.record("direct"); err != nil {

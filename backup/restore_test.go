@@ -1444,3 +1444,29 @@ func TestRestoreRawArchiveHint(t *testing.T) {
 		t.Errorf("Restore with --source-uidmap = %v, entry errors %v", err, got)
 	}
 }
+
+// TestRestoreDirectNotEmpty: Direct into a destination that holds files is
+// refused with ErrDirectNotEmpty and nothing is written; into an empty
+// one it restores.
+func TestRestoreDirectNotEmpty(t *testing.T) {
+	a := makeArchive(t, "", []member{{name: "f", uid: os.Getuid(), gid: os.Getgid(), data: "x"}})
+	dest := testutil.TempDir(t)
+	if err := os.WriteFile(filepath.Join(dest, "keep"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := testutil.TempDir(t)
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Direct: true, StateDir: state})
+	if !errors.Is(err, ErrDirectNotEmpty) {
+		t.Fatalf("Restore(Direct) into a non-empty dest = %v, want ErrDirectNotEmpty", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "f")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("f was restored: %v", err)
+	}
+	empty := testutil.TempDir(t)
+	if _, err := Restore(context.Background(), bytes.NewReader(a), empty, RestoreOptions{Direct: true, StateDir: state}); err != nil {
+		t.Fatalf("Restore(Direct) into an empty dest = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(empty, "f")); err != nil {
+		t.Error(err)
+	}
+}

@@ -110,6 +110,9 @@ EXIT STATUS
 			if opts.Output == "" {
 				return flagErrorf("missing -o FILE (or -o - for stdout)")
 			}
+			if opts.Workers < 0 {
+				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
+			}
 			opts.Compression = backup.CompressionFor(opts.Output)
 			if ext := unsupportedSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
 				return flagErrorf("-o %s: nscap does not write %s; name it .tar, .tar.gz or .tar.zst, or give --compress to choose", opts.Output, ext)

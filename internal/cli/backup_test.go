@@ -35,6 +35,7 @@ func TestNewBackupCmd(t *testing.T) {
 		{argv: "--oci-config c.json --foreign-caps host --workers 3 -o a r", want: backupOptions{Root: "r", Output: "a", Maps: mapFlags{OCIConfig: "c.json"}, ForeignCaps: backup.ForeignCapsHost, Workers: 3}},
 		{argv: "--json -o a r", want: backupOptions{Root: "r", Output: "a", JSON: true}},
 		{argv: "r", wantErr: "missing -o FILE (or -o - for stdout)"},
+		{argv: "--workers -1 -o a r", wantErr: "--workers -1: want 0 (automatic) or a positive number"},
 		{argv: "-o a", wantErr: "missing ROOTFS"},
 		{argv: "-o a r s", wantErr: `too many arguments: ["s"]`},
 		{argv: "--pid 1 --uidmap 0:1:1 -o a r", wantErr: "--uidmap, --pid and --oci-config exclude each other"},

@@ -190,7 +190,9 @@ DEST that holds files, each file is written on an unnamed inode and linked
 in. Either way a restore that is killed never leaves a partial file under a
 final name, and running it again cleans up and completes it. --direct gives
 that up (files are created under their final names in an empty DEST) and
-saves only the final renames. What a restore needs to clean up after itself
+saves only the final renames; it is refused (exit 2, nothing written) when
+DEST holds files, unless it completes a --direct restore that was killed.
+What a restore needs to clean up after itself
 is kept outside DEST, where a container writing in DEST cannot forge it:
 in /var/lib/nscap/restore for root, otherwise in
 $XDG_STATE_HOME/nscap/restore or ~/.local/state/nscap/restore. A restore
@@ -254,6 +256,9 @@ a "message_type" of "warning", "error" or "summary".
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
 			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
+			}
+			if opts.Workers < 0 {
+				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
 			}
 			switch p := backup.OverwritePolicy(overwrite); p {
 			case backup.OverwriteAlways, backup.OverwriteIfChanged, backup.OverwriteNever:
@@ -331,6 +336,10 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 		sum, err = backup.RestoreRootless(ctx, r, opts.Dest, ro, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
 	} else {
 		sum, err = backup.Restore(ctx, r, opts.Dest, ro)
+	}
+	if errors.Is(err, backup.ErrDirectNotEmpty) {
+		// Flags that do not fit DEST: nothing was written.
+		return &FlagError{Err: fmt.Errorf("restore %s: %w", opts.Archive, err)}
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", opts.Archive, err)

@@ -57,6 +57,8 @@ func TestNewRestoreCmd(t *testing.T) {
 		{argv: "--uidmap 0:1 a d", wantErr: "--uidmap 0:1: "},
 		{argv: "--source-gidmap 0:1:1 a d", wantErr: "--source-gidmap needs --source-uidmap"},
 		{argv: "--source-uidmap 0:1 a d", wantErr: "--source-uidmap 0:1: "},
+		{argv: "--workers -1 a d", wantErr: "--workers -1: want 0 (automatic) or a positive number"},
+		{argv: "--foreign-caps keep a d", wantErr: `--foreign-caps: foreign caps policy "keep": want fail, skip or host`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
