@@ -67,6 +67,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newUsernsCmd(f, nil),
 		newRestoreCmd(f, nil),
 		newVerifyCmd(f, nil),
+		newListCmd(f, nil),
 	)
 	return root
 }
