@@ -7,6 +7,13 @@ import (
 	"github.com/nscap/nscap/userns"
 )
 
+// ErrDirectNotEmpty is returned by [Restore] with [RestoreOptions.Direct]
+// into a destination that holds files (other than the output of a killed
+// direct restore into it, which it completes): files created under their
+// final names would be mixed with what is there, and a killed restore
+// would leave partial files among them. Nothing is written.
+var ErrDirectNotEmpty = errors.New("the destination holds files: --direct restores only into an empty directory (without it, each file is written on an unnamed inode and linked in)")
+
 // ErrHostScope is returned by [Restore] for an archive that records the
 // source maps it was made with (its owners and caps are container-relative)
 // when no target map is given: restoring it as is would turn
@@ -75,8 +82,21 @@ type RestoreOptions struct {
 	// to SourceUIDMap.
 	SourceUIDMap, SourceGIDMap userns.Map
 	// HostScope allows restoring a namespace-relative archive without a
-	// target map (see [ErrHostScope]).
+	// target map (see [ErrHostScope]), and restores the caps the backup
+	// kept host-scoped verbatim (as [ForeignCapsHost] does).
 	HostScope bool
+	// ForeignCaps is the policy for caps the target cannot hold as
+	// translated: those the backup kept host-scoped ([HostScopedComment])
+	// and those whose rootid the target maps do not cover. Fail (the
+	// default) restores the file without a host-scoped cap and fails the
+	// entry of a foreign one, both counted as failures; skip restores the
+	// file without the cap, host with the archive's value (host-scoped,
+	// honoured outside the container), each with a warning.
+	ForeignCaps ForeignCaps
+	// shownUIDMap and shownGIDMap are the target maps as the caller of a
+	// rootless restore gave them, for messages (the helper's maps are
+	// its own view); zero: UIDMap and GIDMap.
+	shownUIDMap, shownGIDMap userns.Map
 	// Overwrite is the policy for existing entries; default
 	// [OverwriteAlways].
 	Overwrite OverwritePolicy

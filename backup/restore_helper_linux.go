@@ -81,6 +81,11 @@ type helperReq struct {
 	Workers      int             `json:"workers,omitempty"`
 	Sparse       bool            `json:"sparse,omitempty"`
 	XattrsInc    []string        `json:"xattrs_include,omitempty"`
+	ForeignCaps  ForeignCaps     `json:"foreign_caps,omitempty"`
+	// ShownUIDMap and ShownGIDMap are the target maps as the caller gave
+	// them (host ids), for messages: UIDMap is the helper's view.
+	ShownUIDMap string `json:"shown_uid_map,omitempty"`
+	ShownGIDMap string `json:"shown_gid_map,omitempty"`
 	// StateFD is the caller's state directory (see
 	// [RestoreOptions.StateDir]), checked like dest; 0 when the caller
 	// has none (a verify only).
@@ -160,7 +165,7 @@ func init() {
 func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts RestoreOptions, ro RootlessOptions) (RestoreSummary, error) {
 	opts.applyDefaults()
 	var sum RestoreSummary
-	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude, opts.StateDir}, ro,
+	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude, opts.StateDir, opts.ForeignCaps}, ro,
 		func(ev helperEvent) error {
 			switch ev.Type {
 			case "item":
@@ -192,7 +197,7 @@ func VerifyRootless(ctx context.Context, r io.Reader, dest string, opts VerifyOp
 	}
 	var diffs []Difference
 	var resp helperVerifyResp
-	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{xattrsInclude: opts.XattrsInclude, stateDir: opts.StateDir}, ro,
+	err := runHelper(ctx, helperOpVerify, r, dest, opts.UIDMap, gid, opts.SourceUIDMap, sgid, helperTuning{xattrsInclude: opts.XattrsInclude, stateDir: opts.StateDir, foreignCaps: opts.ForeignCaps}, ro,
 		func(ev helperEvent) error {
 			if ev.Type != "diff" || ev.Diff == nil {
 				return nil
@@ -214,6 +219,7 @@ type helperTuning struct {
 	sparse        bool
 	xattrsInclude []string
 	stateDir      string // RestoreOptions.StateDir
+	foreignCaps   ForeignCaps
 }
 
 // runHelper starts a helper with the target maps (plus the caller's own
@@ -300,7 +306,8 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 
 	req := helperReq{
 		DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
-		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse, XattrsInc: tune.xattrsInclude,
+		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse, XattrsInc: tune.xattrsInclude, ForeignCaps: tune.foreignCaps,
+		ShownUIDMap: uidMap.String(), ShownGIDMap: gidMap.String(),
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(afd, &st); err != nil {
@@ -599,8 +606,8 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 		stateDir = "/proc/self/fd/" + strconv.Itoa(req.StateFD)
 	}
 
-	var maps [4]userns.Map
-	for i, s := range []string{req.UIDMap, req.GIDMap, req.SourceUIDMap, req.SourceGIDMap} {
+	var maps [6]userns.Map
+	for i, s := range []string{req.UIDMap, req.GIDMap, req.SourceUIDMap, req.SourceGIDMap, req.ShownUIDMap, req.ShownGIDMap} {
 		if err := maps[i].UnmarshalText([]byte(s)); err != nil {
 			return nil, err
 		}
@@ -619,7 +626,8 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	if verify {
 		vo := VerifyOptions{
 			UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
-			XattrsInclude: req.XattrsInc, StateDir: stateDir,
+			XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
+			shownUIDMap: maps[4], shownGIDMap: maps[5],
 			Difference: func(d Difference) error {
 				d.Path = rw.path(d.Path)
 				emit(helperEvent{Type: "diff", Diff: &d})
@@ -634,7 +642,8 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	}
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
-		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir,
+		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
+		shownUIDMap: maps[4], shownGIDMap: maps[5],
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

@@ -102,6 +102,9 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
+	if err := m.checkFirst(ar); err != nil {
+		return RestoreSummary{}, err
+	}
 	// The state directory first: a restore that cannot keep its state
 	// does not start (nor create dest).
 	sdir, sdirPath, err := stateDirFor(opts.StateDir, "restore", true)
@@ -231,6 +234,9 @@ type entryMeta struct {
 	// host-scoped cap without HostScope. warn is a notice about a value
 	// restored as asked but worth telling.
 	refused, warn error
+	// lacking is a cap of the archive that the restore does not write
+	// under [ForeignCapsFail] (Verify reports it missing from the tree).
+	lacking []byte
 }
 
 // rootEntry is the archive's "." member, applied to the destination
@@ -305,6 +311,8 @@ func (rs *restorer) begin(sdir int, sdirPath string) (err error) {
 		return err
 	}
 	switch {
+	case !empty && rs.opts.Direct && !(st.resumed && st.direct):
+		return fmt.Errorf("%s: %w", rs.d.display("."), ErrDirectNotEmpty)
 	case !empty:
 	case !st.resumed && rs.opts.Direct:
 		if err := st.record("direct"); err != nil {
@@ -535,7 +543,7 @@ func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
 			return err
 		}
 		if err := rs.entry(e, pc); err != nil {
-			if isArchiveError(err) {
+			if isArchiveError(err) || errors.Is(err, ErrRawArchive) {
 				return err
 			}
 			rs.fail(e.Name, err)
@@ -561,12 +569,16 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 	var mt entryMeta
 	var err error
 	if mt.uid, mt.gid, err = rs.m.owner(h.Uid, h.Gid); err != nil {
+		if rerr := rs.m.rawOwner(h.Name, h.Uid, h.Gid, false); rerr != nil {
+			return mt, rerr
+		}
 		return mt, err
 	}
 	mt.mode = uint32(h.Mode) & 0o7777
 	var hostScoped bool
+	var foreign error
 	var skipped []string
-	if mt.xattrs, mt.caps, hostScoped, skipped, err = rs.m.entryXattrs(e); err != nil {
+	if mt.xattrs, mt.caps, hostScoped, foreign, skipped, err = rs.m.entryXattrs(e); err != nil {
 		return mt, err
 	}
 	if len(skipped) > 0 {
@@ -586,17 +598,50 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 			mt.mode = aclMode(x.value, mt.mode)
 		}
 	}
-	if hostScoped {
-		if rs.opts.HostScope {
-			mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (the backup kept it host-scoped)", XattrCaps, capsText(mt.caps))
-		} else {
-			mt.refused = fmt.Errorf("xattr %s: %s: %w", XattrCaps, capsText(mt.caps), ErrHostScopedCaps)
-			mt.caps = nil
-		}
+	if err := rs.foreignCaps(&mt, hostScoped, foreign); err != nil {
+		return mt, err
 	}
 	mt.times = timespecs(h.AccessTime, h.ModTime)
 	mt.sparse = rs.opts.Sparse || isSparseMember(h)
 	return mt, nil
+}
+
+// foreignCaps applies [RestoreOptions.ForeignCaps] to caps the target
+// cannot hold as translated: caps the backup kept host-scoped, and caps
+// whose rootid the target maps do not cover (foreign, their error). Under
+// skip the file is restored without them, under host with the archive's
+// value (host-scoped), each with a warning; under fail a host-scoped cap
+// is left out and the entry counted as failed, and a foreign cap fails
+// the entry (the error returned). mt.lacking records a cap not written.
+func (rs *restorer) foreignCaps(mt *entryMeta, hostScoped bool, foreign error) error {
+	if !hostScoped && foreign == nil {
+		return nil
+	}
+	policy := rs.opts.ForeignCaps
+	if hostScoped && rs.opts.HostScope && policy == ForeignCapsFail {
+		policy = ForeignCapsHost // --host-scope: written verbatim
+	}
+	text := capsText(mt.caps)
+	why := "the backup kept it host-scoped"
+	if foreign != nil {
+		why = foreign.Error()
+	}
+	switch policy {
+	case ForeignCapsHost:
+		mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (%s)", XattrCaps, text, why)
+		return nil
+	case ForeignCapsSkip:
+		mt.warn = fmt.Errorf("xattr %s: capability %s not restored (--foreign-caps skip; %s)", XattrCaps, text, why)
+		mt.caps = nil
+		return nil
+	}
+	mt.lacking = mt.caps
+	mt.caps = nil
+	if foreign != nil {
+		return fmt.Errorf("xattr %s: %w", XattrCaps, foreign)
+	}
+	mt.refused = fmt.Errorf("xattr %s: %s: %w", XattrCaps, text, ErrHostScopedCaps)
+	return nil
 }
 
 // entry restores one member (in the reading goroutine).

@@ -921,8 +921,10 @@ func TestParseComment(t *testing.T) {
 }
 
 // TestRestoreHostScopedCaps: a member the backup marked host-scoped
-// (ForeignCapsHost) is restored without its caps and reported, unless
-// HostScope allows it verbatim (with a warning).
+// (ForeignCapsHost) is restored without its caps and reported under
+// ForeignCapsFail, and Verify then reports the cap the tree lacks; skip
+// drops it with a warning (Verify under skip is clean); host, or
+// HostScope, writes it verbatim with a warning.
 func TestRestoreHostScopedCaps(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "getcap")
@@ -933,39 +935,53 @@ func TestRestoreHostScopedCaps(t *testing.T) {
 		})
 	}
 	m := rtMap(t, "0:200000:65536")
-	for _, hostScope := range []bool{false, true} {
-		t.Run(fmt.Sprint("HostScope=", hostScope), func(t *testing.T) {
+	const nscapCaps, hostCaps = "nscap cap_net_raw=ep [rootid=200000]", "hostcap cap_net_raw=ep [rootid=300000]"
+	for _, tc := range []struct {
+		name        string
+		hostScope   bool
+		policy      ForeignCaps
+		wantCaps    []string
+		errs, warns int
+		verifyDiffs []string
+	}{
+		{
+			name: "fail", policy: ForeignCapsFail, wantCaps: []string{nscapCaps}, errs: 1,
+			verifyDiffs: []string{"hostcap: caps: want cap_net_raw=ep [rootid=300000] (host-scoped in the archive, not restored: --foreign-caps host writes it, skip accepts its absence), got none"},
+		},
+		{name: "skip", policy: ForeignCapsSkip, wantCaps: []string{nscapCaps}, warns: 1},
+		{name: "host", policy: ForeignCapsHost, wantCaps: []string{hostCaps, nscapCaps}, warns: 1},
+		{name: "HostScope", hostScope: true, wantCaps: []string{hostCaps, nscapCaps}, warns: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dest := testutil.TempDir(t)
 			var errs, warns []string
 			o := RestoreOptions{
-				UIDMap: m, HostScope: hostScope, Error: collect(&errs),
+				UIDMap: m, HostScope: tc.hostScope, ForeignCaps: tc.policy, Error: collect(&errs),
 				Warn: collectWarn(&warns),
 			}
 			sum, err := Restore(context.Background(), bytes.NewReader(arch()), dest, o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantCaps := []string{"nscap cap_net_raw=ep [rootid=200000]"}
-			wantErrs, wantWarns := 1, 0
-			if hostScope {
-				wantCaps = []string{"hostcap cap_net_raw=ep [rootid=300000]", wantCaps[0]}
-				wantErrs, wantWarns = 0, 1
-			}
-			if diff := cmp.Diff(wantCaps, getcapN(t, dest)); diff != "" {
+			if diff := cmp.Diff(tc.wantCaps, getcapN(t, dest)); diff != "" {
 				t.Errorf("getcap (-want +got):\n%s", diff)
 			}
-			if len(errs) != wantErrs || len(warns) != wantWarns || sum.Failures != int64(wantErrs) || sum.Warnings != int64(wantWarns) {
+			if len(errs) != tc.errs || len(warns) != tc.warns || sum.Failures != int64(tc.errs) || sum.Warnings != int64(tc.warns) {
 				t.Errorf("errors %q warnings %q summary %+v", errs, warns, sum)
 			}
-			if !hostScope && len(errs) == 1 && !strings.Contains(errs[0], "host-scoped capability not restored") {
+			if tc.errs == 1 && len(errs) == 1 && !strings.Contains(errs[0], "host-scoped capability not restored") {
 				t.Errorf("error %q does not say why", errs[0])
 			}
 			if _, err := os.Stat(filepath.Join(dest, "hostcap")); err != nil {
 				t.Errorf("the file itself is restored: %v", err)
 			}
-			diffs, err := Verify(context.Background(), bytes.NewReader(arch()), dest, VerifyOptions{UIDMap: m, HostScope: hostScope})
-			if err != nil || len(diffs) != 0 {
-				t.Errorf("Verify = %v %v", diffs, err)
+			diffs, err := Verify(context.Background(), bytes.NewReader(arch()), dest, VerifyOptions{UIDMap: m, HostScope: tc.hostScope, ForeignCaps: tc.policy})
+			var got []string
+			for _, d := range diffs {
+				got = append(got, strings.TrimPrefix(d.String(), dest+"/"))
+			}
+			if err != nil || !cmp.Equal(got, tc.verifyDiffs) {
+				t.Errorf("Verify = %q, %v; want %q", got, err, tc.verifyDiffs)
 			}
 		})
 	}
@@ -1379,22 +1395,78 @@ func TestBufPool(t *testing.T) {
 
 // TestRestoreRawArchiveHint: an archive that records no source map,
 // restored with target maps only, whose ids are not container ids (host
-// ids, as tar run on the host stores them), fails per entry with
-// ErrUnmapped and an error saying to give the source map.
+// ids, as tar run on the host stores them), stops at its first member
+// with one *RawArchiveError that shows the fix (--source-uidmap with the
+// member's owner as the container's root), before DEST is created; a later
+// member outside the maps stops it there, with no error per entry. Verify
+// stops the same way.
 func TestRestoreRawArchiveHint(t *testing.T) {
 	testutil.RequireRoot(t)
-	a := makeArchive(t, "", []member{{name: "f", uid: 100000, gid: 100000, data: "x"}})
-	dest := testutil.TempDir(t)
+	target := rtMap(t, "0:200000:65536")
+	members := []member{{name: "f", uid: 100000, gid: 100000, data: "x"}}
+	for i := range 50 {
+		members = append(members, member{name: fmt.Sprintf("g%d", i), uid: 100000 + i, gid: 100000, data: "y"})
+	}
+	a := makeArchive(t, "", members)
+	dest := filepath.Join(testutil.TempDir(t), "new")
 	var got []error
 	var mu sync.Mutex
-	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{
-		UIDMap: rtMap(t, "0:200000:65536"),
-		Error:  func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil },
-	})
-	if err != nil || len(got) != 1 || !errors.Is(got[0], ErrUnmapped) || !strings.Contains(got[0].Error(), "--source-uidmap") {
-		t.Fatalf("Restore = %v, entry errors %v; want one ErrUnmapped naming --source-uidmap", err, got)
+	errFn := func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil }
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Error: errFn})
+	want := "the archive holds host ids, not container ids: its first member f is owned by 100000:100000, outside the target map 0:200000:65536, " +
+		"and the archive records no source map (tar run on the host makes such archives); give the map of the container it was made from, " +
+		"e.g. --source-uidmap 0:100000:65536 when 100000 is that container's root"
+	var re *RawArchiveError
+	if !errors.As(err, &re) || !errors.Is(err, ErrUnmapped) || err.Error() != want || len(got) != 0 {
+		t.Fatalf("Restore = %v, entry errors %v; want one *RawArchiveError %q", err, got, want)
+	}
+	if _, err := os.Lstat(dest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dest was created: %v", err)
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(a), testutil.TempDir(t), VerifyOptions{UIDMap: target}); err == nil || err.Error() != want {
+		t.Errorf("Verify = %v, want %q", err, want)
+	}
+
+	// The first member maps (a root-owned top directory), the next does not.
+	a = makeArchive(t, "", append([]member{{name: "ok", uid: 0, gid: 0, data: "z"}}, members...))
+	dest = testutil.TempDir(t)
+	_, err = Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Error: errFn})
+	if !errors.As(err, &re) || re.First || re.Name != "f" || len(got) != 0 || !strings.Contains(err.Error(), "its member f is owned by 100000:100000") {
+		t.Fatalf("Restore = %v, entry errors %v; want one *RawArchiveError for f", err, got)
+	}
+	if _, err := os.Lstat(filepath.Join(dest, "g1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("g1 was restored: %v", err)
+	}
+
+	// With the source map it restores.
+	_, err = Restore(context.Background(), bytes.NewReader(a), testutil.TempDir(t), RestoreOptions{UIDMap: target, SourceUIDMap: rtMap(t, "0:0:1,1:100000:65536"), Error: errFn})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Restore with --source-uidmap = %v, entry errors %v", err, got)
+	}
+}
+
+// TestRestoreDirectNotEmpty: Direct into a destination that holds files is
+// refused with ErrDirectNotEmpty and nothing is written; into an empty
+// one it restores.
+func TestRestoreDirectNotEmpty(t *testing.T) {
+	a := makeArchive(t, "", []member{{name: "f", uid: os.Getuid(), gid: os.Getgid(), data: "x"}})
+	dest := testutil.TempDir(t)
+	if err := os.WriteFile(filepath.Join(dest, "keep"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := testutil.TempDir(t)
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Direct: true, StateDir: state})
+	if !errors.Is(err, ErrDirectNotEmpty) {
+		t.Fatalf("Restore(Direct) into a non-empty dest = %v, want ErrDirectNotEmpty", err)
 	}
 	if _, err := os.Lstat(filepath.Join(dest, "f")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("f was restored: %v", err)
+	}
+	empty := testutil.TempDir(t)
+	if _, err := Restore(context.Background(), bytes.NewReader(a), empty, RestoreOptions{Direct: true, StateDir: state}); err != nil {
+		t.Fatalf("Restore(Direct) into an empty dest = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(empty, "f")); err != nil {
+		t.Error(err)
 	}
 }

@@ -35,6 +35,8 @@ type restoreMapping struct {
 	raw bool
 	// include is RestoreOptions.XattrsInclude.
 	include []string
+	// shownUID and shownGID are the target maps for messages.
+	shownUID, shownGID userns.Map
 }
 
 // keepXattr tells whether the xattr name is restored (and verified):
@@ -65,7 +67,10 @@ func newRestoreMapping(info ArchiveInfo, o *RestoreOptions) (restoreMapping, err
 			return restoreMapping{}, fmt.Errorf("xattrs include pattern %q: %w", p, err)
 		}
 	}
-	m := restoreMapping{dstUID: o.UIDMap, dstGID: o.GIDMap, include: o.XattrsInclude}
+	m := restoreMapping{dstUID: o.UIDMap, dstGID: o.GIDMap, include: o.XattrsInclude, shownUID: o.shownUIDMap, shownGID: o.shownGIDMap}
+	if m.shownUID.IsZero() {
+		m.shownUID, m.shownGID = o.UIDMap, o.GIDMap
+	}
 	if info.HasMaps() {
 		if o.UIDMap.IsZero() && !o.HostScope {
 			return m, fmt.Errorf("%w (archive maps uid %s gid %s; give the target maps, or --host-scope)", ErrHostScope, info.UIDMap, info.GIDMap)
@@ -75,6 +80,65 @@ func newRestoreMapping(info ArchiveInfo, o *RestoreOptions) (restoreMapping, err
 	m.srcUID, m.srcGID = o.SourceUIDMap, o.SourceGIDMap
 	m.raw = m.srcUID.IsZero() && !m.dstUID.IsZero()
 	return m, nil
+}
+
+// ErrRawArchive is matched by a [*RawArchiveError].
+var ErrRawArchive = errors.New("backup: archive of host ids without a source map")
+
+// RawArchiveError ends a restore or verify of an archive that records no
+// source map (tar run on the host, nscap backup without maps) when an
+// owner is outside the target maps: its ids are host ids, not container
+// ids, and every member would fail the same way, so the first one stops
+// it with one error that shows the fix. It matches [ErrRawArchive] and
+// [ErrUnmapped].
+type RawArchiveError struct {
+	Name     string     // the member, as stored
+	UID, GID int        // its owner in the archive
+	UIDMap   userns.Map // the target maps
+	GIDMap   userns.Map
+	// First is set when Name is the archive's first member: nothing was
+	// restored.
+	First bool
+}
+
+func (e *RawArchiveError) Error() string {
+	fix := fmt.Sprintf("--source-uidmap 0:%d:65536", e.UID)
+	if e.GID != e.UID {
+		fix += fmt.Sprintf(" --source-gidmap 0:%d:65536", e.GID)
+	}
+	which := "member"
+	if e.First {
+		which = "first member"
+	}
+	return fmt.Sprintf("the archive holds host ids, not container ids: its %s %s is owned by %d:%d, outside the target map %s, and the archive records no source map "+
+		"(tar run on the host makes such archives); give the map of the container it was made from, e.g. %s when %d is that container's root",
+		which, e.Name, e.UID, e.GID, e.UIDMap, fix, e.UID)
+}
+
+// Is matches [ErrRawArchive] and [ErrUnmapped].
+func (e *RawArchiveError) Is(target error) bool {
+	return target == ErrRawArchive || target == ErrUnmapped
+}
+
+// rawOwner checks the owner of a member of a raw archive (see
+// [RawArchiveError]); nil when the archive is not raw or the owner maps.
+func (m restoreMapping) rawOwner(name string, uid, gid int, first bool) error {
+	if !m.raw {
+		return nil
+	}
+	if _, _, err := m.owner(uid, gid); err == nil || !errors.Is(err, ErrUnmapped) {
+		return nil
+	}
+	return &RawArchiveError{Name: name, UID: uid, GID: gid, UIDMap: m.shownUID, GIDMap: m.shownGID, First: first}
+}
+
+// checkFirst checks the owner of the first member of ar, before anything
+// is written (see [RawArchiveError]).
+func (m restoreMapping) checkFirst(ar *archiveReader) error {
+	if ar.pending == nil {
+		return nil
+	}
+	return m.rawOwner(ar.pending.Name, ar.pending.Uid, ar.pending.Gid, true)
 }
 
 // hint adds errRawHint to an id of a raw archive outside the target maps.
@@ -140,8 +204,11 @@ func isHostScoped(e *archiveEntry) bool {
 
 // entryXattrs returns the translated xattrs of e, caps apart. hostScoped
 // reports caps kept verbatim because the entry carries the
-// [HostScopedComment].
-func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []byte, hostScoped bool, skipped []string, err error) {
+// [HostScopedComment]. foreign is the error (matching [ErrForeignCaps])
+// of caps whose rootid the target maps do not cover; caps is then the
+// archive's value as stored (validated), for the caller's policy
+// ([RestoreOptions.ForeignCaps]).
+func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []byte, hostScoped bool, foreign error, skipped []string, err error) {
 	hostScoped = isHostScoped(e)
 	for _, n := range e.xattrNames() {
 		if !m.keepXattr(n) {
@@ -149,8 +216,14 @@ func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []b
 			continue
 		}
 		v, err := m.xattr(n, e.Xattrs[n], hostScoped)
+		if n == XattrCaps && errors.Is(err, ErrForeignCaps) {
+			if v, verr := CapsFromArchive(e.Xattrs[n], userns.Map{}); verr == nil {
+				caps, foreign = v, err
+				continue
+			}
+		}
 		if err != nil {
-			return nil, nil, false, nil, fmt.Errorf("xattr %s: %w", n, err)
+			return nil, nil, false, nil, nil, fmt.Errorf("xattr %s: %w", n, err)
 		}
 		if n == XattrCaps {
 			caps = v
@@ -158,7 +231,7 @@ func (m restoreMapping) entryXattrs(e *archiveEntry) (xattrs []xattrKV, caps []b
 		}
 		xattrs = append(xattrs, xattrKV{n, v})
 	}
-	return xattrs, caps, hostScoped && caps != nil, skipped, nil
+	return xattrs, caps, hostScoped && caps != nil, foreign, skipped, nil
 }
 
 type xattrKV struct {

@@ -58,6 +58,12 @@ type VerifyOptions struct {
 	UIDMap, GIDMap             userns.Map
 	SourceUIDMap, SourceGIDMap userns.Map
 	HostScope                  bool
+	// ForeignCaps is the policy of the restore checked
+	// ([RestoreOptions.ForeignCaps]). Under fail, a cap of the archive
+	// that the restore could not write is reported missing from the tree.
+	ForeignCaps ForeignCaps
+	// shownUIDMap and shownGIDMap: see RestoreOptions.
+	shownUIDMap, shownGIDMap userns.Map
 	// XattrsInclude is the xattr policy of the restore checked (see
 	// [RestoreOptions.XattrsInclude]): the xattrs it leaves out are not
 	// compared, in the archive or in the tree.
@@ -76,6 +82,7 @@ func (o *VerifyOptions) restoreOptions() *RestoreOptions {
 	ro := &RestoreOptions{
 		UIDMap: o.UIDMap, GIDMap: o.GIDMap, SourceUIDMap: o.SourceUIDMap,
 		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope, XattrsInclude: o.XattrsInclude,
+		ForeignCaps: o.ForeignCaps, shownUIDMap: o.shownUIDMap, shownGIDMap: o.shownGIDMap,
 	}
 	ro.applyDefaults()
 	return ro

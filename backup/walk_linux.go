@@ -126,9 +126,11 @@ type run struct {
 	exclude devIno
 	budget  budget
 	rootfd  int
-	xattrat bool // listxattrat/getxattrat are available
+	rootDev uint64 // st_dev of the root, for OneFileSystem
+	xattrat bool   // listxattrat/getxattrat are available
 
-	enotsup atomic.Bool // ENOTSUP from listxattr was already warned
+	enotsup  atomic.Bool  // ENOTSUP from listxattr was already warned
+	excluded atomic.Int64 // entries left out by Options.Exclude
 }
 
 func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude devIno) (sum Summary, err error) {
@@ -143,6 +145,12 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 	}
 	rootDir := newDirHandle(rootfd)
 	r.rootfd = rootfd
+	var rst unix.Stat_t
+	if err := unix.Fstat(rootfd, &rst); err != nil {
+		rootDir.release()
+		return Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
+	}
+	r.rootDev = rst.Dev
 
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
@@ -227,6 +235,7 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 		}
 	}
 	sum = wr.sum
+	sum.Excluded = r.excluded.Load()
 	sum.Written = cw.n
 	sum.Duration = time.Since(start)
 	sum.Workers = opts.Workers
@@ -283,6 +292,9 @@ func (r *run) walk(ctx context.Context, root *dirHandle, order, jobs chan<- []*i
 			}
 		}
 	}()
+	if excludeMatch(r.opts.Exclude, ".") {
+		return nil // as GNU tar: a pattern matching "." leaves nothing
+	}
 	rootItem := &item{name: ".", self: root.acquire(), typ: fs.ModeDir, done: make(chan struct{}), fd: -1}
 	ents, err := readDir(root.fd)
 	if err != nil {
@@ -348,6 +360,10 @@ func readDir(fd int) ([]dirent, error) {
 func (r *run) walkDir(d *dirHandle, name string, ents []dirent, send func(*item) error) error {
 	for _, e := range ents {
 		cname := name + "/" + e.name
+		if len(r.opts.Exclude) > 0 && excludeMatch(r.opts.Exclude, cname) {
+			r.excluded.Add(1)
+			continue
+		}
 		it := &item{name: cname, parent: d.acquire(), base: e.name, typ: e.typ, done: make(chan struct{}), fd: -1}
 		if e.typ != fs.ModeDir {
 			if err := send(it); err != nil {
@@ -365,9 +381,19 @@ func (r *run) walkDir(d *dirHandle, name string, ents []dirent, send func(*item)
 		}
 		sub := newDirHandle(fd)
 		it.self = sub.acquire()
-		subEnts, err := readDir(fd)
-		if err != nil {
-			it.err = &fs.PathError{Op: "getdents", Path: cname, Err: err}
+		var subEnts []dirent
+		other, err := r.otherFS(fd)
+		switch {
+		case err != nil:
+			it.err = &fs.PathError{Op: "fstat", Path: cname, Err: err}
+		case other:
+			// As GNU tar --one-file-system: the mount point is
+			// archived, what is mounted on it is not.
+			it.warns = append(it.warns, errors.New("on another filesystem: its contents are not archived (--one-file-system)"))
+		default:
+			if subEnts, err = readDir(fd); err != nil {
+				it.err = &fs.PathError{Op: "getdents", Path: cname, Err: err}
+			}
 		}
 		if err := send(it); err != nil {
 			sub.release()
@@ -380,6 +406,19 @@ func (r *run) walkDir(d *dirHandle, name string, ents []dirent, send func(*item)
 		}
 	}
 	return nil
+}
+
+// otherFS reports whether the directory fd is on another filesystem than
+// the root while Options.OneFileSystem is set.
+func (r *run) otherFS(fd int) (bool, error) {
+	if !r.opts.OneFileSystem {
+		return false, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	return st.Dev != r.rootDev, nil
 }
 
 // release gives back what an item holds.

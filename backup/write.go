@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nscap/nscap/userns"
@@ -27,6 +28,18 @@ type Options struct {
 	UIDMap, GIDMap userns.Map
 	// ForeignCaps is the policy for caps whose rootid is outside UIDMap.
 	ForeignCaps ForeignCaps
+	// Exclude lists patterns of entries left out of the archive, with
+	// GNU tar's --exclude semantics: a shell pattern ("*", "?", "[...]",
+	// all matching "/" too) matched against the archive name ("./etc/x")
+	// and against every part of it that follows a "/", so "shadow",
+	// "etc/shadow" and "*.log" match at any depth. An excluded directory
+	// is not descended into; a pattern matching "." leaves the archive
+	// empty.
+	Exclude []string
+	// OneFileSystem keeps the walk on the root's filesystem, as GNU tar
+	// --one-file-system: a directory on another one (a mount point) is
+	// archived, with a warning, but not its contents.
+	OneFileSystem bool
 	// Compression of the output stream.
 	Compression Compression
 	// Tool names the producer in the global header ("nscap/v1.2.3").
@@ -146,6 +159,7 @@ type Summary struct {
 	Xattrs    int64         `json:"xattrs"`       // xattrs stored, caps included
 	Sparse    int64         `json:"sparse"`       // regular files archived with their holes
 	Skipped   int64         `json:"skipped"`      // sockets and dropped foreign caps
+	Excluded  int64         `json:"excluded"`     // entries left out by Options.Exclude (a directory counts once)
 	Errors    int64         `json:"errors"`       // items reported through Reporter.Error
 	Duration  time.Duration `json:"duration_ns"`  // wall time of the backup
 	Verified  time.Duration `json:"verify_ns"`    // wall time of Options.Verify (0: not verified)
@@ -334,11 +348,26 @@ func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
 	if err != nil {
 		return fmt.Errorf("verify archive: %w", err)
 	}
+	var rootDev uint64
+	if fi, err := os.Stat(root); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			rootDev = st.Dev
+		}
+	}
+	prefix := strings.TrimSuffix(root, "/") + "/"
 	var kept []Difference
 	for _, d := range diffs {
 		if d.Kind == DiffExtra {
 			if fi, err := os.Lstat(d.Path); err == nil && (fi.Mode().Type() == fs.ModeSocket || os.SameFile(fi, self)) {
 				continue
+			}
+			if rel, ok := strings.CutPrefix(d.Path, prefix); ok && excludeMatch(o.Exclude, "./"+rel) {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Dir(d.Path)); o.OneFileSystem && err == nil {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Dev != rootDev {
+					continue // below a mount point (OneFileSystem)
+				}
 			}
 		}
 		if d.Kind == DiffCaps && d.Want == "none" && o.ForeignCaps == ForeignCapsSkip {

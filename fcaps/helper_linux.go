@@ -367,18 +367,29 @@ func (s *Setter) helperTarget(op string, f *File) (*userns.Helper, helperReq, er
 }
 
 // outsideMap refuses an id (what) that the helper's map m does not cover.
+//
+// The helper of an unprivileged caller maps exactly the ids it owns: the
+// message names those as host ids (its own id and its subordinate ranges,
+// from /etc/subuid or /etc/subgid), not the helper's inside layout.
 func (s *Setter) outsideMap(op, path, what, kind string, m userns.Map) error {
-	whose := ""
+	reason := fmt.Sprintf("%s is outside the helper user namespace's %s map %s", what, kind, m)
 	if s.opts.UIDMap.IsZero() {
-		whose = " (the caller's own id and its subordinate ranges)"
+		reason = fmt.Sprintf("%s is outside the %ss the caller owns, %s (its own %s and its subordinate ranges, all that its helper user namespace maps)", what, kind, hostSide(m), kind)
 		if ext := m.Extents(); len(ext) == 1 && ext[0].Count == 1 && os.Geteuid() != 0 {
-			whose = " (the caller's own id only: it has no subordinate ids)"
+			reason = fmt.Sprintf("%s is outside the %ss the caller owns, only %d (the caller's own id only: it has no subordinate ids)", what, kind, ext[0].HostID)
 		}
 	}
-	return &fs.PathError{Op: op, Path: path, Err: &Error{
-		Kind:   ErrOutsideHelperMap,
-		Reason: fmt.Sprintf("%s is outside the helper user namespace's %s map %s%s: nothing written", what, kind, m, whose),
-	}}
+	return &fs.PathError{Op: op, Path: path, Err: &Error{Kind: ErrOutsideHelperMap, Reason: reason + ": nothing written"}}
+}
+
+// hostSide lists the outside ids of m in increasing order, adjacent
+// extents merged: "1000, 400000-465535".
+func hostSide(m userns.Map) string {
+	var parts []string
+	for _, r := range m.HostRanges() {
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (s *Setter) helperSet(f *File, c xattrfmt.FileCaps) error {

@@ -204,7 +204,7 @@ func TestHelperSingleID(t *testing.T) {
 	check("rootid-other", res["rootid-other"].Outside && strings.Contains(res["rootid-other"].Err, "rootid 1 is outside"), "ErrOutsideHelperMap for rootid 1")
 	check("rootid-0", res["rootid-0"].Outside, "ErrOutsideHelperMap for rootid 0")
 	for _, k := range []string{"set-other", "rootid-other"} {
-		check(k, strings.Contains(res[k].Err, "map "+single+" (the caller's own id only"), "the error naming the single-id map")
+		check(k, strings.Contains(res[k].Err, fmt.Sprintf("the caller owns, only %d (the caller's own id only", nobody)), "the error naming the caller's own id")
 	}
 
 	got := map[string]string{}

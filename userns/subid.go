@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -103,4 +104,74 @@ func RootlessMap(self uint32, ranges []SubIDRange) (Map, error) {
 		next += n
 	}
 	return NewMap(ext)
+}
+
+// IDRange is the span of ids First to Last, both included.
+type IDRange struct{ First, Last uint32 }
+
+// String formats r as "FIRST-LAST", or "ID" for a single id.
+func (r IDRange) String() string {
+	if r.First == r.Last {
+		return strconv.FormatUint(uint64(r.First), 10)
+	}
+	return strconv.FormatUint(uint64(r.First), 10) + "-" + strconv.FormatUint(uint64(r.Last), 10)
+}
+
+// Unowned returns the outside ids of m that are neither self nor in one of
+// ranges, in increasing order, merged where adjacent: the ids a rootless
+// helper namespace (inside 0 = self, then the ranges, as [RootlessMap]
+// builds it) cannot reach, so that m does not fit a caller with those
+// ranges. It returns nil when m fits.
+func Unowned(m Map, self uint32, ranges []SubIDRange) []IDRange {
+	owned := []IDRange{{self, self}}
+	for _, r := range ranges {
+		owned = append(owned, IDRange{r.Start, r.Start + r.Count - 1})
+	}
+	slices.SortFunc(owned, func(a, b IDRange) int { return cmpU32(a.First, b.First) })
+	var out []IDRange
+	add := func(first, last uint64) {
+		if n := len(out); n > 0 && uint64(out[n-1].Last)+1 >= first {
+			out[n-1].Last = max(out[n-1].Last, uint32(last))
+			return
+		}
+		out = append(out, IDRange{uint32(first), uint32(last)})
+	}
+	ext := m.Extents()
+	slices.SortFunc(ext, func(a, b Extent) int { return cmpU32(a.HostID, b.HostID) })
+	for _, e := range ext {
+		next, last := uint64(e.HostID), uint64(e.HostID)+uint64(e.Count)-1
+		for _, o := range owned {
+			if next > last {
+				break
+			}
+			if uint64(o.Last) < next {
+				continue
+			}
+			if uint64(o.First) > next {
+				add(next, min(last, uint64(o.First)-1))
+			}
+			next = uint64(o.Last) + 1
+		}
+		if next <= last {
+			add(next, last)
+		}
+	}
+	return out
+}
+
+// HostRanges returns the outside ids of m in increasing order, adjacent
+// extents merged.
+func (m Map) HostRanges() []IDRange {
+	ext := m.Extents()
+	slices.SortFunc(ext, func(a, b Extent) int { return cmpU32(a.HostID, b.HostID) })
+	var out []IDRange
+	for _, e := range ext {
+		last := e.HostID + e.Count - 1
+		if n := len(out); n > 0 && uint64(out[n-1].Last)+1 >= uint64(e.HostID) {
+			out[n-1].Last = max(out[n-1].Last, last)
+			continue
+		}
+		out = append(out, IDRange{e.HostID, last})
+	}
+	return out
 }

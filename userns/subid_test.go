@@ -163,3 +163,58 @@ func TestFixtureMaps(t *testing.T) {
 		t.Errorf("ParseProcMap(uid_map-unmapped) = %v, want ErrInvalidID", err)
 	}
 }
+
+func TestUnowned(t *testing.T) {
+	t.Parallel()
+	ranges := []SubIDRange{{400000, 65536}, {465536, 1000}, {600000, 10}}
+	tests := []struct {
+		m    string
+		want string
+	}{
+		{"0:400000:65536", ""},
+		{"0:1000:1,1:400000:65536", ""},
+		{"0:400000:66536", ""}, // spans two adjacent ranges
+		{"0:400000:70000", "466536-469999"},
+		{"0:399999:2", "399999"},
+		{"0:1000:2", "1001"},
+		{"0:0:1", "0"},
+		{"0:599990:30", "599990-599999 600010-600019"},
+		{"0:300000:10,10:300010:5", "300000-300014"},
+		{"0:4294967290:5", "4294967290-4294967294"},
+	}
+	for _, tc := range tests {
+		m, err := ParseMap(tc.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range Unowned(m, 1000, ranges) {
+			got = append(got, r.String())
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("Unowned(%s) = %q, want %q", tc.m, g, tc.want)
+		}
+	}
+}
+
+func TestHostRanges(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"0:1000:1,1:400000:65536": "1000 400000-465535",
+		"0:400000:10,10:400010:5": "400000-400014",
+		"0:5:1,1:0:1":             "0 5",
+		"0:5:1,1:6:1":             "5-6",
+	} {
+		m, err := ParseMap(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range m.HostRanges() {
+			got = append(got, r.String())
+		}
+		if g := strings.Join(got, " "); g != want {
+			t.Errorf("ParseMap(%q).HostRanges() = %q, want %q", in, g, want)
+		}
+	}
+}

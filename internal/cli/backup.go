@@ -27,7 +27,11 @@ type backupOptions struct {
 	ForeignCaps backup.ForeignCaps
 	Compression backup.Compression
 	Workers     int
-	Verify      bool
+	// Exclude are the --exclude patterns; OneFileSystem is
+	// --one-file-system (--xdev).
+	Exclude       []string
+	OneFileSystem bool
+	Verify        bool
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
@@ -37,7 +41,7 @@ func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
 	opts := &backupOptions{IO: f.IO}
 	var foreign, compress string
 	cmd := &cobra.Command{
-		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] -o FILE|- ROOTFS",
+		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] [--exclude PATTERN]... [--one-file-system] -o FILE|- ROOTFS",
 		Short: "Archive a container rootfs namespace-relative",
 		Long: `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
 -o -). Every file type is archived (regular files, directories, symlinks,
@@ -61,6 +65,17 @@ and marked so in the archive, with a warning).
 
 Without maps the archive is an identity backup: raw ids and caps, like
 tar --xattrs run as root.
+
+--exclude PATTERN (repeatable) leaves out the entries it matches, as GNU
+tar's --exclude does by default: PATTERN is a shell glob ("*", "?",
+"[...]", "\" quotes) in which "*" matches "/" too, matched against the
+entry's archive name (./etc/shadow) and against every part of it that
+follows a "/": "shadow", "etc/shadow", "./etc/shadow" and "*.log" match at
+any depth, "etc/*" what is below an etc directory. An excluded directory is
+left out with everything below it. A pattern ending in "/" matches nothing.
+--one-file-system (or --xdev) stays on ROOTFS's filesystem, as GNU tar
+--one-file-system: a mount point below it is archived (with a warning) but
+not what is mounted on it.
 
 -o FILE is written atomically: a temporary file in the same directory, synced
 and renamed when the backup succeeded. A failed backup leaves no FILE. The
@@ -110,6 +125,9 @@ EXIT STATUS
 			if opts.Output == "" {
 				return flagErrorf("missing -o FILE (or -o - for stdout)")
 			}
+			if opts.Workers < 0 {
+				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
+			}
 			opts.Compression = backup.CompressionFor(opts.Output)
 			if ext := unsupportedSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
 				return flagErrorf("-o %s: nscap does not write %s; name it .tar, .tar.gz or .tar.zst, or give --compress to choose", opts.Output, ext)
@@ -143,6 +161,9 @@ EXIT STATUS
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
 	fl.StringVar(&compress, "compress", "", "compression: none, gzip or zstd (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, else none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
+	fl.BoolVar(&opts.OneFileSystem, "one-file-system", false, "stay on the root's filesystem: archive mount points, not what is mounted on them (as tar --one-file-system)")
+	fl.BoolVar(&opts.OneFileSystem, "xdev", false, "the same as --one-file-system (as get --xdev)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines reading files ahead of the writer (0: automatic)")
 	fl.BoolVar(&opts.Verify, "verify", false, "read FILE back and compare it with ROOTFS; keep no FILE on a difference")
 	return cmd
@@ -224,14 +245,16 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	}
 	rep := &backupReporter{opts: opts, counter: ui.NewCounter(opts.IO.ErrOut, "backup: entries", interval)}
 	bopts := backup.Options{
-		UIDMap:      uid,
-		GIDMap:      gid,
-		ForeignCaps: opts.ForeignCaps,
-		Compression: opts.Compression,
-		Tool:        "nscap/" + opts.Version,
-		Workers:     opts.Workers,
-		Verify:      opts.Verify,
-		Reporter:    rep,
+		UIDMap:        uid,
+		GIDMap:        gid,
+		ForeignCaps:   opts.ForeignCaps,
+		Compression:   opts.Compression,
+		Tool:          "nscap/" + opts.Version,
+		Workers:       opts.Workers,
+		Verify:        opts.Verify,
+		Exclude:       opts.Exclude,
+		OneFileSystem: opts.OneFileSystem,
+		Reporter:      rep,
 	}
 	var sum backup.Summary
 	if opts.Output == "-" {
@@ -283,6 +306,9 @@ func printBackupSummary(w io.Writer, s backup.Summary) {
 	fmt.Fprintf(w, "backup: %d entries (%d files, %d dirs, %d symlinks, %d hard links, %d special), %s, %d sparse, %d caps, %d skipped, %.2fs, %.1f MB/s\n",
 		s.Entries, s.Files, s.Dirs, s.Symlinks, s.Hardlinks, s.Specials, humanBytes(s.Bytes), s.Sparse, s.Caps, s.Skipped,
 		s.Duration.Seconds(), s.MBps())
+	if s.Excluded > 0 {
+		fmt.Fprintf(w, "backup: %d entries excluded by --exclude (an excluded directory counts once)\n", s.Excluded)
+	}
 	if s.Verified > 0 {
 		fmt.Fprintf(w, "backup: verified: the archive read back equals the tree (%.2fs)\n", s.Verified.Seconds())
 	}

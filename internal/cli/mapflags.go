@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,6 +136,100 @@ func sameUserNS(pid int) (bool, error) {
 		return false, err
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino, nil
+}
+
+// initialUserNSInode is the inode of the initial user namespace
+// (PROC_USER_INIT_INO, include/linux/proc_ns.h), fixed since Linux 3.8.
+const initialUserNSInode = 0xEFFFFFFD
+
+// pidNS describes the user namespace of a process for set --pid.
+type pidNS struct {
+	Ref     string // "user:[INODE]", as /proc/PID/ns/user reads
+	Self    bool   // the caller's own namespace
+	Initial bool   // the initial (host's) namespace
+}
+
+// readPIDNS describes the user namespace of process pid (stat of
+// /proc/PID/ns/user).
+func readPIDNS(pid int) (pidNS, error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &a); err != nil {
+		return pidNS{}, err
+	}
+	if err := syscall.Stat("/proc/self/ns/user", &b); err != nil {
+		return pidNS{}, err
+	}
+	return pidNS{
+		Ref:     "user:[" + strconv.FormatUint(a.Ino, 10) + "]",
+		Self:    a.Dev == b.Dev && a.Ino == b.Ino,
+		Initial: a.Ino == initialUserNSInode,
+	}, nil
+}
+
+// subIDFiles are the files of subordinate ids a rootless helper's maps
+// come from (subuid(5), subgid(5)).
+var subIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
+
+// checkRootless refuses, for an unprivileged caller whose writes may go
+// through a helper user namespace, maps that reach ids the caller does not
+// own: its helper maps only its own uid and gid and its subordinate ranges
+// (newuidmap(1) refuses the rest), so a map beyond them would be accepted
+// here and fail file by file later. The error names the ids the caller
+// owns, from the files, not the helper's internal map.
+func (m *mapFlags) checkRootless() error {
+	if os.Geteuid() == 0 || !m.given() {
+		return nil
+	}
+	uid, gid, err := m.resolve()
+	if err != nil {
+		return err
+	}
+	name := ""
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil {
+		name = u.Username
+	}
+	for i, c := range []struct {
+		kind string
+		m    userns.Map
+		self uint32
+	}{{"uid", uid, uint32(os.Getuid())}, {"gid", gid, uint32(os.Getgid())}} {
+		ranges, err := userns.ReadSubID(subIDFiles[i], name, c.self)
+		if err != nil && !errors.Is(err, userns.ErrNoSubID) && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		bad := userns.Unowned(c.m, c.self, ranges)
+		if len(bad) == 0 {
+			continue
+		}
+		var ids []string
+		for j, r := range bad {
+			if j == 3 {
+				ids = append(ids, "...")
+				break
+			}
+			ids = append(ids, r.String())
+		}
+		owned := fmt.Sprintf("only %s %d (no range for %s in %s)", c.kind, c.self, userLabel(name, uint32(os.Getuid())), subIDFiles[i])
+		if len(ranges) > 0 {
+			var rs []string
+			for _, r := range ranges {
+				rs = append(rs, userns.IDRange{First: r.Start, Last: r.Start + r.Count - 1}.String())
+			}
+			owned = fmt.Sprintf("%s %d and %s (%s, %s)", c.kind, c.self, strings.Join(rs, ", "), subIDFiles[i], userLabel(name, uint32(os.Getuid())))
+		}
+		return flagErrorf("%s maps host %ss %s that are not yours: you own %s, all that the helper user namespace of an unprivileged user can map",
+			m.describe(), c.kind, strings.Join(ids, ", "), owned)
+	}
+	return nil
+}
+
+// userLabel names the user of a subordinate id file line: "user NAME", or
+// "uid N" when it has no name.
+func userLabel(name string, id uint32) string {
+	if name == "" {
+		return fmt.Sprintf("uid %d", id)
+	}
+	return "user " + name
 }
 
 // readOCIMaps reads the uid and gid maps of an OCI runtime config.

@@ -189,6 +189,11 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 	if err != nil {
 		return fmt.Errorf("remove: %w", err)
 	}
+	if opts.Helper != fcaps.HelperNever {
+		if err := opts.Maps.checkRootless(); err != nil {
+			return fmt.Errorf("remove: %w", err)
+		}
+	}
 	lookup, done, err := openLookup(opts.Root, opts.Maps.PID)
 	if err != nil {
 		return fmt.Errorf("remove: %w", err)

@@ -27,6 +27,9 @@ type targetMapFlags struct {
 	SourceUIDMap string // --source-uidmap
 	SourceGIDMap string // --source-gidmap
 	HostScope    bool   // --host-scope
+	ForeignCaps  backup.ForeignCaps
+
+	foreign string // --foreign-caps
 
 	srcUIDMaps, srcGIDMaps []string
 	srcUID, srcGID         userns.Map // parsed by validateMaps
@@ -40,6 +43,7 @@ func (m *targetMapFlags) register(fl *pflag.FlagSet) {
 		"read the target maps from the OCI runtime config `FILE`")
 	fl.StringArrayVar(&m.srcUIDMaps, "source-uidmap", nil, "uid map of the container an archive of raw host ids was made from (`MAP`)")
 	fl.StringArrayVar(&m.srcGIDMaps, "source-gidmap", nil, "gid map of that container (`MAP`; default: the source uid map)")
+	fl.StringVar(&m.foreign, "foreign-caps", "fail", "caps the target cannot hold (host-scoped in the archive, or a rootid outside the target map): fail, skip or host")
 	fl.BoolVar(&m.HostScope, "host-scope", false, "allow host-scoped caps: a namespace-relative archive without target maps (its caps become host-scoped), and caps the archive kept host-scoped, written verbatim")
 }
 
@@ -48,6 +52,11 @@ func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper string) error {
 	if err := m.validateMaps(fl); err != nil {
 		return err
 	}
+	p, err := backup.ParseForeignCaps(m.foreign)
+	if err != nil {
+		return flagErrorf("--foreign-caps: %w", err)
+	}
+	m.ForeignCaps = p
 	switch helper {
 	case "auto", "never", "always":
 	default:
@@ -153,7 +162,7 @@ func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command 
 	opts := &restoreOptions{IO: f.IO}
 	var overwrite string
 	cmd := &cobra.Command{
-		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
+		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
 		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
 		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip or
 zstd, detected from the bytes; - for stdin) under the directory DEST. A
@@ -169,7 +178,10 @@ archive's container view to the target container given by --uidmap/--gidmap,
 --pid or --oci-config: a revision-2 cap (the container root) gets the rootid
 of the target root, a revision-3 cap with rootid R the target's host id of
 R. An archive of raw host ids (tar run on the host) is first brought into
-its source container with --source-uidmap. An archive that records source
+its source container with --source-uidmap; without it, the first member
+whose owner the target maps do not cover stops the restore (and verify)
+with one message that shows the fix (when it is the archive's first member,
+before DEST is created). An archive that records source
 maps is refused without a target map unless --host-scope is given.
 
 Into an empty DEST the tree is built in a hidden staging directory inside
@@ -178,7 +190,9 @@ DEST that holds files, each file is written on an unnamed inode and linked
 in. Either way a restore that is killed never leaves a partial file under a
 final name, and running it again cleans up and completes it. --direct gives
 that up (files are created under their final names in an empty DEST) and
-saves only the final renames. What a restore needs to clean up after itself
+saves only the final renames; it is refused (exit 2, nothing written) when
+DEST holds files, unless it completes a --direct restore that was killed.
+What a restore needs to clean up after itself
 is kept outside DEST, where a container writing in DEST cannot forge it:
 in /var/lib/nscap/restore for root, otherwise in
 $XDG_STATE_HOME/nscap/restore or ~/.local/state/nscap/restore. A restore
@@ -218,8 +232,19 @@ others. --helper auto (the default) uses the helper when target maps are
 given and the caller lacks CAP_CHOWN or CAP_SETFCAP; always uses it (it needs
 target maps); never restores directly.
 
-With --json, errors and the summary are JSON Lines on stdout with a
-"message_type" of "error" or "summary".
+CAPS THE TARGET CANNOT HOLD
+A cap the backup kept host-scoped (backup --foreign-caps host), or one whose
+rootid the target maps do not cover, is handled by --foreign-caps, as backup
+handles caps outside its map: fail (the default: the file is restored
+without a host-scoped cap, an entry with a foreign cap is not restored, and
+either is an error naming the file), skip (the file is restored without the
+cap, with a warning) or host (the cap is written as the archive holds it,
+host-scoped: honoured outside the container; with a warning). --host-scope
+also writes the host-scoped caps verbatim. verify takes the same flag: under
+fail it reports a cap of the archive that the tree lacks.
+
+With --json, warnings, errors and the summary are JSON Lines on stdout with
+a "message_type" of "warning", "error" or "summary".
 
 ` + exitStatusCommon,
 		Example: `  nscap restore --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs
@@ -231,6 +256,9 @@ With --json, errors and the summary are JSON Lines on stdout with a
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
 			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
+			}
+			if opts.Workers < 0 {
+				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
 			}
 			switch p := backup.OverwritePolicy(overwrite); p {
 			case backup.OverwriteAlways, backup.OverwriteIfChanged, backup.OverwriteNever:
@@ -257,7 +285,7 @@ With --json, errors and the summary are JSON Lines on stdout with a
 
 // restoreJSON is one JSON Lines record of restore.
 type restoreJSON struct {
-	MessageType string                 `json:"message_type"` // "error", "summary"
+	MessageType string                 `json:"message_type"` // "warning", "error", "summary"
 	Path        string                 `json:"path,omitempty"`
 	Message     string                 `json:"message,omitempty"`
 	Summary     *backup.RestoreSummary `json:"summary,omitempty"`
@@ -278,7 +306,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	eperm := 0
 	ro := backup.RestoreOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		HostScope: opts.Maps.HostScope, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
+		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
 		Error: func(p string, err error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -291,12 +319,27 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 			printPathError(opts.IO.ErrOut, "restore", p, err)
 			return nil
 		},
+		Warn: func(p string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if opts.JSON {
+				_ = writeJSON(opts.IO.Out, restoreJSON{MessageType: "warning", Path: p, Message: reason(err, p)})
+				return
+			}
+			if !opts.Quiet {
+				fmt.Fprintf(opts.IO.ErrOut, "nscap: warning: restore %s: %s\n", p, reason(err, p))
+			}
+		},
 	}
 	var sum backup.RestoreSummary
 	if helper {
 		sum, err = backup.RestoreRootless(ctx, r, opts.Dest, ro, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
 	} else {
 		sum, err = backup.Restore(ctx, r, opts.Dest, ro)
+	}
+	if errors.Is(err, backup.ErrDirectNotEmpty) {
+		// Flags that do not fit DEST: nothing was written.
+		return &FlagError{Err: fmt.Errorf("restore %s: %w", opts.Archive, err)}
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", opts.Archive, err)

@@ -57,6 +57,8 @@ func TestNewRestoreCmd(t *testing.T) {
 		{argv: "--uidmap 0:1 a d", wantErr: "--uidmap 0:1: "},
 		{argv: "--source-gidmap 0:1:1 a d", wantErr: "--source-gidmap needs --source-uidmap"},
 		{argv: "--source-uidmap 0:1 a d", wantErr: "--source-uidmap 0:1: "},
+		{argv: "--workers -1 a d", wantErr: "--workers -1: want 0 (automatic) or a positive number"},
+		{argv: "--foreign-caps keep a d", wantErr: `--foreign-caps: foreign caps policy "keep": want fail, skip or host`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -235,7 +237,10 @@ func TestRestoreRootlessCLI(t *testing.T) {
 	// The archive is the user's, readable by it only; so are the dests.
 	must(os.Chown(p("ct.tar"), u.UID, u.GID))
 	must(os.Chmod(p("ct.tar"), 0o600))
-	for _, d := range []string{"dest1", "dest2", "dest3", "dest4", "dest5"} {
+	// A GNU tar archive of the rootfs: raw host ids, no source map.
+	tool("tar", "-C", rootfs, "-cf", p("raw.tar"), ".")
+	must(os.Chown(p("raw.tar"), u.UID, u.GID))
+	for _, d := range []string{"dest1", "dest2", "dest3", "dest4", "dest5", "dest6"} {
 		must(os.Mkdir(p(d), 0o700))
 		must(os.Chown(p(d), u.UID, u.GID))
 	}
@@ -254,6 +259,7 @@ func TestRestoreRootlessCLI(t *testing.T) {
 	must(err)
 	defer f.Close()
 	res["stdin"] = nscapAs(t, u, f, "--json", "restore", "--helper", "always", "--uidmap", target, "-", p("dest5"))
+	res["raw"] = nscapAs(t, u, nil, "restore", "--uidmap", target, p("raw.tar"), p("dest6"))
 	for k, r := range res {
 		t.Logf("%s: %+v", k, r)
 	}
@@ -274,6 +280,15 @@ func TestRestoreRootlessCLI(t *testing.T) {
 	if r := res["never"]; r.Code != ExitError || !strings.Contains(r.Stderr, "operation not permitted") ||
 		!strings.Contains(r.Stderr, "needs CAP_CHOWN and CAP_SETFCAP") || !strings.Contains(r.Stderr, "--helper auto") {
 		t.Errorf("restore --helper never as %s = %+v, want EPERM explained", u.Name, r)
+	}
+	// One message, with the caller's target map (not the helper's view).
+	wantRaw := "nscap: restore " + p("raw.tar") + ": the archive holds host ids, not container ids: its first member ./ is owned by 100000:100000, outside the target map " + target +
+		", and the archive records no source map (tar run on the host makes such archives); give the map of the container it was made from, e.g. --source-uidmap 0:100000:65536 when 100000 is that container's root\n"
+	if r := res["raw"]; r.Code != ExitError || r.Stderr != wantRaw {
+		t.Errorf("restore of a raw archive as %s = %+v, want the one message %q", u.Name, r, wantRaw)
+	}
+	if ents, err := os.ReadDir(p("dest6")); err != nil || len(ents) > 0 {
+		t.Errorf("the refused restore wrote into dest6: %v, %v", ents, err)
 	}
 	if r := res["stdin"]; r.Code != ExitOK || !strings.Contains(r.Stdout, `"message_type":"summary"`) || !strings.Contains(r.Stdout, `"caps":2`) {
 		t.Errorf("restore --json - as %s = %+v", u.Name, r)

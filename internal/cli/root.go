@@ -69,6 +69,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newVerifyCmd(f, nil),
 		newShiftCmd(f, nil),
 		newNormalizeCmd(f, nil),
+		newListCmd(f, nil),
 	)
 	return root
 }

@@ -72,6 +72,7 @@ type setOptions struct {
 	Maps   mapFlags // --uidmap, --gidmap, --pid, --oci-config
 	Root   string   // --root: the container root the PATHs are resolved in
 	NsUID  uint32   // --ns-uid: the uid inside the namespace whose host id is the rootid
+	Host   bool     // --host: a --pid of the caller's own namespace is meant
 	Verify bool     // -v
 	Helper fcaps.HelperMode
 
@@ -80,13 +81,14 @@ type setOptions struct {
 
 	RootOf   func(pid int) (uint32, error)                  // userns.RootOf
 	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
+	PIDNS    func(pid int) (pidNS, error)                   // readPIDNS
 }
 
 func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 	opts := &setOptions{IO: f.IO, RootID: noRootID}
 	var helper string
 	cmd := &cobra.Command{
-		Use:   "set [--rootid N | --pid PID | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--root DIR] [--helper auto|always|never] [-v] CAPS PATH...",
+		Use:   "set [--rootid N | --pid PID [--host] | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--root DIR] [--helper auto|always|never] [-v] CAPS PATH...",
 		Short: "Set the capabilities of files, like setcap",
 		Long: `Set the file capabilities CAPS on each PATH, as setcap does. CAPS is libcap
 text (cap_from_text(3)): "cap_net_raw+ep", "cap_chown,cap_fowner=eip",
@@ -112,7 +114,11 @@ has the given id (and the ones below it):
                     disk but reads back as revision 2 (they mean the same).
   --pid PID         the root of the user namespace of process PID (a
                     container's): its uid 0 as the caller sees it, or its
-                    uid U with --ns-uid U (a nested container's root).
+                    uid U with --ns-uid U (a nested container's root). A
+                    process of the caller's own user namespace (conmon, a
+                    shell, a mistyped pid: the host's caps) or of one whose
+                    root is the caller's root is refused, naming its
+                    namespace, unless --host is given too.
   --uidmap MAP      the host id of uid U (--ns-uid, default 0) in the uid map
                     MAP, written INSIDE:OUTSIDE:COUNT[,...] as podman's
                     --uidmap (the flag may repeat).
@@ -124,7 +130,9 @@ root) is written as revision 2. "nscap userns PID" shows what --pid uses.
 With one of these three, a file whose owner or group that namespace does not
 map is refused and left unchanged, as remove refuses it (the group is
 checked against --gidmap, by default the uid map): the caps of a container
-belong on the container's files.
+belong on the container's files. With --rootid N, whose map nscap cannot
+know, a file whose owner is outside N to N+65535 (the usual range of a
+container whose root is N) gets a warning, and is written.
 ` + pathsHelp + `
 HELPER USER NAMESPACE
 An unprivileged user cannot write security.capability on files it does not
@@ -138,7 +146,11 @@ own uid and gid (as "unshare -r" does; no newuidmap needed), enough for caps
 on its own files. One helper serves every file of the command. The file's owner and
 group and the rootid must be the caller's own ids or in its ranges, else the
 file is refused and left unchanged; revision 2 (host-wide) caps cannot be
-written that way. --helper always uses the helper only (root must then name
+written that way. A map named with --uidmap, --gidmap, --pid or
+--oci-config must lie within those ids too: an unprivileged caller's whole
+map is checked against /etc/subuid and /etc/subgid before anything is done
+(exit 2), and the error names the ranges the caller owns. --helper always
+uses the helper only (root must then name
 its maps with --pid, --uidmap or --oci-config: the helper gets that
 namespace's maps; with --uidmap, --gidmap gives its gid map, by default the
 uid map); --helper never writes directly only.
@@ -163,7 +175,9 @@ EXIT STATUS
      --root DIR cannot be opened, or the file of --oci-config cannot be
      read or parsed
   2  usage error, nothing was done: bad flags or arguments, or flag values
-     that do not fit together: a --uidmap (or the map of --oci-config) that
+     that do not fit together: a --pid in the caller's own user namespace
+     without --host, an unprivileged caller's map (with --helper auto or
+     always) reaching ids it does not own, a --uidmap (or the map of --oci-config) that
      does not map uid 0 (or --ns-uid U), a --ns-uid U that the namespace of
      --pid does not map`,
 		Example: `  nscap set cap_net_raw+ep /usr/bin/ping
@@ -177,7 +191,7 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Caps, opts.Paths = args[0], args[1:]
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
-			opts.RootOf, opts.ReadMaps = f.RootOf, f.ReadMaps
+			opts.RootOf, opts.ReadMaps, opts.PIDNS = f.RootOf, f.ReadMaps, readPIDNS
 			opts.Maps.readMaps = f.ReadMaps
 			fl := cmd.Flags()
 			if err := opts.Maps.validate(fl, "rootid"); err != nil {
@@ -188,6 +202,9 @@ EXIT STATUS
 			}
 			if fl.Changed("ns-uid") && !opts.Maps.given() {
 				return flagErrorf("--ns-uid needs --pid, --uidmap or --oci-config")
+			}
+			if opts.Host && opts.Maps.PID == 0 {
+				return flagErrorf("--host needs --pid")
 			}
 			if fl.Changed("root") && opts.Root == "" {
 				return flagErrorf("--root: empty directory name")
@@ -209,6 +226,7 @@ EXIT STATUS
 		"write revision 3 for the user namespace of process `PID`",
 		"write revision 3 for the namespace with the uid map of the OCI config `FILE`")
 	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --pid, --uidmap or --oci-config: the uid `U` inside the namespace that owns the caps")
+	fl.BoolVar(&opts.Host, "host", false, "with --pid: the process may be one of the caller's own user namespace (the host's); its caps are then honoured on the whole host")
 	fl.StringVar(&opts.Root, "root", "", "resolve each PATH inside the container root directory `DIR` (see PATHS)")
 	fl.StringVar(&helper, "helper", "auto", "write through a helper user namespace: `auto`, always or never")
 	fl.BoolVarP(&opts.Verify, "verify", "v", false, "verify the capabilities instead of writing them")
@@ -224,19 +242,16 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 		return uint32(opts.RootID), true, nil
 	case !opts.Maps.given():
 		return 0, false, nil
-	case opts.Maps.PID != 0 && opts.NsUID == 0:
-		r, err := opts.RootOf(opts.Maps.PID)
-		if err != nil {
-			return 0, false, pidError(opts.Maps.PID, err)
-		}
-		return r, r != 0, nil
 	case opts.Maps.PID != 0:
-		self, err := sameUserNS(opts.Maps.PID)
-		if err != nil || self {
-			// In the caller's own namespace, uid U is the caller's U.
-			return opts.NsUID, opts.NsUID != 0, err
-		}
+		r, err := opts.pidRootID()
+		return r, r != 0, err
 	}
+	return opts.mapRootID()
+}
+
+// mapRootID returns the host id of --ns-uid in the uid map the flags name.
+// A uid that the map does not cover is a *FlagError.
+func (opts *setOptions) mapRootID() (rootid uint32, ok bool, err error) {
 	uid, _, err := opts.Maps.resolve()
 	if err != nil {
 		return 0, false, err
@@ -247,6 +262,48 @@ func (opts *setOptions) resolveRootID() (rootid uint32, ok bool, err error) {
 		return 0, false, &FlagError{Err: fmt.Errorf("uid %d in %s: %w", opts.NsUID, opts.Maps.describe(), elideInput(err, uid.String()))}
 	}
 	return r, r != 0, nil
+}
+
+// pidRootID returns the rootid --pid names: the host id of uid 0 (or
+// --ns-uid) of the process's user namespace. A process of the caller's own
+// namespace, or of one whose root is the caller's root, is refused without
+// --host: conmon, a shell or a mistyped pid would otherwise get caps
+// honoured on the whole host.
+func (opts *setOptions) pidRootID() (uint32, error) {
+	pid := opts.Maps.PID
+	ns, err := opts.PIDNS(pid)
+	if err != nil {
+		return 0, pidError(pid, err)
+	}
+	var r uint32
+	switch {
+	case ns.Self:
+		// In the caller's own namespace, uid U is the caller's U.
+		r = opts.NsUID
+	case opts.NsUID == 0:
+		if r, err = opts.RootOf(pid); err != nil {
+			return 0, pidError(pid, err)
+		}
+	default:
+		if r, _, err = opts.mapRootID(); err != nil {
+			return 0, err
+		}
+	}
+	if opts.Host || (!ns.Self && r != 0) {
+		return r, nil
+	}
+	where := "nscap's own user namespace " + ns.Ref
+	switch {
+	case ns.Initial:
+		where = "the initial user namespace " + ns.Ref + " (the host's)"
+	case !ns.Self:
+		where = "the user namespace " + ns.Ref + ", whose root is nscap's own root (uid 0)"
+	}
+	what := "caps for it are revision 2, honoured on the whole host"
+	if r != 0 {
+		what = fmt.Sprintf("its uid %d is uid %d of the host", opts.NsUID, r)
+	}
+	return 0, flagErrorf("--pid %d: the process is in %s, not in a container's: %s; give the pid of a process inside the container, or add --host to write them anyway", pid, where, what)
 }
 
 // helperMaps returns the maps a root caller's helper namespace gets: those
@@ -321,6 +378,9 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		}
 		so := fcaps.SetterOptions{Helper: opts.Helper}
 		if opts.Helper != fcaps.HelperNever {
+			if err := opts.Maps.checkRootless(); err != nil {
+				return fmt.Errorf("set: %w", err)
+			}
 			so.UIDMap, so.GIDMap, err = helperMaps(&opts.Maps)
 			if err != nil {
 				return fmt.Errorf("set: %w", err)
@@ -370,6 +430,8 @@ func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *
 	if serr == nil {
 		if scope != nil {
 			serr = scope.checkOwner("set", f, "written")
+		} else if !opts.Quiet {
+			warnOwnerOutside(opts.IO.ErrOut, path, f, want)
 		}
 		if serr == nil {
 			serr = setter.SetFile(f, want)
@@ -389,6 +451,27 @@ func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *
 		return serr == nil, writeJSON(opts.IO.Out, rec)
 	}
 	return serr == nil, nil
+}
+
+// usualRangeSize is the number of ids a container's namespace usually
+// maps (useradd's SUB_UID_COUNT, podman's and LXD's default range).
+const usualRangeSize = 65536
+
+// warnOwnerOutside warns when want has a rootid (--rootid N, whose map
+// nscap cannot know) and the owner of f lies outside the usual range of a
+// namespace whose root is N: a file of the container at 100000 given caps
+// for the container at 200000 is most likely a mistake.
+func warnOwnerOutside(w io.Writer, path string, f *fcaps.File, want xattrfmt.FileCaps) {
+	if !want.HasRootID() || want.RootID == 0 || f.Type() != 0 {
+		return
+	}
+	uid, _ := f.Owner()
+	lo, hi := uint64(want.RootID), uint64(want.RootID)+usualRangeSize-1
+	if uint64(uid) >= lo && uint64(uid) <= hi {
+		return
+	}
+	fmt.Fprintf(w, "nscap: warning: set %s: the file's owner uid %d is outside %d-%d, the usual %d ids of a user namespace whose root is %d: a file of another container? (written; name the map with --uidmap, --pid or --oci-config to have such files refused)\n",
+		path, uid, lo, hi, usualRangeSize, want.RootID)
 }
 
 // verifyRecord is the JSON output of set -v for one path.

@@ -60,6 +60,9 @@ func TestNewSetCmd(t *testing.T) {
 		{argv: "--root rootfs --uidmap 0:100000:65536 cap_chown+p rootfs/f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"rootfs/f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:100000:65536"}, Root: "rootfs"}},
 		{argv: "--root rootfs --pid 3 cap_chown+p rootfs/f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"rootfs/f"}, RootID: noRootID, Maps: mapFlags{PID: 3}, Root: "rootfs"}},
 		{argv: "--root= cap_chown+p f", wantErr: "--root: empty directory name"},
+		{argv: "--pid 3 --host cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{PID: 3}, Host: true}},
+		{argv: "--host cap_chown+p f", wantErr: "--host needs --pid"},
+		{argv: "--uidmap 0:1:1 --host cap_chown+p f", wantErr: "--host needs --pid"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -74,7 +77,7 @@ func TestNewSetCmd(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(setOptions{}, "IO", "RootOf", "ReadMaps"), cmpopts.IgnoreUnexported(setOptions{}, mapFlags{})); diff != "" {
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(setOptions{}, "IO", "RootOf", "ReadMaps", "PIDNS"), cmpopts.IgnoreUnexported(setOptions{}, mapFlags{})); diff != "" {
 				t.Errorf("set %s: options mismatch (-want +got):\n%s", tc.argv, diff)
 			}
 		})
@@ -94,29 +97,53 @@ func TestResolveRootID(t *testing.T) {
 	t.Parallel()
 	rootOf := func(pid int) (uint32, error) {
 		switch pid {
-		case 1:
+		case 1, 5:
 			return 0, nil
 		case 42:
 			return 100000, nil
 		}
 		return 0, syscall.ESRCH
 	}
+	// Pid 1 is in the caller's (initial) namespace, 42 in a container's,
+	// 5 in a child namespace whose root is the caller's root (unshare -r).
+	pidNS := func(pid int) (pidNS, error) {
+		switch pid {
+		case 1:
+			return pidNS{Ref: "user:[4026531837]", Self: true, Initial: true}, nil
+		case 5:
+			return pidNS{Ref: "user:[4026532000]"}, nil
+		case 42:
+			return pidNS{Ref: "user:[4026532001]"}, nil
+		}
+		return pidNS{}, syscall.ENOENT
+	}
+	readMaps := func(pid int) (uid, gid userns.Map, err error) {
+		m, err := userns.ParseMap("0:100000:65536")
+		return m, m, err
+	}
 	tests := []struct {
 		argv       string
 		wantRootID uint32
 		wantOK     bool
-		wantErr    bool
+		wantErr    string
 	}{
 		{argv: "x f"},
 		{argv: "--rootid 0 x f", wantOK: true},
 		{argv: "--rootid 7 x f", wantRootID: 7, wantOK: true},
 		{argv: "--pid 42 x f", wantRootID: 100000, wantOK: true},
-		{argv: "--pid 1 x f"}, // the caller's own root: revision 2
-		{argv: "--pid 99 x f", wantErr: true},
+		{argv: "--pid 42 --ns-uid 3 x f", wantRootID: 100003, wantOK: true},
+		{argv: "--pid 42 --host x f", wantRootID: 100000, wantOK: true},
+		// The caller's own namespace, the host's: refused without --host.
+		{argv: "--pid 1 x f", wantErr: "--pid 1: the process is in the initial user namespace user:[4026531837] (the host's), not in a container's: caps for it are revision 2, honoured on the whole host; give the pid of a process inside the container, or add --host to write them anyway"},
+		{argv: "--pid 1 --ns-uid 1000 x f", wantErr: "--pid 1: the process is in the initial user namespace user:[4026531837] (the host's), not in a container's: its uid 1000 is uid 1000 of the host; give the pid of a process inside the container, or add --host to write them anyway"},
+		{argv: "--pid 5 x f", wantErr: "--pid 5: the process is in the user namespace user:[4026532000], whose root is nscap's own root (uid 0), not in a container's: caps for it are revision 2, honoured on the whole host; give the pid of a process inside the container, or add --host to write them anyway"},
+		{argv: "--pid 1 --host x f"}, // revision 2, as asked
+		{argv: "--pid 1 --host --ns-uid 1000 x f", wantRootID: 1000, wantOK: true},
+		{argv: "--pid 99 x f", wantErr: "pid 99: no such process"},
 		{argv: "--uidmap 0:100000:65536 x f", wantRootID: 100000, wantOK: true},
 		{argv: "--uidmap 0:100000:65536 --ns-uid 1000 x f", wantRootID: 101000, wantOK: true},
 		{argv: "--uidmap 0:0:1 x f"},
-		{argv: "--uidmap 0:100000:65536 --ns-uid 65536 x f", wantErr: true},
+		{argv: "--uidmap 0:100000:65536 --ns-uid 65536 x f", wantErr: "uid 65536 in the user namespace of --uidmap 0:100000:65536: userns: namespace id 65536 not mapped by 0:100000:65536"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -125,10 +152,13 @@ func TestResolveRootID(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts.RootOf = rootOf
+			opts.RootOf, opts.PIDNS, opts.Maps.readMaps = rootOf, pidNS, readMaps
 			r, ok, err := opts.resolveRootID()
-			if (err != nil) != tc.wantErr || r != tc.wantRootID || ok != tc.wantOK {
-				t.Errorf("set %s: resolveRootID() = %d, %v, %v; want %d, %v, error %v", tc.argv, r, ok, err, tc.wantRootID, tc.wantOK, tc.wantErr)
+			if errString(err) != tc.wantErr || r != tc.wantRootID || ok != tc.wantOK {
+				t.Errorf("set %s: resolveRootID() = %d, %v, %v; want %d, %v, error %q", tc.argv, r, ok, err, tc.wantRootID, tc.wantOK, tc.wantErr)
+			}
+			if err != nil && tc.wantErr != "pid 99: no such process" && exitCodeFor(err) != ExitUsage {
+				t.Errorf("set %s: error %v is not a usage error", tc.argv, err)
 			}
 		})
 	}
@@ -182,11 +212,6 @@ func TestRunSet(t *testing.T) {
 			wantHex: "0x0000000200200000010000000000000000000000",
 		},
 		{
-			name:    "rootid",
-			args:    []string{"set", "--rootid", "100000", "cap_net_raw+ep", f},
-			wantHex: "0x0100000300200000000000000000000000000000a0860100",
-		},
-		{
 			name:    "uidmap",
 			args:    []string{"set", "--uidmap", "0:200000:65536", "--ns-uid", "1", "cap_net_raw+ep", f},
 			wantHex: "0x0100000300200000000000000000000000000000410d0300",
@@ -204,9 +229,26 @@ func TestRunSet(t *testing.T) {
 			wantKeep: true,
 		},
 		{
-			name:    "pid of self is host root: revision 2",
-			args:    []string{"set", "--pid", itoa(os.Getpid()), "cap_net_raw+ep", f},
+			name:    "pid of self with --host: revision 2",
+			args:    []string{"set", "--pid", itoa(os.Getpid()), "--host", "cap_net_raw+ep", f},
 			wantHex: "0x0100000200200000000000000000000000000000",
+		},
+		{
+			name:     "pid of self: refused without --host",
+			args:     []string{"set", "--pid", itoa(os.Getpid()), "cap_net_raw+ep", f},
+			want:     result{Code: ExitUsage, Stderr: "nscap: set: --pid " + itoa(os.Getpid()) + ": the process is in the initial user namespace user:[4026531837] (the host's), not in a container's: caps for it are revision 2, honoured on the whole host; give the pid of a process inside the container, or add --host to write them anyway\nRun 'nscap set --help' for usage.\n"},
+			wantKeep: true,
+		},
+		{
+			name:    "rootid: owner outside the usual range warned",
+			args:    []string{"set", "--rootid", "100000", "cap_net_raw+ep", f},
+			want:    result{Stderr: "nscap: warning: set $DIR/set-target: the file's owner uid 200000 is outside 100000-165535, the usual 65536 ids of a user namespace whose root is 100000: a file of another container? (written; name the map with --uidmap, --pid or --oci-config to have such files refused)\n"},
+			wantHex: "0x0100000300200000000000000000000000000000a0860100",
+		},
+		{
+			name:    "rootid: owner inside the usual range",
+			args:    []string{"set", "--rootid", "200000", "cap_net_raw+ep", f},
+			wantHex: "0x0100000300200000000000000000000000000000400d0300",
 		},
 		{
 			name:     "bad text",
@@ -287,8 +329,9 @@ func TestResolveRootIDOCIAndNsUID(t *testing.T) {
 		{argv: "--oci-config " + cfg + " --ns-uid 1000 x f", wantRootID: 301000, wantOK: true},
 		{argv: "--oci-config " + cfg + " --ns-uid 65536 x f", wantErr: "uid 65536 in the user namespace of " + cfg + ": userns: namespace id 65536 not mapped by 0:300000:65536"},
 		{argv: "--oci-config /nonexistent/config.json x f", wantErr: "open /nonexistent/config.json: no such file or directory"},
-		// The caller's own namespace: uid U is U.
-		{argv: "--pid " + self + " --ns-uid 5 x f", wantRootID: 5, wantOK: true},
+		// The caller's own namespace: uid U is U, with --host only.
+		{argv: "--pid " + self + " --host --ns-uid 5 x f", wantRootID: 5, wantOK: true},
+		{argv: "--pid " + self + " --ns-uid 5 x f", wantErr: "--pid " + self + ": the process is in "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.argv, func(t *testing.T) {
@@ -298,7 +341,7 @@ func TestResolveRootIDOCIAndNsUID(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, ok, err := opts.resolveRootID()
-			if errString(err) != tc.wantErr || r != tc.wantRootID || ok != tc.wantOK {
+			if !strings.HasPrefix(errString(err), tc.wantErr) || (err == nil) != (tc.wantErr == "") || r != tc.wantRootID || ok != tc.wantOK {
 				t.Errorf("set %s: resolveRootID() = %d, %v, %q; want %d, %v, %q", tc.argv, r, ok, errString(err), tc.wantRootID, tc.wantOK, tc.wantErr)
 			}
 		})
@@ -462,5 +505,53 @@ func TestSetRemovePlantedSymlink(t *testing.T) {
 		if got := getcap(sbinPing); got != st.sbin {
 			t.Errorf("%s: getcap -n of rootfs/usr/sbin/ping = %q, want %q", st.name, got, st.sbin)
 		}
+	}
+}
+
+// TestSetPIDHostNamespace: set --pid of a process whose caps would be
+// honoured on the whole host, a child namespace whose root is host root
+// (unshare -r as root), is refused naming the namespace (its inode, as
+// /proc/PID/ns/user reads) and writes nothing; with --host it writes
+// revision 2 (getcap is the oracle); a container's process needs no --host.
+func TestSetPIDHostNamespace(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireTool(t, "getcap")
+	dir := testutil.TempDir(t)
+	testutil.RequireXattrFS(t, dir)
+	testutil.Traversable(t, dir)
+	pids := testutil.Nest(t, []string{"0:0:65536"}, 0)
+	rootPID := itoa(pids[0])
+	link, err := os.Readlink("/proc/" + rootPID + "/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := itoa(containerProcess(t, "0:100000:65536", ""))
+	f := writeFile(t, filepath.Join(dir, "f"))
+
+	r := nscap(t, "", "set", "--pid", rootPID, "cap_net_raw+ep", f)
+	want := "nscap: set: --pid " + rootPID + ": the process is in the user namespace " + link +
+		", whose root is nscap's own root (uid 0), not in a container's: caps for it are revision 2, honoured on the whole host;" +
+		" give the pid of a process inside the container, or add --host to write them anyway\nRun 'nscap set --help' for usage.\n"
+	if r.Code != ExitUsage || r.Stderr != want {
+		t.Errorf("set --pid %s: exit %d, stderr %q; want exit %d, stderr %q", rootPID, r.Code, r.Stderr, ExitUsage, want)
+	}
+	if got := runTool(t, "getcap", f); got != "" {
+		t.Errorf("refused set wrote %q", got)
+	}
+	if r := nscap(t, "", "set", "--pid", rootPID, "--host", "cap_net_raw+ep", f); r.Code != ExitOK || r.Stderr != "" {
+		t.Errorf("set --pid %s --host: %+v", rootPID, r)
+	}
+	if got := runTool(t, "getcap", "-n", f); got != f+" cap_net_raw=ep\n" {
+		t.Errorf("set --pid --host: getcap -n %q, want revision 2", got)
+	}
+	if err := os.Chown(f, 100000, 100000); err != nil {
+		t.Fatal(err)
+	}
+	if r := nscap(t, "", "set", "--pid", ct, "cap_net_raw+ep", f); r.Code != ExitOK || r.Stderr != "" {
+		t.Errorf("set --pid %s (a container's): %+v", ct, r)
+	}
+	if got := runTool(t, "getcap", "-n", f); got != f+" cap_net_raw=ep [rootid=100000]\n" {
+		t.Errorf("set --pid of a container: getcap -n %q, want rootid 100000", got)
 	}
 }

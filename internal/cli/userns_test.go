@@ -364,11 +364,30 @@ func TestRootlessCLI(t *testing.T) {
 		{
 			// --rootid: no owner check by set itself, so the helper's shows.
 			name: "file outside the ranges", args: []string{"set", "--rootid", "400000", "cap_net_raw+ep", "host"}, code: ExitError,
-			stderr: "nscap: set host: the file's owner uid 0 is outside the helper user namespace's uid map", file: hostFile, wantCap: "-",
+			stderr: "nscap: set host: the file's owner uid 0 is outside the uids the caller owns, " + strconv.Itoa(uid) + ", 400000-465535 (its own uid and its subordinate ranges, all that its helper user namespace maps): nothing written", file: hostFile, wantCap: "-",
 		},
 		{
 			name: "range not owned", args: []string{"set", "--rootid", "500000", "cap_net_raw+ep", "other"}, code: ExitError,
-			stderr: "nscap: set other: rootid 500000 is outside the helper user namespace's uid map", file: other, wantCap: "-",
+			stderr: "nscap: set other: rootid 500000 is outside the uids the caller owns, " + strconv.Itoa(uid) + ", 400000-465535 (", file: other, wantCap: "-",
+		},
+		{
+			// The whole map is checked against the ranges, not only the
+			// rootid, before anything is done; the message names the
+			// ranges the caller owns.
+			name: "map beyond the ranges", args: []string{"set", "--uidmap", "0:400000:70000", "cap_net_raw+ep", "other"}, code: ExitUsage,
+			stderr: "nscap: set: the user namespace of --uidmap 0:400000:70000 maps host uids 465536-469999 that are not yours: you own uid " + strconv.Itoa(uid) + " and 400000-465535 (/etc/subuid, user " + name + "), all that the helper user namespace of an unprivileged user can map\n", file: other, wantCap: "-",
+		},
+		{
+			name: "gid map beyond the ranges", args: []string{"set", "--uidmap", "0:400000:65536", "--gidmap", "0:300000:10", "cap_net_raw+ep", "other"}, code: ExitUsage,
+			stderr: "maps host gids 300000-300009 that are not yours: you own gid " + strconv.Itoa(u.GID) + " and 400000-465535 (/etc/subgid, user " + name + ")", file: other, wantCap: "-",
+		},
+		{
+			name: "remove: map beyond the ranges", args: []string{"remove", "--uidmap", "0:300000:65536", "rm"}, code: ExitUsage,
+			stderr: "nscap: remove: the user namespace of --uidmap 0:300000:65536 maps host uids 300000-365535 that are not yours", file: rm, wantCap: "-",
+		},
+		{
+			name: "helper never: the map is not checked", args: []string{"set", "--helper", "never", "--uidmap", "0:400000:70000", "cap_net_raw+ep", "other"}, code: ExitError,
+			stderr: "needs CAP_SETFCAP", file: other, wantCap: "-",
 		},
 		{
 			name: "host-wide caps", args: []string{"set", "cap_net_raw+ep", "other"}, code: ExitError,

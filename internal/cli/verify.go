@@ -24,13 +24,18 @@ type verifyOptions struct {
 func newVerifyCmd(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
 	opts := &verifyOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "verify [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--helper auto|always|never] ARCHIVE|- DEST",
+		Use:   "verify [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] ARCHIVE|- DEST",
 		Short: "List every difference between an archive and a restored tree",
 		Long: `Compare the tree under DEST with ARCHIVE as "nscap restore" with the same
 map flags would have made it, and print every difference, one per line:
 missing and extra entries, type, owner, mode, size, content (sha256),
 symlink targets and hardlinks, xattrs, and capabilities (compared as
 capabilities and shown with their rootids). Nothing is followed or changed.
+
+Caps the target cannot hold (kept host-scoped by the backup, or of a rootid
+the target maps do not cover) are judged by --foreign-caps as restore judged
+them: under fail (the default) a cap of the archive that the tree lacks is a
+difference, so a restore that could not write caps is never clean.
 
 Lines are "PATH: KIND [NAME]: want W, got G"; with --json each difference is
 an object with "path", "kind", "name", "want" and "got".
@@ -79,7 +84,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	}
 	defer func() { _ = closeArchive() }() // read only
 	vo := backup.VerifyOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope,
+		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
 		XattrsInclude: opts.XattrsInclude,
 		Difference: func(d backup.Difference) error {
 			if opts.JSON {
