@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -44,11 +43,8 @@ type shiftFix struct {
 
 // shiftJournal is the open, locked journal of a run.
 type shiftJournal struct {
+	*lockedState
 	mu    sync.Mutex
-	dirfd int
-	f     *os.File
-	name  string
-	path  string
 	fixes []shiftFix // of an interrupted run, read when opened
 }
 
@@ -69,25 +65,17 @@ func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shif
 	if err != nil {
 		return nil, err
 	}
-	name := id.fileName()
-	p := path.Join(dirPath, name)
-	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	ls, err := openLockedState(dirfd, dirPath, id.fileName())
 	if err != nil {
-		unix.Close(dirfd)
-		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		unix.Close(fd)
-		unix.Close(dirfd)
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w (its journal %s is locked)", root, ErrShiftRunning, p)
+			return nil, fmt.Errorf("%s: %w (its journal %s is locked)", root, ErrShiftRunning, path.Join(dirPath, id.fileName()))
 		}
-		return nil, &fs.PathError{Op: "flock", Path: p, Err: err}
+		return nil, err
 	}
-	j := &shiftJournal{dirfd: dirfd, f: os.NewFile(uintptr(fd), p), name: name, path: p}
+	j := &shiftJournal{lockedState: ls}
+	p := ls.path
 	fail := func(err error) (*shiftJournal, error) {
-		j.f.Close()
-		unix.Close(dirfd)
+		_ = ls.close(false)
 		return nil, err
 	}
 	b, err := readAllAt(j.f)
@@ -171,18 +159,4 @@ func (j *shiftJournal) write(s string, sync bool) error {
 		}
 	}
 	return nil
-}
-
-// close releases the journal; remove removes it first (the run is over
-// and left nothing incomplete).
-func (j *shiftJournal) close(remove bool) error {
-	var err error
-	if remove {
-		if uerr := unix.Unlinkat(j.dirfd, j.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) {
-			err = &fs.PathError{Op: "unlink", Path: j.path, Err: uerr}
-		}
-	}
-	j.f.Close()
-	unix.Close(j.dirfd)
-	return err
 }

@@ -160,10 +160,7 @@ func (id destID) record() string {
 // restoreState is the state file of a restore, or what Verify read of
 // one.
 type restoreState struct {
-	dirfd int      // the state directory (O_PATH); -1 when read by Verify
-	f     *os.File // the state file, locked; nil when read by Verify
-	name  string   // its name in the state directory
-	path  string   // for messages
+	lockedState // dirfd -1 and f nil when read by Verify
 
 	// What the file recorded when it was opened: resumed is set when it
 	// is the state of a restore into the same destination that did not
@@ -180,7 +177,7 @@ type restoreState struct {
 // destination (another directory that had the same inode) is not
 // resumed.
 func parseState(b []byte, id destID) *restoreState {
-	st := &restoreState{dirfd: -1, tokens: map[string]bool{}}
+	st := &restoreState{lockedState: lockedState{dirfd: -1}, tokens: map[string]bool{}}
 	lines := strings.Split(string(b), "\n")
 	lines = lines[:len(lines)-1] // the last is empty or cut short
 	if len(lines) < 2 || lines[0] != stateHeader || lines[1] != id.record() {
@@ -215,40 +212,16 @@ func openRestoreState(dirfd int, dirPath string, d *destDir) (*restoreState, err
 		unix.Close(dirfd)
 		return nil, err
 	}
-	name := id.fileName()
-	p := path.Join(dirPath, name)
-	var fd int
-	for attempt := 0; ; attempt++ {
-		fd, err = unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			unix.Close(dirfd)
-			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	ls, err := openLockedState(dirfd, dirPath, id.fileName())
+	if err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w (its state %s is locked)", d.path, ErrRestoreRunning, path.Join(dirPath, id.fileName()))
 		}
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			unix.Close(fd)
-			unix.Close(dirfd)
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: %w (its state %s is locked)", d.path, ErrRestoreRunning, p)
-			}
-			return nil, &fs.PathError{Op: "flock", Path: p, Err: err}
-		}
-		// A restore that just ended removed the file after this one
-		// opened it: its lock is on a file no one will look for again.
-		var got, cur unix.Stat_t
-		if unix.Fstat(fd, &got) == nil && unix.Fstatat(dirfd, name, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-			got.Dev == cur.Dev && got.Ino == cur.Ino {
-			break
-		}
-		unix.Close(fd)
-		if attempt == 100 {
-			unix.Close(dirfd)
-			return nil, fmt.Errorf("lock %s: removed each time it was opened", p)
-		}
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), p)
+	f, p := ls.f, ls.path
 	fail := func(err error) (*restoreState, error) {
-		f.Close()
-		unix.Close(dirfd)
+		_ = ls.close(false)
 		return nil, err
 	}
 	b, err := readAllAt(f)
@@ -256,7 +229,7 @@ func openRestoreState(dirfd int, dirPath string, d *destDir) (*restoreState, err
 		return fail(&fs.PathError{Op: "read", Path: p, Err: err})
 	}
 	st := parseState(b, id)
-	st.dirfd, st.f, st.name, st.path = dirfd, f, name, p
+	st.lockedState = *ls
 	if !st.resumed {
 		// Empty, cut short before its first records, or left by a
 		// directory that had this inode before.
@@ -304,17 +277,58 @@ func (st *restoreState) record(lines ...string) error {
 	return nil
 }
 
-// close releases the state file; remove removes it first (the restore
-// is over: nothing it made is left under a temporary name).
-func (st *restoreState) close(remove bool) error {
-	var err error
-	if remove {
-		if uerr := unix.Unlinkat(st.dirfd, st.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) {
-			err = &fs.PathError{Op: "unlink", Path: st.path, Err: uerr}
+// lockedState is a file of a state directory, open and locked (flock)
+// by this process: a restore's state, a shift's journal.
+type lockedState struct {
+	dirfd int      // the state directory (O_PATH)
+	f     *os.File // the file, locked
+	name  string   // its name in the state directory
+	path  string   // for messages
+}
+
+// openLockedState opens (creating it, mode 0600) and locks the file name
+// of the state directory dirfd (named dirPath). It takes dirfd: closed
+// with the result, or on error. Locked by another process: an error
+// matching unix.EWOULDBLOCK.
+func openLockedState(dirfd int, dirPath, name string) (*lockedState, error) {
+	p := path.Join(dirPath, name)
+	for attempt := 0; ; attempt++ {
+		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			unix.Close(dirfd)
+			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+		}
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			unix.Close(fd)
+			unix.Close(dirfd)
+			return nil, &fs.PathError{Op: "flock", Path: p, Err: err}
+		}
+		// A run that just ended removed the file after this one opened
+		// it: its lock is on a file no one will look for again.
+		var got, cur unix.Stat_t
+		if unix.Fstat(fd, &got) == nil && unix.Fstatat(dirfd, name, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			got.Dev == cur.Dev && got.Ino == cur.Ino {
+			return &lockedState{dirfd: dirfd, f: os.NewFile(uintptr(fd), p), name: name, path: p}, nil
+		}
+		unix.Close(fd)
+		if attempt == 100 {
+			unix.Close(dirfd)
+			return nil, fmt.Errorf("lock %s: removed each time it was opened", p)
 		}
 	}
-	st.f.Close()
-	unix.Close(st.dirfd)
+}
+
+// close releases the file; remove removes it first (the run is over and
+// left nothing that the file must tell the next one).
+func (l *lockedState) close(remove bool) error {
+	var err error
+	if remove {
+		if uerr := unix.Unlinkat(l.dirfd, l.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) {
+			err = &fs.PathError{Op: "unlink", Path: l.path, Err: uerr}
+		}
+	}
+	l.f.Close()
+	unix.Close(l.dirfd)
 	return err
 }
 
