@@ -964,7 +964,7 @@ func (a *Auditor) Check(e Entry) []Finding {
 				if s < f.Rule.Severity || f.Rule.ID == RuleForeignArch {
 					f.Rule.Severity = s
 				}
-			}, func(m *BinfmtMatch) { out[len(out)-1].Binfmt = m })
+			}, func(m *BinfmtMatch) { out[len(out)-1].Binfmt = m }, guess)
 		}
 		// NSCAP005: setuid/setgid.
 		if bits := e.Mode & (fs.ModeSetuid | fs.ModeSetgid); bits != 0 {
