@@ -850,8 +850,8 @@ func (a *Auditor) scope(e *Entry, v view) Scope {
 //
 // A finding whose verdict depends on a guessed container uid map (see
 // [Finding].MapGuessed) is reported at [SeverityLow] at most: NSCAP001,
-// NSCAP004, and NSCAP002 when only owners and groups (not mode bits) make
-// the file writable.
+// NSCAP004, and NSCAP002 (NSCAP011 for an interpreter) when only owners
+// and groups (not mode bits) make the file writable.
 func (a *Auditor) Check(e Entry) []Finding {
 	if e.Raw != nil && e.CapsErr == nil {
 		e.Caps, e.CapsErr = xattrfmt.Decode(e.Raw)
@@ -964,7 +964,7 @@ func (a *Auditor) Check(e Entry) []Finding {
 				if s < f.Rule.Severity || f.Rule.ID == RuleForeignArch {
 					f.Rule.Severity = s
 				}
-			}, func(m *BinfmtMatch) { out[len(out)-1].Binfmt = m })
+			}, func(m *BinfmtMatch) { out[len(out)-1].Binfmt = m }, guess)
 		}
 		// NSCAP005: setuid/setgid.
 		if bits := e.Mode & (fs.ModeSetuid | fs.ModeSetgid); bits != 0 {

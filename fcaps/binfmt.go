@@ -211,7 +211,7 @@ type BinfmtMatch struct {
 // checkBinfmt adds the binfmt_misc findings of e (a capped regular file
 // with its first bytes) through add and lower (which caps the severity of
 // the finding just added).
-func (a *Auditor) checkBinfmt(e *Entry, v view, add func(string, string), lower func(Severity), set func(*BinfmtMatch)) {
+func (a *Auditor) checkBinfmt(e *Entry, v view, add func(string, string), lower func(Severity), set func(*BinfmtMatch), guess func()) {
 	b := a.opts.Binfmt
 	if b == nil || e.Head == nil {
 		return
@@ -249,7 +249,7 @@ func (a *Auditor) checkBinfmt(e *Entry, v view, add func(string, string), lower 
 		return
 	}
 	ie := Entry{Path: in.Path, Mode: in.Mode, UID: in.UID, GID: in.GID, Dirs: in.Dirs}
-	if why, _ := a.writable(&ie, v); why != "" {
+	if why, byMode := a.writable(&ie, v); why != "" {
 		why = strings.TrimPrefix(why, "a non-root user can modify or replace this file with capabilities: ")
 		if ent.Credentials() {
 			add(RuleBinfmtInterpreter, fmt.Sprintf("the interpreter %s is writable by a non-root user (%s), and with the C flag it runs with this file's capabilities: whoever writes it runs code with them", in.Path, why))
@@ -258,6 +258,9 @@ func (a *Auditor) checkBinfmt(e *Entry, v view, add func(string, string), lower 
 			lower(SeverityMedium)
 		}
 		set(bm)
+		if v.guessed && !byMode {
+			guess()
+		}
 	}
 	if in.Caps != nil {
 		add(RuleBinfmtInterpreter, fmt.Sprintf("the interpreter %s carries capabilities %s: without the C flag every %s binary runs with them; with it they are ignored", in.Path, in.Caps, m))
