@@ -223,7 +223,7 @@ func (s *shifter) dir(rel string) {
 		s.warn(rel, errors.New("a mount point: left alone with what is below it (give --cross-mounts to shift it too)"))
 		return
 	}
-	s.inode(fd, rel, &st, nil)
+	s.inode(handle{fd: fd}, rel, &st, nil)
 
 	// The inodes whose chown clears caps or setuid bits wait in a batch
 	// (their descriptors open): one fdatasync of the journal covers them
@@ -251,7 +251,7 @@ func (s *shifter) dir(rel string) {
 				subdirs = append(subdirs, child)
 				return true
 			}
-			if s.entry(fd, name, child, &batch) {
+			if s.entry(fd, name, child, typ, &batch) {
 				subdirs = append(subdirs, child)
 			}
 			if len(batch) >= journalBatch {
@@ -271,8 +271,9 @@ func (s *shifter) dir(rel string) {
 
 // entry shifts the non-directory name of dirfd; it returns true when the
 // name turned out to be a directory (to walk).
-func (s *shifter) entry(dirfd int, name, rel string, batch *[]*journaled) (isDir bool) {
-	fd, err := sys.Openat(dirfd, name, sys.OPathNoFollow, 0)
+func (s *shifter) entry(dirfd int, name, rel string, typ uint8, batch *[]*journaled) (isDir bool) {
+	h, err := openEntry(dirfd, name, typ)
+	fd := h.fd
 	if err != nil {
 		if !errors.Is(err, unix.ENOENT) { // removed meanwhile: nothing to shift
 			s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: err})
@@ -298,7 +299,14 @@ func (s *shifter) entry(dirfd int, name, rel string, batch *[]*journaled) (isDir
 			return false
 		}
 	}
-	kept = s.inode(fd, rel, &st, batch)
+	if !h.path && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// Replaced meanwhile by a fifo or a device, opened for reading:
+		// use an O_PATH descriptor of it instead.
+		unix.Close(fd)
+		kept = true // closed
+		return s.entry(dirfd, name, rel, sys.DTUnknown, batch)
+	}
+	kept = s.inode(h, rel, &st, batch)
 	return false
 }
 
@@ -308,7 +316,7 @@ const journalBatch = 128
 
 // journaled is an inode whose changes wait for its journal record.
 type journaled struct {
-	fd    int
+	h     handle
 	rel   string
 	st    sys.Stat
 	p     inodePlan
@@ -329,10 +337,10 @@ func (s *shifter) flush(batch []*journaled) {
 	for _, j := range batch {
 		if err != nil {
 			s.fail(j.rel, err) // not journaled: left as it is
-		} else if aerr := s.apply(j.fd, j.rel, &j.st, &j.p, j.chown); aerr != nil {
+		} else if aerr := s.apply(j.h, j.rel, &j.st, &j.p, j.chown); aerr != nil {
 			s.fail(j.rel, aerr)
 		}
-		unix.Close(j.fd)
+		unix.Close(j.h.fd)
 	}
 }
 
@@ -340,6 +348,75 @@ func (s *shifter) flush(batch []*journaled) {
 // chown of an inode whose caps or setuid bits the kernel cleared, before
 // they are written back: the window the journal covers.
 var testHookChowned func(rel string)
+
+// handle is a descriptor of the inode a shift changes: a directory or a
+// regular file opened for reading, on which the f* calls work, or an
+// O_PATH descriptor (symlinks, fifos, devices, and files the caller may
+// not open), reached through its /proc/self/fd magic link.
+type handle struct {
+	fd   int
+	path bool // O_PATH
+}
+
+func (h handle) proc() string { return procPath(h.fd) }
+
+func (h handle) list() ([]string, error) {
+	if h.path {
+		return sys.Listxattr(h.proc(), true)
+	}
+	return sys.Flistxattr(h.fd)
+}
+
+func (h handle) get(name string) ([]byte, error) {
+	if h.path {
+		return sys.GetxattrAll(h.proc(), name, true)
+	}
+	return sys.FgetxattrAll(h.fd, name)
+}
+
+func (h handle) set(name string, val []byte) error {
+	if h.path {
+		return sys.Setxattr(h.proc(), name, val, 0, true)
+	}
+	return sys.Fsetxattr(h.fd, name, val, 0)
+}
+
+func (h handle) remove(name string) error {
+	if h.path {
+		return sys.Removexattr(h.proc(), name, true)
+	}
+	return sys.Fremovexattr(h.fd, name)
+}
+
+func (h handle) chmod(mode uint32) error {
+	if h.path {
+		return unix.Chmod(h.proc(), mode)
+	}
+	return unix.Fchmod(h.fd, mode)
+}
+
+// openEntry opens the entry name of dirfd, never following a symlink: a
+// regular file (typ DT_REG from the directory) for reading, without
+// updating its atime, anything else with O_PATH (opening a device or a
+// fifo for I/O has side effects). A file that cannot be opened for
+// reading is opened with O_PATH.
+func openEntry(dirfd int, name string, typ uint8) (handle, error) {
+	if typ == sys.DTReg {
+		const rd = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+		fd, err := sys.Openat(dirfd, name, rd|unix.O_NOATIME, 0)
+		if errors.Is(err, unix.EPERM) { // O_NOATIME: not the owner, no CAP_FOWNER
+			fd, err = sys.Openat(dirfd, name, rd, 0)
+		}
+		if err == nil {
+			return handle{fd: fd}, nil
+		}
+		if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENXIO) {
+			return handle{fd: -1}, err
+		}
+	}
+	fd, err := sys.Openat(dirfd, name, sys.OPathNoFollow, 0)
+	return handle{fd: fd, path: true}, err
+}
 
 // inodePlan is what a shift changes on one inode.
 type inodePlan struct {
@@ -353,7 +430,7 @@ type inodePlan struct {
 }
 
 // plan works out the changes of the inode fd (stat'ed as st).
-func (s *shifter) plan(fd int, rel string, st *sys.Stat) (p inodePlan) {
+func (s *shifter) plan(h handle, rel string, st *sys.Stat) (p inodePlan) {
 	p.uid, p.gid = st.Uid, st.Gid
 	p.change = ShiftChange{OldUID: st.Uid, NewUID: st.Uid, OldGID: st.Gid, NewGID: st.Gid}
 	id := func(from, to userns.Map, kind IDKind, h uint32) uint32 {
@@ -372,8 +449,7 @@ func (s *shifter) plan(fd int, rel string, st *sys.Stat) (p inodePlan) {
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return p // no xattrs the shift knows on a symlink
 	}
-	proc := procPath(fd)
-	names, err := sys.Listxattr(proc, true)
+	names, err := h.list()
 	if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EOPNOTSUPP) {
 		s.fail(rel, &fs.PathError{Op: "listxattr", Path: rel, Err: err})
 		p.leaveNode = true
@@ -383,7 +459,7 @@ func (s *shifter) plan(fd int, rel string, st *sys.Stat) (p inodePlan) {
 		if name != XattrCaps && !IsACL(name) {
 			continue
 		}
-		raw, err := sys.GetxattrAll(proc, name, true)
+		raw, err := h.get(name)
 		if errors.Is(err, unix.ENODATA) {
 			continue
 		}
@@ -467,9 +543,9 @@ func inMap(m userns.Map, h uint32) bool {
 // clears caps or setuid bits is appended to batch, which then owns fd
 // (inode returns true), when batch is not nil; otherwise it is changed
 // at once, its journal record synced first.
-func (s *shifter) inode(fd int, rel string, st *sys.Stat, batch *[]*journaled) bool {
+func (s *shifter) inode(h handle, rel string, st *sys.Stat, batch *[]*journaled) bool {
 	s.entries.Add(1)
-	p := s.plan(fd, rel, st)
+	p := s.plan(h, rel, st)
 	if p.leaveNode {
 		return false
 	}
@@ -487,7 +563,7 @@ func (s *shifter) inode(fd int, rel string, st *sys.Stat, batch *[]*journaled) b
 		return false
 	}
 	if needsJournal(st, &p, chown) {
-		j := &journaled{fd: fd, rel: rel, st: *st, p: p, chown: chown}
+		j := &journaled{h: h, rel: rel, st: *st, p: p, chown: chown}
 		if batch != nil {
 			*batch = append(*batch, j)
 			return true
@@ -497,7 +573,7 @@ func (s *shifter) inode(fd int, rel string, st *sys.Stat, batch *[]*journaled) b
 			return false
 		}
 	}
-	if err := s.apply(fd, rel, st, &p, chown); err != nil {
+	if err := s.apply(h, rel, st, &p, chown); err != nil {
 		s.fail(rel, err)
 	}
 	return false
@@ -516,10 +592,9 @@ func needsJournal(st *sys.Stat, p *inodePlan, chown bool) bool {
 
 // apply makes the changes of p on the inode fd; its journal record, when
 // it needs one, is synced already.
-func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bool) error {
-	proc := procPath(fd)
+func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown bool) error {
 	for _, a := range p.acls {
-		if err := sys.Setxattr(proc, a.name, a.value, 0, true); err != nil {
+		if err := h.set(a.name, a.value); err != nil {
 			return &fs.PathError{Op: "setxattr " + a.name, Path: rel, Err: err}
 		}
 	}
@@ -530,7 +605,7 @@ func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bo
 	// (fifos and devices keep setuid bits as well as files do).
 	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
 	if chown {
-		if err := unix.Fchownat(fd, "", int(p.uid), int(p.gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fchownat(h.fd, "", int(p.uid), int(p.gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &fs.PathError{Op: "lchown", Path: rel, Err: err}
 		}
 		if testHookChowned != nil && needsJournal(st, p, chown) {
@@ -538,17 +613,17 @@ func (s *shifter) apply(fd int, rel string, st *sys.Stat, p *inodePlan, chown bo
 		}
 	}
 	if suid {
-		if err := unix.Chmod(proc, mode); err != nil {
+		if err := h.chmod(mode); err != nil {
 			return &fs.PathError{Op: "chmod", Path: rel, Err: err}
 		}
 	}
 	switch {
 	case p.newCaps != nil && (cleared || !bytes.Equal(p.newCaps, p.oldCaps)):
-		if err := sys.Setxattr(proc, XattrCaps, p.newCaps, 0, true); err != nil {
+		if err := h.set(XattrCaps, p.newCaps); err != nil {
 			return &fs.PathError{Op: "setxattr " + XattrCaps, Path: rel, Err: err}
 		}
 	case p.dropCaps && !cleared:
-		if err := sys.Removexattr(proc, XattrCaps, true); err != nil && !errors.Is(err, unix.ENODATA) {
+		if err := h.remove(XattrCaps); err != nil && !errors.Is(err, unix.ENODATA) {
 			return &fs.PathError{Op: "removexattr " + XattrCaps, Path: rel, Err: err}
 		}
 	}
