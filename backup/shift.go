@@ -21,11 +21,6 @@ var ErrShiftOverlap = errors.New("backup: source and target id ranges overlap")
 // tree is running (it holds the lock of the journal).
 var ErrShiftRunning = errors.New("backup: another shift of this tree is running")
 
-// ErrShiftJournal is returned by [Shift] when the tree has the journal of
-// an interrupted shift between other maps: finish that one first (run it
-// again with its maps).
-var ErrShiftJournal = errors.New("backup: the tree has the journal of an interrupted shift between other maps")
-
 // ShiftOptions tunes [Shift].
 type ShiftOptions struct {
 	// FromUID and FromGID are the maps the tree is owned under now

@@ -46,6 +46,11 @@ type shiftJournal struct {
 	*lockedState
 	mu    sync.Mutex
 	fixes []shiftFix // of an interrupted run, read when opened
+	// other is the "maps" record of an interrupted run with other maps
+	// ("" for none): after its fixes are replayed, [shiftJournal.restart]
+	// begins this run's journal.
+	other string
+	root  string // the "root" record of the tree
 }
 
 // shiftMapsRecord is the "maps" record of a run's options.
@@ -54,8 +59,8 @@ func shiftMapsRecord(o *ShiftOptions) string {
 }
 
 // openShiftJournal opens and locks the journal of the tree rootfd (named
-// root), reading the fixes of an interrupted run with the same maps. The
-// journal of a run with other maps is [ErrShiftJournal].
+// root), reading the fixes of an interrupted run (with other maps: other
+// is set).
 func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shiftJournal, error) {
 	id, err := (&destDir{fd: rootfd, path: root}).identify()
 	if err != nil {
@@ -84,9 +89,10 @@ func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shif
 	}
 	lines := strings.Split(string(b), "\n")
 	lines = lines[:len(lines)-1] // the last is empty or cut short by a kill
-	if len(lines) >= 3 && lines[0] == shiftJournalHeader && lines[1] == "root "+strings.TrimPrefix(id.record(), "dest ") {
+	j.root = "root " + strings.TrimPrefix(id.record(), "dest ")
+	if len(lines) >= 3 && lines[0] == shiftJournalHeader && lines[1] == j.root {
 		if lines[2] != shiftMapsRecord(o) {
-			return fail(fmt.Errorf("%w: %s records %q: run that shift again to finish it, then this one", ErrShiftJournal, p, lines[2]))
+			j.other = strings.TrimPrefix(lines[2], "maps ")
 		}
 		for _, l := range lines[3:] {
 			if f, ok := parseShiftFix(l); ok {
@@ -97,13 +103,19 @@ func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shif
 	}
 	// New, cut short before its maps, or left by another tree that had
 	// this inode: start afresh.
-	if err := j.f.Truncate(0); err != nil {
-		return fail(err)
-	}
-	if err := j.write(shiftJournalHeader+"\nroot "+strings.TrimPrefix(id.record(), "dest ")+"\n"+shiftMapsRecord(o)+"\n", true); err != nil {
+	if err := j.restart(o); err != nil {
 		return fail(err)
 	}
 	return j, nil
+}
+
+// restart empties the journal and writes this run's header.
+func (j *shiftJournal) restart(o *ShiftOptions) error {
+	if err := j.f.Truncate(0); err != nil {
+		return &fs.PathError{Op: "truncate", Path: j.path, Err: err}
+	}
+	j.fixes, j.other = nil, ""
+	return j.write(shiftJournalHeader+"\n"+j.root+"\n"+shiftMapsRecord(o)+"\n", true)
 }
 
 // parseShiftFix parses a "fix" record.

@@ -42,7 +42,8 @@ import (
 // kernel clears on chown (caps, setuid and setgid bits) is first written,
 // with the values to put back, to a journal in the state directory
 // (fdatasync'ed): a run that finds it completes those inodes before
-// anything else. The journal is removed when a run ends with no failure.
+// anything else, whichever maps it was run with. The journal is removed
+// when a run ends, unless it was stopped or an inode it names failed.
 //
 // Shift returns the totals; a run that left ids or inodes as they were
 // ends with a [*ShiftFailedError].
@@ -83,6 +84,15 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 			_ = j.close(false)
 			return s.summary(), err
 		}
+		if j.other != "" {
+			// The journal of an interrupted shift between other maps:
+			// its inodes are complete now; this run starts its own.
+			s.warn(".", fmt.Errorf("completed the inodes an interrupted shift (%s) had left half done, from its journal %s", j.other, j.path))
+			if err := j.restart(&opts); err != nil {
+				_ = j.close(false)
+				return s.summary(), err
+			}
+		}
 	}
 	s.stack = []string{"."}
 	var wg sync.WaitGroup
@@ -100,8 +110,9 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 		err = ctx.Err()
 	}
 	if s.journal != nil {
-		// Keep the journal while an inode it names may be incomplete.
-		if jerr := s.journal.close(err == nil && sum.Failures == 0); err == nil {
+		// Keep the journal while an inode it names may be incomplete:
+		// the run was stopped, or an inode it journaled failed.
+		if jerr := s.journal.close(err == nil && !s.incomplete.Load()); err == nil {
 			err = jerr
 		}
 	}
@@ -130,6 +141,9 @@ type shifter struct {
 
 	seen  sync.Map // hardlinked inodes already claimed: [2]uint64{dev, ino}
 	abort atomic.Pointer[error]
+	// incomplete is set when an inode the journal names may be left
+	// without its caps or mode: the journal is kept for the next run.
+	incomplete atomic.Bool
 
 	entries, changed, caps, acls, mounts, replayed, failures, warnings atomic.Int64
 	sum                                                                ShiftSummary
@@ -334,10 +348,14 @@ func (s *shifter) flush(batch []*journaled) {
 		b.WriteString(fixRecord(j.st.Ino, j.p.uid, j.p.gid, j.st.Mode&0o7777, j.p.newCaps, j.rel))
 	}
 	err := s.journal.write(b.String(), true)
+	if err != nil {
+		s.incomplete.Store(true) // a record may have made it
+	}
 	for _, j := range batch {
 		if err != nil {
 			s.fail(j.rel, err) // not journaled: left as it is
 		} else if aerr := s.apply(j.h, j.rel, &j.st, &j.p, j.chown); aerr != nil {
+			s.incomplete.Store(true)
 			s.fail(j.rel, aerr)
 		}
 		unix.Close(j.h.fd)
@@ -569,11 +587,15 @@ func (s *shifter) inode(h handle, rel string, st *sys.Stat, batch *[]*journaled)
 			return true
 		}
 		if err := s.journal.write(fixRecord(st.Ino, p.uid, p.gid, st.Mode&0o7777, p.newCaps, rel), true); err != nil {
+			s.incomplete.Store(true)
 			s.fail(rel, err)
 			return false
 		}
 	}
 	if err := s.apply(h, rel, st, &p, chown); err != nil {
+		if needsJournal(st, &p, chown) {
+			s.incomplete.Store(true)
+		}
 		s.fail(rel, err)
 	}
 	return false
@@ -646,6 +668,7 @@ func (s *shifter) replay() error {
 		// it from the start.
 		if err == nil && st.Ino == f.ino && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Uid == f.uid && st.Gid == f.gid {
 			if fixed, err := s.replayOne(fd, f, &st); err != nil {
+				s.incomplete.Store(true)
 				s.fail(f.path, err)
 			} else if fixed {
 				s.replayed.Add(1)
