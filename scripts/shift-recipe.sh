@@ -10,11 +10,11 @@
 #       getfacl -R -P -n --skip-base .           files with ACLs (access or default)
 #       find ROOTFS -printf '%U %G %m %y %p\n'   owners, modes, types
 #  2. awk maps every id in range (id - FROM + TO; ids outside stay) and writes one list
-#     of paths per new owner pair, the setuid and setgid lists, the ACL dump with its
-#     ids rewritten (entries and "# owner/# group" lines) and the caps grouped by their
-#     new rootid (a revision-3 rootid in range moves; other rootids, and revision-2 caps,
-#     which getcap -n prints without a rootid, stay as they are).
-#  3. xargs -P NPROC chown -h NEWUID:NEWGID per pair (-h: symlinks are lchown'ed).
+#     of paths per new owner pair (split every 8192 paths), the setuid and setgid lists,
+#     the ACL dump with its ids rewritten (entries and "# owner/# group" lines) and the
+#     caps grouped by their new rootid (a revision-3 rootid in range moves; other rootids,
+#     and revision-2 caps, which getcap -n prints without a rootid, stay as they are).
+#  3. xargs -P NPROC over those lists: chown -h NEWUID:NEWGID (-h: symlinks are lchown'ed).
 #  4. setfacl --restore=- with the rewritten dump (after the chown: its owner lines then
 #     match and it only writes the ACLs; it re-sets setuid/setgid from "# flags" too).
 #  5. setcap -n NEWROOTID CAPS FILE CAPS FILE... per rootid (setcap without -n for the
@@ -41,7 +41,8 @@ map='function m(x) { return (x >= F && x < F + N) ? x - F + T : x }'
 awk -v F="$from" -v T="$to" -v N="$count" -v W="$w" "$map"'
 {
   p = $0; for (i = 0; i < 4; i++) sub(/^[^ ]* /, "", p)
-  f = W "/own." m($1) ":" m($2); print p > f
+  k = m($1) ":" m($2); n = c[k]++; f = W "/own." k "." int(n / 8192); print p > f
+  if (c[k] % 8192 == 0) close(f)
   if ($4 != "d" && $4 != "l" && length($3) > 3) {
     s = substr($3, 1, length($3) - 3) + 0
     if (s == 4 || s == 5 || s == 6 || s == 7) print p > (W "/suid")
@@ -66,9 +67,9 @@ awk -v F="$from" -v T="$to" -v N="$count" -v W="$w" "$map"'
   f = W "/cap." r; print $0 > f; print path > f
 }' "$w/caps"
 
-for f in "$w"/own.*; do
-  xargs -d '\n' -P "$P" -n 4096 -a "$f" chown -h "${f##*/own.}"
-done
+# one list per new owner pair and per 8192 paths, NPROC lists at a time
+printf '%s\n' "$w"/own.* | xargs -d '\n' -P "$P" -n 1 sh -c \
+  'o=${1##*/own.}; exec xargs -d "\n" -a "$1" chown -h "${o%.*}"' sh
 [ -s "$w/acl.new" ] && (cd "$root" && setfacl --restore=- <"$w/acl.new")
 for f in "$w"/cap.*; do
   [ -e "$f" ] || continue
