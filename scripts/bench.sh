@@ -193,7 +193,7 @@ for what in $ONLY; do
     done
     build_fuidshift || echo "== shift: LXD's fuidshift not built: $fuid_why"
     shift_setup
-    shift_check || { echo "== shift: the shell recipe is not correct; not timed" >&2; rm -rf "$stree"; exit 1; }
+    shift_check || { echo "== shift: the check failed (above); not timed" >&2; rm -rf "$stree"; exit 1; }
     if [ "$what" = shift ]; then
       peers=("recipe=$shift_recipe" "nscap=$shift_nscap")
       [ -x "$bin/fuidshift" ] && peers+=("fuidshift=$shift_fuid")
