@@ -44,7 +44,7 @@ type ShiftOptions struct {
 	// none.
 	DryRun bool
 	// Workers is the number of goroutines walking directories; 0 means
-	// 2×GOMAXPROCS, at least 2 and at most 8.
+	// one per P (GOMAXPROCS), at most 8.
 	Workers int
 	// StateDir is the directory holding the shift's journal while it
 	// runs (see [Shift]); its rules and default are those of
@@ -62,7 +62,7 @@ func (o *ShiftOptions) applyDefaults() {
 		o.ToGID = o.ToUID
 	}
 	if o.Workers <= 0 {
-		o.Workers = min(max(2*runtime.GOMAXPROCS(0), 2), 8)
+		o.Workers = min(runtime.GOMAXPROCS(0), 8)
 	}
 	if o.Reporter == nil {
 		o.Reporter = NopShiftReporter{}

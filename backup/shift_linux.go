@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -71,6 +73,7 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 		root:    root,
 		rootfd:  rootfd,
 		rootDev: st.Dev,
+		raw:     opts.Workers <= runtime.GOMAXPROCS(0),
 	}
 	s.sum.DryRun = opts.DryRun
 	s.cond = sync.NewCond(&s.mu)
@@ -132,6 +135,10 @@ type shifter struct {
 	rootfd  int
 	rootDev uint64
 	journal *shiftJournal
+	// raw makes the per-inode system calls raw ones (see
+	// sys.ProbeXattratZ): with no more workers than Ps, there is no
+	// other goroutine to run meanwhile.
+	raw bool
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -237,7 +244,7 @@ func (s *shifter) dir(rel string) {
 		s.warn(rel, errors.New("a mount point: left alone with what is below it (give --cross-mounts to shift it too)"))
 		return
 	}
-	s.inode(handle{fd: fd}, rel, &st, nil)
+	s.inode(handle{fd: fd}, rel, &st, nil, nil)
 
 	// The inodes whose chown clears caps or setuid bits wait in a batch
 	// (their descriptors open): one fdatasync of the journal covers them
@@ -246,6 +253,7 @@ func (s *shifter) dir(rel string) {
 	defer func() { s.flush(batch) }()
 	var subdirs []string
 	buf := make([]byte, 32<<10)
+	xbuf := make([]byte, 1024) // flistxattr's names
 	for !s.stopped() {
 		n, err := sys.Getdents(fd, buf)
 		if err != nil {
@@ -265,7 +273,7 @@ func (s *shifter) dir(rel string) {
 				subdirs = append(subdirs, child)
 				return true
 			}
-			if s.entry(fd, name, child, typ, &batch) {
+			if s.entry(fd, nameZ, child, typ, &batch, xbuf) {
 				subdirs = append(subdirs, child)
 			}
 			if len(batch) >= journalBatch {
@@ -283,45 +291,53 @@ func (s *shifter) dir(rel string) {
 	s.push(subdirs)
 }
 
-// entry shifts the non-directory name of dirfd; it returns true when the
-// name turned out to be a directory (to walk).
-func (s *shifter) entry(dirfd int, name, rel string, typ uint8, batch *[]*journaled) (isDir bool) {
-	h, err := openEntry(dirfd, name, typ)
-	fd := h.fd
-	if err != nil {
-		if !errors.Is(err, unix.ENOENT) { // removed meanwhile: nothing to shift
-			s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: err})
+// entry shifts the non-directory nameZ of dirfd (rel from the root); it
+// returns true when the name turned out to be a directory (to walk).
+func (s *shifter) entry(dirfd int, nameZ []byte, rel string, typ uint8, batch *[]*journaled, xbuf []byte) (isDir bool) {
+	h, e := openEntry(dirfd, nameZ, typ, s.raw)
+	if e != 0 {
+		if e != unix.ENOENT { // removed meanwhile: nothing to shift
+			s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: e})
 		}
 		return false
 	}
 	kept := false
 	defer func() {
 		if !kept {
-			unix.Close(fd)
+			s.close(h.fd)
 		}
 	}()
-	st, err := sys.Fstat(fd)
-	if err != nil {
-		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: err})
+	var st sys.Stat
+	if e := sys.FstatZ(h.fd, &st, s.raw); e != 0 {
+		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: e})
 		return false
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return true
+	}
+	if !h.path && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// Replaced meanwhile by a fifo or a device, opened for reading:
+		// use an O_PATH descriptor of it instead.
+		s.close(h.fd)
+		kept = true // closed
+		return s.entry(dirfd, nameZ, rel, sys.DTUnknown, batch, xbuf)
 	}
 	if st.Nlink > 1 {
 		if _, dup := s.seen.LoadOrStore([2]uint64{st.Dev, st.Ino}, struct{}{}); dup {
 			return false
 		}
 	}
-	if !h.path && st.Mode&unix.S_IFMT != unix.S_IFREG {
-		// Replaced meanwhile by a fifo or a device, opened for reading:
-		// use an O_PATH descriptor of it instead.
-		unix.Close(fd)
-		kept = true // closed
-		return s.entry(dirfd, name, rel, sys.DTUnknown, batch)
-	}
-	kept = s.inode(h, rel, &st, batch)
+	kept = s.inode(h, rel, &st, batch, xbuf)
 	return false
+}
+
+// close closes a descriptor of the walk.
+func (s *shifter) close(fd int) {
+	if s.raw {
+		_ = sys.CloseRaw(fd)
+		return
+	}
+	unix.Close(fd)
 }
 
 // journalBatch bounds the inodes of a directory waiting for their
@@ -358,7 +374,7 @@ func (s *shifter) flush(batch []*journaled) {
 			s.incomplete.Store(true)
 			s.fail(j.rel, aerr)
 		}
-		unix.Close(j.h.fd)
+		s.close(j.h.fd)
 	}
 }
 
@@ -413,27 +429,28 @@ func (h handle) chmod(mode uint32) error {
 	return unix.Fchmod(h.fd, mode)
 }
 
-// openEntry opens the entry name of dirfd, never following a symlink: a
-// regular file (typ DT_REG from the directory) for reading, without
-// updating its atime, anything else with O_PATH (opening a device or a
-// fifo for I/O has side effects). A file that cannot be opened for
-// reading is opened with O_PATH.
-func openEntry(dirfd int, name string, typ uint8) (handle, error) {
+// openEntry opens the entry nameZ (NUL-terminated) of dirfd, never
+// following a symlink: a regular file (typ DT_REG from the directory)
+// for reading, without updating its atime, anything else with O_PATH
+// (opening a device or a fifo for I/O has side effects). A file that
+// cannot be opened for reading is opened with O_PATH.
+func openEntry(dirfd int, nameZ []byte, typ uint8, raw bool) (handle, syscall.Errno) {
 	if typ == sys.DTReg {
 		const rd = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
-		fd, err := sys.Openat(dirfd, name, rd|unix.O_NOATIME, 0)
-		if errors.Is(err, unix.EPERM) { // O_NOATIME: not the owner, no CAP_FOWNER
-			fd, err = sys.Openat(dirfd, name, rd, 0)
+		fd, e := sys.OpenatZ(dirfd, nameZ, rd|unix.O_NOATIME, raw)
+		if e == unix.EPERM { // O_NOATIME: not the owner, no CAP_FOWNER
+			fd, e = sys.OpenatZ(dirfd, nameZ, rd, raw)
 		}
-		if err == nil {
-			return handle{fd: fd}, nil
-		}
-		if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENXIO) {
-			return handle{fd: -1}, err
+		switch e {
+		case 0:
+			return handle{fd: fd}, 0
+		case unix.EACCES, unix.EPERM, unix.ELOOP, unix.ENXIO, unix.ETXTBSY:
+		default:
+			return handle{fd: -1}, e
 		}
 	}
-	fd, err := sys.Openat(dirfd, name, sys.OPathNoFollow, 0)
-	return handle{fd: fd, path: true}, err
+	fd, e := sys.OpenatZ(dirfd, nameZ, sys.OPathNoFollow, raw)
+	return handle{fd: fd, path: true}, e
 }
 
 // inodePlan is what a shift changes on one inode.
@@ -448,7 +465,7 @@ type inodePlan struct {
 }
 
 // plan works out the changes of the inode fd (stat'ed as st).
-func (s *shifter) plan(h handle, rel string, st *sys.Stat) (p inodePlan) {
+func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inodePlan) {
 	p.uid, p.gid = st.Uid, st.Gid
 	p.change = ShiftChange{OldUID: st.Uid, NewUID: st.Uid, OldGID: st.Gid, NewGID: st.Gid}
 	id := func(from, to userns.Map, kind IDKind, h uint32) uint32 {
@@ -467,7 +484,7 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat) (p inodePlan) {
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return p // no xattrs the shift knows on a symlink
 	}
-	names, err := h.list()
+	names, err := s.listNames(h, xbuf)
 	if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EOPNOTSUPP) {
 		s.fail(rel, &fs.PathError{Op: "listxattr", Path: rel, Err: err})
 		p.leaveNode = true
@@ -516,6 +533,24 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat) (p inodePlan) {
 	return p
 }
 
+// listNames lists the xattr names of h, into xbuf when it fits: most
+// inodes have none, and then nothing is allocated.
+func (s *shifter) listNames(h handle, xbuf []byte) ([]string, error) {
+	if h.path || len(xbuf) == 0 {
+		return h.list()
+	}
+	n, e := sys.FlistxattrZ(h.fd, xbuf, s.raw)
+	switch {
+	case e == unix.ERANGE:
+		return h.list()
+	case e != 0:
+		return nil, e
+	case n == 0:
+		return nil, nil
+	}
+	return sys.SplitXattrNames(xbuf[:n]), nil
+}
+
 // planCaps plans the cap raw; false leaves the inode alone.
 func (s *shifter) planCaps(rel string, raw []byte, p *inodePlan) bool {
 	p.oldCaps = raw
@@ -561,9 +596,9 @@ func inMap(m userns.Map, h uint32) bool {
 // clears caps or setuid bits is appended to batch, which then owns fd
 // (inode returns true), when batch is not nil; otherwise it is changed
 // at once, its journal record synced first.
-func (s *shifter) inode(h handle, rel string, st *sys.Stat, batch *[]*journaled) bool {
+func (s *shifter) inode(h handle, rel string, st *sys.Stat, batch *[]*journaled, xbuf []byte) bool {
 	s.entries.Add(1)
-	p := s.plan(h, rel, st)
+	p := s.plan(h, rel, st, xbuf)
 	if p.leaveNode {
 		return false
 	}
@@ -627,8 +662,8 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 	// (fifos and devices keep setuid bits as well as files do).
 	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
 	if chown {
-		if err := unix.Fchownat(h.fd, "", int(p.uid), int(p.gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return &fs.PathError{Op: "lchown", Path: rel, Err: err}
+		if e := sys.FchownEmptyZ(h.fd, p.uid, p.gid, s.raw); e != 0 {
+			return &fs.PathError{Op: "lchown", Path: rel, Err: e}
 		}
 		if testHookChowned != nil && needsJournal(st, p, chown) {
 			testHookChowned(rel)

@@ -646,3 +646,75 @@ const (
 	EXDEV      = syscall.EXDEV
 	EACCES     = syscall.EACCES
 )
+
+// The calls below serve the hot loop of a shift the way [ProbeXattratZ]
+// serves a scan's: they return the errno itself and, with raw, enter the
+// kernel without telling the Go scheduler (see [ProbeXattratZ] for when
+// that is right). Each converts its pointers to uintptr in the very call
+// of Syscall6 or RawSyscall6, as unsafe.Pointer's rule (4) requires: a
+// pointer passed on as a uintptr through another function may point to
+// the old copy of a goroutine stack that grew meanwhile (the kernel then
+// writes where nobody reads).
+
+// OpenatZ is openat(2) of nameZ (NUL-terminated, not checked) relative to
+// dirfd, retried on EINTR.
+func OpenatZ(dirfd int, nameZ []byte, flags int, raw bool) (int, syscall.Errno) {
+	for {
+		var r uintptr
+		var e syscall.Errno
+		if raw {
+			r, _, e = unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&nameZ[0])), uintptr(flags), 0, 0, 0)
+		} else {
+			r, _, e = unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&nameZ[0])), uintptr(flags), 0, 0, 0)
+		}
+		runtime.KeepAlive(nameZ)
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+// FstatZ is fstat(2).
+func FstatZ(fd int, st *Stat, raw bool) syscall.Errno {
+	var e syscall.Errno
+	if raw {
+		_, _, e = unix.RawSyscall6(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(st)), 0, 0, 0, 0)
+	} else {
+		_, _, e = unix.Syscall6(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(st)), 0, 0, 0, 0)
+	}
+	return e
+}
+
+// FlistxattrZ is flistxattr(2) into buf (not empty): the names, each
+// NUL-terminated; ERANGE when buf is too small.
+func FlistxattrZ(fd int, buf []byte, raw bool) (int, syscall.Errno) {
+	var r uintptr
+	var e syscall.Errno
+	if raw {
+		r, _, e = unix.RawSyscall6(unix.SYS_FLISTXATTR, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
+	} else {
+		r, _, e = unix.Syscall6(unix.SYS_FLISTXATTR, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
+	}
+	runtime.KeepAlive(buf)
+	return int(r), e
+}
+
+var emptyZ = []byte{0}
+
+// FchownEmptyZ is fchownat(fd, "", uid, gid, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW):
+// it changes the owner of the file fd refers to, an O_PATH descriptor of
+// a symlink included.
+func FchownEmptyZ(fd int, uid, gid uint32, raw bool) syscall.Errno {
+	const flags = unix.AT_EMPTY_PATH | unix.AT_SYMLINK_NOFOLLOW
+	var e syscall.Errno
+	if raw {
+		_, _, e = unix.RawSyscall6(unix.SYS_FCHOWNAT, uintptr(fd), uintptr(unsafe.Pointer(&emptyZ[0])), uintptr(uid), uintptr(gid), flags, 0)
+	} else {
+		_, _, e = unix.Syscall6(unix.SYS_FCHOWNAT, uintptr(fd), uintptr(unsafe.Pointer(&emptyZ[0])), uintptr(uid), uintptr(gid), flags, 0)
+	}
+	return e
+}
+
+// SplitXattrNames splits the NUL-terminated names that listxattr(2)
+// returned in buf.
+func SplitXattrNames(buf []byte) []string { return splitNames(buf) }
