@@ -32,8 +32,8 @@ type shiftSide struct {
 func (s *shiftSide) register(fl *pflag.FlagSet, what string) {
 	fl.StringArrayVar(&s.uidMaps, s.name, nil, "uid `MAP` (INSIDE:OUTSIDE:COUNT,...) the tree is "+what+", or host (raw host ids: the identity over the other side's container ids)")
 	fl.StringArrayVar(&s.gidMaps, "gidmap-"+s.name, nil, "gid `MAP` the tree is "+what+" (default: the uid map)")
-	fl.IntVar(&s.pid, s.name+"-pid", 0, "the tree is "+what+" the user namespace of process `PID` (its maps)")
-	fl.StringVar(&s.ociConfig, s.name+"-oci-config", "", "read the maps the tree is "+what+" from the OCI runtime config `FILE`")
+	fl.IntVar(&s.pid, s.name+"-pid", 0, "--"+s.name+" and --gidmap-"+s.name+" are the maps of the user namespace of process `PID`")
+	fl.StringVar(&s.ociConfig, s.name+"-oci-config", "", "--"+s.name+" and --gidmap-"+s.name+" are the maps of the OCI runtime config `FILE`")
 }
 
 // validate checks the flags of the side (usage errors only) and parses
