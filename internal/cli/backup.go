@@ -32,6 +32,7 @@ type backupOptions struct {
 	Exclude       []string
 	OneFileSystem bool
 	Verify        bool
+	DryRun        bool // --dry-run: read everything, write no archive
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
@@ -41,7 +42,7 @@ func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
 	opts := &backupOptions{IO: f.IO}
 	var foreign, compress string
 	cmd := &cobra.Command{
-		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] [--exclude PATTERN]... [--one-file-system] -o FILE|- ROOTFS",
+		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] [--exclude PATTERN]... [--one-file-system] [--dry-run] -o FILE|- ROOTFS",
 		Short: "Archive a container rootfs namespace-relative",
 		Long: `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
 -o -). Every file type is archived (regular files, directories, symlinks,
@@ -73,6 +74,9 @@ entry's archive name (./etc/shadow) and against every part of it that
 follows a "/": "shadow", "etc/shadow", "./etc/shadow" and "*.log" match at
 any depth, "etc/*" what is below an etc directory. An excluded directory is
 left out with everything below it. A pattern ending in "/" matches nothing.
+--dry-run (-n) reads the tree as the backup would (every file, its xattrs
+and caps, under the maps and policies given) and reports its errors and
+summary, but writes no archive; -o is then optional.
 --one-file-system (or --xdev) stays on ROOTFS's filesystem, as GNU tar
 --one-file-system: a mount point below it is archived (with a warning) but
 not what is mounted on it.
@@ -122,6 +126,12 @@ EXIT STATUS
 				return flagErrorf("--foreign-caps: %w", err)
 			}
 			opts.ForeignCaps = p
+			if opts.DryRun && opts.Verify {
+				return flagErrorf("--verify reads the archive back: --dry-run writes none")
+			}
+			if opts.DryRun && opts.Output == "" {
+				opts.Output = "-" // nothing is written
+			}
 			if opts.Output == "" {
 				return flagErrorf("missing -o FILE (or -o - for stdout)")
 			}
@@ -140,10 +150,10 @@ EXIT STATUS
 			if opts.Output == "-" && opts.Verify {
 				return flagErrorf("--verify reads the archive back: it needs -o FILE")
 			}
-			if opts.Output == "-" && opts.JSON {
+			if opts.Output == "-" && opts.JSON && !opts.DryRun {
 				return flagErrorf("--json writes on stdout: it needs -o FILE")
 			}
-			if opts.Output == "-" && f.IO.IsStdoutTTY {
+			if opts.Output == "-" && f.IO.IsStdoutTTY && !opts.DryRun {
 				return flagErrorf("refusing to write an archive to a terminal (-o -)")
 			}
 			if runF != nil {
@@ -161,6 +171,7 @@ EXIT STATUS
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
 	fl.StringVar(&compress, "compress", "", "compression: none, gzip or zstd (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, else none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "read the tree as the backup would and report its errors and summary; write no archive (-o optional)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
 	fl.BoolVar(&opts.OneFileSystem, "one-file-system", false, "stay on the root's filesystem: archive mount points, not what is mounted on them (as tar --one-file-system)")
 	fl.BoolVar(&opts.OneFileSystem, "xdev", false, "the same as --one-file-system (as get --xdev)")
@@ -189,6 +200,7 @@ type backupJSON struct {
 	Summary     *backup.Summary `json:"summary,omitempty"`
 	Archive     string          `json:"archive,omitempty"`
 	MBps        float64         `json:"mb_per_s,omitempty"`
+	DryRun      bool            `json:"dry_run,omitempty"`
 }
 
 // backupReporter renders the engine's events: a progress counter, warnings
@@ -257,7 +269,10 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		Reporter:      rep,
 	}
 	var sum backup.Summary
-	if opts.Output == "-" {
+	if opts.DryRun {
+		bopts.Compression = backup.CompressNone // nothing is kept
+		sum, err = backup.Write(ctx, io.Discard, opts.Root, bopts)
+	} else if opts.Output == "-" {
 		sum, err = backup.Write(ctx, opts.IO.Out, opts.Root, bopts)
 	} else {
 		sum, err = backup.WriteFile(ctx, opts.Output, opts.Root, bopts)
@@ -268,7 +283,10 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		// Each item was already reported.
 		if !opts.JSON {
 			what := "the archive on stdout is incomplete"
-			if opts.Output != "-" {
+			switch {
+			case opts.DryRun:
+				what = "a backup would fail (dry run: nothing written)"
+			case opts.Output != "-":
 				what = opts.Output + " was not written"
 			}
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: %d item(s) could not be archived faithfully; %s\n", opts.Root, len(ie.Items), what)
@@ -293,9 +311,16 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		return fmt.Errorf("backup %s: %w", opts.Root, err)
 	}
 	if opts.JSON {
-		return writeJSON(opts.IO.Out, backupJSON{MessageType: "summary", Summary: &sum, Archive: opts.Output, MBps: sum.MBps()})
+		archive := opts.Output
+		if opts.DryRun {
+			archive = ""
+		}
+		return writeJSON(opts.IO.Out, backupJSON{MessageType: "summary", Summary: &sum, Archive: archive, MBps: sum.MBps(), DryRun: opts.DryRun})
 	}
 	if !opts.Quiet {
+		if opts.DryRun {
+			fmt.Fprintln(opts.IO.ErrOut, "backup: dry run, no archive written:")
+		}
 		printBackupSummary(opts.IO.ErrOut, sum)
 	}
 	return nil
