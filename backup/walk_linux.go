@@ -154,7 +154,7 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	zw, err := compressor(bw, opts.Compression)
+	zw, err := compressor(bw, opts.Compression, opts.CompressLevel)
 	if err != nil {
 		rootDir.release()
 		return Summary{}, err

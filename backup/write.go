@@ -42,6 +42,10 @@ type Options struct {
 	OneFileSystem bool
 	// Compression of the output stream.
 	Compression Compression
+	// CompressLevel is the compression level, numbered as gzip(1),
+	// zstd(1) and xz(1) number theirs ([Compression.LevelRange]); 0
+	// means the default. A level outside the range is an error of Write.
+	CompressLevel int
 	// Tool names the producer in the global header ("nscap/v1.2.3").
 	Tool string
 	// Workers is the number of goroutines reading files ahead of the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ type backupOptions struct {
 	OneFileSystem bool
 	Verify        bool
 	DryRun        bool // --dry-run: read everything, write no archive
+	CompressLevel int  // --compress-level; 0: the default
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
@@ -42,7 +44,7 @@ func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
 	opts := &backupOptions{IO: f.IO}
 	var foreign, compress string
 	cmd := &cobra.Command{
-		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] [--exclude PATTERN]... [--one-file-system] [--dry-run] -o FILE|- ROOTFS",
+		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd|xz] [--compress-level N] [--exclude PATTERN]... [--one-file-system] [--dry-run] -o FILE|- ROOTFS",
 		Short: "Archive a container rootfs namespace-relative",
 		Long: `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
 -o -). Every file type is archived (regular files, directories, symlinks,
@@ -84,7 +86,12 @@ not what is mounted on it.
 -o FILE is written atomically: a temporary file in the same directory, synced
 and renamed when the backup succeeded. A failed backup leaves no FILE. The
 archive is created with mode 0600 (it holds every file of the rootfs).
---compress defaults to the suffix of FILE (.gz/.tgz gzip, .zst/.tzst zstd).
+--compress (none, gzip, zstd or xz) defaults to the suffix of FILE
+(.gz/.tgz gzip, .zst/.tzst zstd, .xz/.txz xz, .tar or no suffix none); any
+other suffix is refused unless --compress is given, so that a.tar.bz2 never
+silently holds an uncompressed tar. --compress-level N sets the level as
+gzip(1), zstd(1) and xz(1) number theirs. restore, verify, list and audit
+detect the compression from the bytes.
 
 --verify reads FILE back once written and compares every entry with ROOTFS
 (content by sha256, type, owner, mode, link targets, xattrs, caps), as GNU
@@ -139,12 +146,21 @@ EXIT STATUS
 				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
 			}
 			opts.Compression = backup.CompressionFor(opts.Output)
-			if ext := unsupportedSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
-				return flagErrorf("-o %s: nscap does not write %s; name it .tar, .tar.gz or .tar.zst, or give --compress to choose", opts.Output, ext)
+			if ext := unknownSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
+				return flagErrorf("-o %s: unknown suffix %s (nscap writes none of bzip2, lz4, lzma, lzop, compress); name it .tar, .tar.gz (.tgz), .tar.zst (.tzst) or .tar.xz (.txz), or give --compress to choose", opts.Output, ext)
 			}
 			if fl.Changed("compress") {
 				if opts.Compression, err = backup.ParseCompression(compress); err != nil {
 					return flagErrorf("--compress: %w", err)
+				}
+			}
+			if fl.Changed("compress-level") {
+				lo, hi, ok := opts.Compression.LevelRange()
+				switch {
+				case !ok:
+					return flagErrorf("--compress-level needs compression: name -o FILE .tar.gz, .tar.zst or .tar.xz, or give --compress")
+				case opts.CompressLevel < lo || opts.CompressLevel > hi:
+					return flagErrorf("--compress-level %d: %s levels are %d to %d", opts.CompressLevel, opts.Compression, lo, hi)
 				}
 			}
 			if opts.Output == "-" && opts.Verify {
@@ -169,8 +185,9 @@ EXIT STATUS
 		"read the maps of the user namespace of process `PID`",
 		"read the maps from the OCI runtime config `FILE`")
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
-	fl.StringVar(&compress, "compress", "", "compression: none, gzip or zstd (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, else none)")
+	fl.StringVar(&compress, "compress", "", "compression: none, gzip, zstd or xz (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, .xz/.txz, .tar none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fl.IntVar(&opts.CompressLevel, "compress-level", 0, "compression level `N` (gzip 1-9, zstd 1-19, xz 1-9; default: the tool's own, 6, 3 and 6)")
 	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "read the tree as the backup would and report its errors and summary; write no archive (-o optional)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
 	fl.BoolVar(&opts.OneFileSystem, "one-file-system", false, "stay on the root's filesystem: archive mount points, not what is mounted on them (as tar --one-file-system)")
@@ -180,16 +197,22 @@ EXIT STATUS
 	return cmd
 }
 
-// unsupportedSuffix returns the compression suffix of name that nscap
-// cannot write (".xz", ".bz2"...), or "": a FILE so named would hold a
-// plain tar under a misleading name.
-func unsupportedSuffix(name string) string {
-	for _, ext := range []string{".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".lz", ".lz4", ".lzma", ".lzo", ".Z"} {
-		if strings.HasSuffix(name, ext) {
-			return ext
-		}
+// knownSuffixes are the -o suffixes that name an archive nscap writes.
+var knownSuffixes = []string{".tar", ".gz", ".tgz", ".zst", ".tzst", ".xz", ".txz"}
+
+// unknownSuffix returns the suffix of name (".bz2", ".bak") when it is not
+// one nscap writes, "" when it is or when name has none: an unknown suffix
+// would otherwise give an uncompressed tar by surprise.
+func unknownSuffix(name string) string {
+	base := filepath.Base(name)
+	i := strings.LastIndexByte(base, '.')
+	if name == "-" || i <= 0 {
+		return ""
 	}
-	return ""
+	if slices.Contains(knownSuffixes, base[i:]) {
+		return ""
+	}
+	return base[i:]
 }
 
 // backupJSON is one JSON Lines record of backup.
@@ -261,6 +284,7 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		GIDMap:        gid,
 		ForeignCaps:   opts.ForeignCaps,
 		Compression:   opts.Compression,
+		CompressLevel: opts.CompressLevel,
 		Tool:          "nscap/" + opts.Version,
 		Workers:       opts.Workers,
 		Verify:        opts.Verify,

@@ -166,8 +166,8 @@ func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] [--dry-run] ARCHIVE|- DEST [PATH...]",
 		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
-		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip or
-zstd, detected from the bytes; - for stdin) under the directory DEST. A
+		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip,
+zstd or xz, detected from the bytes; - for stdin) under the directory DEST. A
 missing DEST is created (its parent must exist) and gets the owner, mode and
 times of the archive's root entry, as restic and umoci do.
 
