@@ -101,7 +101,8 @@ type helperEvent struct {
 	Path   string      `json:"path,omitempty"`
 	Action Action      `json:"action,omitempty"`
 	Size   int64       `json:"size,omitempty"`
-	Op     string      `json:"op,omitempty"` // of an *fs.PathError
+	Caps   bool        `json:"caps,omitempty"` // a backup item stored a cap
+	Op     string      `json:"op,omitempty"`   // of an *fs.PathError
 	Msg    string      `json:"msg,omitempty"`
 	Errno  int         `json:"errno,omitempty"`
 	Diff   *Difference `json:"diff,omitempty"`

@@ -161,6 +161,9 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 	}
 	tw := tar.NewWriter(zw)
 	meta := Meta{Tool: opts.Tool, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, ForeignCaps: opts.ForeignCaps}
+	if !opts.metaUIDMap.IsZero() {
+		meta.UIDMap, meta.GIDMap = opts.metaUIDMap, opts.metaGIDMap
+	}
 	err = tw.WriteHeader(&tar.Header{
 		Typeflag:   tar.TypeXGlobalHeader,
 		Name:       "pax_global_header",

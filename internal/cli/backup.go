@@ -33,8 +33,9 @@ type backupOptions struct {
 	Exclude       []string
 	OneFileSystem bool
 	Verify        bool
-	DryRun        bool // --dry-run: read everything, write no archive
-	CompressLevel int  // --compress-level; 0: the default
+	DryRun        bool   // --dry-run: read everything, write no archive
+	Helper        string // --helper: auto, always, never
+	CompressLevel int    // --compress-level; 0: the default
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
@@ -76,6 +77,18 @@ entry's archive name (./etc/shadow) and against every part of it that
 follows a "/": "shadow", "etc/shadow", "./etc/shadow" and "*.log" match at
 any depth, "etc/*" what is below an etc directory. An excluded directory is
 left out with everything below it. A pattern ending in "/" matches nothing.
+HELPER USER NAMESPACE
+An unprivileged user backing up the rootfs of its rootless container (owned
+by ids of its subordinate ranges, /etc/subuid and /etc/subgid) cannot read
+the container's root-only files (etc/shadow, a 0700 home) itself. With
+--helper auto (the default), when maps are given and the caller lacks
+CAP_CHOWN or CAP_SETFCAP, nscap reads the tree from a helper user namespace
+that maps its own id and the host ids of the maps (newuidmap and newgidmap
+check the ranges), as restore writes one: the archive is the same as root's
+with the same maps. A map outside the caller's ranges is refused before
+anything is read. always uses the helper (it needs maps); never reads the
+tree directly.
+
 --dry-run (-n) reads the tree as the backup would (every file, its xattrs
 and caps, under the maps and policies given) and reports its errors and
 summary, but writes no archive; -o is then optional.
@@ -142,6 +155,15 @@ EXIT STATUS
 			if opts.Output == "" {
 				return flagErrorf("missing -o FILE (or -o - for stdout)")
 			}
+			switch opts.Helper {
+			case "auto", "never":
+			case "always":
+				if !opts.Maps.given() {
+					return flagErrorf("--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)")
+				}
+			default:
+				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
+			}
 			if opts.Workers < 0 {
 				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
 			}
@@ -187,6 +209,7 @@ EXIT STATUS
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
 	fl.StringVar(&compress, "compress", "", "compression: none, gzip, zstd or xz (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, .xz/.txz, .tar none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fl.StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
 	fl.IntVar(&opts.CompressLevel, "compress-level", 0, "compression level `N` (gzip 1-9, zstd 1-19, xz 1-9; default: the tool's own, 6, 3 and 6)")
 	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "read the tree as the backup would and report its errors and summary; write no archive (-o optional)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
@@ -295,11 +318,18 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	var sum backup.Summary
 	if opts.DryRun {
 		bopts.Compression = backup.CompressNone // nothing is kept
-		sum, err = backup.Write(ctx, io.Discard, opts.Root, bopts)
-	} else if opts.Output == "-" {
-		sum, err = backup.Write(ctx, opts.IO.Out, opts.Root, bopts)
-	} else {
-		sum, err = backup.WriteFile(ctx, opts.Output, opts.Root, bopts)
+	}
+	a := backup.New(bopts)
+	if useHelper(opts.Helper, uid) {
+		a = backup.NewRootless(bopts, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+	}
+	switch {
+	case opts.DryRun:
+		sum, err = a.Write(ctx, io.Discard, opts.Root)
+	case opts.Output == "-":
+		sum, err = a.Write(ctx, opts.IO.Out, opts.Root)
+	default:
+		sum, err = a.WriteFile(ctx, opts.Output, opts.Root)
 	}
 	rep.counter.Done()
 	var ie *backup.IncompleteError

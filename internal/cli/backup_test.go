@@ -39,6 +39,8 @@ func TestNewBackupCmd(t *testing.T) {
 		{argv: "--exclude *.log --exclude etc/shadow --one-file-system -o a r", want: backupOptions{Root: "r", Output: "a", Exclude: []string{"*.log", "etc/shadow"}, OneFileSystem: true}},
 		{argv: "--xdev -o a r", want: backupOptions{Root: "r", Output: "a", OneFileSystem: true}},
 		{argv: "-o a r --exclude", wantErr: "flag needs an argument: --exclude"},
+		{argv: "--helper always -o a r", wantErr: "--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)"},
+		{argv: "--helper maybe -o a r", wantErr: `--helper "maybe": want auto, always or never`},
 		{argv: "-o a", wantErr: "missing ROOTFS"},
 		{argv: "-o a r s", wantErr: `too many arguments: ["s"]`},
 		{argv: "--pid 1 --uidmap 0:1:1 -o a r", wantErr: "--uidmap, --pid and --oci-config exclude each other"},
@@ -72,7 +74,7 @@ func TestNewBackupCmd(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(backupOptions{}, "IO", "Version"), cmpopts.IgnoreUnexported(mapFlags{})); diff != "" {
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(backupOptions{}, "IO", "Version", "Helper"), cmpopts.IgnoreUnexported(mapFlags{})); diff != "" {
 				t.Errorf("backup %s: options mismatch (-want +got):\n%s", tc.argv, diff)
 			}
 		})
