@@ -189,6 +189,7 @@ func (c Compression) LevelRange() (lo, hi int, ok bool) {
 		return 1, 19, true
 	case CompressXz:
 		return 1, 9, true
+	case CompressNone:
 	}
 	return 0, 0, false
 }

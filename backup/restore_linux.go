@@ -319,7 +319,7 @@ func (rs *restorer) begin(sdir int, sdirPath string) (err error) {
 		return err
 	}
 	switch {
-	case !empty && rs.opts.Direct && !(st.resumed && st.direct):
+	case !empty && rs.opts.Direct && (!st.resumed || !st.direct):
 		return fmt.Errorf("%s: %w", rs.d.display("."), ErrDirectNotEmpty)
 	case !empty:
 	case !st.resumed && rs.opts.Direct:
@@ -645,6 +645,7 @@ func (rs *restorer) foreignCaps(mt *entryMeta, hostScoped bool, foreign error) e
 		mt.warn = fmt.Errorf("xattr %s: capability %s not restored (--foreign-caps skip; %s)", XattrCaps, text, why)
 		mt.caps = nil
 		return nil
+	case ForeignCapsFail:
 	}
 	mt.lacking = mt.caps
 	mt.caps = nil
