@@ -4,7 +4,7 @@ GO ?= go
 FUZZTIME ?= 5s
 PKGS := ./...
 # e2fsprogs: mkfs.ext4 and debugfs, for testutil.RawFS (raw xattr values).
-DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools e2fsprogs
+DEB_TEST_PACKAGES := libcap2-bin attr acl uidmap tar libarchive-tools e2fsprogs xz-utils zstd
 # Where tests that write capabilities create their files: tmpfs may lack
 # security.capability support, so keep them on the disk of the checkout.
 export NSCAP_TEST_DIR ?= $(CURDIR)/.testtmp

@@ -8,6 +8,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 
 	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
@@ -133,9 +134,10 @@ const (
 	CompressNone Compression = iota
 	CompressGzip
 	CompressZstd
+	CompressXz
 )
 
-// String returns the flag value: "none", "gzip" or "zstd".
+// String returns the flag value: "none", "gzip", "zstd" or "xz".
 func (c Compression) String() string {
 	switch c {
 	case CompressNone:
@@ -144,6 +146,8 @@ func (c Compression) String() string {
 		return "gzip"
 	case CompressZstd:
 		return "zstd"
+	case CompressXz:
+		return "xz"
 	}
 	return fmt.Sprintf("Compression(%d)", uint8(c))
 }
@@ -151,25 +155,47 @@ func (c Compression) String() string {
 // ParseCompression parses a compression name as [Compression.String]
 // writes it.
 func ParseCompression(s string) (Compression, error) {
-	for _, c := range []Compression{CompressNone, CompressGzip, CompressZstd} {
+	for _, c := range []Compression{CompressNone, CompressGzip, CompressZstd, CompressXz} {
 		if s == c.String() {
 			return c, nil
 		}
 	}
-	return 0, fmt.Errorf("compression %q: want none, gzip or zstd", s)
+	return 0, fmt.Errorf("compression %q: want none, gzip, zstd or xz", s)
 }
 
 // CompressionFor returns the compression a file name asks for by its
-// suffix: .gz/.tgz gzip, .zst/.tzst zstd, anything else none.
+// suffix: .gz/.tgz gzip, .zst/.tzst zstd, .xz/.txz xz, anything else none.
 func CompressionFor(name string) Compression {
 	switch {
 	case strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".tgz"):
 		return CompressGzip
 	case strings.HasSuffix(name, ".zst"), strings.HasSuffix(name, ".tzst"):
 		return CompressZstd
+	case strings.HasSuffix(name, ".xz"), strings.HasSuffix(name, ".txz"):
+		return CompressXz
 	}
 	return CompressNone
 }
+
+// LevelRange returns the levels [Options.CompressLevel] accepts for c, as
+// the command-line tools number them: gzip 1-9, zstd 1-19, xz 1-9 (xz -0
+// is not offered: 0 means the default level); ok is false for no
+// compression.
+func (c Compression) LevelRange() (lo, hi int, ok bool) {
+	switch c {
+	case CompressGzip:
+		return 1, 9, true
+	case CompressZstd:
+		return 1, 19, true
+	case CompressXz:
+		return 1, 9, true
+	case CompressNone:
+	}
+	return 0, 0, false
+}
+
+// xzDictCaps are the dictionary sizes of xz(1)'s presets -0 to -9.
+var xzDictCaps = [10]int{256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20}
 
 // nopWriteCloser adds a Close that does nothing (the caller owns w).
 type nopWriteCloser struct{ io.Writer }
@@ -178,16 +204,34 @@ func (nopWriteCloser) Close() error { return nil }
 
 // compressor wraps w; closing it flushes the compressed stream but does
 // not close w.
-func compressor(w io.Writer, c Compression) (io.WriteCloser, error) {
+//
+// level is the compressor's level as [Compression.LevelRange] numbers it;
+// 0 means the tool's default (gzip 6, zstd 3, xz 6).
+func compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
+	if lo, hi, ok := c.LevelRange(); ok && level != 0 && (level < lo || level > hi) {
+		return nil, fmt.Errorf("%s level %d: want %d to %d", c, level, lo, hi)
+	}
 	switch c {
 	case CompressNone:
 		return nopWriteCloser{w}, nil
 	case CompressGzip:
-		return gzip.NewWriter(w), nil
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		return gzip.NewWriterLevel(w, level)
 	case CompressZstd:
 		// One encoder goroutine and a 4 MiB window keep memory bounded
 		// (the default would use one 8 MiB window per core).
-		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(4<<20))
+		opts := []zstd.EOption{zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(4 << 20)}
+		if level != 0 {
+			opts = append(opts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
+		}
+		return zstd.NewWriter(w, opts...)
+	case CompressXz:
+		if level == 0 {
+			level = 6
+		}
+		return xz.WriterConfig{DictCap: xzDictCaps[level]}.NewWriter(w)
 	}
 	return nil, fmt.Errorf("unknown compression %d", c)
 }

@@ -3,7 +3,7 @@
 //
 // # Archives
 //
-// An archive is a POSIX pax tar stream (optionally gzip or zstd
+// An archive is a POSIX pax tar stream (optionally gzip, zstd or xz
 // compressed). Its first member is a pax global header whose standard
 // "comment" record names the producer and the source maps (see
 // [Meta.Comment]); every reader ignores that record silently. Every xattr

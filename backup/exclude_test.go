@@ -91,8 +91,10 @@ func TestExcludeOracle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"etc/shadow", "etc/passwd", "etc/ssl/x.pem", "var/log/a.log", "var/log/b.txt", "a/b/c/d", ".hid/f",
-		"we[ird", "x*y", "x y/z 1", "var/etc/e", "a/b/c.log", "-dash", "we[ird dir/q", "1", "a/2"} {
+	for _, f := range []string{
+		"etc/shadow", "etc/passwd", "etc/ssl/x.pem", "var/log/a.log", "var/log/b.txt", "a/b/c/d", ".hid/f",
+		"we[ird", "x*y", "x y/z 1", "var/etc/e", "a/b/c.log", "-dash", "we[ird dir/q", "1", "a/2",
+	} {
 		if err := os.WriteFile(filepath.Join(root, f), []byte(f), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +103,42 @@ func TestExcludeOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	patterns := [][]string{
-		{"etc"}, {"./etc"}, {"etc/"}, {"*.log"}, {"e?c"}, {"[a-c]*"}, {"a/*/c"}, {"log/*"}, {".hid"}, {"*/ssl"},
-		{"[!e]tc"}, {"[^e]tc"}, {"we[ird"}, {"r"}, {"./"}, {"etc/*"}, {"shadow", "passwd"}, {`x\*y`}, {"x*y"},
-		{"x y"}, {"*[0-9]"}, {"/etc"}, {"a/b"}, {"?"}, {"**"}, {"link"}, {"-dash"}, {"*/*/*"}, {"[]"}, {"[!]"},
-		{"var/etc/e"}, {"etc/ssl/x.pem"}, {"e*"}, {"*e"}, {"."}, {"*"},
+		{"etc"},
+		{"./etc"},
+		{"etc/"},
+		{"*.log"},
+		{"e?c"},
+		{"[a-c]*"},
+		{"a/*/c"},
+		{"log/*"},
+		{".hid"},
+		{"*/ssl"},
+		{"[!e]tc"},
+		{"[^e]tc"},
+		{"we[ird"},
+		{"r"},
+		{"./"},
+		{"etc/*"},
+		{"shadow", "passwd"},
+		{`x\*y`},
+		{"x*y"},
+		{"x y"},
+		{"*[0-9]"},
+		{"/etc"},
+		{"a/b"},
+		{"?"},
+		{"**"},
+		{"link"},
+		{"-dash"},
+		{"*/*/*"},
+		{"[]"},
+		{"[!]"},
+		{"var/etc/e"},
+		{"etc/ssl/x.pem"},
+		{"e*"},
+		{"*e"},
+		{"."},
+		{"*"},
 	}
 	for _, pats := range patterns {
 		args := []string{"-C", root}

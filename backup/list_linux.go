@@ -45,6 +45,10 @@ type ListOptions struct {
 	SourceUIDMap, SourceGIDMap userns.Map
 	ForeignCaps                ForeignCaps
 	HostScope                  bool
+	// Paths limits the listing to the members a restore with these
+	// [RestoreOptions.Paths] would write; a path no member matches makes
+	// List return a [*NotFoundError] at the end.
+	Paths []string
 }
 
 // List reads the archive in r and calls fn for each member, in archive
@@ -70,6 +74,10 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 	if err := m.checkFirst(ar); err != nil {
 		return err
 	}
+	sel, err := newSelection(opts.Paths)
+	if err != nil {
+		return err
+	}
 	rs := &restorer{opts: ro, m: m}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -77,11 +85,14 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 		}
 		e, err := ar.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return sel.missing()
 		}
 		var ee *EntryError
 		if err != nil && !errors.As(err, &ee) {
 			return err
+		}
+		if ee == nil && !sel.match(e.Name, e.Header.Typeflag == tar.TypeDir) {
+			continue
 		}
 		h := e.Header
 		le := ListEntry{

@@ -93,6 +93,13 @@ type RestoreOptions struct {
 	// file without the cap, host with the archive's value (host-scoped,
 	// honoured outside the container), each with a warning.
 	ForeignCaps ForeignCaps
+	// Paths limits the restore to these members (names as in the
+	// archive, "./" and a leading "/" ignored), everything below those
+	// that are directories, and the directories above them (their
+	// metadata only), as tar -x NAME... does. A path that no member
+	// matches makes Restore return a [*NotFoundError] after restoring
+	// the others. nil restores every member.
+	Paths []string
 	// shownUIDMap and shownGIDMap are the target maps as the caller of a
 	// rootless restore gave them, for messages (the helper's maps are
 	// its own view); zero: UIDMap and GIDMap.

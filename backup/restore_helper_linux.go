@@ -82,6 +82,7 @@ type helperReq struct {
 	Sparse       bool            `json:"sparse,omitempty"`
 	XattrsInc    []string        `json:"xattrs_include,omitempty"`
 	ForeignCaps  ForeignCaps     `json:"foreign_caps,omitempty"`
+	Paths        []string        `json:"paths,omitempty"`
 	// ShownUIDMap and ShownGIDMap are the target maps as the caller gave
 	// them (host ids), for messages: UIDMap is the helper's view.
 	ShownUIDMap string `json:"shown_uid_map,omitempty"`
@@ -100,7 +101,8 @@ type helperEvent struct {
 	Path   string      `json:"path,omitempty"`
 	Action Action      `json:"action,omitempty"`
 	Size   int64       `json:"size,omitempty"`
-	Op     string      `json:"op,omitempty"` // of an *fs.PathError
+	Caps   bool        `json:"caps,omitempty"` // a backup item stored a cap
+	Op     string      `json:"op,omitempty"`   // of an *fs.PathError
 	Msg    string      `json:"msg,omitempty"`
 	Errno  int         `json:"errno,omitempty"`
 	Diff   *Difference `json:"diff,omitempty"`
@@ -165,7 +167,7 @@ func init() {
 func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts RestoreOptions, ro RootlessOptions) (RestoreSummary, error) {
 	opts.applyDefaults()
 	var sum RestoreSummary
-	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude, opts.StateDir, opts.ForeignCaps}, ro,
+	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude, opts.StateDir, opts.ForeignCaps, opts.Paths}, ro,
 		func(ev helperEvent) error {
 			switch ev.Type {
 			case "item":
@@ -220,6 +222,7 @@ type helperTuning struct {
 	xattrsInclude []string
 	stateDir      string // RestoreOptions.StateDir
 	foreignCaps   ForeignCaps
+	paths         []string // RestoreOptions.Paths
 }
 
 // runHelper starts a helper with the target maps (plus the caller's own
@@ -306,7 +309,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 
 	req := helperReq{
 		DestPath: dest, UIDMap: inUID.String(), GIDMap: inGID.String(),
-		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse, XattrsInc: tune.xattrsInclude, ForeignCaps: tune.foreignCaps,
+		SourceUIDMap: srcUID.String(), SourceGIDMap: srcGID.String(), Overwrite: tune.overwrite, Workers: tune.workers, Sparse: tune.sparse, XattrsInc: tune.xattrsInclude, ForeignCaps: tune.foreignCaps, Paths: tune.paths,
 		ShownUIDMap: uidMap.String(), ShownGIDMap: gidMap.String(),
 	}
 	var st unix.Stat_t
@@ -643,7 +646,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
-		shownUIDMap: maps[4], shownGIDMap: maps[5],
+		Paths: req.Paths, shownUIDMap: maps[4], shownGIDMap: maps[5],
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

@@ -105,6 +105,10 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	if err := m.checkFirst(ar); err != nil {
 		return RestoreSummary{}, err
 	}
+	sel, err := newSelection(opts.Paths)
+	if err != nil {
+		return RestoreSummary{}, err
+	}
 	// The state directory first: a restore that cannot keep its state
 	// does not start (nor create dest).
 	sdir, sdirPath, err := stateDirFor(opts.StateDir, "restore", true)
@@ -117,7 +121,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 		return RestoreSummary{}, err
 	}
 	defer d.Close()
-	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, inflight: map[string]hold{}, seed: maphash.MakeSeed()}
+	rs := &restorer{d: d, top: d, opts: &opts, m: m, ar: ar, sel: sel, inflight: map[string]hold{}, seed: maphash.MakeSeed()}
 	rs.budget.cond = sync.NewCond(&rs.budget.mu)
 	if err := rs.begin(sdir, sdirPath); err != nil {
 		return RestoreSummary{}, err
@@ -143,6 +147,9 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 			}
 		}
 	}
+	if err == nil {
+		err = sel.missing()
+	}
 	opts.Reporter.Finish(sum)
 	return sum, err
 }
@@ -153,6 +160,7 @@ type restorer struct {
 	opts *RestoreOptions
 	m    restoreMapping
 	ar   *archiveReader
+	sel  *selection // RestoreOptions.Paths (reading goroutine only)
 
 	xattrsMu      sync.Mutex
 	xattrsSkipped map[string]int64 // left out by the xattrs policy
@@ -311,7 +319,7 @@ func (rs *restorer) begin(sdir int, sdirPath string) (err error) {
 		return err
 	}
 	switch {
-	case !empty && rs.opts.Direct && !(st.resumed && st.direct):
+	case !empty && rs.opts.Direct && (!st.resumed || !st.direct):
 		return fmt.Errorf("%s: %w", rs.d.display("."), ErrDirectNotEmpty)
 	case !empty:
 	case !st.resumed && rs.opts.Direct:
@@ -542,6 +550,9 @@ func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
 		if err != nil {
 			return err
 		}
+		if !rs.sel.match(e.Name, e.Header.Typeflag == tar.TypeDir) {
+			continue
+		}
 		if err := rs.entry(e, pc); err != nil {
 			if isArchiveError(err) || errors.Is(err, ErrRawArchive) {
 				return err
@@ -634,6 +645,7 @@ func (rs *restorer) foreignCaps(mt *entryMeta, hostScoped bool, foreign error) e
 		mt.warn = fmt.Errorf("xattr %s: capability %s not restored (--foreign-caps skip; %s)", XattrCaps, text, why)
 		mt.caps = nil
 		return nil
+	case ForeignCapsFail:
 	}
 	mt.lacking = mt.caps
 	mt.caps = nil

@@ -3,10 +3,12 @@ package backup
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -132,15 +134,60 @@ func TestParseFlags(t *testing.T) {
 	if _, err := ParseForeignCaps("keep"); err == nil {
 		t.Error("ParseForeignCaps(keep) succeeded")
 	}
-	for _, c := range []Compression{CompressNone, CompressGzip, CompressZstd} {
+	for _, c := range []Compression{CompressNone, CompressGzip, CompressZstd, CompressXz} {
 		if got, err := ParseCompression(c.String()); err != nil || got != c {
 			t.Errorf("ParseCompression(%q) = %v, %v", c, got, err)
 		}
 	}
-	for name, want := range map[string]Compression{"a.tar": CompressNone, "a.tar.gz": CompressGzip, "a.tgz": CompressGzip, "a.tar.zst": CompressZstd, "-": CompressNone} {
+	for name, want := range map[string]Compression{"a.tar": CompressNone, "a.tar.gz": CompressGzip, "a.tgz": CompressGzip, "a.tar.zst": CompressZstd, "a.tar.xz": CompressXz, "a.txz": CompressXz, "-": CompressNone} {
 		if got := CompressionFor(name); got != want {
 			t.Errorf("CompressionFor(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestCompressorLevels: every level of each range writes a stream that
+// reads back; a level outside it is an error.
+func TestCompressorLevels(t *testing.T) {
+	t.Parallel()
+	for _, c := range []Compression{CompressGzip, CompressZstd, CompressXz} {
+		lo, hi, ok := c.LevelRange()
+		if !ok {
+			t.Fatalf("%s: no level range", c)
+		}
+		for _, level := range []int{0, lo, hi} {
+			var b bytes.Buffer
+			w, err := compressor(&b, c, level)
+			if err != nil {
+				t.Fatalf("compressor(%s, %d): %v", c, level, err)
+			}
+			if _, err := w.Write([]byte("payload")); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r, done, err := tarfmt.Decompress(&b)
+			if err != nil {
+				t.Fatalf("%s level %d: %v", c, level, err)
+			}
+			got, err := io.ReadAll(r)
+			done()
+			if err != nil || string(got) != "payload" {
+				t.Errorf("%s level %d: read back %q, %v", c, level, got, err)
+			}
+		}
+		for _, bad := range []int{lo - 1, hi + 1} {
+			if bad == 0 {
+				continue
+			}
+			if _, err := compressor(io.Discard, c, bad); err == nil {
+				t.Errorf("compressor(%s, %d) succeeded", c, bad)
+			}
+		}
+	}
+	if _, _, ok := CompressNone.LevelRange(); ok {
+		t.Error("CompressNone has a level range")
 	}
 }
 

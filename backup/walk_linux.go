@@ -154,13 +154,16 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	zw, err := compressor(bw, opts.Compression)
+	zw, err := compressor(bw, opts.Compression, opts.CompressLevel)
 	if err != nil {
 		rootDir.release()
 		return Summary{}, err
 	}
 	tw := tar.NewWriter(zw)
 	meta := Meta{Tool: opts.Tool, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, ForeignCaps: opts.ForeignCaps}
+	if !opts.metaUIDMap.IsZero() {
+		meta.UIDMap, meta.GIDMap = opts.metaUIDMap, opts.metaGIDMap
+	}
 	err = tw.WriteHeader(&tar.Header{
 		Typeflag:   tar.TypeXGlobalHeader,
 		Name:       "pax_global_header",

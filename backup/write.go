@@ -42,6 +42,10 @@ type Options struct {
 	OneFileSystem bool
 	// Compression of the output stream.
 	Compression Compression
+	// CompressLevel is the compression level, numbered as gzip(1),
+	// zstd(1) and xz(1) number theirs ([Compression.LevelRange]); 0
+	// means the default. A level outside the range is an error of Write.
+	CompressLevel int
 	// Tool names the producer in the global header ("nscap/v1.2.3").
 	Tool string
 	// Workers is the number of goroutines reading files ahead of the
@@ -62,6 +66,10 @@ type Options struct {
 	Verify bool
 	// Reporter receives progress events; nil means none.
 	Reporter Reporter
+	// metaUIDMap and metaGIDMap, when set, are recorded in the global
+	// header instead of UIDMap and GIDMap (a rootless helper translates
+	// with its own view of the caller's maps).
+	metaUIDMap, metaGIDMap userns.Map
 }
 
 func (o *Options) applyDefaults() {
@@ -245,6 +253,9 @@ func (e *IncompleteError) Paths() []string {
 // call its methods from several goroutines (each call is independent).
 type Archiver struct {
 	opts Options
+	// rootless is set by NewRootless: the tree is read from a helper
+	// user namespace.
+	rootless *RootlessOptions
 }
 
 // New returns an [Archiver] with opts (defaults applied).
@@ -287,7 +298,11 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 	if err != nil {
 		return Summary{}, err
 	}
-	s, err = a.write(ctx, f, root, ex)
+	if a.rootless != nil {
+		s, err = a.writeHelper(ctx, f, root, ex)
+	} else {
+		s, err = a.write(ctx, f, root, ex)
+	}
 	if err != nil {
 		return s, err
 	}
@@ -341,10 +356,16 @@ func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
 		return err
 	}
 	o := a.opts
-	diffs, err := Verify(ctx, bufio.NewReaderSize(f, 256<<10), root, VerifyOptions{
+	vo := VerifyOptions{
 		UIDMap: o.UIDMap, GIDMap: o.GIDMap, HostScope: o.ForeignCaps == ForeignCapsHost,
 		XattrsInclude: []string{"*"}, // every xattr archived
-	})
+	}
+	var diffs []Difference
+	if a.rootless != nil {
+		diffs, err = VerifyRootless(ctx, f, root, vo, *a.rootless)
+	} else {
+		diffs, err = Verify(ctx, bufio.NewReaderSize(f, 256<<10), root, vo)
+	}
 	if err != nil {
 		return fmt.Errorf("verify archive: %w", err)
 	}
@@ -419,5 +440,8 @@ func WriteFile(ctx context.Context, name, root string, opts Options) (Summary, e
 // listing them after the whole tree was walked. An error writing w, or
 // one returned by Reporter.Error, stops the backup at once.
 func (a *Archiver) Write(ctx context.Context, w io.Writer, root string) (Summary, error) {
+	if a.rootless != nil {
+		return a.writeHelper(ctx, w, root, devIno{})
+	}
 	return a.write(ctx, w, root, devIno{})
 }

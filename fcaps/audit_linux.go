@@ -159,7 +159,7 @@ func (d *dirCache) above(path string) ([]DirInfo, error) {
 }
 
 // IsArchive reports whether the regular file at path looks like an
-// archive [AuditArchive] reads: gzip or zstd data, or a tar header (the
+// archive [AuditArchive] reads: gzip, zstd or xz data, or a tar header (the
 // "ustar" magic, or a valid header checksum for a pre-POSIX archive), or a
 // regular file named like one (.tar, .tgz, .tar.gz, .tar.zst, .tzst), so
 // that a damaged archive is reported as such rather than audited as a

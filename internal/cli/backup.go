@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type backupOptions struct {
 	Exclude       []string
 	OneFileSystem bool
 	Verify        bool
+	DryRun        bool   // --dry-run: read everything, write no archive
+	Helper        string // --helper: auto, always, never
+	CompressLevel int    // --compress-level; 0: the default
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
@@ -41,7 +45,7 @@ func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
 	opts := &backupOptions{IO: f.IO}
 	var foreign, compress string
 	cmd := &cobra.Command{
-		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd] [--exclude PATTERN]... [--one-file-system] -o FILE|- ROOTFS",
+		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd|xz] [--compress-level N] [--exclude PATTERN]... [--one-file-system] [--dry-run] -o FILE|- ROOTFS",
 		Short: "Archive a container rootfs namespace-relative",
 		Long: `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
 -o -). Every file type is archived (regular files, directories, symlinks,
@@ -73,6 +77,21 @@ entry's archive name (./etc/shadow) and against every part of it that
 follows a "/": "shadow", "etc/shadow", "./etc/shadow" and "*.log" match at
 any depth, "etc/*" what is below an etc directory. An excluded directory is
 left out with everything below it. A pattern ending in "/" matches nothing.
+HELPER USER NAMESPACE
+An unprivileged user backing up the rootfs of its rootless container (owned
+by ids of its subordinate ranges, /etc/subuid and /etc/subgid) cannot read
+the container's root-only files (etc/shadow, a 0700 home) itself. With
+--helper auto (the default), when maps are given and the caller lacks
+CAP_CHOWN or CAP_SETFCAP, nscap reads the tree from a helper user namespace
+that maps its own id and the host ids of the maps (newuidmap and newgidmap
+check the ranges), as restore writes one: the archive is the same as root's
+with the same maps. A map outside the caller's ranges is refused before
+anything is read. always uses the helper (it needs maps); never reads the
+tree directly.
+
+--dry-run (-n) reads the tree as the backup would (every file, its xattrs
+and caps, under the maps and policies given) and reports its errors and
+summary, but writes no archive; -o is then optional.
 --one-file-system (or --xdev) stays on ROOTFS's filesystem, as GNU tar
 --one-file-system: a mount point below it is archived (with a warning) but
 not what is mounted on it.
@@ -80,7 +99,12 @@ not what is mounted on it.
 -o FILE is written atomically: a temporary file in the same directory, synced
 and renamed when the backup succeeded. A failed backup leaves no FILE. The
 archive is created with mode 0600 (it holds every file of the rootfs).
---compress defaults to the suffix of FILE (.gz/.tgz gzip, .zst/.tzst zstd).
+--compress (none, gzip, zstd or xz) defaults to the suffix of FILE
+(.gz/.tgz gzip, .zst/.tzst zstd, .xz/.txz xz, .tar or no suffix none); any
+other suffix is refused unless --compress is given, so that a.tar.bz2 never
+silently holds an uncompressed tar. --compress-level N sets the level as
+gzip(1), zstd(1) and xz(1) number theirs. restore, verify, list and audit
+detect the compression from the bytes.
 
 --verify reads FILE back once written and compares every entry with ROOTFS
 (content by sha256, type, owner, mode, link targets, xattrs, caps), as GNU
@@ -122,28 +146,52 @@ EXIT STATUS
 				return flagErrorf("--foreign-caps: %w", err)
 			}
 			opts.ForeignCaps = p
+			if opts.DryRun && opts.Verify {
+				return flagErrorf("--verify reads the archive back: --dry-run writes none")
+			}
+			if opts.DryRun && opts.Output == "" {
+				opts.Output = "-" // nothing is written
+			}
 			if opts.Output == "" {
 				return flagErrorf("missing -o FILE (or -o - for stdout)")
+			}
+			switch opts.Helper {
+			case "auto", "never":
+			case "always":
+				if !opts.Maps.given() {
+					return flagErrorf("--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)")
+				}
+			default:
+				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
 			}
 			if opts.Workers < 0 {
 				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
 			}
 			opts.Compression = backup.CompressionFor(opts.Output)
-			if ext := unsupportedSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
-				return flagErrorf("-o %s: nscap does not write %s; name it .tar, .tar.gz or .tar.zst, or give --compress to choose", opts.Output, ext)
+			if ext := unknownSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
+				return flagErrorf("-o %s: unknown suffix %s (nscap writes none of bzip2, lz4, lzma, lzop, compress); name it .tar, .tar.gz (.tgz), .tar.zst (.tzst) or .tar.xz (.txz), or give --compress to choose", opts.Output, ext)
 			}
 			if fl.Changed("compress") {
 				if opts.Compression, err = backup.ParseCompression(compress); err != nil {
 					return flagErrorf("--compress: %w", err)
 				}
 			}
+			if fl.Changed("compress-level") {
+				lo, hi, ok := opts.Compression.LevelRange()
+				switch {
+				case !ok:
+					return flagErrorf("--compress-level needs compression: name -o FILE .tar.gz, .tar.zst or .tar.xz, or give --compress")
+				case opts.CompressLevel < lo || opts.CompressLevel > hi:
+					return flagErrorf("--compress-level %d: %s levels are %d to %d", opts.CompressLevel, opts.Compression, lo, hi)
+				}
+			}
 			if opts.Output == "-" && opts.Verify {
 				return flagErrorf("--verify reads the archive back: it needs -o FILE")
 			}
-			if opts.Output == "-" && opts.JSON {
+			if opts.Output == "-" && opts.JSON && !opts.DryRun {
 				return flagErrorf("--json writes on stdout: it needs -o FILE")
 			}
-			if opts.Output == "-" && f.IO.IsStdoutTTY {
+			if opts.Output == "-" && f.IO.IsStdoutTTY && !opts.DryRun {
 				return flagErrorf("refusing to write an archive to a terminal (-o -)")
 			}
 			if runF != nil {
@@ -159,8 +207,11 @@ EXIT STATUS
 		"read the maps of the user namespace of process `PID`",
 		"read the maps from the OCI runtime config `FILE`")
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
-	fl.StringVar(&compress, "compress", "", "compression: none, gzip or zstd (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, else none)")
+	fl.StringVar(&compress, "compress", "", "compression: none, gzip, zstd or xz (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, .xz/.txz, .tar none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fl.StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	fl.IntVar(&opts.CompressLevel, "compress-level", 0, "compression level `N` (gzip 1-9, zstd 1-19, xz 1-9; default: the tool's own, 6, 3 and 6)")
+	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "read the tree as the backup would and report its errors and summary; write no archive (-o optional)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
 	fl.BoolVar(&opts.OneFileSystem, "one-file-system", false, "stay on the root's filesystem: archive mount points, not what is mounted on them (as tar --one-file-system)")
 	fl.BoolVar(&opts.OneFileSystem, "xdev", false, "the same as --one-file-system (as get --xdev)")
@@ -169,16 +220,22 @@ EXIT STATUS
 	return cmd
 }
 
-// unsupportedSuffix returns the compression suffix of name that nscap
-// cannot write (".xz", ".bz2"...), or "": a FILE so named would hold a
-// plain tar under a misleading name.
-func unsupportedSuffix(name string) string {
-	for _, ext := range []string{".xz", ".txz", ".bz2", ".tbz", ".tbz2", ".lz", ".lz4", ".lzma", ".lzo", ".Z"} {
-		if strings.HasSuffix(name, ext) {
-			return ext
-		}
+// knownSuffixes are the -o suffixes that name an archive nscap writes.
+var knownSuffixes = []string{".tar", ".gz", ".tgz", ".zst", ".tzst", ".xz", ".txz"}
+
+// unknownSuffix returns the suffix of name (".bz2", ".bak") when it is not
+// one nscap writes, "" when it is or when name has none: an unknown suffix
+// would otherwise give an uncompressed tar by surprise.
+func unknownSuffix(name string) string {
+	base := filepath.Base(name)
+	i := strings.LastIndexByte(base, '.')
+	if name == "-" || i <= 0 {
+		return ""
 	}
-	return ""
+	if slices.Contains(knownSuffixes, base[i:]) {
+		return ""
+	}
+	return base[i:]
 }
 
 // backupJSON is one JSON Lines record of backup.
@@ -189,6 +246,7 @@ type backupJSON struct {
 	Summary     *backup.Summary `json:"summary,omitempty"`
 	Archive     string          `json:"archive,omitempty"`
 	MBps        float64         `json:"mb_per_s,omitempty"`
+	DryRun      bool            `json:"dry_run,omitempty"`
 }
 
 // backupReporter renders the engine's events: a progress counter, warnings
@@ -249,6 +307,7 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		GIDMap:        gid,
 		ForeignCaps:   opts.ForeignCaps,
 		Compression:   opts.Compression,
+		CompressLevel: opts.CompressLevel,
 		Tool:          "nscap/" + opts.Version,
 		Workers:       opts.Workers,
 		Verify:        opts.Verify,
@@ -257,10 +316,20 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		Reporter:      rep,
 	}
 	var sum backup.Summary
-	if opts.Output == "-" {
-		sum, err = backup.Write(ctx, opts.IO.Out, opts.Root, bopts)
-	} else {
-		sum, err = backup.WriteFile(ctx, opts.Output, opts.Root, bopts)
+	if opts.DryRun {
+		bopts.Compression = backup.CompressNone // nothing is kept
+	}
+	a := backup.New(bopts)
+	if useHelper(opts.Helper, uid) {
+		a = backup.NewRootless(bopts, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+	}
+	switch {
+	case opts.DryRun:
+		sum, err = a.Write(ctx, io.Discard, opts.Root)
+	case opts.Output == "-":
+		sum, err = a.Write(ctx, opts.IO.Out, opts.Root)
+	default:
+		sum, err = a.WriteFile(ctx, opts.Output, opts.Root)
 	}
 	rep.counter.Done()
 	var ie *backup.IncompleteError
@@ -268,7 +337,10 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		// Each item was already reported.
 		if !opts.JSON {
 			what := "the archive on stdout is incomplete"
-			if opts.Output != "-" {
+			switch {
+			case opts.DryRun:
+				what = "a backup would fail (dry run: nothing written)"
+			case opts.Output != "-":
 				what = opts.Output + " was not written"
 			}
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: %d item(s) could not be archived faithfully; %s\n", opts.Root, len(ie.Items), what)
@@ -293,9 +365,16 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		return fmt.Errorf("backup %s: %w", opts.Root, err)
 	}
 	if opts.JSON {
-		return writeJSON(opts.IO.Out, backupJSON{MessageType: "summary", Summary: &sum, Archive: opts.Output, MBps: sum.MBps()})
+		archive := opts.Output
+		if opts.DryRun {
+			archive = ""
+		}
+		return writeJSON(opts.IO.Out, backupJSON{MessageType: "summary", Summary: &sum, Archive: archive, MBps: sum.MBps(), DryRun: opts.DryRun})
 	}
 	if !opts.Quiet {
+		if opts.DryRun {
+			fmt.Fprintln(opts.IO.ErrOut, "backup: dry run, no archive written:")
+		}
 		printBackupSummary(opts.IO.ErrOut, sum)
 	}
 	return nil

@@ -39,6 +39,8 @@ func TestNewBackupCmd(t *testing.T) {
 		{argv: "--exclude *.log --exclude etc/shadow --one-file-system -o a r", want: backupOptions{Root: "r", Output: "a", Exclude: []string{"*.log", "etc/shadow"}, OneFileSystem: true}},
 		{argv: "--xdev -o a r", want: backupOptions{Root: "r", Output: "a", OneFileSystem: true}},
 		{argv: "-o a r --exclude", wantErr: "flag needs an argument: --exclude"},
+		{argv: "--helper always -o a r", wantErr: "--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)"},
+		{argv: "--helper maybe -o a r", wantErr: `--helper "maybe": want auto, always or never`},
 		{argv: "-o a", wantErr: "missing ROOTFS"},
 		{argv: "-o a r s", wantErr: `too many arguments: ["s"]`},
 		{argv: "--pid 1 --uidmap 0:1:1 -o a r", wantErr: "--uidmap, --pid and --oci-config exclude each other"},
@@ -46,7 +48,17 @@ func TestNewBackupCmd(t *testing.T) {
 		{argv: "--pid -3 -o a r", wantErr: "--pid -3: want a positive process id"},
 		{argv: "--uidmap 0:1 -o a r", wantErr: `--uidmap 0:1: userns: syntax error: extent 0 "0:1": want NS:HOST:COUNT (three numbers separated by colons)`},
 		{argv: "--foreign-caps keep -o a r", wantErr: `--foreign-caps: foreign caps policy "keep": want fail, skip or host`},
-		{argv: "--compress xz -o a r", wantErr: `--compress: compression "xz": want none, gzip or zstd`},
+		{argv: "--compress bz2 -o a r", wantErr: `--compress: compression "bz2": want none, gzip, zstd or xz`},
+		{argv: "-o a.tar.xz r", want: backupOptions{Root: "r", Output: "a.tar.xz", Compression: backup.CompressXz}},
+		{argv: "-o a.txz --compress-level 9 r", want: backupOptions{Root: "r", Output: "a.txz", Compression: backup.CompressXz, CompressLevel: 9}},
+		{argv: "-o a.tar.zst --compress-level 19 r", want: backupOptions{Root: "r", Output: "a.tar.zst", Compression: backup.CompressZstd, CompressLevel: 19}},
+		{argv: "-o a.bak --compress none r", want: backupOptions{Root: "r", Output: "a.bak"}},
+		{argv: "-o dir.d/a r", want: backupOptions{Root: "r", Output: "dir.d/a"}},
+		{argv: "-o a.tar.bz2 r", wantErr: "-o a.tar.bz2: unknown suffix .bz2 (nscap writes none of bzip2, lz4, lzma, lzop, compress); name it .tar, .tar.gz (.tgz), .tar.zst (.tzst) or .tar.xz (.txz), or give --compress to choose"},
+		{argv: "-o a.bak r", wantErr: "-o a.bak: unknown suffix .bak (nscap writes none of bzip2, lz4, lzma, lzop, compress); name it .tar, .tar.gz (.tgz), .tar.zst (.tzst) or .tar.xz (.txz), or give --compress to choose"},
+		{argv: "-o a.tar.gz --compress-level 10 r", wantErr: "--compress-level 10: gzip levels are 1 to 9"},
+		{argv: "-o a.tar.xz --compress-level 0 r", wantErr: "--compress-level 0: xz levels are 1 to 9"},
+		{argv: "-o a.tar --compress-level 3 r", wantErr: "--compress-level needs compression: name -o FILE .tar.gz, .tar.zst or .tar.xz, or give --compress"},
 		{argv: "--json -o - r", wantErr: "--json writes on stdout: it needs -o FILE"},
 	}
 	for _, tc := range tests {
@@ -62,7 +74,7 @@ func TestNewBackupCmd(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(backupOptions{}, "IO", "Version"), cmpopts.IgnoreUnexported(mapFlags{})); diff != "" {
+			if diff := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(backupOptions{}, "IO", "Version", "Helper"), cmpopts.IgnoreUnexported(mapFlags{})); diff != "" {
 				t.Errorf("backup %s: options mismatch (-want +got):\n%s", tc.argv, diff)
 			}
 		})

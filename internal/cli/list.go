@@ -23,7 +23,7 @@ func newListCmd(f *Factory, runF func(*listOptions) error) *cobra.Command {
 		Use:   "list [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] ARCHIVE|-",
 		Short: "List an archive's members as restore would write them, like tar -tv",
 		Long: `List the members of ARCHIVE (an nscap, GNU tar or bsdtar archive; plain,
-gzip or zstd; - for stdin), one per line as tar -tv does: type and mode,
+gzip, zstd or xz; - for stdin), one per line as tar -tv does: type and mode,
 owner uid/gid, size (MAJOR,MINOR for a device), modification time and name
 (" -> TARGET" for a symlink, " link to TARGET" for a hardlink), then the
 capabilities as getcap -n shows them ("caps=cap_net_raw=ep [rootid=N]") and

@@ -146,6 +146,8 @@ type restoreOptions struct {
 	IO        *IOStreams
 	Archive   string // path, or "-" for stdin
 	Dest      string
+	Paths     []string // members to restore (nil: all)
+	DryRun    bool
 	Maps      targetMapFlags
 	Helper    string // auto, always, never
 	Overwrite backup.OverwritePolicy
@@ -162,10 +164,10 @@ func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command 
 	opts := &restoreOptions{IO: f.IO}
 	var overwrite string
 	cmd := &cobra.Command{
-		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] ARCHIVE|- DEST",
+		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] [--dry-run] ARCHIVE|- DEST [PATH...]",
 		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
-		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip or
-zstd, detected from the bytes; - for stdin) under the directory DEST. A
+		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip,
+zstd or xz, detected from the bytes; - for stdin) under the directory DEST. A
 missing DEST is created (its parent must exist) and gets the owner, mode and
 times of the archive's root entry, as restic and umoci do.
 
@@ -232,6 +234,20 @@ others. --helper auto (the default) uses the helper when target maps are
 given and the caller lacks CAP_CHOWN or CAP_SETFCAP; always uses it (it needs
 target maps); never restores directly.
 
+SELECTED MEMBERS
+PATH... limits the restore to those members, as tar -x NAME... does: a
+member named PATH ("etc/passwd", "./etc/passwd" and "/etc/passwd" are the
+same), everything below a PATH that is a directory, and the directories
+above them (with their own owner, mode and times, not their other
+contents). A PATH that no member matches is named after the others are
+restored, and the exit status is 1.
+
+--dry-run (-n) writes nothing, not even DEST: it reads the archive as the
+restore would, with the same maps, policies and PATHs, lists the members
+that would be restored on stdout, names the errors the restore would meet
+(an owner outside the maps, a cap the policy refuses; not those of the
+filesystem) and ends with a summary.
+
 CAPS THE TARGET CANNOT HOLD
 A cap the backup kept host-scoped (backup --foreign-caps host), or one whose
 rootid the target maps do not cover, is handled by --foreign-caps, as backup
@@ -248,11 +264,21 @@ a "message_type" of "warning", "error" or "summary".
 
 ` + exitStatusCommon,
 		Example: `  nscap restore --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs
+  nscap restore --uidmap 0:200000:65536 ct.tar.zst rootfs etc/passwd usr/bin
+  nscap restore --dry-run --uidmap 0:200000:65536 ct.tar.zst rootfs
   nscap restore --pid 4242 - rootfs < ct.tar
   nscap restore --uidmap 0:200000:65536 --source-uidmap 0:100000:65536 gnu.tar rootfs`,
-		Args: rangeArgs(2, 2, "ARCHIVE and DEST"),
+		Args: minArgs(2, "ARCHIVE and DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Archive, opts.Dest = args[0], args[1]
+			opts.Archive, opts.Dest, opts.Paths = args[0], args[1], args[2:]
+			if len(opts.Paths) == 0 {
+				opts.Paths = nil
+			}
+			for _, p := range opts.Paths {
+				if slices.Contains(strings.Split(p, "/"), "..") || p == "" {
+					return flagErrorf("PATH %q: want a member name without \"..\"", p)
+				}
+			}
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
 			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
@@ -280,18 +306,23 @@ a "message_type" of "warning", "error" or "summary".
 	fl.BoolVar(&opts.Sparse, "sparse", false, "write every aligned 4 KiB run of zeros as a hole (members stored sparse always get their holes)")
 	fl.BoolVar(&opts.Direct, "direct", false, "into an empty DEST, create files under their final names (saves only the final renames; a killed restore leaves partial files there until re-run)")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines writing files (0: automatic)")
+	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "write nothing: list the members that would be restored and the errors the restore would meet")
 	return cmd
 }
 
 // restoreJSON is one JSON Lines record of restore.
 type restoreJSON struct {
-	MessageType string                 `json:"message_type"` // "warning", "error", "summary"
+	MessageType string                 `json:"message_type"` // "item" (--dry-run), "warning", "error", "summary"
 	Path        string                 `json:"path,omitempty"`
 	Message     string                 `json:"message,omitempty"`
+	DryRun      bool                   `json:"dry_run,omitempty"`
 	Summary     *backup.RestoreSummary `json:"summary,omitempty"`
 }
 
 func runRestore(ctx context.Context, opts *restoreOptions) error {
+	if opts.DryRun {
+		return runRestoreDryRun(ctx, opts)
+	}
 	uid, gid, suid, sgid, err := opts.Maps.resolve()
 	if err != nil {
 		return err
@@ -306,7 +337,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	eperm := 0
 	ro := backup.RestoreOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
+		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Paths: opts.Paths, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
 		Error: func(p string, err error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -377,6 +408,73 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 		} else {
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: restore %s: %s\n", opts.Archive, hint)
 		}
+	}
+	if sum.Failures > 0 {
+		return errSilent
+	}
+	return nil
+}
+
+// runRestoreDryRun goes through the archive as the restore would, with
+// the same maps, policies and PATHs, and writes nothing (DEST is not even
+// created): the members that would be restored on stdout (their names, or
+// JSON "item" records), the errors the restore would meet (translation,
+// policy: not those of the filesystem) and a summary on stderr.
+func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
+	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	if err != nil {
+		return err
+	}
+	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeArchive() }() // read only
+	var sum backup.RestoreSummary
+	lo := backup.ListOptions{
+		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
+		ForeignCaps: opts.Maps.ForeignCaps, HostScope: opts.Maps.HostScope, Paths: opts.Paths,
+	}
+	err = backup.List(ctx, r, lo, func(e backup.ListEntry) error {
+		if e.Error != "" {
+			sum.Failures++
+			if opts.JSON {
+				return writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Path: e.Name, Message: e.Error})
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "nscap: restore %s: %s\n", e.Name, e.Error)
+			return nil
+		}
+		switch e.Type {
+		case "file":
+			sum.Files++
+			sum.Bytes += e.Size
+		case "dir":
+			sum.Dirs++
+		case "symlink", "hardlink":
+			sum.Links++
+		default:
+			sum.Others++
+		}
+		if e.Caps != "" {
+			sum.Caps++
+		}
+		if opts.JSON {
+			return writeJSON(opts.IO.Out, restoreJSON{MessageType: "item", Path: e.Name})
+		}
+		_, err := fmt.Fprintln(opts.IO.Out, e.Name)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", opts.Archive, err)
+	}
+	switch {
+	case opts.JSON:
+		if err := writeJSON(opts.IO.Out, restoreJSON{MessageType: "summary", DryRun: true, Summary: &sum}); err != nil {
+			return err
+		}
+	case !opts.Quiet:
+		fmt.Fprintf(opts.IO.ErrOut, "dry run, nothing written: would restore %d files, %d directories, %d links, %d others (%d caps, %s) into %s; %d would fail\n",
+			sum.Files, sum.Dirs, sum.Links, sum.Others, sum.Caps, humanBytes(sum.Bytes), opts.Dest, sum.Failures)
 	}
 	if sum.Failures > 0 {
 		return errSilent

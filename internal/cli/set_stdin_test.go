@@ -162,9 +162,13 @@ func TestSetPidNsUIDUnmapped(t *testing.T) {
 	if got := rawHex(t, f); got != "" {
 		t.Errorf("set --pid %s --ns-uid 5: wrote %s", pid, got)
 	}
-	// uid 0 is mapped, to host root: revision 2.
-	if r := nscap(t, "", "set", "--pid", pid, "cap_chown+p", f); r != (result{}) {
-		t.Errorf("set --pid %s = %+v, want success", pid, r)
+	// uid 0 is mapped, to host root: revision 2, honoured on the whole
+	// host, so refused without --host (issue 14), written with it.
+	if r := nscap(t, "", "set", "--pid", pid, "cap_chown+p", f); r.Code != ExitUsage || !strings.Contains(r.Stderr, "whose root is nscap's own root (uid 0)") || rawHex(t, f) != "" {
+		t.Errorf("set --pid %s = %+v, want a refusal without --host", pid, r)
+	}
+	if r := nscap(t, "", "set", "--pid", pid, "--host", "cap_chown+p", f); r != (result{}) {
+		t.Errorf("set --pid %s --host = %+v, want success", pid, r)
 	}
 	r = nscap(t, "", "set", "--pid", "2147483647", "cap_chown+p", f)
 	if want := (result{Code: ExitError, Stderr: "nscap: set: pid 2147483647: no such process\n"}); r != want {

@@ -117,7 +117,7 @@ func TestResolveRootID(t *testing.T) {
 		}
 		return pidNS{}, syscall.ENOENT
 	}
-	readMaps := func(pid int) (uid, gid userns.Map, err error) {
+	readMaps := func(int) (uid, gid userns.Map, err error) {
 		m, err := userns.ParseMap("0:100000:65536")
 		return m, m, err
 	}

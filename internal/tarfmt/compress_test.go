@@ -220,7 +220,7 @@ func octal6(n int) string {
 // Sniff takes each for an archive and Decompress gives back the tar
 // stream.
 func TestRealTools(t *testing.T) {
-	testutil.RequireTool(t, "tar", "gzip", "zstd")
+	testutil.RequireTool(t, "tar", "gzip", "zstd", "xz")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("payload"), 0o644); err != nil {
 		t.Fatal(err)
@@ -248,6 +248,11 @@ func TestRealTools(t *testing.T) {
 			{"gzip twice", append(pipe(t, dir, plain[:1024], "gzip", "-c"), pipe(t, dir, plain[1024:], "gzip", "-c")...)},
 			{"zstd", pipe(t, dir, plain, "zstd", "-c", "-q")},
 			{"zstd -19", pipe(t, dir, plain, "zstd", "-19", "-c", "-q")},
+			{"xz", pipe(t, dir, plain, "xz", "-c")},
+			{"xz -9e", pipe(t, dir, plain, "xz", "-9e", "-c")},
+			{"xz blocks", pipe(t, dir, plain, "xz", "-T2", "--block-size=1KiB", "-c")},
+			{"xz twice", append(pipe(t, dir, plain[:1024], "xz", "-c"), pipe(t, dir, plain[1024:], "xz", "-c")...)},
+			{"xz crc32", pipe(t, dir, plain, "xz", "--check=crc32", "-c")},
 		} {
 			head := c.data[:min(len(c.data), SniffLen)]
 			if !Sniff(head) {
@@ -272,4 +277,25 @@ func pipe(tb testing.TB, dir string, in []byte, name string, args ...string) []b
 		tb.Fatalf("%s: %v", name, err)
 	}
 	return out
+}
+
+// TestDecompressXzDict: an xz stream whose first block asks for a larger
+// LZMA2 dictionary than MaxXzDict (made by xz itself) is a *HeaderError
+// before the decoder allocates it; 64 MiB (xz -9) is read.
+func TestDecompressXzDict(t *testing.T) {
+	testutil.RequireTool(t, "xz")
+	dir := t.TempDir()
+	plain := tarOf(t, tar.FormatPAX, "hello")
+	big := pipe(t, dir, plain, "xz", "--lzma2=dict=128MiB", "-c")
+	_, _, err := Decompress(bytes.NewReader(big))
+	var he *HeaderError
+	if !errors.As(err, &he) || he.Compression != "xz" {
+		t.Fatalf("Decompress(xz, 128 MiB dictionary) = %v, want a *HeaderError", err)
+	}
+	if got, err := readAll(pipe(t, dir, plain, "xz", "--lzma2=dict=64MiB", "-c")); err != nil || !bytes.Equal(got, plain) {
+		t.Errorf("Decompress(xz, 64 MiB dictionary) = %d bytes, %v", len(got), err)
+	}
+	for _, b := range [][]byte{big[:14], big[:12], append(append([]byte{}, big[:12]...), 0xff)} {
+		_ = checkXzDict(b) // truncated headers: left to the decoder, no panic
+	}
 }
