@@ -96,7 +96,7 @@ func Normalize(ctx context.Context, r io.Reader, w io.Writer, opts NormalizeOpti
 		return st, err
 	}
 	defer closeFn()
-	zw, err := compressor(w, opts.Compression)
+	zw, err := compressor(w, opts.Compression, 0)
 	if err != nil {
 		return st, err
 	}
