@@ -28,7 +28,13 @@ import (
 // The helper of RestoreRootless is this test binary re-executed: serve
 // it before TestMain runs the tests (the package's init functions, which
 // register the helper operations, have run by now).
-func init() { userns.HelperMain() }
+func init() {
+	// Before HelperMain, which serves a helper and exits: a shift helper
+	// killed by the crash hook needs it installed (the package's other
+	// init functions never run in a helper).
+	installShiftCrashHook()
+	userns.HelperMain()
+}
 
 // rootlessEnv names the directory of TestRestoreRootless for its child,
 // run as the unprivileged test user.

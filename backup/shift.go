@@ -52,6 +52,10 @@ type ShiftOptions struct {
 	StateDir string
 	// Reporter receives the events; nil means none.
 	Reporter ShiftReporter
+
+	// inHelper is set in a helper user namespace (ShiftRootless), for
+	// messages.
+	inHelper bool
 }
 
 func (o *ShiftOptions) applyDefaults() {

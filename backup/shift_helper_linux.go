@@ -3,12 +3,14 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -91,7 +93,7 @@ func serveShift(raw json.RawMessage) (json.RawMessage, error) {
 	sum, err := Shift(context.Background(), req.Root, ShiftOptions{
 		FromUID: req.FromUID, FromGID: req.FromGID, ToUID: req.ToUID, ToGID: req.ToGID,
 		ForeignCaps: req.ForeignCaps, CrossMounts: req.CrossMounts, DryRun: req.DryRun,
-		Workers: req.Workers, StateDir: req.StateDir, Reporter: col,
+		Workers: req.Workers, StateDir: req.StateDir, Reporter: col, inHelper: true,
 	})
 	resp.Summary = sum
 	var fe *ShiftFailedError
@@ -206,15 +208,17 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 }
 
 // joinMaps returns a map whose host ids are those of a and b (disjoint),
-// for the helper map that must cover both.
+// for the helper map that must cover both. The extents are taken in the
+// order of their host ids, so that a shift and its reverse see the tree
+// through the same helper map: the journal of one, in the helper's ids,
+// means the same to the other.
 func joinMaps(a, b userns.Map) userns.Map {
-	var ext []userns.Extent
+	ext := append(a.Extents(), b.Extents()...)
+	slices.SortFunc(ext, func(x, y userns.Extent) int { return cmp.Compare(x.HostID, y.HostID) })
 	next := uint32(0)
-	for _, m := range []userns.Map{a, b} {
-		for _, e := range m.Extents() {
-			ext = append(ext, userns.Extent{NsID: next, HostID: e.HostID, Count: e.Count})
-			next += e.Count
-		}
+	for i := range ext {
+		ext[i].NsID = next
+		next += ext[i].Count
 	}
 	m, err := userns.NewMap(ext)
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 // kernel cleared: in the window the journal covers.
 const shiftCrashEnv = "NSCAP_SHIFT_CRASH_AT"
 
-func init() {
+// installShiftCrashHook installs the hook NSCAP_SHIFT_CRASH_AT asks for.
+func installShiftCrashHook() {
 	n, err := strconv.Atoi(os.Getenv(shiftCrashEnv))
 	if err != nil || n <= 0 {
 		return

@@ -51,6 +51,8 @@ type shiftJournal struct {
 	// begins this run's journal.
 	other string
 	root  string // the "root" record of the tree
+	// resumed is set when the journal of an interrupted run was found.
+	resumed bool
 }
 
 // shiftMapsRecord is the "maps" record of a run's options.
@@ -91,6 +93,7 @@ func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shif
 	lines = lines[:len(lines)-1] // the last is empty or cut short by a kill
 	j.root = "root " + strings.TrimPrefix(id.record(), "dest ")
 	if len(lines) >= 3 && lines[0] == shiftJournalHeader && lines[1] == j.root {
+		j.resumed = true
 		if lines[2] != shiftMapsRecord(o) {
 			j.other = strings.TrimPrefix(lines[2], "maps ")
 		}

@@ -107,6 +107,12 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 		}()
 	}
 	wg.Wait()
+	if n := s.already.Load(); n > 0 && s.changed.Load() > 0 && s.journal != nil && !s.journal.resumed {
+		// A fresh run that found both: the tree had owners in the
+		// target range before the shift; a reverse shift will move them
+		// too.
+		s.warn(".", fmt.Errorf("%d inodes were owned in the --to range already and were taken as shifted: the reverse shift would move them into the --from range", n))
+	}
 	sum := s.summary()
 	err = s.abortErr()
 	if err == nil && ctx.Err() != nil {
@@ -148,6 +154,9 @@ type shifter struct {
 
 	seen  sync.Map // hardlinked inodes already claimed: [2]uint64{dev, ino}
 	abort atomic.Pointer[error]
+	// already counts the inodes whose owner was in the target range
+	// already (taken as shifted).
+	already atomic.Int64
 	// incomplete is set when an inode the journal names may be left
 	// without its caps or mode: the journal is kept for the next run.
 	incomplete atomic.Bool
@@ -229,6 +238,9 @@ func (s *shifter) push(rels []string) {
 // subdirectories.
 func (s *shifter) dir(rel string) {
 	fd, err := sys.OpenDirBeneath(s.rootfd, rel)
+	if errors.Is(err, unix.ENAMETOOLONG) {
+		fd, err = openDeep(s.rootfd, rel, false)
+	}
 	if err != nil {
 		s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: err})
 		return
@@ -241,7 +253,7 @@ func (s *shifter) dir(rel string) {
 	}
 	if st.Dev != s.rootDev && !s.opts.CrossMounts {
 		s.mounts.Add(1)
-		s.warn(rel, errors.New("a mount point: left alone with what is below it (give --cross-mounts to shift it too)"))
+		s.warn(rel, errors.New("a mount point: left alone with what is below it (--one-file-system=false shifts it too)"))
 		return
 	}
 	s.inode(handle{fd: fd}, rel, &st, nil, nil)
@@ -373,6 +385,8 @@ func (s *shifter) flush(batch []*journaled) {
 		} else if aerr := s.apply(j.h, j.rel, &j.st, &j.p, j.chown); aerr != nil {
 			s.incomplete.Store(true)
 			s.fail(j.rel, aerr)
+		} else {
+			s.changedOne(j.rel, &j.p)
 		}
 		s.close(j.h.fd)
 	}
@@ -475,6 +489,8 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 			s.fail(rel, fmt.Errorf("%s %d: %w", kind, h, err))
 		case !ok && !inMap(to, h):
 			s.fail(rel, &IDError{Kind: kind, ID: h, Host: true, Err: &userns.UnmappedError{ID: h, Host: true, Map: from}})
+		case !ok && kind == KindUID:
+			s.already.Add(1)
 		}
 		return n
 	}
@@ -516,16 +532,23 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 			p.leaveNode = true
 			return p
 		}
+		unseen := false
 		for _, e := range unmoved {
 			to := s.maps.toGID
 			if e.Kind == KindACLUser {
 				to = s.maps.toUID
 			}
-			if !inMap(to, e.ID) {
+			switch {
+			case e.ID == invalidID:
+				// Read through a helper namespace: an id it does not
+				// map, which the kernel shows as -1 and refuses to write.
+				unseen = true
+				s.fail(rel, fmt.Errorf("%s: an entry names an %s outside the ids this namespace maps (outside your subordinate ranges); the ACL is left as it is", name, e.Kind))
+			case !inMap(to, e.ID):
 				s.fail(rel, fmt.Errorf("%s: %w", name, e))
 			}
 		}
-		if !bytes.Equal(out, raw) {
+		if !unseen && !bytes.Equal(out, raw) {
 			p.acls = append(p.acls, xattrKV{name: name, value: out})
 			p.change.ACLs++
 		}
@@ -606,13 +629,8 @@ func (s *shifter) inode(h handle, rel string, st *sys.Stat, batch *[]*journaled,
 	if !chown && !p.change.Caps && len(p.acls) == 0 {
 		return false
 	}
-	s.changed.Add(1)
-	if p.change.Caps {
-		s.caps.Add(1)
-	}
-	s.acls.Add(int64(len(p.acls)))
-	s.opts.Reporter.Change(rel, p.change)
 	if s.opts.DryRun {
+		s.changedOne(rel, &p)
 		return false
 	}
 	if needsJournal(st, &p, chown) {
@@ -632,8 +650,21 @@ func (s *shifter) inode(h handle, rel string, st *sys.Stat, batch *[]*journaled,
 			s.incomplete.Store(true)
 		}
 		s.fail(rel, err)
+	} else {
+		s.changedOne(rel, &p)
 	}
 	return false
+}
+
+// changedOne counts and reports the inode changed (or, under DryRun, to
+// change) as p says.
+func (s *shifter) changedOne(rel string, p *inodePlan) {
+	s.changed.Add(1)
+	if p.change.Caps {
+		s.caps.Add(1)
+	}
+	s.acls.Add(int64(len(p.acls)))
+	s.opts.Reporter.Change(rel, p.change)
 }
 
 // needsJournal tells whether the chown of the inode clears what the
@@ -663,6 +694,9 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
 	if chown {
 		if e := sys.FchownEmptyZ(h.fd, p.uid, p.gid, s.raw); e != 0 {
+			if e == unix.EPERM && s.opts.inHelper {
+				return fmt.Errorf("lchown %s: %w (through the helper namespace: the file's owner or group is outside the ids it maps, your subordinate ranges)", rel, e)
+			}
 			return &fs.PathError{Op: "lchown", Path: rel, Err: e}
 		}
 		if testHookChowned != nil && needsJournal(st, p, chown) {
@@ -687,11 +721,40 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 	return nil
 }
 
+// openDeep opens rel below rootfd one component at a time, for a path
+// longer than PATH_MAX: every directory with O_DIRECTORY|O_NOFOLLOW
+// relative to the one before (no symlink followed, none escapes), the
+// last one too unless last is set (then O_PATH|O_NOFOLLOW).
+func openDeep(rootfd int, rel string, last bool) (int, error) {
+	parts := strings.Split(rel, "/")
+	fd := rootfd
+	for i, c := range parts {
+		var nfd int
+		var err error
+		if last && i == len(parts)-1 {
+			nfd, err = sys.Openat(fd, c, sys.OPathNoFollow, 0)
+		} else {
+			nfd, err = sys.OpenDirAtZ(fd, append([]byte(c), 0), false)
+		}
+		if fd != rootfd {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
+}
+
 // replay completes the inodes the journal of an interrupted run names:
 // those it chowned but may not have given their caps and mode back.
 func (s *shifter) replay() error {
 	for _, f := range s.journal.fixes {
 		fd, err := sys.Openat2(s.rootfd, f.path, sys.OPathNoFollow, sys.ResolveBeneath|sys.ResolveNoSymlinks)
+		if errors.Is(err, unix.ENAMETOOLONG) {
+			fd, err = openDeep(s.rootfd, f.path, true)
+		}
 		if err != nil {
 			if !errors.Is(err, unix.ENOENT) {
 				s.fail(f.path, &fs.PathError{Op: "open", Path: f.path, Err: err})

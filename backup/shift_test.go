@@ -369,6 +369,45 @@ func TestShiftEdges(t *testing.T) {
 		}
 	})
 
+	t.Run("deep-and-already", func(t *testing.T) {
+		// Paths past PATH_MAX (25 levels of 200-byte names), and an
+		// inode owned in the target range before the shift.
+		dir := mk(t)
+		runOut(t, "chown", "100000:100000", filepath.Join(dir, "etc/stray"))
+		runOut(t, "setfacl", "-b", filepath.Join(dir, "etc"))
+		runOut(t, "chown", "200005:200005", filepath.Join(dir, "etc/stray"))
+		name := strings.Repeat("d", 200)
+		fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		testutil.NoErr(t, err)
+		for range 25 {
+			testutil.NoErr(t, syscall.Mkdirat(fd, name, 0o755))
+			testutil.NoErr(t, syscall.Fchownat(fd, name, 100000, 100000, 0))
+			nfd, err := syscall.Openat(fd, name, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+			testutil.NoErr(t, err)
+			syscall.Close(fd)
+			fd = nfd
+		}
+		lfd, err := syscall.Openat(fd, "leaf", syscall.O_CREAT|syscall.O_WRONLY, 0o644)
+		testutil.NoErr(t, err)
+		testutil.NoErr(t, syscall.Fchown(lfd, 100000, 100000))
+		testutil.NoErr(t, syscall.Fchmod(lfd, 0o4755))
+		syscall.Close(lfd)
+		syscall.Close(fd)
+		t.Cleanup(func() { _ = exec.Command("rm", "-rf", filepath.Join(dir, name)).Run() })
+		col := newShiftCollect()
+		sum, err := backup.Shift(context.Background(), dir, backup.ShiftOptions{FromUID: from, ToUID: to, StateDir: t.TempDir(), ForeignCaps: backup.ForeignCapsHost, Reporter: col})
+		if err != nil || len(col.errs) > 0 {
+			t.Fatalf("shift of a deep tree: %v %v", err, col.errs)
+		}
+		left := runOut(t, "sh", "-c", "find "+dir+" -uid 100000 | wc -l; find "+dir+" -name leaf -printf '%U %m'")
+		if strings.TrimSpace(left) != "0\n200000 4755" {
+			t.Errorf("after the shift, find says: %q (want no inode left at 100000, leaf 200000 4755)", left)
+		}
+		if w := strings.Join(col.warns, "\n"); !strings.Contains(w, "1 inodes were owned in the --to range already") {
+			t.Errorf("no warning for etc/stray, owned in the target range before the shift: %q (%+v)", w, sum)
+		}
+	})
+
 	t.Run("journal", func(t *testing.T) {
 		// A run that leaves an owner outside the map (a failure) but
 		// completes every inode it journaled removes its journal: the
@@ -550,6 +589,23 @@ func TestShiftRootless(t *testing.T) {
 	if tarB, _ := tarInNS(t, e, to, tree.Root); tarA != tarB {
 		t.Errorf("GNU tar in the container sees another tree after the rootless shift")
 	}
+
+	// The reverse shift killed in the helper right after its second
+	// chown that cleared caps or setuid bits, then the shift forward
+	// again: the journal (in the helper's ids, the same for both
+	// directions) completes the two files first, and the tree is as
+	// before.
+	cmd := u.Command("/proc/self/exe", "-test.run=^TestShiftRootlessChild$", "-test.v")
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s", shiftRootlessEnv, tree.Root, to, from), "NSCAP_SHIFT_CRASH_AT=2")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("the rootless reverse shift was not killed: %s", out)
+	}
+	out = u.RunTest(t, "TestShiftRootlessChild", fmt.Sprintf("%s=%s %s %s", shiftRootlessEnv, tree.Root, from, to))
+	if !bytes.Contains(out, []byte("Replayed:")) || bytes.Contains(out, []byte("Replayed:0 ")) {
+		t.Errorf("the forward shift after the killed reverse completed nothing from the journal: %s", out)
+	}
+	testutil.CheckTree(t, "rootless: killed reverse, then forward again", snap0, tree.Root, testutil.CompareOptions{Fields: everyField, IDs: e.ids(to, to)})
 }
 
 // TestShiftRootlessChild is TestShiftRootless's unprivileged part.

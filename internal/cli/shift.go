@@ -131,8 +131,10 @@ skip drops the cap, host keeps it as it is.
 Crash safety: a shift that is killed can be run again with the same maps and
 completes to the same result. Before chowning a file whose caps or setuid
 bits the kernel clears, shift records what to put back in a journal
-(/var/lib/nscap/shift for root, ~/.local/state/nscap/shift for others), and
-a new run completes those files first. This needs the --from and --to host
+(/var/lib/nscap/shift for root; $XDG_STATE_HOME/nscap/shift, else
+~/.local/state/nscap/shift, for others: run the next shift with the same
+environment), and the next shift of the tree, in either direction,
+completes those files first. This needs the --from and --to host
 ranges to be disjoint: overlapping ranges are refused (ids in both could be
 moved or not, and nothing on disk tells which); shift through a free range
 instead (A to C, then C to B). The reverse shift (--from B --to A) gives the
@@ -156,6 +158,9 @@ EXIT STATUS
 		Args: rangeArgs(1, 1, "ROOTFS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Root = args[0]
+			if opts.Root == "" {
+				return flagErrorf("ROOTFS: empty path")
+			}
 			opts.JSON, opts.Quiet, opts.NoProgress = f.Global.JSON, f.Global.Quiet, f.Global.NoProgress
 			fl := cmd.Flags()
 			if err := opts.From.validate(fl); err != nil {
@@ -335,6 +340,9 @@ func runShift(ctx context.Context, opts *shiftOptions) error {
 	}
 	rep.counter.Done()
 	var fe *backup.ShiftFailedError
+	if errors.Is(err, backup.ErrShiftOverlap) {
+		return &FlagError{Err: err} // nothing was done
+	}
 	if err != nil && !errors.As(err, &fe) {
 		return fmt.Errorf("shift %s: %w", opts.Root, err)
 	}
