@@ -307,13 +307,19 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	}
 	rep := &backupReporter{opts: opts, progress: ui.NewProgress(opts.IO.ErrOut, "backup", interval)}
 	rep.progress.SetWidth(ui.Width(opts.IO.ErrOut))
+	stopScan := func() {}
 	if interval > 0 && len(opts.Exclude) == 0 {
 		// The total for percent and ETA: a count of the tree
 		// alongside the backup, as restic's scanner. With --exclude
 		// it would count what is left out: no percent then.
-		scanCtx, stopScan := context.WithCancel(ctx)
+		scanCtx, cancel := context.WithCancel(ctx)
+		scanned := make(chan struct{})
+		go func() {
+			defer close(scanned)
+			scanTree(scanCtx, opts.Root, opts.OneFileSystem, rep.progress.SetTotal)
+		}()
+		stopScan = func() { cancel(); <-scanned }
 		defer stopScan()
-		go scanTree(scanCtx, opts.Root, opts.OneFileSystem, rep.progress.SetTotal)
 	}
 	bopts := backup.Options{
 		UIDMap:        uid,
@@ -343,6 +349,12 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		sum, err = a.Write(ctx, opts.IO.Out, opts.Root)
 	default:
 		sum, err = a.WriteFile(ctx, opts.Output, opts.Root)
+	}
+	stopScan()
+	if err == nil {
+		// Done: the counts are the totals (whatever the scan saw).
+		entries, size := rep.progress.Counts()
+		rep.progress.SetTotal(entries, size, true)
 	}
 	rep.progress.Done()
 	var ie *backup.IncompleteError

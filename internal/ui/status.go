@@ -220,7 +220,7 @@ func (p *Progress) line() string {
 	}
 	if p.totalFinal && p.totalBytes > p.bytes && rate > 0 && !p.done {
 		eta := time.Duration(float64(p.totalBytes-p.bytes) / rate * float64(time.Second))
-		fmt.Fprintf(&b, ", ETA %s", clock(eta))
+		fmt.Fprintf(&b, ", ETA %s", clock(eta+time.Second-1)) // rounded up: never 0:00 before the end
 	}
 	s := b.String()
 	if p.width > 1 && len(s) > p.width-1 {

@@ -147,3 +147,15 @@ func TestWidthNotTerminal(t *testing.T) {
 		t.Errorf("Width(io.Discard) = %d", w)
 	}
 }
+
+// The ETA is rounded up: 0:00 only at the end.
+func TestProgressETARoundsUp(t *testing.T) {
+	t.Parallel()
+	p, _, clk := newTestProgress(0)
+	p.Add(0, 99)
+	p.SetTotal(0, 100, true)
+	clk.t = clk.t.Add(10 * time.Second) // 1 byte left at 9.9 B/s: 0.1s
+	if got, want := p.Line(), "[0:10]  99% backup: 99 B/100 B, 9 B/s, ETA 0:01"; got != want {
+		t.Errorf("Line() = %q, want %q", got, want)
+	}
+}
