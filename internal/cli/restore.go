@@ -336,7 +336,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 		return err
 	}
 	defer func() { _ = closeArchive() }() // read only
-	progress, r := newArchiveProgress(opts.IO, "restore", opts.Archive, r, opts.Quiet || opts.NoProgress || opts.JSON)
+	progress, r := newArchiveProgress(opts.IO, "restore", r, opts.Quiet || opts.NoProgress || opts.JSON)
 	helper := useHelper(opts.Helper, uid)
 	var mu sync.Mutex
 	eperm := 0
@@ -432,12 +432,12 @@ func (r restoreProgress) CompleteItem(string, backup.Action, int64) { r.p.Add(1,
 func (restoreProgress) Finish(backup.RestoreSummary)                {}
 
 // newArchiveProgress returns the progress line of a command reading the
-// archive name ("-": stdin) through r, and the reader to use instead of r,
+// archive through r (a file, or stdin), and the reader to use instead of r,
 // which counts the bytes read. The total is the size of an archive that is
 // a regular file (compressed as it is stored): percent and ETA are those
 // of the archive read, as pv shows them. off (quiet, --no-progress,
 // --json) or stderr not a terminal: nothing is drawn and r is returned.
-func newArchiveProgress(ios *IOStreams, label, name string, r io.Reader, off bool) (*ui.Progress, io.Reader) {
+func newArchiveProgress(ios *IOStreams, label string, r io.Reader, off bool) (*ui.Progress, io.Reader) {
 	interval := time.Duration(0)
 	if !off {
 		interval = ui.Interval(false, false, ios.IsStderrTTY)

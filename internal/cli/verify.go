@@ -88,7 +88,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		return err
 	}
 	defer func() { _ = closeArchive() }() // read only
-	progress, r := newArchiveProgress(opts.IO, "verify", opts.Archive, r, opts.Quiet || opts.NoProgress || opts.JSON)
+	progress, r := newArchiveProgress(opts.IO, "verify", r, opts.Quiet || opts.NoProgress || opts.JSON)
 	start := time.Now()
 	vo := backup.VerifyOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,

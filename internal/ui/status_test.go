@@ -75,20 +75,34 @@ func TestProgressLine(t *testing.T) {
 		elapsed              time.Duration
 		want                 string
 	}{
-		{name: "no total", entries: 12345, bytes: 340 << 20, elapsed: 7 * time.Second,
-			want: "[0:07] backup: 12345 entries, 340.0 MiB, 48.6 MiB/s"},
-		{name: "scanning", entries: 100, bytes: 10 << 20, totEntries: 5000, totBytes: 1 << 30, elapsed: time.Second,
-			want: "[0:01] backup: 100/5000+ entries, 10.0 MiB/1.0 GiB+, 10.0 MiB/s"},
-		{name: "known total", entries: 1000, bytes: 256 << 20, totEntries: 4000, totBytes: 1 << 30, final: true, elapsed: 10 * time.Second,
-			want: "[0:10]  25% backup: 1000/4000 entries, 256.0 MiB/1.0 GiB, 25.6 MiB/s, ETA 0:30"},
-		{name: "archive", entries: 7, bytes: 3 << 30, totBytes: 4 << 30, final: true, noun: "of archive", elapsed: 3 * time.Hour,
-			want: "[3:00:00]  75% backup: 7 entries, 3.0 GiB/4.0 GiB of archive, 291.3 KiB/s, ETA 1:00:00"},
-		{name: "no entries", bytes: 512, totBytes: 1024, final: true, noun: "of archive", elapsed: time.Second,
-			want: "[0:01]  50% backup: 512 B/1.0 KiB of archive, 512 B/s, ETA 0:01"},
-		{name: "total exceeded", entries: 9, bytes: 2048, totEntries: 5, totBytes: 1024, final: true, elapsed: time.Second,
-			want: "[0:01] 100% backup: 9/5 entries, 2.0 KiB/1.0 KiB, 2.0 KiB/s"},
-		{name: "percent by entries", entries: 1, totEntries: 4, final: true,
-			want: "[0:00]  25% backup: 1/4 entries, 0 B"},
+		{
+			name: "no total", entries: 12345, bytes: 340 << 20, elapsed: 7 * time.Second,
+			want: "[0:07] backup: 12345 entries, 340.0 MiB, 48.6 MiB/s",
+		},
+		{
+			name: "scanning", entries: 100, bytes: 10 << 20, totEntries: 5000, totBytes: 1 << 30, elapsed: time.Second,
+			want: "[0:01] backup: 100/5000+ entries, 10.0 MiB/1.0 GiB+, 10.0 MiB/s",
+		},
+		{
+			name: "known total", entries: 1000, bytes: 256 << 20, totEntries: 4000, totBytes: 1 << 30, final: true, elapsed: 10 * time.Second,
+			want: "[0:10]  25% backup: 1000/4000 entries, 256.0 MiB/1.0 GiB, 25.6 MiB/s, ETA 0:30",
+		},
+		{
+			name: "archive", entries: 7, bytes: 3 << 30, totBytes: 4 << 30, final: true, noun: "of archive", elapsed: 3 * time.Hour,
+			want: "[3:00:00]  75% backup: 7 entries, 3.0 GiB/4.0 GiB of archive, 291.3 KiB/s, ETA 1:00:00",
+		},
+		{
+			name: "no entries", bytes: 512, totBytes: 1024, final: true, noun: "of archive", elapsed: time.Second,
+			want: "[0:01]  50% backup: 512 B/1.0 KiB of archive, 512 B/s, ETA 0:01",
+		},
+		{
+			name: "total exceeded", entries: 9, bytes: 2048, totEntries: 5, totBytes: 1024, final: true, elapsed: time.Second,
+			want: "[0:01] 100% backup: 9/5 entries, 2.0 KiB/1.0 KiB, 2.0 KiB/s",
+		},
+		{
+			name: "percent by entries", entries: 1, totEntries: 4, final: true,
+			want: "[0:00]  25% backup: 1/4 entries, 0 B",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
