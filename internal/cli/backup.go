@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -249,20 +251,22 @@ type backupJSON struct {
 	DryRun      bool            `json:"dry_run,omitempty"`
 }
 
-// backupReporter renders the engine's events: a progress counter, warnings
+// backupReporter renders the engine's events: a progress line, warnings
 // and errors on stderr (or JSON Lines on stdout).
 type backupReporter struct {
 	backup.NopReporter
-	opts    *backupOptions
-	counter *ui.Counter
-	mu      sync.Mutex
+	opts     *backupOptions
+	progress *ui.Progress
+	mu       sync.Mutex
 }
 
 func (r *backupReporter) path(name string) string {
 	return filepath.Join(r.opts.Root, name)
 }
 
-func (r *backupReporter) CompleteItem(string, backup.Action, backup.ItemStats) { r.counter.Add(1) }
+func (r *backupReporter) CompleteItem(_ string, _ backup.Action, st backup.ItemStats) {
+	r.progress.Add(1, st.Size)
+}
 
 func (r *backupReporter) Warn(name string, err error) {
 	r.mu.Lock()
@@ -274,7 +278,7 @@ func (r *backupReporter) Warn(name string, err error) {
 	if r.opts.Quiet {
 		return
 	}
-	r.counter.Clear()
+	r.progress.Clear()
 	fmt.Fprintf(r.opts.IO.ErrOut, "nscap: warning: backup %s: %s\n", r.path(name), reason(err, name))
 }
 
@@ -285,7 +289,7 @@ func (r *backupReporter) Error(name string, err error) error {
 		_ = writeJSON(r.opts.IO.Out, backupJSON{MessageType: "error", Path: r.path(name), Message: err.Error()})
 		return nil
 	}
-	r.counter.Clear()
+	r.progress.Clear()
 	// An item may fail for several reasons (errors.Join): one line.
 	msg := strings.ReplaceAll(reason(err, name), "\n", "; ")
 	fmt.Fprintf(r.opts.IO.ErrOut, "nscap: backup %s: %s\n", r.path(name), msg)
@@ -298,10 +302,25 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		return err
 	}
 	interval := time.Duration(0)
-	if !opts.NoProgress {
+	if !opts.NoProgress && !opts.JSON {
 		interval = ui.Interval(opts.Quiet, opts.JSON, opts.IO.IsStderrTTY)
 	}
-	rep := &backupReporter{opts: opts, counter: ui.NewCounter(opts.IO.ErrOut, "backup: entries", interval)}
+	rep := &backupReporter{opts: opts, progress: ui.NewProgress(opts.IO.ErrOut, "backup", interval)}
+	rep.progress.SetWidth(ui.Width(opts.IO.ErrOut))
+	stopScan := func() {}
+	if interval > 0 && len(opts.Exclude) == 0 {
+		// The total for percent and ETA: a count of the tree
+		// alongside the backup, as restic's scanner. With --exclude
+		// it would count what is left out: no percent then.
+		scanCtx, cancel := context.WithCancel(ctx)
+		scanned := make(chan struct{})
+		go func() {
+			defer close(scanned)
+			scanTree(scanCtx, opts.Root, opts.OneFileSystem, rep.progress.SetTotal)
+		}()
+		stopScan = func() { cancel(); <-scanned }
+		defer stopScan()
+	}
 	bopts := backup.Options{
 		UIDMap:        uid,
 		GIDMap:        gid,
@@ -321,7 +340,7 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	}
 	a := backup.New(bopts)
 	if useHelper(opts.Helper, uid) {
-		a = backup.NewRootless(bopts, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+		a = backup.NewRootless(bopts, backup.RootlessOptions{Stderr: rep.progress.Writer(opts.IO.ErrOut)})
 	}
 	switch {
 	case opts.DryRun:
@@ -331,7 +350,13 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	default:
 		sum, err = a.WriteFile(ctx, opts.Output, opts.Root)
 	}
-	rep.counter.Done()
+	stopScan()
+	if err == nil {
+		// Done: the counts are the totals (whatever the scan saw).
+		entries, size := rep.progress.Counts()
+		rep.progress.SetTotal(entries, size, true)
+	}
+	rep.progress.Done()
 	var ie *backup.IncompleteError
 	if errors.As(err, &ie) {
 		// Each item was already reported.
@@ -405,4 +430,58 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// scanTree counts the entries under root and their content bytes (a file
+// with several links once, a sparse file by its allocated blocks), as the
+// backup will meet them, and reports the counts to total as it goes, with
+// final set once the count is complete. It stops at the first error (an
+// unreadable directory: the count would be short) without a final total,
+// and when ctx is done.
+func scanTree(ctx context.Context, root string, oneFS bool, total func(entries, bytes int64, final bool)) {
+	var entries, size int64
+	var rootDev uint64
+	seen := make(map[[2]uint64]bool) // dev, ino of files with links
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		entries++
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if p == root {
+				rootDev = st.Dev
+			}
+			if d.IsDir() && oneFS && st.Dev != rootDev {
+				return fs.SkipDir // the mount point is archived, not below it
+			}
+			if fi.Mode().IsRegular() {
+				n := fi.Size()
+				if st.Nlink > 1 {
+					id := [2]uint64{st.Dev, st.Ino}
+					if seen[id] {
+						n = 0
+					}
+					seen[id] = true
+				}
+				if alloc := st.Blocks * 512; alloc < n {
+					n = alloc
+				}
+				size += n
+			}
+		}
+		if entries%1000 == 0 {
+			total(entries, size, false)
+		}
+		return nil
+	})
+	if err == nil {
+		total(entries, size, true)
+	}
 }

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/internal/ui"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -158,6 +160,7 @@ type restoreOptions struct {
 	XattrsInclude []string
 	JSON          bool
 	Quiet         bool
+	NoProgress    bool // --no-progress
 }
 
 func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
@@ -280,6 +283,7 @@ a "message_type" of "warning", "error" or "summary".
 				}
 			}
 			opts.JSON, opts.Quiet = f.Global.JSON, f.Global.Quiet
+			opts.NoProgress = f.Global.NoProgress
 			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
 			}
@@ -332,6 +336,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 		return err
 	}
 	defer func() { _ = closeArchive() }() // read only
+	progress, r := newArchiveProgress(opts.IO, "restore", r, opts.Quiet || opts.NoProgress || opts.JSON)
 	helper := useHelper(opts.Helper, uid)
 	var mu sync.Mutex
 	eperm := 0
@@ -347,6 +352,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 			if opts.JSON {
 				return writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Path: p, Message: reason(err, p)})
 			}
+			progress.Clear()
 			printPathError(opts.IO.ErrOut, "restore", p, err)
 			return nil
 		},
@@ -358,16 +364,19 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 				return
 			}
 			if !opts.Quiet {
+				progress.Clear()
 				fmt.Fprintf(opts.IO.ErrOut, "nscap: warning: restore %s: %s\n", p, reason(err, p))
 			}
 		},
+		Reporter: restoreProgress{progress},
 	}
 	var sum backup.RestoreSummary
 	if helper {
-		sum, err = backup.RestoreRootless(ctx, r, opts.Dest, ro, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+		sum, err = backup.RestoreRootless(ctx, r, opts.Dest, ro, backup.RootlessOptions{Stderr: progress.Writer(opts.IO.ErrOut)})
 	} else {
 		sum, err = backup.Restore(ctx, r, opts.Dest, ro)
 	}
+	progress.Done()
 	if errors.Is(err, backup.ErrDirectNotEmpty) {
 		// Flags that do not fit DEST: nothing was written.
 		return &FlagError{Err: fmt.Errorf("restore %s: %w", opts.Archive, err)}
@@ -413,6 +422,53 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 		return errSilent
 	}
 	return nil
+}
+
+// restoreProgress counts the entries a restore puts in place on its
+// progress line (the bytes are those of the archive, counted as read).
+type restoreProgress struct{ p *ui.Progress }
+
+func (r restoreProgress) CompleteItem(string, backup.Action, int64) { r.p.Add(1, 0) }
+func (restoreProgress) Finish(backup.RestoreSummary)                {}
+
+// newArchiveProgress returns the progress line of a command reading the
+// archive through r (a file, or stdin), and the reader to use instead of r,
+// which counts the bytes read. The total is the size of an archive that is
+// a regular file (compressed as it is stored): percent and ETA are those
+// of the archive read, as pv shows them. off (quiet, --no-progress,
+// --json) or stderr not a terminal: nothing is drawn and r is returned.
+func newArchiveProgress(ios *IOStreams, label string, r io.Reader, off bool) (*ui.Progress, io.Reader) {
+	interval := time.Duration(0)
+	if !off {
+		interval = ui.Interval(false, false, ios.IsStderrTTY)
+	}
+	p := ui.NewProgress(ios.ErrOut, label, interval)
+	if interval == 0 {
+		return p, r
+	}
+	p.SetWidth(ui.Width(ios.ErrOut))
+	p.SetBytesNoun("of archive")
+	if f, ok := r.(*os.File); ok {
+		// stdin too, when it is a file (nscap restore - DEST <ct.tar).
+		fi, err := f.Stat()
+		pos, perr := f.Seek(0, io.SeekCurrent)
+		if err == nil && perr == nil && fi.Mode().IsRegular() && fi.Size() > pos {
+			p.SetTotal(0, fi.Size()-pos, true)
+		}
+	}
+	return p, &countingReader{r: r, p: p}
+}
+
+// countingReader adds the bytes read through it to a progress line.
+type countingReader struct {
+	r io.Reader
+	p *ui.Progress
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.p.Add(0, int64(n))
+	return n, err
 }
 
 // runRestoreDryRun goes through the archive as the restore would, with

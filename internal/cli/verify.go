@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,9 @@ type verifyOptions struct {
 	Maps    targetMapFlags
 	Helper  string // auto, always, never
 	JSON    bool
+	// Quiet (-q) and NoProgress (--no-progress): no progress line; -q
+	// also no summary.
+	Quiet, NoProgress bool
 	// XattrsInclude is restore's --xattrs-include: what it left out is
 	// not compared.
 	XattrsInclude []string
@@ -58,6 +62,7 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Archive, opts.Dest = args[0], args[1]
 			opts.JSON = f.Global.JSON
+			opts.Quiet, opts.NoProgress = f.Global.Quiet, f.Global.NoProgress
 			if err := opts.Maps.validate(cmd.Flags(), opts.Helper); err != nil {
 				return err
 			}
@@ -83,10 +88,13 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		return err
 	}
 	defer func() { _ = closeArchive() }() // read only
+	progress, r := newArchiveProgress(opts.IO, "verify", r, opts.Quiet || opts.NoProgress || opts.JSON)
+	start := time.Now()
 	vo := backup.VerifyOptions{
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
 		XattrsInclude: opts.XattrsInclude,
 		Difference: func(d backup.Difference) error {
+			progress.Clear() // stdout may be the same terminal
 			if opts.JSON {
 				return writeJSON(opts.IO.Out, d)
 			}
@@ -96,15 +104,19 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	}
 	var diffs []backup.Difference
 	if useHelper(opts.Helper, uid) {
-		diffs, err = backup.VerifyRootless(ctx, r, opts.Dest, vo, backup.RootlessOptions{Stderr: opts.IO.ErrOut})
+		diffs, err = backup.VerifyRootless(ctx, r, opts.Dest, vo, backup.RootlessOptions{Stderr: progress.Writer(opts.IO.ErrOut)})
 	} else {
 		diffs, err = backup.Verify(ctx, r, opts.Dest, vo)
 	}
+	progress.Done()
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", opts.Archive, err)
 	}
 	if len(diffs) > 0 {
 		return errSilent
+	}
+	if !opts.Quiet && !opts.JSON {
+		fmt.Fprintf(opts.IO.ErrOut, "verify: %s matches %s: no differences (%.2fs)\n", opts.Dest, opts.Archive, time.Since(start).Seconds())
 	}
 	return nil
 }
