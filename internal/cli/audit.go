@@ -125,10 +125,10 @@ FOREIGN BINARIES (binfmt_misc)
 
 OUTPUT
   a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
-  --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
-  "path","message","honored_in","caps","revision","rootid","owner_uid",
+  --json, JSON Lines: {"type":"finding","rule","rule_name","severity",
+  "path","message","honoured_in","caps","revision","rootid","owner_uid",
   "owner_container_uid","rootid_container","map_guessed","layer","binfmt"} per
-  finding and a final {"message_type":"summary",...,"maps":[{"path","source",
+  finding and a final {"type":"summary","command":"audit",...,"maps":[{"path","source",
   "uid_map","gid_map","guessed","reason"}],"binfmt":{"dir","instance",
   "mounted","enabled","host_machine","entries"}}; with --sarif, one SARIF 2.1.0 log for
   code-scanning tools. --min-severity hides findings below it (default info).
@@ -571,16 +571,16 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 // auditRecord is the --json form of one finding: a documented interface
 // (fields may be added, never renamed).
 type auditRecord struct {
-	MessageType string   `json:"message_type"` // "finding"
-	Rule        string   `json:"rule"`
-	RuleName    string   `json:"rule_name"`
-	Severity    string   `json:"severity"`
-	Path        string   `json:"path"`
-	Message     string   `json:"message"`
-	HonoredIn   []string `json:"honored_in"`
-	Caps        string   `json:"caps,omitempty"`
-	Revision    int      `json:"revision,omitempty"`
-	RootID      *uint32  `json:"rootid,omitempty"`
+	Type       string   `json:"type"` // "finding"
+	Rule       string   `json:"rule"`
+	RuleName   string   `json:"rule_name"`
+	Severity   string   `json:"severity"`
+	Path       string   `json:"path"`
+	Message    string   `json:"message"`
+	HonouredIn []string `json:"honoured_in"` // the spelling of the table's HONOURED-IN
+	Caps       string   `json:"caps,omitempty"`
+	Revision   int      `json:"revision,omitempty"`
+	RootID     *uint32  `json:"rootid,omitempty"`
 	// The owner uid as audited (host ids for a tree) and, when the file
 	// lies in a container whose map is known, the owner and the rootid
 	// as the container sees them.
@@ -598,10 +598,10 @@ type auditRecord struct {
 
 // auditSummary is the last --json record.
 type auditSummary struct {
-	MessageType string         `json:"message_type"` // "summary"
-	Findings    int            `json:"findings"`
-	BySeverity  map[string]int `json:"by_severity"`
-	Files       int            `json:"files_with_caps"`
+	summaryHead
+	Findings   int            `json:"findings"`
+	BySeverity map[string]int `json:"by_severity"`
+	Files      int            `json:"files_with_caps"`
 	// Maps are the uid maps the trees were audited with, and why.
 	Maps []auditMap `json:"maps"`
 	// Binfmt is the binfmt_misc instance foreign binaries were checked
@@ -621,8 +621,8 @@ type auditBinfmt struct {
 
 func newAuditRecord(f fcaps.Finding) auditRecord {
 	r := auditRecord{
-		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
-		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
+		Type: recFinding, Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
+		Path: f.Path, Message: f.Message, HonouredIn: f.Scope.Strings(),
 		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
 		Layer: f.Layer, Binfmt: f.Binfmt,
 	}
@@ -640,7 +640,7 @@ func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap,
 	if maps == nil {
 		maps = []auditMap{}
 	}
-	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
+	sum := auditSummary{summaryHead: newSummaryHead("audit"), Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
 	if b != nil {
 		sum.Binfmt = &auditBinfmt{Dir: b.Dir, Instance: b.Instance, Mounted: b.Mounted, Enabled: b.Enabled, Host: b.Host.String(), Entries: b.Entries}
 		if sum.Binfmt.Entries == nil {
@@ -746,10 +746,10 @@ type (
 		} `json:"physicalLocation"`
 	}
 	sarifResultProp struct {
-		Severity  string   `json:"severity"`
-		HonoredIn []string `json:"honored_in"`
-		Caps      string   `json:"caps,omitempty"`
-		Layer     string   `json:"layer,omitempty"`
+		Severity   string   `json:"severity"`
+		HonouredIn []string `json:"honoured_in"`
+		Caps       string   `json:"caps,omitempty"`
+		Layer      string   `json:"layer,omitempty"`
 	}
 )
 
@@ -791,7 +791,7 @@ func writeSARIF(w io.Writer, version string, fs []fcaps.Finding) error {
 		res := sarifResult{
 			RuleID: f.Rule.ID, RuleIndex: index[f.Rule.ID], Level: sarifLevel(f.Severity()),
 			Message:    sarifText{f.Message},
-			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
+			Properties: sarifResultProp{Severity: f.Severity().String(), HonouredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
 		}
 		var loc sarifLocation
 		loc.PhysicalLocation.ArtifactLocation.URI = (&url.URL{Path: f.Path}).String()

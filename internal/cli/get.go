@@ -28,6 +28,8 @@ type getOptions struct {
 	JSON       bool
 	Quiet      bool
 	NoProgress bool
+
+	records, errors int // --json records written, for the summary
 }
 
 func newGetCmd(f *Factory, runF func(*getOptions) error) *cobra.Command {
@@ -106,12 +108,13 @@ EXIT STATUS
 // getRecord is one line of get's output. Its JSON form is a documented
 // interface (see the command's help).
 type getRecord struct {
+	Type       string `json:"type"` // "file"
 	Path       string `json:"path"`
 	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	*capsJSON
 	Foreign    bool   `json:"foreign,omitempty"`
 	NotRegular bool   `json:"not_regular,omitempty"`
-	Error      string `json:"error,omitempty"`
+	Error      string `json:"-"` // an "error" record in JSON
 
 	err error // the error behind Error, for the stderr message
 }
@@ -137,7 +140,7 @@ func (r getRecord) text(showRootID bool) string {
 // newGetRecord turns the result of reading path into a record; ok is false
 // when nothing is to be printed for it (no caps, without -v).
 func newGetRecord(path string, c xattrfmt.FileCaps, err error, verbose bool) (rec getRecord, ok bool) {
-	rec.Path, rec.PathBase64 = path, pathBase64(path)
+	rec.Type, rec.Path, rec.PathBase64 = recFile, path, pathBase64(path)
 	switch {
 	case err == nil:
 		rec.capsJSON = newCapsJSON(c)
@@ -215,6 +218,11 @@ func runGet(ctx context.Context, opts *getOptions) error {
 			}
 		}
 	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, countSummary{newSummaryHead("get"), opts.records, opts.errors}); err != nil {
+			return err
+		}
+	}
 	if failed {
 		return errSilent
 	}
@@ -230,8 +238,12 @@ func printGetRecord(opts *getOptions, rec getRecord, failed *bool) error {
 		if !opts.JSON {
 			return nil
 		}
+		opts.records++
+		opts.errors++
+		return writeItem(opts.IO.Out, recError, rec.Path, rec.Error)
 	}
 	if opts.JSON {
+		opts.records++
 		return writeJSON(opts.IO.Out, rec)
 	}
 	_, err := fmt.Fprintln(opts.IO.Out, rec.text(opts.RootID))

@@ -82,13 +82,23 @@ func runList(ctx context.Context, opts *listOptions) error {
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
 		ForeignCaps: opts.Maps.ForeignCaps, HostScope: opts.Maps.HostScope,
 	}
+	sum := countSummary{summaryHead: newSummaryHead("list")}
 	err = backup.List(ctx, r, lo, func(e backup.ListEntry) error {
 		if e.Error != "" {
 			failed = true
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: list %s: %s\n", e.Name, e.Error)
 		}
 		if opts.JSON {
-			return writeJSON(opts.IO.Out, e)
+			sum.Records++
+			if err := writeJSON(opts.IO.Out, listRecord{Type: recEntry, Kind: e.Type, ListEntry: e}); err != nil {
+				return err
+			}
+			if e.Error != "" {
+				sum.Records++
+				sum.Errors++
+				return writeItem(opts.IO.Out, recError, e.Name, e.Error)
+			}
+			return nil
 		}
 		_, err := fmt.Fprintln(opts.IO.Out, listLine(e))
 		return err
@@ -96,10 +106,25 @@ func runList(ctx context.Context, opts *listOptions) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", opts.Archive, err)
 	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
+			return err
+		}
+	}
 	if failed {
 		return errSilent
 	}
 	return nil
+}
+
+// listRecord is the --json form of one member: the fields of
+// backup.ListEntry, its "type" renamed "kind" (the record's "type" is
+// "entry") and its error a separate "error" record.
+type listRecord struct {
+	Type  string `json:"type"`            // "entry"
+	Kind  string `json:"kind"`            // "file", "dir", "symlink", "hardlink", "fifo", "char", "block"
+	Error string `json:"error,omitempty"` // never set: hides ListEntry.Error
+	backup.ListEntry
 }
 
 // listLine formats e as tar -tv does, numeric owners, then the caps.

@@ -79,6 +79,8 @@ type setOptions struct {
 	JSON  bool
 	Quiet bool
 
+	records, errors int // --json records written, for the summary
+
 	RootOf   func(pid int) (uint32, error)                  // userns.RootOf
 	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
 	PIDNS    func(pid int) (pidNS, error)                   // readPIDNS
@@ -409,6 +411,11 @@ func runSet(ctx context.Context, opts *setOptions) error {
 			failed = true
 		}
 	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, countSummary{newSummaryHead("set"), opts.records, opts.errors}); err != nil {
+			return err
+		}
+	}
 	if failed {
 		return errSilent
 	}
@@ -417,10 +424,10 @@ func runSet(ctx context.Context, opts *setOptions) error {
 
 // setRecord is the JSON output of set for one path.
 type setRecord struct {
+	Type       string `json:"type"` // "file"
 	Path       string `json:"path"`
 	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	*capsJSON
-	Error string `json:"error,omitempty"`
 }
 
 // setOne writes want on path, found by lookup and within scope (when
@@ -442,13 +449,13 @@ func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *
 		printPathError(opts.IO.ErrOut, "set", path, serr)
 	}
 	if opts.JSON {
-		rec := setRecord{Path: path, PathBase64: pathBase64(path)}
+		opts.records++
 		if serr != nil {
-			rec.Error = reason(serr, path)
-		} else {
-			rec.capsJSON = newCapsJSON(want)
+			opts.errors++
+			return false, writeItem(opts.IO.Out, recError, path, reason(serr, path))
 		}
-		return serr == nil, writeJSON(opts.IO.Out, rec)
+		rec := setRecord{Type: recFile, Path: path, PathBase64: pathBase64(path), capsJSON: newCapsJSON(want)}
+		return true, writeJSON(opts.IO.Out, rec)
 	}
 	return serr == nil, nil
 }
@@ -476,6 +483,7 @@ func warnOwnerOutside(w io.Writer, path string, f *fcaps.File, want xattrfmt.Fil
 
 // verifyRecord is the JSON output of set -v for one path.
 type verifyRecord struct {
+	Type       string  `json:"type"` // "check"
 	Path       string  `json:"path"`
 	PathBase64 string  `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	OK         bool    `json:"ok"`
@@ -483,13 +491,13 @@ type verifyRecord struct {
 	RootIDGot  *uint32 `json:"rootid_got,omitempty"` // nil when the caps could not be read
 	RootIDWant uint32  `json:"rootid_want"`
 	Foreign    bool    `json:"foreign,omitempty"`
-	Error      string  `json:"error,omitempty"`
+	Error      string  `json:"-"` // an "error" record in JSON
 }
 
 // verifyOne compares the caps of path, found by lookup as set finds it,
 // with want; ok is false when they differ or cannot be read (reported).
 func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps) (ok bool, err error) {
-	rec := verifyRecord{Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
+	rec := verifyRecord{Type: recCheck, Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
 	var got xattrfmt.FileCaps
 	f, gerr := openFile(lookup, opts.Root, path)
 	if gerr == nil {
@@ -535,6 +543,11 @@ func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt
 		}
 	}
 	if opts.JSON {
+		opts.records++
+		if rec.Error != "" {
+			opts.errors++
+			return false, writeItem(opts.IO.Out, recError, path, rec.Error)
+		}
 		return rec.OK, writeJSON(opts.IO.Out, rec)
 	}
 	if line != "" {

@@ -88,7 +88,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		XattrsInclude: opts.XattrsInclude,
 		Difference: func(d backup.Difference) error {
 			if opts.JSON {
-				return writeJSON(opts.IO.Out, d)
+				return writeJSON(opts.IO.Out, diffRecord{Type: recDifference, Difference: d})
 			}
 			_, err := fmt.Fprintln(opts.IO.Out, d.String())
 			return err
@@ -103,8 +103,25 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", opts.Archive, err)
 	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, verifySummary{newSummaryHead("verify"), len(diffs)}); err != nil {
+			return err
+		}
+	}
 	if len(diffs) > 0 {
 		return errSilent
 	}
 	return nil
+}
+
+// diffRecord is the --json form of one difference.
+type diffRecord struct {
+	Type string `json:"type"` // "difference"
+	backup.Difference
+}
+
+// verifySummary is the --json summary of verify.
+type verifySummary struct {
+	summaryHead
+	Differences int `json:"differences"`
 }
