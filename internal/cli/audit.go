@@ -246,11 +246,16 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	}
 
 	failed := false
+	var errRecords []itemRecord // --json "error" records, written before the findings
+	report := func(path string, err error) {
+		failed = true
+		printPathError(ios.ErrOut, "audit", path, err)
+		errRecords = append(errRecords, itemRecord{Type: recError, Path: path, PathBase64: pathBase64(path), Message: reason(err, path)})
+	}
 	aopts := fcaps.AuditOptions{
 		UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, XDev: opts.XDev,
 		Error: func(path string, err error) error {
-			failed = true
-			printPathError(ios.ErrOut, "audit", path, err)
+			report(path, err)
 			return nil
 		},
 	}
@@ -296,13 +301,11 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			err = fcaps.AuditImage(ctx, img, p, aopts, collect)
 			_ = img.Close() // read only
 			if err != nil {
-				failed = true
-				printPathError(ios.ErrOut, "audit", p, err)
+				report(p, err)
 			}
 			continue
 		case errors.Is(err, fcaps.ErrBadArchive):
-			failed = true
-			printPathError(ios.ErrOut, "audit", p, err)
+			report(p, err)
 			continue
 		}
 		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
@@ -315,8 +318,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			if !opts.UIDMap.IsZero() || opts.PID != 0 {
 				c, err := auditMapFor(p, opts, nil)
 				if err != nil {
-					failed = true
-					printPathError(ios.ErrOut, "audit", p, err)
+					report(p, err)
 					continue
 				}
 				choice.MapChoice, archOpts = c, c.Apply(aopts)
@@ -327,15 +329,13 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			err := auditArchive(ctx, p, archOpts, collect)
 			choices = append(choices, choice)
 			if err != nil {
-				failed = true
-				printPathError(ios.ErrOut, "audit", p, err)
+				report(p, err)
 			}
 			continue
 		}
 		choice, err := auditMapFor(p, opts, aopts.Namespaces)
 		if err != nil {
-			failed = true
-			printPathError(ios.ErrOut, "audit", p, err)
+			report(p, err)
 			continue
 		}
 		choices = append(choices, auditMap{Path: p, MapChoice: choice})
@@ -376,7 +376,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	case opts.SARIF:
 		err = writeSARIF(ios.Out, opts.Version, shown)
 	case opts.JSON:
-		err = writeAuditJSON(ios.Out, shown, len(cur.Files), choices, aopts.Binfmt)
+		err = writeAuditJSON(ios.Out, errRecords, shown, len(cur.Files), choices, aopts.Binfmt)
 	default:
 		err = writeAuditTable(ios.Out, shown)
 	}
@@ -602,6 +602,7 @@ type auditSummary struct {
 	Findings   int            `json:"findings"`
 	BySeverity map[string]int `json:"by_severity"`
 	Files      int            `json:"files_with_caps"`
+	Errors     int            `json:"errors"` // "error" records (paths that could not be audited)
 	// Maps are the uid maps the trees were audited with, and why.
 	Maps []auditMap `json:"maps"`
 	// Binfmt is the binfmt_misc instance foreign binaries were checked
@@ -636,11 +637,16 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 	return r
 }
 
-func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
+func writeAuditJSON(w io.Writer, errs []itemRecord, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
 	if maps == nil {
 		maps = []auditMap{}
 	}
-	sum := auditSummary{summaryHead: newSummaryHead("audit"), Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
+	for _, e := range errs {
+		if err := writeJSON(w, e); err != nil {
+			return err
+		}
+	}
+	sum := auditSummary{summaryHead: newSummaryHead("audit"), Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps, Errors: len(errs)}
 	if b != nil {
 		sum.Binfmt = &auditBinfmt{Dir: b.Dir, Instance: b.Instance, Mounted: b.Mounted, Enabled: b.Enabled, Host: b.Host.String(), Entries: b.Entries}
 		if sum.Binfmt.Entries == nil {
