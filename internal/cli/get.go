@@ -69,7 +69,7 @@ With --json, each file is one JSON object on stdout: "path", and for a file
 with capabilities "caps" (the text), "revision", "effective", "permitted",
 "inheritable" (lists of names) and, for revision 3, "rootid"; a capability
 of another namespace has "foreign": true, a path that is not a regular file
-"not_regular": true, and a failure "error" (also reported on stderr). File
+"not_regular": true; a failure is an "error" record (also on stderr). File
 names are bytes, JSON strings are UTF-8: a path that is not valid UTF-8 gets
 U+FFFD in "path" for each bad byte, and "path_base64" with its exact bytes
 (standard base64); decode that one to name the file.

@@ -38,10 +38,11 @@ in "nscap restore --help") is followed by a note; a member the restore
 would refuse (an owner outside the target maps) is shown as stored and
 named on stderr.
 
-With --json each member is one JSON object on stdout: "name", "type"
+With --json each member is one JSON object on stdout: "name", "kind"
 (file, dir, symlink, hardlink, fifo, char, block), "mode" (the permission
 bits as a number), "uid", "gid", "size", "link", "dev", "mtime", "caps",
-"caps_note", "acl" and "error".
+"caps_note" and "acl", followed by an "error" record when it cannot be
+restored as shown.
 
 EXIT STATUS
   0  every member listed, each restorable as shown

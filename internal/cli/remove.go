@@ -52,9 +52,9 @@ refused for lack of privilege; without subordinate ids, only its own uid and
 gid are mapped). Files owned by ids outside its ranges are refused and left
 unchanged.
 ` + pathsHelp + `
-With --json, each path is one JSON object on stdout: "path", and "error"
-when it failed; a path that is not valid UTF-8 also has "path_base64", its
-bytes in base64.
+With --json, each path is one JSON object on stdout: "path", or an "error"
+record when it failed; a path that is not valid UTF-8 also has
+"path_base64", its bytes in base64.
 
 EXIT STATUS
   0  success

@@ -25,7 +25,9 @@ security.capability extended attribute), including the revision-3 form whose
 rootid ties the capabilities to one user namespace.
 
 Output follows getcap and setcap where they overlap. With --json every
-command writes JSON Lines on stdout: one object per record, snake_case fields.
+command writes JSON Lines on stdout: one object per record, snake_case fields,
+a "type" in each, a "summary" record last, or a "fatal" record for the error
+that stopped the command (docs/json.md).
 Errors go to stderr as "nscap: <what> <path>: <reason>".
 
 ` + exitStatusCommon + `

@@ -165,7 +165,7 @@ rootids differ; any difference makes the exit status 1.
 With --json, each path is one JSON object on stdout: "path" with the caps
 fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 (set -v; "rootid_got" is left out when the file's caps could not be read),
-and "error" when it failed. A path that is not valid UTF-8 also has
+and a failure is an "error" record. A path that is not valid UTF-8 also has
 "path_base64", its bytes in base64 ("path" then has U+FFFD in their place).
 
 EXIT STATUS
