@@ -28,8 +28,6 @@ type getOptions struct {
 	JSON       bool
 	Quiet      bool
 	NoProgress bool
-
-	records, errors int // --json records written, for the summary
 }
 
 func newGetCmd(f *Factory, runF func(*getOptions) error) *cobra.Command {
@@ -164,6 +162,7 @@ func runGet(ctx context.Context, opts *getOptions) error {
 	defer progress.Done()
 
 	failed := false
+	sum := countSummary{summaryHead: newSummaryHead("get")}
 	var sorted []getRecord
 	emit := func(rec getRecord) error {
 		if opts.Sort {
@@ -171,7 +170,7 @@ func runGet(ctx context.Context, opts *getOptions) error {
 			return nil
 		}
 		progress.Clear()
-		return printGetRecord(opts, rec, &failed)
+		return printGetRecord(opts, rec, &failed, &sum)
 	}
 
 	if opts.Recursive {
@@ -213,13 +212,13 @@ func runGet(ctx context.Context, opts *getOptions) error {
 		slices.SortStableFunc(sorted, func(a, b getRecord) int { return strings.Compare(a.Path, b.Path) })
 		progress.Clear()
 		for _, rec := range sorted {
-			if err := printGetRecord(opts, rec, &failed); err != nil {
+			if err := printGetRecord(opts, rec, &failed, &sum); err != nil {
 				return err
 			}
 		}
 	}
 	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, countSummary{newSummaryHead("get"), opts.records, opts.errors}); err != nil {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
 			return err
 		}
 	}
@@ -230,20 +229,20 @@ func runGet(ctx context.Context, opts *getOptions) error {
 }
 
 // printGetRecord prints rec on stdout (and its error on stderr), setting
-// *failed for an error record.
-func printGetRecord(opts *getOptions, rec getRecord, failed *bool) error {
+// *failed for an error record and counting the --json records in sum.
+func printGetRecord(opts *getOptions, rec getRecord, failed *bool, sum *countSummary) error {
 	if rec.err != nil {
 		*failed = true
 		printPathError(opts.IO.ErrOut, "get", rec.Path, rec.err)
 		if !opts.JSON {
 			return nil
 		}
-		opts.records++
-		opts.errors++
+		sum.Records++
+		sum.Errors++
 		return writeItem(opts.IO.Out, recError, rec.Path, rec.Error)
 	}
 	if opts.JSON {
-		opts.records++
+		sum.Records++
 		return writeJSON(opts.IO.Out, rec)
 	}
 	_, err := fmt.Fprintln(opts.IO.Out, rec.text(opts.RootID))

@@ -79,8 +79,6 @@ type setOptions struct {
 	JSON  bool
 	Quiet bool
 
-	records, errors int // --json records written, for the summary
-
 	RootOf   func(pid int) (uint32, error)                  // userns.RootOf
 	ReadMaps func(pid int) (uid, gid userns.Map, err error) // userns.ReadMaps
 	PIDNS    func(pid int) (pidNS, error)                   // readPIDNS
@@ -394,15 +392,16 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		defer func() { _ = setter.Close() }()
 	}
 	failed := false
+	sum := countSummary{summaryHead: newSummaryHead("set")}
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var ok bool
 		if opts.Verify {
-			ok, err = verifyOne(opts, lookup, p, want)
+			ok, err = verifyOne(opts, lookup, p, want, &sum)
 		} else {
-			ok, err = setOne(opts, setter, lookup, scope, p, want)
+			ok, err = setOne(opts, setter, lookup, scope, p, want, &sum)
 		}
 		if err != nil {
 			return err
@@ -412,7 +411,7 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		}
 	}
 	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, countSummary{newSummaryHead("set"), opts.records, opts.errors}); err != nil {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
 			return err
 		}
 	}
@@ -432,7 +431,8 @@ type setRecord struct {
 
 // setOne writes want on path, found by lookup and within scope (when
 // not nil); ok is false when it failed (reported).
-func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *nsScope, path string, want xattrfmt.FileCaps) (ok bool, err error) {
+// sum counts the --json records.
+func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *nsScope, path string, want xattrfmt.FileCaps, sum *countSummary) (ok bool, err error) {
 	f, serr := openFile(lookup, opts.Root, path)
 	if serr == nil {
 		if scope != nil {
@@ -449,9 +449,9 @@ func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *
 		printPathError(opts.IO.ErrOut, "set", path, serr)
 	}
 	if opts.JSON {
-		opts.records++
+		sum.Records++
 		if serr != nil {
-			opts.errors++
+			sum.Errors++
 			return false, writeItem(opts.IO.Out, recError, path, reason(serr, path))
 		}
 		rec := setRecord{Type: recFile, Path: path, PathBase64: pathBase64(path), capsJSON: newCapsJSON(want)}
@@ -496,7 +496,8 @@ type verifyRecord struct {
 
 // verifyOne compares the caps of path, found by lookup as set finds it,
 // with want; ok is false when they differ or cannot be read (reported).
-func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps) (ok bool, err error) {
+// sum counts the --json records.
+func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps, sum *countSummary) (ok bool, err error) {
 	rec := verifyRecord{Type: recCheck, Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
 	var got xattrfmt.FileCaps
 	f, gerr := openFile(lookup, opts.Root, path)
@@ -543,9 +544,9 @@ func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt
 		}
 	}
 	if opts.JSON {
-		opts.records++
+		sum.Records++
 		if rec.Error != "" {
-			opts.errors++
+			sum.Errors++
 			return false, writeItem(opts.IO.Out, recError, path, rec.Error)
 		}
 		return rec.OK, writeJSON(opts.IO.Out, rec)
