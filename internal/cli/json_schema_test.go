@@ -23,7 +23,7 @@ type jsonSchema struct {
 }
 
 var (
-	schemaHeading = regexp.MustCompile("^### type: ([a-z]+)(?: \\(command: (.+)\\))?$")
+	schemaHeading = regexp.MustCompile(`^### type: ([a-z]+)(?: \(command: (.+)\))?$`)
 	schemaKey     = regexp.MustCompile("^\\| `([a-z0-9_]+)` \\|")
 	schemaCommand = regexp.MustCompile("^\\| `([a-z ]+)` \\| (.+) \\|$")
 	backticked    = regexp.MustCompile("`([a-z_]+)`")
@@ -206,6 +206,11 @@ func TestJSONSchema(t *testing.T) {
 		{"normalize", []string{"normalize", "--uidmap", "0:100000:65536", "-o", p("rn.tar"), p("r.tar")}, "", true, true},
 		{"shift", []string{"shift", "--dry-run", "--from", "0:200000:65536", "--to", "0:300000:65536", p("rdest")}, "", true, true},
 		{"shift", []string{"shift", "--from", "0:200000:65536", "--to", "0:300000:65536", p("rdest")}, "", true, true},
+		// A host-scoped cap in the container's tree: warnings.
+		{"backup", []string{"backup", "--uidmap", "0:100000:65536", "--foreign-caps", "skip", "-o", p("w.tar"), p("host")}, "", true, true},
+		{"backup", []string{"backup", "--uidmap", "0:100000:65536", "--foreign-caps", "host", "-o", p("w2.tar"), p("host")}, "", true, true},
+		{"restore", []string{"restore", "--uidmap", "0:200000:65536", "--foreign-caps", "skip", p("w2.tar"), p("wdest")}, "", true, true},
+		{"backup", []string{"backup", "--uidmap", "0:100000:65536", "-o", p("w3.tar"), p("host")}, "", false, true},
 		{"remove", []string{"remove", p("root/f")}, "", true, true},
 		{"remove", []string{"remove", p("root/f")}, "", false, true},
 	}
@@ -221,12 +226,24 @@ func TestJSONSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if err := os.MkdirAll(p("host"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, p("host/h"))
+		for _, rel := range []string{"host", "host/h"} {
+			if err := os.Chown(p(rel), 100000, 100000); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := unix.Setxattr(p("host/h"), "security.capability", []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0); err != nil {
+			t.Fatal(err)
+		}
 		if err := unix.Setxattr(p("root/g"), "security.capability", []byte{1, 0, 0, 3, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x86, 0x01, 0}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	seen := map[string]bool{}
+	seen, seenType := map[string]bool{}, map[string]bool{}
 	for _, c := range cases {
 		name := strings.Join(c.args, " ")
 		if c.root && !testutil.IsRoot() {
@@ -237,6 +254,9 @@ func TestJSONSchema(t *testing.T) {
 		out := strings.ReplaceAll(r.Stdout, dir, "$DIR")
 		types := s.check(t, c.command, r.Stdout)
 		seen[c.command] = true
+		for _, typ := range types {
+			seenType[typ] = true
+		}
 		if len(types) == 0 {
 			t.Errorf("nscap --json %s: no records (exit %d, stderr %q)", name, r.Code, r.Stderr)
 			continue
@@ -271,6 +291,14 @@ func TestJSONSchema(t *testing.T) {
 	for c := range s.records {
 		if !seen[c] {
 			t.Errorf("command %q of docs/json.md was not run", c)
+		}
+	}
+	// As root every documented record type is written at least once.
+	if testutil.IsRoot() {
+		for typ := range s.keys {
+			if !seenType[typ] {
+				t.Errorf("record type %q of docs/json.md was never written", typ)
+			}
 		}
 	}
 	// The fatal record also comes when no command was recognised.
