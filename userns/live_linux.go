@@ -65,7 +65,7 @@ type Namespace struct {
 	// (0 for the caller's own namespace), valid when RootVisible is true.
 	// It is the rootid a revision-3 security.capability needs so that
 	// the capabilities are honoured in this namespace.
-	RootID      uint32 `json:"root_id"`
+	RootID      uint32 `json:"rootid"`
 	RootVisible bool   `json:"root_visible"`
 }
 

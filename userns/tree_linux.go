@@ -27,7 +27,7 @@ type Node struct {
 	// that joins the namespace (see [Tree]).
 	UIDMap      Map    `json:"uid_map"`
 	GIDMap      Map    `json:"gid_map"`
-	RootID      uint32 `json:"root_id"`
+	RootID      uint32 `json:"rootid"`
 	RootVisible bool   `json:"root_visible"`
 	// MapErr says why the maps could not be read, or is nil.
 	MapErr error `json:"-"`

@@ -125,10 +125,10 @@ FOREIGN BINARIES (binfmt_misc)
 
 OUTPUT
   a table (SEVERITY RULE PATH CAPS HONOURED-IN MESSAGE) sorted by path; with
-  --json, JSON Lines: {"message_type":"finding","rule","rule_name","severity",
-  "path","message","honored_in","caps","revision","rootid","owner_uid",
+  --json, JSON Lines: {"type":"finding","rule","rule_name","severity",
+  "path","message","honoured_in","caps","revision","rootid","owner_uid",
   "owner_container_uid","rootid_container","map_guessed","layer","binfmt"} per
-  finding and a final {"message_type":"summary",...,"maps":[{"path","source",
+  finding and a final {"type":"summary","command":"audit",...,"maps":[{"path","source",
   "uid_map","gid_map","guessed","reason"}],"binfmt":{"dir","instance",
   "mounted","enabled","host_machine","entries"}}; with --sarif, one SARIF 2.1.0 log for
   code-scanning tools. --min-severity hides findings below it (default info).
@@ -246,11 +246,16 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	}
 
 	failed := false
+	var errRecords []itemRecord // --json "error" records, written before the findings
+	report := func(path string, err error) {
+		failed = true
+		printPathError(ios.ErrOut, "audit", path, err)
+		errRecords = append(errRecords, itemRecord{Type: recError, Path: path, PathBase64: pathBase64(path), Message: reason(err, path)})
+	}
 	aopts := fcaps.AuditOptions{
 		UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, XDev: opts.XDev,
 		Error: func(path string, err error) error {
-			failed = true
-			printPathError(ios.ErrOut, "audit", path, err)
+			report(path, err)
 			return nil
 		},
 	}
@@ -296,13 +301,11 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			err = fcaps.AuditImage(ctx, img, p, aopts, collect)
 			_ = img.Close() // read only
 			if err != nil {
-				failed = true
-				printPathError(ios.ErrOut, "audit", p, err)
+				report(p, err)
 			}
 			continue
 		case errors.Is(err, fcaps.ErrBadArchive):
-			failed = true
-			printPathError(ios.ErrOut, "audit", p, err)
+			report(p, err)
 			continue
 		}
 		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
@@ -315,8 +318,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			if !opts.UIDMap.IsZero() || opts.PID != 0 {
 				c, err := auditMapFor(p, opts, nil)
 				if err != nil {
-					failed = true
-					printPathError(ios.ErrOut, "audit", p, err)
+					report(p, err)
 					continue
 				}
 				choice.MapChoice, archOpts = c, c.Apply(aopts)
@@ -327,15 +329,13 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			err := auditArchive(ctx, p, archOpts, collect)
 			choices = append(choices, choice)
 			if err != nil {
-				failed = true
-				printPathError(ios.ErrOut, "audit", p, err)
+				report(p, err)
 			}
 			continue
 		}
 		choice, err := auditMapFor(p, opts, aopts.Namespaces)
 		if err != nil {
-			failed = true
-			printPathError(ios.ErrOut, "audit", p, err)
+			report(p, err)
 			continue
 		}
 		choices = append(choices, auditMap{Path: p, MapChoice: choice})
@@ -376,7 +376,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	case opts.SARIF:
 		err = writeSARIF(ios.Out, opts.Version, shown)
 	case opts.JSON:
-		err = writeAuditJSON(ios.Out, shown, len(cur.Files), choices, aopts.Binfmt)
+		err = writeAuditJSON(ios.Out, errRecords, shown, len(cur.Files), choices, aopts.Binfmt)
 	default:
 		err = writeAuditTable(ios.Out, shown)
 	}
@@ -571,16 +571,16 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 // auditRecord is the --json form of one finding: a documented interface
 // (fields may be added, never renamed).
 type auditRecord struct {
-	MessageType string   `json:"message_type"` // "finding"
-	Rule        string   `json:"rule"`
-	RuleName    string   `json:"rule_name"`
-	Severity    string   `json:"severity"`
-	Path        string   `json:"path"`
-	Message     string   `json:"message"`
-	HonoredIn   []string `json:"honored_in"`
-	Caps        string   `json:"caps,omitempty"`
-	Revision    int      `json:"revision,omitempty"`
-	RootID      *uint32  `json:"rootid,omitempty"`
+	Type       string   `json:"type"` // "finding"
+	Rule       string   `json:"rule"`
+	RuleName   string   `json:"rule_name"`
+	Severity   string   `json:"severity"`
+	Path       string   `json:"path"`
+	Message    string   `json:"message"`
+	HonouredIn []string `json:"honoured_in"` // the spelling of the table's HONOURED-IN
+	Caps       string   `json:"caps,omitempty"`
+	Revision   int      `json:"revision,omitempty"`
+	RootID     *uint32  `json:"rootid,omitempty"`
 	// The owner uid as audited (host ids for a tree) and, when the file
 	// lies in a container whose map is known, the owner and the rootid
 	// as the container sees them.
@@ -598,10 +598,11 @@ type auditRecord struct {
 
 // auditSummary is the last --json record.
 type auditSummary struct {
-	MessageType string         `json:"message_type"` // "summary"
-	Findings    int            `json:"findings"`
-	BySeverity  map[string]int `json:"by_severity"`
-	Files       int            `json:"files_with_caps"`
+	summaryHead
+	Findings   int            `json:"findings"`
+	BySeverity map[string]int `json:"by_severity"`
+	Files      int            `json:"files_with_caps"`
+	Errors     int            `json:"errors"` // "error" records (paths that could not be audited)
 	// Maps are the uid maps the trees were audited with, and why.
 	Maps []auditMap `json:"maps"`
 	// Binfmt is the binfmt_misc instance foreign binaries were checked
@@ -621,8 +622,8 @@ type auditBinfmt struct {
 
 func newAuditRecord(f fcaps.Finding) auditRecord {
 	r := auditRecord{
-		MessageType: "finding", Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
-		Path: f.Path, Message: f.Message, HonoredIn: f.Scope.Strings(),
+		Type: recFinding, Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
+		Path: f.Path, Message: f.Message, HonouredIn: f.Scope.Strings(),
 		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
 		Layer: f.Layer, Binfmt: f.Binfmt,
 	}
@@ -636,11 +637,16 @@ func newAuditRecord(f fcaps.Finding) auditRecord {
 	return r
 }
 
-func writeAuditJSON(w io.Writer, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
+func writeAuditJSON(w io.Writer, errs []itemRecord, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
 	if maps == nil {
 		maps = []auditMap{}
 	}
-	sum := auditSummary{MessageType: "summary", Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps}
+	for _, e := range errs {
+		if err := writeJSON(w, e); err != nil {
+			return err
+		}
+	}
+	sum := auditSummary{summaryHead: newSummaryHead("audit"), Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps, Errors: len(errs)}
 	if b != nil {
 		sum.Binfmt = &auditBinfmt{Dir: b.Dir, Instance: b.Instance, Mounted: b.Mounted, Enabled: b.Enabled, Host: b.Host.String(), Entries: b.Entries}
 		if sum.Binfmt.Entries == nil {
@@ -746,10 +752,10 @@ type (
 		} `json:"physicalLocation"`
 	}
 	sarifResultProp struct {
-		Severity  string   `json:"severity"`
-		HonoredIn []string `json:"honored_in"`
-		Caps      string   `json:"caps,omitempty"`
-		Layer     string   `json:"layer,omitempty"`
+		Severity   string   `json:"severity"`
+		HonouredIn []string `json:"honoured_in"`
+		Caps       string   `json:"caps,omitempty"`
+		Layer      string   `json:"layer,omitempty"`
 	}
 )
 
@@ -791,7 +797,7 @@ func writeSARIF(w io.Writer, version string, fs []fcaps.Finding) error {
 		res := sarifResult{
 			RuleID: f.Rule.ID, RuleIndex: index[f.Rule.ID], Level: sarifLevel(f.Severity()),
 			Message:    sarifText{f.Message},
-			Properties: sarifResultProp{Severity: f.Severity().String(), HonoredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
+			Properties: sarifResultProp{Severity: f.Severity().String(), HonouredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
 		}
 		var loc sarifLocation
 		loc.PhysicalLocation.ArtifactLocation.URI = (&url.URL{Path: f.Path}).String()

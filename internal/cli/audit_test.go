@@ -224,8 +224,8 @@ func TestRunAuditGolden(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("bad JSON line %q: %v", line, err)
 		}
-		if m["message_type"] == "finding" {
-			for _, k := range []string{"rule", "severity", "path", "message", "honored_in"} {
+		if m["type"] == "finding" {
+			for _, k := range []string{"rule", "severity", "path", "message", "honoured_in"} {
 				if _, ok := m[k]; !ok {
 					t.Errorf("JSON finding lacks %q: %s", k, line)
 				}
@@ -444,7 +444,7 @@ func TestRunAuditImage(t *testing.T) {
 	for line := range strings.Lines(res.Stdout) {
 		var r auditRecord
 		testutil.NoErr(t, json.Unmarshal([]byte(line), &r))
-		if r.MessageType == "summary" {
+		if r.Type == "summary" {
 			testutil.NoErr(t, json.Unmarshal([]byte(line), &sum))
 			continue
 		}
@@ -499,7 +499,7 @@ func TestRunAuditBinfmt(t *testing.T) {
 	for line := range strings.Lines(res.Stdout) {
 		var r auditRecord
 		testutil.NoErr(t, json.Unmarshal([]byte(line), &r))
-		if r.MessageType == "summary" {
+		if r.Type == "summary" {
 			testutil.NoErr(t, json.Unmarshal([]byte(line), &sum))
 		}
 		if r.Rule == fcaps.RuleForeignArch {

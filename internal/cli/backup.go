@@ -122,8 +122,8 @@ nscap restore read: a 100 MiB file with 8 KiB of data takes 8.5 KiB.
 
 A progress counter is drawn on stderr when it is a terminal; a summary (files,
 bytes, caps, time, MB/s) ends the run unless -q. With --json, warnings, errors
-and the summary are JSON Lines on stdout (message_type "warning", "error",
-"summary"); --json needs -o FILE.
+and the summary are JSON Lines on stdout ("type" "warning", "error",
+"summary"; see docs/json.md); --json needs -o FILE.
 
 EXIT STATUS
   0  success
@@ -240,17 +240,6 @@ func unknownSuffix(name string) string {
 	return base[i:]
 }
 
-// backupJSON is one JSON Lines record of backup.
-type backupJSON struct {
-	MessageType string          `json:"message_type"` // "warning", "error", "summary"
-	Path        string          `json:"path,omitempty"`
-	Message     string          `json:"message,omitempty"`
-	Summary     *backup.Summary `json:"summary,omitempty"`
-	Archive     string          `json:"archive,omitempty"`
-	MBps        float64         `json:"mb_per_s,omitempty"`
-	DryRun      bool            `json:"dry_run,omitempty"`
-}
-
 // backupReporter renders the engine's events: a progress line, warnings
 // and errors on stderr (or JSON Lines on stdout).
 type backupReporter struct {
@@ -258,6 +247,8 @@ type backupReporter struct {
 	opts     *backupOptions
 	progress *ui.Progress
 	mu       sync.Mutex
+
+	warnings int64 // --json "warning" records, for the summary
 }
 
 func (r *backupReporter) path(name string) string {
@@ -272,7 +263,8 @@ func (r *backupReporter) Warn(name string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opts.JSON {
-		_ = writeJSON(r.opts.IO.Out, backupJSON{MessageType: "warning", Path: r.path(name), Message: err.Error()})
+		r.warnings++
+		_ = writeItem(r.opts.IO.Out, recWarning, r.path(name), err.Error())
 		return
 	}
 	if r.opts.Quiet {
@@ -286,7 +278,7 @@ func (r *backupReporter) Error(name string, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opts.JSON {
-		_ = writeJSON(r.opts.IO.Out, backupJSON{MessageType: "error", Path: r.path(name), Message: err.Error()})
+		_ = writeItem(r.opts.IO.Out, recError, r.path(name), err.Error())
 		return nil
 	}
 	r.progress.Clear()
@@ -360,7 +352,10 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	var ie *backup.IncompleteError
 	if errors.As(err, &ie) {
 		// Each item was already reported.
-		if !opts.JSON {
+		if opts.JSON {
+			// Not written: no archive.
+			_ = writeJSON(opts.IO.Out, newBackupSummary(sum, "", opts.Root, opts.DryRun, rep.warnings))
+		} else {
 			what := "the archive on stdout is incomplete"
 			switch {
 			case opts.DryRun:
@@ -376,7 +371,7 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	if errors.As(err, &vf) {
 		if opts.JSON {
 			for _, d := range vf.Diffs {
-				_ = writeJSON(opts.IO.Out, backupJSON{MessageType: "error", Path: d.Path, Message: "verify: " + d.String()})
+				_ = writeItem(opts.IO.Out, recError, d.Path, "verify: "+d.String())
 			}
 		} else {
 			for _, d := range vf.Diffs {
@@ -394,7 +389,7 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		if opts.DryRun {
 			archive = ""
 		}
-		return writeJSON(opts.IO.Out, backupJSON{MessageType: "summary", Summary: &sum, Archive: archive, MBps: sum.MBps(), DryRun: opts.DryRun})
+		return writeJSON(opts.IO.Out, newBackupSummary(sum, archive, opts.Root, opts.DryRun, rep.warnings))
 	}
 	if !opts.Quiet {
 		if opts.DryRun {

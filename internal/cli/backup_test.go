@@ -184,7 +184,7 @@ func TestRunBackup(t *testing.T) {
 		t.Errorf("-o -: exit %d, stderr %q, %d bytes on stdout", r.Code, r.Stderr, len(r.Stdout))
 	}
 	r = nscap(t, "", "backup", "--json", "--uidmap", "0:100000:65536", "-o", filepath.Join(dir, "x.tar.zst"), root2)
-	if r.Code != ExitOK || !strings.Contains(r.Stdout, `{"message_type":"summary","summary":{"entries":3,"files":1,"dirs":2,`) {
+	if r.Code != ExitOK || !strings.Contains(r.Stdout, `{"type":"summary","command":"backup","archive":"`+filepath.Join(dir, "x.tar.zst")+`","dest":"`+root2+`","dry_run":false,"entries":3,"files":1,"dirs":2,`) {
 		t.Errorf("--json: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -103,7 +103,8 @@ func (opts *decodeOptions) readValue() ([]byte, error) {
 
 // valueRecord is the JSON form of decode and encode output.
 type valueRecord struct {
-	Hex string `json:"hex"`
+	Type string `json:"type"` // "value"
+	Hex  string `json:"hex"`
 	*capsJSON
 }
 
@@ -116,14 +117,18 @@ func runDecode(_ context.Context, opts *decodeOptions) error {
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
-	return printValue(opts.IO.Out, opts.JSON, b, c)
+	return printValue(opts.IO.Out, opts.JSON, "decode", b, c)
 }
 
 // printValue prints the value b (decoded as c) as decode and encode do.
-func printValue(w io.Writer, asJSON bool, b []byte, c xattrfmt.FileCaps) error {
-	rec := valueRecord{Hex: "0x" + hex.EncodeToString(b), capsJSON: newCapsJSON(c)}
+// command names the command in the --json summary.
+func printValue(w io.Writer, asJSON bool, command string, b []byte, c xattrfmt.FileCaps) error {
+	rec := valueRecord{Type: recValue, Hex: "0x" + hex.EncodeToString(b), capsJSON: newCapsJSON(c)}
 	if asJSON {
-		return writeJSON(w, rec)
+		if err := writeJSON(w, rec); err != nil {
+			return err
+		}
+		return writeJSON(w, countSummary{summaryHead: newSummaryHead(command), Records: 1})
 	}
 	list := func(names []string) string {
 		if len(names) == 0 {

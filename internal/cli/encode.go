@@ -79,7 +79,7 @@ func runEncode(_ context.Context, opts *encodeOptions) error {
 		return fmt.Errorf("encode: %w", err)
 	}
 	if opts.JSON {
-		return printValue(opts.IO.Out, true, b, c)
+		return printValue(opts.IO.Out, true, "encode", b, c)
 	}
 	// Only the value, so that $(nscap encode CAPS) is an argument of
 	// setfattr -v.

@@ -67,7 +67,7 @@ With --json, each file is one JSON object on stdout: "path", and for a file
 with capabilities "caps" (the text), "revision", "effective", "permitted",
 "inheritable" (lists of names) and, for revision 3, "rootid"; a capability
 of another namespace has "foreign": true, a path that is not a regular file
-"not_regular": true, and a failure "error" (also reported on stderr). File
+"not_regular": true; a failure is an "error" record (also on stderr). File
 names are bytes, JSON strings are UTF-8: a path that is not valid UTF-8 gets
 U+FFFD in "path" for each bad byte, and "path_base64" with its exact bytes
 (standard base64); decode that one to name the file.
@@ -106,12 +106,13 @@ EXIT STATUS
 // getRecord is one line of get's output. Its JSON form is a documented
 // interface (see the command's help).
 type getRecord struct {
+	Type       string `json:"type"` // "file"
 	Path       string `json:"path"`
 	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	*capsJSON
 	Foreign    bool   `json:"foreign,omitempty"`
 	NotRegular bool   `json:"not_regular,omitempty"`
-	Error      string `json:"error,omitempty"`
+	Error      string `json:"-"` // an "error" record in JSON
 
 	err error // the error behind Error, for the stderr message
 }
@@ -137,7 +138,7 @@ func (r getRecord) text(showRootID bool) string {
 // newGetRecord turns the result of reading path into a record; ok is false
 // when nothing is to be printed for it (no caps, without -v).
 func newGetRecord(path string, c xattrfmt.FileCaps, err error, verbose bool) (rec getRecord, ok bool) {
-	rec.Path, rec.PathBase64 = path, pathBase64(path)
+	rec.Type, rec.Path, rec.PathBase64 = recFile, path, pathBase64(path)
 	switch {
 	case err == nil:
 		rec.capsJSON = newCapsJSON(c)
@@ -161,6 +162,7 @@ func runGet(ctx context.Context, opts *getOptions) error {
 	defer progress.Done()
 
 	failed := false
+	sum := countSummary{summaryHead: newSummaryHead("get")}
 	var sorted []getRecord
 	emit := func(rec getRecord) error {
 		if opts.Sort {
@@ -168,7 +170,7 @@ func runGet(ctx context.Context, opts *getOptions) error {
 			return nil
 		}
 		progress.Clear()
-		return printGetRecord(opts, rec, &failed)
+		return printGetRecord(opts, rec, &failed, &sum)
 	}
 
 	if opts.Recursive {
@@ -210,9 +212,14 @@ func runGet(ctx context.Context, opts *getOptions) error {
 		slices.SortStableFunc(sorted, func(a, b getRecord) int { return strings.Compare(a.Path, b.Path) })
 		progress.Clear()
 		for _, rec := range sorted {
-			if err := printGetRecord(opts, rec, &failed); err != nil {
+			if err := printGetRecord(opts, rec, &failed, &sum); err != nil {
 				return err
 			}
+		}
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
+			return err
 		}
 	}
 	if failed {
@@ -222,16 +229,20 @@ func runGet(ctx context.Context, opts *getOptions) error {
 }
 
 // printGetRecord prints rec on stdout (and its error on stderr), setting
-// *failed for an error record.
-func printGetRecord(opts *getOptions, rec getRecord, failed *bool) error {
+// *failed for an error record and counting the --json records in sum.
+func printGetRecord(opts *getOptions, rec getRecord, failed *bool, sum *countSummary) error {
 	if rec.err != nil {
 		*failed = true
 		printPathError(opts.IO.ErrOut, "get", rec.Path, rec.err)
 		if !opts.JSON {
 			return nil
 		}
+		sum.Records++
+		sum.Errors++
+		return writeItem(opts.IO.Out, recError, rec.Path, rec.Error)
 	}
 	if opts.JSON {
+		sum.Records++
 		return writeJSON(opts.IO.Out, rec)
 	}
 	_, err := fmt.Fprintln(opts.IO.Out, rec.text(opts.RootID))

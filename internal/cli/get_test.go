@@ -275,6 +275,7 @@ func TestGetJSONNonUTF8(t *testing.T) {
 		runTool(t, "setcap", "cap_chown+ep", writeFile(t, filepath.Join(dir, n)))
 	}
 	type rec struct {
+		Type       string `json:"type"`
 		Path       string `json:"path"`
 		PathBase64 string `json:"path_base64"`
 		Caps       string `json:"caps"`
@@ -290,6 +291,9 @@ func TestGetJSONNonUTF8(t *testing.T) {
 			var x rec
 			if err := json.Unmarshal([]byte(line), &x); err != nil {
 				t.Fatalf("line %q: %v", line, err)
+			}
+			if x.Type != recFile {
+				continue
 			}
 			name := x.Path
 			if x.PathBase64 != "" {

@@ -94,3 +94,10 @@ func writeFile(tb testing.TB, path string) string {
 	}
 	return path
 }
+
+// firstLine returns the first line of s (the first record of --json
+// output, before the summary).
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

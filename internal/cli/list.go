@@ -38,10 +38,11 @@ in "nscap restore --help") is followed by a note; a member the restore
 would refuse (an owner outside the target maps) is shown as stored and
 named on stderr.
 
-With --json each member is one JSON object on stdout: "name", "type"
+With --json each member is one JSON object on stdout: "name", "kind"
 (file, dir, symlink, hardlink, fifo, char, block), "mode" (the permission
 bits as a number), "uid", "gid", "size", "link", "dev", "mtime", "caps",
-"caps_note", "acl" and "error".
+"caps_note" and "acl", followed by an "error" record when it cannot be
+restored as shown.
 
 EXIT STATUS
   0  every member listed, each restorable as shown
@@ -82,13 +83,23 @@ func runList(ctx context.Context, opts *listOptions) error {
 		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
 		ForeignCaps: opts.Maps.ForeignCaps, HostScope: opts.Maps.HostScope,
 	}
+	sum := countSummary{summaryHead: newSummaryHead("list")}
 	err = backup.List(ctx, r, lo, func(e backup.ListEntry) error {
 		if e.Error != "" {
 			failed = true
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: list %s: %s\n", e.Name, e.Error)
 		}
 		if opts.JSON {
-			return writeJSON(opts.IO.Out, e)
+			sum.Records++
+			if err := writeJSON(opts.IO.Out, listRecord{Type: recEntry, Kind: e.Type, ListEntry: e}); err != nil {
+				return err
+			}
+			if e.Error != "" {
+				sum.Records++
+				sum.Errors++
+				return writeItem(opts.IO.Out, recError, e.Name, e.Error)
+			}
+			return nil
 		}
 		_, err := fmt.Fprintln(opts.IO.Out, listLine(e))
 		return err
@@ -96,10 +107,25 @@ func runList(ctx context.Context, opts *listOptions) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", opts.Archive, err)
 	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
+			return err
+		}
+	}
 	if failed {
 		return errSilent
 	}
 	return nil
+}
+
+// listRecord is the --json form of one member: the fields of
+// backup.ListEntry, its "type" renamed "kind" (the record's "type" is
+// "entry") and its error a separate "error" record.
+type listRecord struct {
+	Type  string `json:"type"`            // "entry"
+	Kind  string `json:"kind"`            // "file", "dir", "symlink", "hardlink", "fifo", "char", "block"
+	Error string `json:"error,omitempty"` // never set: hides ListEntry.Error
+	backup.ListEntry
 }
 
 // listLine formats e as tar -tv does, numeric owners, then the caps.

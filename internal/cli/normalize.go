@@ -49,7 +49,7 @@ Every other part of each member is copied; headers are written in PAX format
 (GNU sparse members expanded). ARCHIVE may be plain, gzip or zstd ("-":
 stdin); the output compression follows -o's suffix (.gz, .tgz: gzip; .zst,
 .tzst: zstd) unless --compress says otherwise. With --json, one JSON line per
-member with caps ({"message_type":"item","name","action","before","after"},
+member with caps ({"type":"member","name","action","before","after"},
 action rewritten, relative, foreign or malformed, values in hex) and a
 summary.
 
@@ -114,17 +114,18 @@ func newNormalizeCmd(f *Factory, runF func(*normalizeOptions) error) *cobra.Comm
 }
 
 // normalizeRecord is the --json form of one member with caps.
+// A member that could not be rewritten is followed by an "error" record.
 type normalizeRecord struct {
-	MessageType string `json:"message_type"` // "item"
-	Name        string `json:"name"`
-	Action      string `json:"action"`
-	Before      string `json:"before"`
-	After       string `json:"after"`
-	Error       string `json:"error,omitempty"`
+	Type   string `json:"type"` // "member"
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	Before string `json:"before"`
+	After  string `json:"after"`
 }
 
+// normalizeSummary is the last --json record of normalize.
 type normalizeSummary struct {
-	MessageType string `json:"message_type"` // "summary"
+	summaryHead
 	backup.NormalizeStats
 }
 
@@ -151,11 +152,12 @@ func runNormalize(ctx context.Context, opts *normalizeOptions) error {
 		UIDMap: uid, GIDMap: gid, Owners: opts.Owners, Compression: opts.Compression,
 		Item: func(name string, a backup.NormalizeAction, before, after []byte, err error) {
 			if opts.JSON {
-				r := normalizeRecord{MessageType: "item", Name: name, Action: string(a), Before: hex.EncodeToString(before), After: hex.EncodeToString(after)}
-				if err != nil {
-					r.Error = err.Error()
+				r := normalizeRecord{Type: recMember, Name: name, Action: string(a), Before: hex.EncodeToString(before), After: hex.EncodeToString(after)}
+				werr := writeJSON(ios.Out, r)
+				if err != nil && werr == nil {
+					werr = writeItem(ios.Out, recError, name, fmt.Sprintf("%s, kept as it was: %v", a, err))
 				}
-				if werr := writeJSON(ios.Out, r); werr != nil && itemErr == nil {
+				if werr != nil && itemErr == nil {
 					itemErr = werr
 				}
 			}
@@ -185,7 +187,7 @@ func runNormalize(ctx context.Context, opts *normalizeOptions) error {
 		return itemErr
 	}
 	if opts.JSON {
-		if err := writeJSON(ios.Out, normalizeSummary{MessageType: "summary", NormalizeStats: st}); err != nil {
+		if err := writeJSON(ios.Out, normalizeSummary{newSummaryHead("normalize"), st}); err != nil {
 			return err
 		}
 	} else if !opts.Quiet {

@@ -52,9 +52,9 @@ refused for lack of privilege; without subordinate ids, only its own uid and
 gid are mapped). Files owned by ids outside its ranges are refused and left
 unchanged.
 ` + pathsHelp + `
-With --json, each path is one JSON object on stdout: "path", and "error"
-when it failed; a path that is not valid UTF-8 also has "path_base64", its
-bytes in base64.
+With --json, each path is one JSON object on stdout: "path", or an "error"
+record when it failed; a path that is not valid UTF-8 also has
+"path_base64", its bytes in base64.
 
 EXIT STATUS
   0  success
@@ -103,9 +103,9 @@ EXIT STATUS
 
 // removeRecord is the JSON output of remove for one path.
 type removeRecord struct {
+	Type       string `json:"type"` // "file"
 	Path       string `json:"path"`
 	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
-	Error      string `json:"error,omitempty"`
 }
 
 // nsScope is the user namespace the map flags of set and remove name:
@@ -208,11 +208,12 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 	// status adds nothing to them.
 	defer func() { _ = setter.Close() }()
 	failed := false
+	sum := countSummary{summaryHead: newSummaryHead("remove")}
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rec := removeRecord{Path: p, PathBase64: pathBase64(p)}
+		rec := removeRecord{Type: recFile, Path: p, PathBase64: pathBase64(p)}
 		f, err := openFile(lookup, opts.Root, p)
 		if err == nil {
 			if scope != nil {
@@ -226,12 +227,24 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 		if err != nil {
 			failed = true
 			printPathError(opts.IO.ErrOut, "remove", p, err)
-			rec.Error = reason(err, p)
 		}
 		if opts.JSON {
-			if err := writeJSON(opts.IO.Out, rec); err != nil {
-				return err
+			sum.Records++
+			var werr error
+			if err != nil {
+				sum.Errors++
+				werr = writeItem(opts.IO.Out, recError, p, reason(err, p))
+			} else {
+				werr = writeJSON(opts.IO.Out, rec)
 			}
+			if werr != nil {
+				return werr
+			}
+		}
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
+			return err
 		}
 	}
 	if failed {

@@ -263,7 +263,7 @@ also writes the host-scoped caps verbatim. verify takes the same flag: under
 fail it reports a cap of the archive that the tree lacks.
 
 With --json, warnings, errors and the summary are JSON Lines on stdout with
-a "message_type" of "warning", "error" or "summary".
+a "type" of "warning", "error" or "summary" (see docs/json.md).
 
 ` + exitStatusCommon,
 		Example: `  nscap restore --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs
@@ -314,13 +314,11 @@ a "message_type" of "warning", "error" or "summary".
 	return cmd
 }
 
-// restoreJSON is one JSON Lines record of restore.
-type restoreJSON struct {
-	MessageType string                 `json:"message_type"` // "item" (--dry-run), "warning", "error", "summary"
-	Path        string                 `json:"path,omitempty"`
-	Message     string                 `json:"message,omitempty"`
-	DryRun      bool                   `json:"dry_run,omitempty"`
-	Summary     *backup.RestoreSummary `json:"summary,omitempty"`
+// restoreMember is a --json "member" record of restore --dry-run: one
+// member that would be restored.
+type restoreMember struct {
+	Type string `json:"type"` // "member"
+	Name string `json:"name"`
 }
 
 func runRestore(ctx context.Context, opts *restoreOptions) error {
@@ -350,7 +348,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 				eperm++
 			}
 			if opts.JSON {
-				return writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Path: p, Message: reason(err, p)})
+				return writeItem(opts.IO.Out, recError, p, reason(err, p))
 			}
 			progress.Clear()
 			printPathError(opts.IO.ErrOut, "restore", p, err)
@@ -360,7 +358,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if opts.JSON {
-				_ = writeJSON(opts.IO.Out, restoreJSON{MessageType: "warning", Path: p, Message: reason(err, p)})
+				_ = writeItem(opts.IO.Out, recWarning, p, reason(err, p))
 				return
 			}
 			if !opts.Quiet {
@@ -386,7 +384,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	}
 	switch {
 	case opts.JSON:
-		if err := writeJSON(opts.IO.Out, restoreJSON{MessageType: "summary", Summary: &sum}); err != nil {
+		if err := writeJSON(opts.IO.Out, newRestoreSummary(sum, opts.Archive, opts.Dest, false)); err != nil {
 			return err
 		}
 	case !opts.Quiet:
@@ -411,7 +409,7 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	if eperm > 0 {
 		hint := epermHint(helper, eperm)
 		if opts.JSON {
-			if err := writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Message: hint}); err != nil {
+			if err := writeItem(opts.IO.Out, recError, "", hint); err != nil {
 				return err
 			}
 		} else {
@@ -474,7 +472,7 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // runRestoreDryRun goes through the archive as the restore would, with
 // the same maps, policies and PATHs, and writes nothing (DEST is not even
 // created): the members that would be restored on stdout (their names, or
-// JSON "item" records), the errors the restore would meet (translation,
+// JSON "member" records), the errors the restore would meet (translation,
 // policy: not those of the filesystem) and a summary on stderr.
 func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
 	uid, gid, suid, sgid, err := opts.Maps.resolve()
@@ -495,7 +493,7 @@ func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
 		if e.Error != "" {
 			sum.Failures++
 			if opts.JSON {
-				return writeJSON(opts.IO.Out, restoreJSON{MessageType: "error", Path: e.Name, Message: e.Error})
+				return writeItem(opts.IO.Out, recError, e.Name, e.Error)
 			}
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: restore %s: %s\n", e.Name, e.Error)
 			return nil
@@ -515,7 +513,7 @@ func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
 			sum.Caps++
 		}
 		if opts.JSON {
-			return writeJSON(opts.IO.Out, restoreJSON{MessageType: "item", Path: e.Name})
+			return writeJSON(opts.IO.Out, restoreMember{Type: recMember, Name: e.Name})
 		}
 		_, err := fmt.Fprintln(opts.IO.Out, e.Name)
 		return err
@@ -525,7 +523,7 @@ func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
 	}
 	switch {
 	case opts.JSON:
-		if err := writeJSON(opts.IO.Out, restoreJSON{MessageType: "summary", DryRun: true, Summary: &sum}); err != nil {
+		if err := writeJSON(opts.IO.Out, newRestoreSummary(sum, opts.Archive, opts.Dest, true)); err != nil {
 			return err
 		}
 	case !opts.Quiet:

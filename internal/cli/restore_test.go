@@ -292,7 +292,7 @@ func TestRestoreRootlessCLI(t *testing.T) {
 	if ents, err := os.ReadDir(p("dest6")); err != nil || len(ents) > 0 {
 		t.Errorf("the refused restore wrote into dest6: %v, %v", ents, err)
 	}
-	if r := res["stdin"]; r.Code != ExitOK || !strings.Contains(r.Stdout, `"message_type":"summary"`) || !strings.Contains(r.Stdout, `"caps":2`) {
+	if r := res["stdin"]; r.Code != ExitOK || !strings.Contains(r.Stdout, `"type":"summary"`) || !strings.Contains(r.Stdout, `"caps":2`) {
 		t.Errorf("restore --json - as %s = %+v", u.Name, r)
 	}
 

@@ -25,7 +25,9 @@ security.capability extended attribute), including the revision-3 form whose
 rootid ties the capabilities to one user namespace.
 
 Output follows getcap and setcap where they overlap. With --json every
-command writes JSON Lines on stdout: one object per record, snake_case fields.
+command writes JSON Lines on stdout: one object per record, snake_case fields,
+a "type" in each, a "summary" record last, or a "fatal" record for the error
+that stopped the command (docs/json.md).
 Errors go to stderr as "nscap: <what> <path>: <reason>".
 
 ` + exitStatusCommon + `
@@ -109,7 +111,45 @@ func run(ctx context.Context, root *cobra.Command, args []string, ios *IOStreams
 	default:
 		fmt.Fprintf(ios.ErrOut, "nscap: %s\n", strings.TrimPrefix(err.Error(), "nscap: "))
 	}
+	if wantJSON(root, args) {
+		writeFatal(ios, cmd, err, code)
+	}
 	return code
+}
+
+// wantJSON says whether --json was given: parsed, or on the command line
+// of a usage error that stopped the parsing before it.
+func wantJSON(root *cobra.Command, args []string) bool {
+	if f := root.PersistentFlags().Lookup("json"); f != nil && f.Value.String() == "true" {
+		return true
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--json" || a == "--json=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// writeFatal writes the error that ended the command as a "fatal" record
+// on stdout (its message also went to stderr), unless its messages were
+// already written as records (errSilent, exitError).
+func writeFatal(ios *IOStreams, cmd *cobra.Command, err error, code ExitCode) {
+	var ee *exitError
+	if errors.Is(err, errSilent) || errors.As(err, &ee) {
+		return
+	}
+	rec := fatalRecord{Type: recFatal, Message: strings.TrimPrefix(err.Error(), "nscap: "), ExitCode: int(code)}
+	if code == ExitUsage {
+		rec.Message = strings.TrimPrefix(usageMessage(err), "nscap: ")
+	}
+	if cmd != nil && cmd.HasParent() {
+		rec.Command = strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+	}
+	_ = writeJSON(ios.Out, rec)
 }
 
 // exactArgs, minArgs and rangeArgs are cobra argument validators that

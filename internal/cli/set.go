@@ -163,7 +163,7 @@ rootids differ; any difference makes the exit status 1.
 With --json, each path is one JSON object on stdout: "path" with the caps
 fields as in get (set), or "ok", "differs", "rootid_got", "rootid_want"
 (set -v; "rootid_got" is left out when the file's caps could not be read),
-and "error" when it failed. A path that is not valid UTF-8 also has
+and a failure is an "error" record. A path that is not valid UTF-8 also has
 "path_base64", its bytes in base64 ("path" then has U+FFFD in their place).
 
 EXIT STATUS
@@ -392,21 +392,27 @@ func runSet(ctx context.Context, opts *setOptions) error {
 		defer func() { _ = setter.Close() }()
 	}
 	failed := false
+	sum := countSummary{summaryHead: newSummaryHead("set")}
 	for _, p := range opts.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var ok bool
 		if opts.Verify {
-			ok, err = verifyOne(opts, lookup, p, want)
+			ok, err = verifyOne(opts, lookup, p, want, &sum)
 		} else {
-			ok, err = setOne(opts, setter, lookup, scope, p, want)
+			ok, err = setOne(opts, setter, lookup, scope, p, want, &sum)
 		}
 		if err != nil {
 			return err
 		}
 		if !ok {
 			failed = true
+		}
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
+			return err
 		}
 	}
 	if failed {
@@ -417,15 +423,16 @@ func runSet(ctx context.Context, opts *setOptions) error {
 
 // setRecord is the JSON output of set for one path.
 type setRecord struct {
+	Type       string `json:"type"` // "file"
 	Path       string `json:"path"`
 	PathBase64 string `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	*capsJSON
-	Error string `json:"error,omitempty"`
 }
 
 // setOne writes want on path, found by lookup and within scope (when
 // not nil); ok is false when it failed (reported).
-func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *nsScope, path string, want xattrfmt.FileCaps) (ok bool, err error) {
+// sum counts the --json records.
+func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *nsScope, path string, want xattrfmt.FileCaps, sum *countSummary) (ok bool, err error) {
 	f, serr := openFile(lookup, opts.Root, path)
 	if serr == nil {
 		if scope != nil {
@@ -442,13 +449,13 @@ func setOne(opts *setOptions, setter *fcaps.Setter, lookup fcaps.Lookup, scope *
 		printPathError(opts.IO.ErrOut, "set", path, serr)
 	}
 	if opts.JSON {
-		rec := setRecord{Path: path, PathBase64: pathBase64(path)}
+		sum.Records++
 		if serr != nil {
-			rec.Error = reason(serr, path)
-		} else {
-			rec.capsJSON = newCapsJSON(want)
+			sum.Errors++
+			return false, writeItem(opts.IO.Out, recError, path, reason(serr, path))
 		}
-		return serr == nil, writeJSON(opts.IO.Out, rec)
+		rec := setRecord{Type: recFile, Path: path, PathBase64: pathBase64(path), capsJSON: newCapsJSON(want)}
+		return true, writeJSON(opts.IO.Out, rec)
 	}
 	return serr == nil, nil
 }
@@ -476,6 +483,7 @@ func warnOwnerOutside(w io.Writer, path string, f *fcaps.File, want xattrfmt.Fil
 
 // verifyRecord is the JSON output of set -v for one path.
 type verifyRecord struct {
+	Type       string  `json:"type"` // "check"
 	Path       string  `json:"path"`
 	PathBase64 string  `json:"path_base64,omitempty"` // when Path is not valid UTF-8
 	OK         bool    `json:"ok"`
@@ -483,13 +491,14 @@ type verifyRecord struct {
 	RootIDGot  *uint32 `json:"rootid_got,omitempty"` // nil when the caps could not be read
 	RootIDWant uint32  `json:"rootid_want"`
 	Foreign    bool    `json:"foreign,omitempty"`
-	Error      string  `json:"error,omitempty"`
+	Error      string  `json:"-"` // an "error" record in JSON
 }
 
 // verifyOne compares the caps of path, found by lookup as set finds it,
 // with want; ok is false when they differ or cannot be read (reported).
-func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps) (ok bool, err error) {
-	rec := verifyRecord{Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
+// sum counts the --json records.
+func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps, sum *countSummary) (ok bool, err error) {
+	rec := verifyRecord{Type: recCheck, Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
 	var got xattrfmt.FileCaps
 	f, gerr := openFile(lookup, opts.Root, path)
 	if gerr == nil {
@@ -535,6 +544,11 @@ func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt
 		}
 	}
 	if opts.JSON {
+		sum.Records++
+		if rec.Error != "" {
+			sum.Errors++
+			return false, writeItem(opts.IO.Out, recError, path, rec.Error)
+		}
 		return rec.OK, writeJSON(opts.IO.Out, rec)
 	}
 	if line != "" {

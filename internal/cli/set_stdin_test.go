@@ -190,8 +190,9 @@ func TestSetVerifyJSONUnknownRootID(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
 	want := []map[string]any{
-		{"path": f, "ok": true, "rootid_got": 100000.0, "rootid_want": 100000.0},
-		{"path": missing, "ok": false, "rootid_want": 100000.0, "error": "no such file or directory"},
+		{"type": "check", "path": f, "ok": true, "rootid_got": 100000.0, "rootid_want": 100000.0},
+		{"type": "error", "path": missing, "message": "no such file or directory"},
+		{"type": "summary", "command": "set", "records": 2.0, "errors": 1.0},
 	}
 	var got []map[string]any
 	for _, l := range lines {
@@ -227,7 +228,7 @@ func TestSetRemoveJSONNonUTF8(t *testing.T) {
 			Path       string `json:"path"`
 			PathBase64 string `json:"path_base64"`
 		}
-		if err := json.Unmarshal([]byte(r.Stdout), &rec); err != nil {
+		if err := json.Unmarshal([]byte(firstLine(r.Stdout)), &rec); err != nil {
 			t.Fatalf("nscap %q: %q: %v", args, r.Stdout, err)
 		}
 		if rec.PathBase64 != b64 || rec.Path != filepath.Join(dir, "caf\uFFFD\uFFFD") {

@@ -204,14 +204,13 @@ EXIT STATUS
 
 // shiftJSON is one JSON Lines record of shift.
 type shiftJSON struct {
-	MessageType string               `json:"message_type"` // "change", "warning", "error", "summary"
-	Path        string               `json:"path,omitempty"`
-	Message     string               `json:"message,omitempty"`
-	UID         *[2]uint32           `json:"uid,omitempty"`    // old, new
-	GID         *[2]uint32           `json:"gid,omitempty"`    // old, new
-	RootID      *[2]uint32           `json:"rootid,omitempty"` // old, new
-	ACLs        int                  `json:"acls,omitempty"`
-	Summary     *backup.ShiftSummary `json:"summary,omitempty"`
+	Type       string     `json:"type"` // "change"
+	Path       string     `json:"path"`
+	PathBase64 string     `json:"path_base64,omitempty"` // when Path is not valid UTF-8
+	UID        *[2]uint32 `json:"uid,omitempty"`         // old, new
+	GID        *[2]uint32 `json:"gid,omitempty"`         // old, new
+	RootID     *[2]uint32 `json:"rootid,omitempty"`      // old, new
+	ACLs       int        `json:"acls,omitempty"`
 }
 
 // shiftReporter renders the engine's events.
@@ -236,7 +235,7 @@ func (r *shiftReporter) Change(rel string, c backup.ShiftChange) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opts.JSON {
-		rec := shiftJSON{MessageType: "change", Path: r.path(rel), ACLs: c.ACLs}
+		rec := shiftJSON{Type: recChange, Path: r.path(rel), PathBase64: pathBase64(r.path(rel)), ACLs: c.ACLs}
 		if c.OldUID != c.NewUID {
 			rec.UID = &[2]uint32{c.OldUID, c.NewUID}
 		}
@@ -288,7 +287,7 @@ func (r *shiftReporter) event(kind, rel string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.opts.JSON {
-		_ = writeJSON(r.opts.IO.Out, shiftJSON{MessageType: kind, Path: r.path(rel), Message: err.Error()})
+		_ = writeItem(r.opts.IO.Out, kind, r.path(rel), err.Error())
 		return
 	}
 	if kind == "warning" && r.opts.Quiet {
@@ -347,7 +346,11 @@ func runShift(ctx context.Context, opts *shiftOptions) error {
 		return fmt.Errorf("shift %s: %w", opts.Root, err)
 	}
 	if opts.JSON {
-		if werr := writeJSON(opts.IO.Out, shiftJSON{MessageType: "summary", Summary: &sum}); werr != nil {
+		if werr := writeJSON(opts.IO.Out, shiftSummary{
+			summaryHead: newSummaryHead("shift"), Root: opts.Root, DryRun: opts.DryRun,
+			Entries: sum.Entries, Changed: sum.Changed, Caps: sum.Caps, ACLs: sum.ACLs, Mounts: sum.Mounts,
+			Replayed: sum.Replayed, Errors: sum.Failures, Warnings: sum.Warnings,
+		}); werr != nil {
 			return werr
 		}
 	} else if !opts.Quiet {

@@ -48,13 +48,13 @@ shows a namespace's own maps relative to its parent).
 
 With --json, each PID is one JSON object on stdout: "pid", "ns", "inode",
 "id", "owner_uid", "depth", "self", "descendant" (the caller's namespace or
-below it), "uid_map", "gid_map", "root_id" (null when the caller cannot see
+below it), "uid_map", "gid_map", "rootid" (null when the caller cannot see
 it) and "chain" (the parents, the immediate one first).
 
 ` + exitStatusCommon,
 		Example: `  nscap userns
   nscap userns $(pidof conmon) 4242
-  nscap userns --json 4242 | jq .root_id
+  nscap userns --json 4242 | jq .rootid
   nscap userns tree`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JSON = f.Global.JSON
@@ -100,8 +100,8 @@ join it.
 
 With --json, each namespace is one JSON object on stdout, parents before
 children: "ns", "inode", "id", "owner_uid", "depth" (0 for the roots of the
-tree), "parent_inode", "self", "pids", "uid_map", "gid_map", "root_id" (null
-when not visible) and "error" (why the maps could not be read).
+tree), "parent_inode", "self", "pids", "uid_map", "gid_map", "rootid" (null
+when not visible) and "map_error" (why the maps could not be read).
 
 ` + exitStatusCommon,
 		Example: `  nscap userns tree
@@ -133,19 +133,21 @@ func newNSLink(r userns.NSRef) nsLink {
 // usernsRecord is the JSON output of userns for one pid. It is part of the
 // documented --json interface: fields may be added, never renamed.
 type usernsRecord struct {
-	PID int `json:"pid"`
+	Type string `json:"type"` // "namespace"
+	PID  int    `json:"pid"`
 	nsLink
 	Depth      int      `json:"depth"`
 	Self       bool     `json:"self"`
 	Descendant bool     `json:"descendant"`
 	UIDMap     string   `json:"uid_map"`
 	GIDMap     string   `json:"gid_map"`
-	RootID     *uint32  `json:"root_id"`
+	RootID     *uint32  `json:"rootid"`
 	Chain      []nsLink `json:"chain"`
 }
 
 func newUsernsRecord(ns *userns.Namespace) usernsRecord {
 	rec := usernsRecord{
+		Type:       recNamespace,
 		PID:        ns.PID,
 		nsLink:     newNSLink(ns.NSRef),
 		Depth:      ns.Depth,
@@ -167,6 +169,7 @@ func newUsernsRecord(ns *userns.Namespace) usernsRecord {
 
 func runUserns(ctx context.Context, opts *usernsOptions) error {
 	failed := false
+	sum := countSummary{summaryHead: newSummaryHead("userns")}
 	for i, pid := range opts.PIDs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -175,10 +178,18 @@ func runUserns(ctx context.Context, opts *usernsOptions) error {
 		if err != nil {
 			failed = true
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: userns %d: %s\n", pid, pidError(pid, err).Error())
+			if opts.JSON {
+				sum.Records++
+				sum.Errors++
+				if err := writeJSON(opts.IO.Out, itemRecord{Type: recError, PID: pid, Message: pidError(pid, err).Error()}); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		rec := newUsernsRecord(ns)
 		if opts.JSON {
+			sum.Records++
 			if err := writeJSON(opts.IO.Out, rec); err != nil {
 				return err
 			}
@@ -188,6 +199,11 @@ func runUserns(ctx context.Context, opts *usernsOptions) error {
 			fmt.Fprintln(opts.IO.Out)
 		}
 		if err := printUserns(opts.IO.Out, rec); err != nil {
+			return err
+		}
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, sum); err != nil {
 			return err
 		}
 	}
@@ -251,6 +267,7 @@ func printUserns(w io.Writer, rec usernsRecord) error {
 // part of the documented --json interface: fields may be added, never
 // renamed.
 type treeRecord struct {
+	Type string `json:"type"` // "namespace"
 	nsLink
 	Depth       int     `json:"depth"`
 	ParentInode *uint64 `json:"parent_inode,omitempty"`
@@ -258,12 +275,13 @@ type treeRecord struct {
 	PIDs        []int   `json:"pids"`
 	UIDMap      string  `json:"uid_map"`
 	GIDMap      string  `json:"gid_map"`
-	RootID      *uint32 `json:"root_id"`
-	Error       string  `json:"error,omitempty"`
+	RootID      *uint32 `json:"rootid"`
+	Error       string  `json:"map_error,omitempty"` // the maps could not be read
 }
 
 func newTreeRecord(n *userns.Node, depth int) treeRecord {
 	rec := treeRecord{
+		Type:   recNamespace,
 		nsLink: newNSLink(n.NSRef),
 		Depth:  depth,
 		Self:   n.Self,
@@ -294,10 +312,12 @@ func runUsernsTree(_ context.Context, opts *usernsTreeOptions) error {
 		return fmt.Errorf("userns tree: %w", err)
 	}
 	var b strings.Builder
+	sum := countSummary{summaryHead: newSummaryHead("userns tree")}
 	var walk func(n *userns.Node, depth int, prefix string, last bool) error
 	walk = func(n *userns.Node, depth int, prefix string, last bool) error {
 		rec := newTreeRecord(n, depth)
 		if opts.JSON {
+			sum.Records++
 			if err := writeJSON(&b, rec); err != nil {
 				return err
 			}
@@ -321,6 +341,11 @@ func runUsernsTree(_ context.Context, opts *usernsTreeOptions) error {
 	}
 	for _, r := range roots {
 		if err := walk(r, 0, "", true); err != nil {
+			return err
+		}
+	}
+	if opts.JSON {
+		if err := writeJSON(&b, sum); err != nil {
 			return err
 		}
 	}

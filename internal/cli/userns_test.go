@@ -202,6 +202,9 @@ func TestUsernsNested(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("userns tree --json line %q: %v", l, err)
 		}
+		if rec.Type != recNamespace {
+			continue // the summary
+		}
 		tree = append(tree, rec)
 	}
 	treeLines := nscap(t, "", "userns", "tree").Stdout
@@ -210,7 +213,7 @@ func TestUsernsNested(t *testing.T) {
 		level := fmt.Sprintf("level %d (pid %d)", i+1, pid)
 		r := nscap(t, "", "userns", "--json", strconv.Itoa(pid))
 		var rec usernsRecord
-		if err := json.Unmarshal([]byte(r.Stdout), &rec); err != nil || r.Code != ExitOK {
+		if err := json.Unmarshal([]byte(firstLine(r.Stdout)), &rec); err != nil || r.Code != ExitOK {
 			t.Fatalf("%s: userns --json: %+v (%v)", level, r, err)
 		}
 		if rec.RootID == nil || rec.Depth != i+1 || len(rec.Chain) != i+1 || !rec.Descendant {
@@ -218,7 +221,7 @@ func TestUsernsNested(t *testing.T) {
 		}
 		root := strconv.FormatUint(uint64(*rec.RootID), 10)
 		if root != wantRoot[i] {
-			t.Errorf("%s: root_id %s, want %s", level, root, wantRoot[i])
+			t.Errorf("%s: rootid %s, want %s", level, root, wantRoot[i])
 		}
 		// The kernel's own answer: a v2 setcap inside, read on the host.
 		if k := kernelRootID(t, dir, pid, 0, *rec.RootID); k != root {

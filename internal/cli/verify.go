@@ -96,7 +96,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		Difference: func(d backup.Difference) error {
 			progress.Clear() // stdout may be the same terminal
 			if opts.JSON {
-				return writeJSON(opts.IO.Out, d)
+				return writeJSON(opts.IO.Out, diffRecord{Type: recDifference, Difference: d})
 			}
 			_, err := fmt.Fprintln(opts.IO.Out, d.String())
 			return err
@@ -112,6 +112,11 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", opts.Archive, err)
 	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, verifySummary{newSummaryHead("verify"), len(diffs)}); err != nil {
+			return err
+		}
+	}
 	if len(diffs) > 0 {
 		return errSilent
 	}
@@ -119,4 +124,16 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "verify: %s matches %s: no differences (%.2fs)\n", opts.Dest, opts.Archive, time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// diffRecord is the --json form of one difference.
+type diffRecord struct {
+	Type string `json:"type"` // "difference"
+	backup.Difference
+}
+
+// verifySummary is the --json summary of verify.
+type verifySummary struct {
+	summaryHead
+	Differences int `json:"differences"`
 }
