@@ -126,7 +126,7 @@ func TestRunRestoreVerify(t *testing.T) {
 	if got := runTool(t, "getcap", "-n", filepath.Join(dest, "bin/ping")); !strings.Contains(got, "cap_net_raw=ep [rootid=200000]") {
 		t.Errorf("getcap -n = %q", got)
 	}
-	r = nscap(t, "", "verify", "--uidmap", "0:200000:65536", a, dest)
+	r = nscap(t, "", "-q", "verify", "--uidmap", "0:200000:65536", a, dest)
 	if diff := cmp.Diff(result{}, r); diff != "" {
 		t.Fatalf("verify (-want +got):\n%s", diff)
 	}
