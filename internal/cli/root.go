@@ -71,6 +71,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newNormalizeCmd(f, nil),
 		newListCmd(f, nil),
 	)
+	registerCompletions(root)
 	return root
 }
 
