@@ -744,17 +744,17 @@ func unmappedOwner(path string, hUID, hGID userns.Map) string {
 	if err := unix.Lstat(path, &st); err != nil {
 		return ""
 	}
-	var why []string
-	if _, err := hUID.ToNs(st.Uid); err != nil {
-		why = append(why, fmt.Sprintf("its owner uid %d is not mapped in the helper user namespace (uids %s)", st.Uid, idRanges(hUID)))
+	_, uerr := hUID.ToNs(st.Uid)
+	_, gerr := hGID.ToNs(st.Gid)
+	switch {
+	case uerr != nil && gerr != nil:
+		return fmt.Sprintf(" (owner uid %d and group gid %d are outside the helper user namespace, which maps uids %s and gids %s)", st.Uid, st.Gid, idRanges(hUID), idRanges(hGID))
+	case uerr != nil:
+		return fmt.Sprintf(" (owner uid %d is outside the helper user namespace, which maps uids %s)", st.Uid, idRanges(hUID))
+	case gerr != nil:
+		return fmt.Sprintf(" (group gid %d is outside the helper user namespace, which maps gids %s)", st.Gid, idRanges(hGID))
 	}
-	if _, err := hGID.ToNs(st.Gid); err != nil {
-		why = append(why, fmt.Sprintf("its group gid %d is not mapped in the helper user namespace (gids %s)", st.Gid, idRanges(hGID)))
-	}
-	if len(why) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(why, "; ") + ": the caller's own id and subordinate ids only)"
+	return ""
 }
 
 // idRanges lists the outside ids of m: "1000, 400000-465535".

@@ -44,14 +44,17 @@ func TestUnmappedOwner(t *testing.T) {
 	_ = h(helperEvent{Type: "error", Path: p, Op: "fchown", Msg: "operation not permitted", Errno: int(syscall.EPERM)})
 	_ = h(helperEvent{Type: "error", Path: p, Op: "open", Msg: "no such file", Errno: int(syscall.ENOENT)})
 	_ = h(helperEvent{Type: "item", Path: p})
-	want0 := "operation not permitted (its owner uid " + strconv.FormatUint(uint64(uid), 10) + " is not mapped in the helper user namespace (uids "
+	want0 := "operation not permitted (owner uid " + strconv.FormatUint(uint64(uid), 10) + " is outside the helper user namespace, which maps uids "
 	if len(got) != 3 || !strings.HasPrefix(got[0], want0) || strings.Contains(got[0], "gid") || got[1] != "no such file" || got[2] != "" {
 		t.Errorf("messages = %q, want the EPERM to start %q and name no gid, the others unchanged", got, want0)
 	}
 
 	// Both ids unmapped: both named; both mapped: nothing added.
-	if s := unmappedOwner(p, other(uid), other(gid)); !strings.Contains(s, "owner uid") || !strings.Contains(s, "group gid") {
+	if s := unmappedOwner(p, other(uid), other(gid)); !strings.Contains(s, "owner uid") || !strings.Contains(s, " and group gid ") || !strings.Contains(s, " and gids ") {
 		t.Errorf("unmappedOwner(both unmapped) = %q", s)
+	}
+	if s := unmappedOwner(p, own(uid), other(gid)); !strings.HasPrefix(s, " (group gid "+strconv.FormatUint(uint64(gid), 10)+" is outside") {
+		t.Errorf("unmappedOwner(gid unmapped) = %q", s)
 	}
 	if s := unmappedOwner(p, own(uid), own(gid)); s != "" {
 		t.Errorf("unmappedOwner(both mapped) = %q, want empty", s)

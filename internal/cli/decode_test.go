@@ -78,7 +78,7 @@ func TestRunDecode(t *testing.T) {
 		{
 			name: "not hex",
 			args: []string{"decode", "0x01zz"},
-			want: result{Code: ExitError, Stderr: "nscap: decode: not hex: encoding/hex: invalid byte: U+007A 'z'\n"},
+			want: result{Code: ExitError, Stderr: "nscap: decode: not hex: invalid byte: U+007A 'z'\n"},
 		},
 		{
 			name: "empty stdin",

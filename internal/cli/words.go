@@ -23,6 +23,7 @@ var pkgPrefix = regexp.MustCompile(`: (?:userns|xattrfmt|backup|fcaps|tarfmt): `
 var goWords = strings.NewReplacer(
 	", RestoreOptions.HostScope)", ")",
 	"archive/tar's limit", "the limit of the tar reader",
+	"not hex: encoding/hex: ", "not hex: ",
 )
 
 // userText rewrites the messages in s in the user's words.
