@@ -13,8 +13,10 @@ func TestUserText(t *testing.T) {
 		{"nscap: restore a: backup: insecure path in archive\n", "nscap: restore a: insecure path in archive\n"},
 		{"nscap: audit a: fcaps: malformed archive: tarfmt: short\n", "nscap: audit a: malformed archive: short\n"},
 		{"nscap: x: backup: userns: id not mapped\n", "nscap: x: id not mapped\n"},
-		{"nscap: restore f: a: backup: host-scoped capability not restored (it would be honoured on the host; allow it with --host-scope, RestoreOptions.HostScope)\n",
-			"nscap: restore f: a: host-scoped capability not restored (it would be honoured on the host; allow it with --host-scope)\n"},
+		{
+			"nscap: restore f: a: backup: host-scoped capability not restored (it would be honoured on the host; allow it with --host-scope, RestoreOptions.HostScope)\n",
+			"nscap: restore f: a: host-scoped capability not restored (it would be honoured on the host; allow it with --host-scope)\n",
+		},
 		// The CLI's own words stay: a command name that starts a line.
 		{"backup: dry run, no archive written:\n", "backup: dry run, no archive written:\n"},
 		{"\rbackup: 10 entries", "\rbackup: 10 entries"},
