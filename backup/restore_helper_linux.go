@@ -341,6 +341,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	handle = withUnmappedOwner(handle, hUID, hGID)
 	ew := &eventWriter{out: ro.Stderr, handle: handle, abort: cancel}
 	h, err := startWithFDs(hctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: subuid, SubGIDFile: subgid, Stderr: ew},
 		fds, nums)
@@ -717,4 +718,50 @@ func (rw pathRewriter) err(err error) error {
 	e := &helperError{msg: rw.text(err.Error())}
 	errors.As(err, &e.errno)
 	return e
+}
+
+// withUnmappedOwner makes the EPERM or EACCES of an entry say which id
+// is at fault when the inode refused has an owner or group outside the
+// helper's maps: the helper's root has no privilege over such an inode
+// (it sees it owned by the overflow id, 65534), and the errno alone does
+// not tell the user why.
+func withUnmappedOwner(handle func(helperEvent) error, hUID, hGID userns.Map) func(helperEvent) error {
+	return func(ev helperEvent) error {
+		if ev.Type == "error" && ev.Path != "" {
+			if e := syscall.Errno(ev.Errno); e == syscall.EPERM || e == syscall.EACCES {
+				ev.Msg += unmappedOwner(ev.Path, hUID, hGID)
+			}
+		}
+		return handle(ev)
+	}
+}
+
+// unmappedOwner returns ": its owner uid U is outside ..." when the owner
+// or group of path, as the caller sees it, is not mapped by hUID or hGID;
+// "" when both are, or path cannot be examined.
+func unmappedOwner(path string, hUID, hGID userns.Map) string {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return ""
+	}
+	_, uerr := hUID.ToNs(st.Uid)
+	_, gerr := hGID.ToNs(st.Gid)
+	switch {
+	case uerr != nil && gerr != nil:
+		return fmt.Sprintf(" (owner uid %d and group gid %d are outside the helper user namespace, which maps uids %s and gids %s)", st.Uid, st.Gid, idRanges(hUID), idRanges(hGID))
+	case uerr != nil:
+		return fmt.Sprintf(" (owner uid %d is outside the helper user namespace, which maps uids %s)", st.Uid, idRanges(hUID))
+	case gerr != nil:
+		return fmt.Sprintf(" (group gid %d is outside the helper user namespace, which maps gids %s)", st.Gid, idRanges(hGID))
+	}
+	return ""
+}
+
+// idRanges lists the outside ids of m: "1000, 400000-465535".
+func idRanges(m userns.Map) string {
+	var parts []string
+	for _, r := range m.HostRanges() {
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
 }

@@ -78,7 +78,7 @@ func TestRunDecode(t *testing.T) {
 		{
 			name: "not hex",
 			args: []string{"decode", "0x01zz"},
-			want: result{Code: ExitError, Stderr: "nscap: decode: not hex: encoding/hex: invalid byte: U+007A 'z'\n"},
+			want: result{Code: ExitError, Stderr: "nscap: decode: not hex: invalid byte: U+007A 'z'\n"},
 		},
 		{
 			name: "empty stdin",
@@ -107,7 +107,7 @@ func decodeErr(b []byte) string {
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	return strings.TrimPrefix(err.Error(), "xattrfmt: ") // as the user reads it
 }
 
 func mustHex(s string) []byte {
@@ -165,7 +165,7 @@ func TestDecodeMalformed(t *testing.T) {
 			continue
 		}
 		nbad++
-		want := result{Code: ExitError, Stderr: "nscap: decode: " + derr.Error() + "\n"}
+		want := result{Code: ExitError, Stderr: "nscap: decode: " + strings.TrimPrefix(derr.Error(), "xattrfmt: ") + "\n"}
 		if diff := cmp.Diff(want, r); diff != "" {
 			t.Errorf("decode %s mismatch (-want +got):\n%s", hexArg, diff)
 		}

@@ -37,5 +37,5 @@ func parseErr(text string) string {
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	return strings.TrimPrefix(err.Error(), "xattrfmt: ") // as the user reads it
 }

@@ -539,7 +539,7 @@ func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
 // epermHint explains why n entries failed with EPERM.
 func epermHint(helper bool, n int) string {
 	if helper {
-		return fmt.Sprintf("%d entries failed with EPERM (operation not permitted): a user namespace cannot create device nodes, set trusted.* xattrs or write host-scoped capabilities", n)
+		return fmt.Sprintf("%d entries failed with EPERM (operation not permitted): a user namespace cannot create device nodes, set trusted.* xattrs or write host-scoped capabilities, nor change an inode of DEST owned by an id outside its maps (named above)", n)
 	}
 	if privileged() {
 		return fmt.Sprintf("%d entries failed with EPERM (operation not permitted)", n)

@@ -73,6 +73,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newNormalizeCmd(f, nil),
 		newListCmd(f, nil),
 	)
+	registerCompletions(root)
 	return root
 }
 
@@ -80,6 +81,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 // streams and returns the exit status. It prints the error, if any, on
 // ios.ErrOut.
 func Main(ctx context.Context, args []string, ios *IOStreams) ExitCode {
+	ios = inUserWords(ios)
 	f := NewFactory(ios)
 	return run(ctx, NewRootCmd(f), args, ios)
 }

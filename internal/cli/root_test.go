@@ -131,12 +131,12 @@ func TestUsageErrorMessages(t *testing.T) {
 		{[]string{"--json=maybe", "get", "f"}, `nscap: invalid --json "maybe": want true or false`},
 		{[]string{"set", "--rootid", "-1", "=", "f"}, "nscap: --rootid -1: want a uid from 0 to 4294967294"},
 		// A map too long to repeat: its start, and how much was left out.
-		{[]string{"set", "--uidmap", longMap, "=", "f"}, `nscap: --uidmap ` + elided + `: userns: too many extents: extent 340 "3400:103400:5": at most 340 extents`},
-		{[]string{"remove", "--uidmap", longMap, "f"}, `nscap: --uidmap ` + elided + `: userns: too many extents: extent 340 "3400:103400:5": at most 340 extents`},
+		{[]string{"set", "--uidmap", longMap, "=", "f"}, `nscap: --uidmap ` + elided + `: too many extents: extent 340 "3400:103400:5": at most 340 extents`},
+		{[]string{"remove", "--uidmap", longMap, "f"}, `nscap: --uidmap ` + elided + `: too many extents: extent 340 "3400:103400:5": at most 340 extents`},
 		// uid 0 (or --ns-uid U) not mapped by --uidmap: a usage error.
-		{[]string{"set", "--uidmap", "1:100000:5", "cap_chown+p", "/nonexistent/f"}, "nscap: set: uid 0 in the user namespace of --uidmap 1:100000:5: userns: namespace id 0 not mapped by 1:100000:5"},
-		{[]string{"set", "--uidmap", "0:100000:65536", "--ns-uid", "65536", "cap_chown+p", "/nonexistent/f"}, "nscap: set: uid 65536 in the user namespace of --uidmap 0:100000:65536: userns: namespace id 65536 not mapped by 0:100000:65536"},
-		{[]string{"set", "--uidmap", strings.Join(long[1:300], ","), "cap_chown+p", "/nonexistent/f"}, "nscap: set: uid 0 in the user namespace of --uidmap " + elide(strings.Join(long[1:300], ",")) + ": userns: namespace id 0 not mapped by " + elide(strings.Join(long[1:300], ","))},
+		{[]string{"set", "--uidmap", "1:100000:5", "cap_chown+p", "/nonexistent/f"}, "nscap: set: uid 0 in the user namespace of --uidmap 1:100000:5: namespace id 0 not mapped by 1:100000:5"},
+		{[]string{"set", "--uidmap", "0:100000:65536", "--ns-uid", "65536", "cap_chown+p", "/nonexistent/f"}, "nscap: set: uid 65536 in the user namespace of --uidmap 0:100000:65536: namespace id 65536 not mapped by 0:100000:65536"},
+		{[]string{"set", "--uidmap", strings.Join(long[1:300], ","), "cap_chown+p", "/nonexistent/f"}, "nscap: set: uid 0 in the user namespace of --uidmap " + elide(strings.Join(long[1:300], ",")) + ": namespace id 0 not mapped by " + elide(strings.Join(long[1:300], ","))},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " ")[:min(60, len(strings.Join(tc.args, " ")))], func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,17 @@ func TestMain(m *testing.M) {
 	testscript.Main(testutil.Checked(m), map[string]func(){
 		"nscap": func() {
 			os.Exit(int(Main(context.Background(), os.Args[1:], System())))
+		},
+		// gendocs DIR: the man pages of make man (internal/cli/gendocs).
+		"gendocs": func() {
+			if len(os.Args) != 2 {
+				fmt.Fprintln(os.Stderr, "usage: gendocs DIR")
+				os.Exit(2)
+			}
+			if err := WriteManPages(NewRootCmd(NewFactory(System())), Version(), os.Args[1]); err != nil {
+				fmt.Fprintln(os.Stderr, "gendocs:", err)
+				os.Exit(1)
+			}
 		},
 	})
 }

@@ -156,7 +156,7 @@ func TestSetPidNsUIDUnmapped(t *testing.T) {
 	}
 
 	r := nscap(t, "", "set", "--pid", pid, "--ns-uid", "5", "cap_chown+p", f)
-	if r.Code != ExitUsage || !strings.HasPrefix(r.Stderr, "nscap: set: uid 5 in the user namespace of pid "+pid+": userns: namespace id 5 not mapped by 0:0:1\n") {
+	if r.Code != ExitUsage || !strings.HasPrefix(r.Stderr, "nscap: set: uid 5 in the user namespace of pid "+pid+": namespace id 5 not mapped by 0:0:1\n") {
 		t.Errorf("set --pid %s --ns-uid 5 = %+v, want a usage error", pid, r)
 	}
 	if got := rawHex(t, f); got != "" {

@@ -253,7 +253,7 @@ func TestRunSet(t *testing.T) {
 		{
 			name:     "bad text",
 			args:     []string{"set", "cap_net_raw=ep cap_chown=i", f},
-			want:     result{Code: ExitError, Stderr: `nscap: set: caps "cap_net_raw=ep cap_chown=i": xattrfmt: effective set must be empty or include all permitted and inheritable capabilities (not effective: cap_chown)` + "\n"},
+			want:     result{Code: ExitError, Stderr: `nscap: set: caps "cap_net_raw=ep cap_chown=i": effective set must be empty or include all permitted and inheritable capabilities (not effective: cap_chown)` + "\n"},
 			wantKeep: true,
 		},
 		{

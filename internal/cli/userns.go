@@ -94,7 +94,9 @@ as a tree: the caller's own namespace first, its descendants below it, then
 any namespace outside the caller's (which the caller can only see, not walk
 up from). Each shows its identity, the uid of its root in the caller's
 namespace (the rootid that "nscap set" writes for it), the uid of its owner,
-and the processes in it. A namespace without processes (kept alive by a
+and the processes in it: all of them when they are few, else their number
+and the first 8 ("pids 412: 1,2,3,4,5,6,7,8 and 404 more"; --json lists
+every pid). A namespace without processes (kept alive by a
 child namespace) has its maps read through nsenter(1) when the caller may
 join it.
 
@@ -377,9 +379,23 @@ func treeLine(rec treeRecord) string {
 	if len(rec.PIDs) == 0 {
 		return s + " pids none"
 	}
-	ps := make([]string, len(rec.PIDs))
-	for i, p := range rec.PIDs {
+	return s + " " + pidsText(rec.PIDs)
+}
+
+// treePIDs is how many pids a line of userns tree shows: a namespace of
+// a busy host or container has thousands.
+const treePIDs = 8
+
+// pidsText shows the pids of a namespace: all of a few ("pids 1,7,9"), or
+// their count and the first treePIDs ("pids 412: 1,2,3,... and 404 more").
+func pidsText(pids []int) string {
+	n := min(len(pids), treePIDs)
+	ps := make([]string, n)
+	for i, p := range pids[:n] {
 		ps[i] = strconv.Itoa(p)
 	}
-	return s + " pids " + strings.Join(ps, ",")
+	if len(pids) <= treePIDs {
+		return "pids " + strings.Join(ps, ",")
+	}
+	return fmt.Sprintf("pids %d: %s and %d more", len(pids), strings.Join(ps, ","), len(pids)-n)
 }

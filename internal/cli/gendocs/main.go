@@ -32,11 +32,7 @@ func run(manDir, mdDir string) error {
 	root := cli.NewRootCmd(cli.NewFactory(cli.System()))
 	root.DisableAutoGenTag = true // reproducible output: no generation date
 	if manDir != "" {
-		if err := os.MkdirAll(manDir, 0o755); err != nil {
-			return err
-		}
-		hdr := &doc.GenManHeader{Title: "NSCAP", Section: "1", Source: "nscap " + cli.Version(), Manual: "nscap manual"}
-		if err := doc.GenManTree(root, hdr, manDir); err != nil {
+		if err := cli.WriteManPages(root, cli.Version(), manDir); err != nil {
 			return fmt.Errorf("man pages: %w", err)
 		}
 	}

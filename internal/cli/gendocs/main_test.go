@@ -19,8 +19,8 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), "EXIT STATUS") {
-			t.Errorf("%s has no EXIT STATUS", name)
+		if !strings.Contains(string(b), "\n.SH EXIT STATUS\n") {
+			t.Errorf("%s has no EXIT STATUS section", name)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(md, "nscap_get.md")); err != nil {
