@@ -414,18 +414,7 @@ func printBackupSummary(w io.Writer, s backup.Summary) {
 }
 
 // humanBytes formats n with a binary unit.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n int64) string { return ui.Bytes(n) }
 
 // scanTree counts the entries under root and their content bytes (a file
 // with several links once, a sparse file by its allocated blocks), as the
