@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -207,7 +208,7 @@ func moveID(from, to userns.Map, kind IDKind, h uint32) (n uint32, ok bool, err 
 // its old and new roots. foreign is set when its rootid is outside the
 // source map.
 func (m shiftMaps) caps(raw []byte) (out []byte, oldRoot, newRoot uint32, foreign bool, err error) {
-	root, err := parseCaps(raw)
+	root, err := archive.CapsRoot(raw)
 	if err != nil {
 		return nil, 0, 0, false, err
 	}
@@ -218,7 +219,7 @@ func (m shiftMaps) caps(raw []byte) (out []byte, oldRoot, newRoot uint32, foreig
 	if !ok {
 		return raw, root, root, true, nil
 	}
-	return encodeCaps(raw, n), root, n, false, nil
+	return archive.CapsWithRoot(raw, n), root, n, false, nil
 }
 
 // acl returns the ACL xattr raw with its ids moved. Ids outside the source
@@ -236,6 +237,6 @@ func (m shiftMaps) acl(raw []byte) (out []byte, unmoved []*IDError, err error) {
 			return n, nil
 		}
 	}
-	out, err = aclTranslate("posix acl", raw, mv(m.fromUID, m.toUID, KindACLUser), mv(m.fromGID, m.toGID, KindACLGroup))
+	out, err = archive.TranslateACL("posix acl", raw, mv(m.fromUID, m.toUID, KindACLUser), mv(m.fromGID, m.toGID, KindACLGroup))
 	return out, unmoved, err
 }

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/jobstate"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -151,7 +152,7 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 	if !opts.DryRun {
 		// The caller's own state directory, made here: the helper, root
 		// of a namespace of its own, has no home of its own.
-		sfd, dir, err := stateDirFor(opts.StateDir, "shift", true)
+		sfd, dir, err := jobstate.DirFor(opts.StateDir, "shift", true)
 		if err != nil {
 			return ShiftSummary{}, err
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/jobstate"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,7 +45,7 @@ type shiftFix struct {
 
 // shiftJournal is the open, locked journal of a run.
 type shiftJournal struct {
-	*lockedState
+	*jobstate.File
 	mu    sync.Mutex
 	fixes []shiftFix // of an interrupted run, read when opened
 	// other is the "maps" record of an interrupted run with other maps
@@ -64,34 +66,34 @@ func shiftMapsRecord(o *ShiftOptions) string {
 // root), reading the fixes of an interrupted run (with other maps: other
 // is set).
 func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shiftJournal, error) {
-	id, err := (&destDir{fd: rootfd, path: root}).identify()
+	id, err := jobstate.Identify(rootfd)
+	if err != nil {
+		return nil, &fs.PathError{Op: "statx", Path: root, Err: err}
+	}
+	dirfd, dirPath, err := jobstate.DirFor(stateDir, "shift", true)
 	if err != nil {
 		return nil, err
 	}
-	dirfd, dirPath, err := stateDirFor(stateDir, "shift", true)
-	if err != nil {
-		return nil, err
-	}
-	ls, err := openLockedState(dirfd, dirPath, id.fileName())
+	ls, err := jobstate.Open(dirfd, dirPath, id.FileName())
 	if err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w (its journal %s is locked)", root, ErrShiftRunning, path.Join(dirPath, id.fileName()))
+			return nil, fmt.Errorf("%s: %w (its journal %s is locked)", root, ErrShiftRunning, path.Join(dirPath, id.FileName()))
 		}
 		return nil, err
 	}
-	j := &shiftJournal{lockedState: ls}
-	p := ls.path
+	j := &shiftJournal{File: ls}
+	p := ls.Path
 	fail := func(err error) (*shiftJournal, error) {
-		_ = ls.close(false)
+		_ = ls.Close(false)
 		return nil, err
 	}
-	b, err := readAllAt(j.f)
+	b, err := j.ReadAll()
 	if err != nil {
 		return fail(&fs.PathError{Op: "read", Path: p, Err: err})
 	}
 	lines := strings.Split(string(b), "\n")
 	lines = lines[:len(lines)-1] // the last is empty or cut short by a kill
-	j.root = "root " + strings.TrimPrefix(id.record(), "dest ")
+	j.root = "root " + strings.TrimPrefix(id.Record(), "dest ")
 	if len(lines) >= 3 && lines[0] == shiftJournalHeader && lines[1] == j.root {
 		j.resumed = true
 		if lines[2] != shiftMapsRecord(o) {
@@ -114,8 +116,8 @@ func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shif
 
 // restart empties the journal and writes this run's header.
 func (j *shiftJournal) restart(o *ShiftOptions) error {
-	if err := j.f.Truncate(0); err != nil {
-		return &fs.PathError{Op: "truncate", Path: j.path, Err: err}
+	if err := j.F.Truncate(0); err != nil {
+		return &fs.PathError{Op: "truncate", Path: j.Path, Err: err}
 	}
 	j.fixes, j.other = nil, ""
 	return j.write(shiftJournalHeader+"\n"+j.root+"\n"+shiftMapsRecord(o)+"\n", true)
@@ -144,7 +146,7 @@ func parseShiftFix(l string) (f shiftFix, ok bool) {
 		if err != nil {
 			return f, false
 		}
-		if _, err := parseCaps(c); err != nil {
+		if _, err := archive.CapsRoot(c); err != nil {
 			return f, false
 		}
 		f.caps = c
@@ -165,12 +167,12 @@ func fixRecord(ino uint64, uid, gid, mode uint32, caps []byte, rel string) strin
 func (j *shiftJournal) write(s string, sync bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := j.f.WriteString(s); err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+	if _, err := j.F.WriteString(s); err != nil {
+		return fmt.Errorf("journal %s: %w", j.Path, err)
 	}
 	if sync {
-		if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
-			return &fs.PathError{Op: "fdatasync", Path: j.path, Err: err}
+		if err := unix.Fdatasync(int(j.F.Fd())); err != nil {
+			return &fs.PathError{Op: "fdatasync", Path: j.Path, Err: err}
 		}
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 // Shift re-owns the tree at root in place: every owner, POSIX ACL id
@@ -84,15 +85,15 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 		}
 		s.journal = j
 		if err := s.replay(); err != nil {
-			_ = j.close(false)
+			_ = j.Close(false)
 			return s.summary(), err
 		}
 		if j.other != "" {
 			// The journal of an interrupted shift between other maps:
 			// its inodes are complete now; this run starts its own.
-			s.warn(".", fmt.Errorf("completed the inodes an interrupted shift (%s) had left half done, from its journal %s", j.other, j.path))
+			s.warn(".", fmt.Errorf("completed the inodes an interrupted shift (%s) had left half done, from its journal %s", j.other, j.Path))
 			if err := j.restart(&opts); err != nil {
-				_ = j.close(false)
+				_ = j.Close(false)
 				return s.summary(), err
 			}
 		}
@@ -121,7 +122,7 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 	if s.journal != nil {
 		// Keep the journal while an inode it names may be incomplete:
 		// the run was stopped, or an inode it journaled failed.
-		if jerr := s.journal.close(err == nil && !s.incomplete.Load()); err == nil {
+		if jerr := s.journal.Close(err == nil && !s.incomplete.Load()); err == nil {
 			err = jerr
 		}
 	}
@@ -406,7 +407,7 @@ type handle struct {
 	path bool // O_PATH
 }
 
-func (h handle) proc() string { return procPath(h.fd) }
+func (h handle) proc() string { return sys.ProcFdPath(h.fd) }
 
 func (h handle) list() ([]string, error) {
 	if h.path {
@@ -465,6 +466,12 @@ func openEntry(dirfd int, nameZ []byte, typ uint8, raw bool) (handle, syscall.Er
 	}
 	fd, e := sys.OpenatZ(dirfd, nameZ, sys.OPathNoFollow, raw)
 	return handle{fd: fd, path: true}, e
+}
+
+// xattrKV is an xattr to write.
+type xattrKV struct {
+	name  string
+	value []byte
 }
 
 // inodePlan is what a shift changes on one inode.
@@ -539,7 +546,7 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 				to = s.maps.toUID
 			}
 			switch {
-			case e.ID == invalidID:
+			case e.ID == xattrfmt.ACLUndefinedID:
 				// Read through a helper namespace: an id it does not
 				// map, which the kernel shows as -1 and refuses to write.
 				unseen = true
@@ -778,7 +785,7 @@ func (s *shifter) replay() error {
 }
 
 func (s *shifter) replayOne(fd int, f shiftFix, st *sys.Stat) (fixed bool, err error) {
-	proc := procPath(fd)
+	proc := sys.ProcFdPath(fd)
 	if st.Mode&0o7777 != f.mode {
 		if err := unix.Chmod(proc, f.mode); err != nil {
 			return false, &fs.PathError{Op: "chmod", Path: f.path, Err: err}

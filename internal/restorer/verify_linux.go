@@ -1,6 +1,6 @@
 //go:build linux
 
-package backup
+package restorer
 
 import (
 	"archive/tar"
@@ -16,6 +16,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/xattrfmt"
+
+	"github.com/nscap/nscap/internal/tarfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,13 +32,13 @@ import (
 // about the verification itself (an unreadable archive or dest, or one
 // returned by opts.Difference); differences are not errors.
 func Verify(ctx context.Context, r io.Reader, dest string, opts VerifyOptions) ([]Difference, error) {
-	ar, err := newArchiveReader(r)
+	ar, err := tarfmt.NewReader(r)
 	if err != nil {
 		return nil, err
 	}
 	defer ar.Close()
 	ro := opts.restoreOptions()
-	m, err := newRestoreMapping(ar.info, ro)
+	m, err := newRestoreMapping(ar, ro)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +74,7 @@ func (v *verifier) report(d Difference) error {
 	return nil
 }
 
-func (v *verifier) run(ctx context.Context, ar *archiveReader) error {
+func (v *verifier) run(ctx context.Context, ar *tarfmt.Reader) error {
 	v.buf = make([]byte, 64<<10)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -80,7 +84,7 @@ func (v *verifier) run(ctx context.Context, ar *archiveReader) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		var ee *EntryError
+		var ee *tarfmt.EntryError
 		if errors.As(err, &ee) {
 			if rerr := v.report(Difference{Path: e.Header.Name, Kind: DiffError, Got: ee.Err.Error()}); rerr != nil {
 				return rerr
@@ -132,7 +136,7 @@ func headerType(t byte) string {
 }
 
 // entry checks one member against the tree.
-func (v *verifier) entry(e *archiveEntry, ar *archiveReader) error {
+func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 	disp := v.d.display(e.Name)
 	h := e.Header
 	mt, err := v.rs.meta(e)
@@ -302,7 +306,7 @@ func ignoredXattr(name string) bool {
 }
 
 // xattrs compares the xattrs of the entry with the tree's.
-func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta) []Difference {
+func (v *verifier) xattrs(dirfd int, base string, e *tarfmt.Entry, mt entryMeta) []Difference {
 	pfd, err := unix.Openat(dirfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return []Difference{{Kind: DiffError, Got: v.d.pathErr("open", e.Name, err).Error()}}
@@ -320,8 +324,8 @@ func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta)
 	var out []Difference
 	// Caps.
 	var gotCaps []byte
-	if got[XattrCaps] {
-		if gotCaps, err = getXattr(p, XattrCaps); err != nil {
+	if got[archive.XattrCaps] {
+		if gotCaps, err = getXattr(p, archive.XattrCaps); err != nil {
 			out = append(out, Difference{Kind: DiffCaps, Want: capsText(mt.caps), Got: "unreadable: " + err.Error()})
 		}
 	}
@@ -334,7 +338,7 @@ func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta)
 	case !sameCaps(mt.caps, gotCaps):
 		out = append(out, Difference{Kind: DiffCaps, Want: capsText(mt.caps), Got: capsText(gotCaps)})
 	}
-	delete(got, XattrCaps)
+	delete(got, archive.XattrCaps)
 	names := make([]string, 0, len(want))
 	for n := range want {
 		names = append(names, n)
@@ -367,8 +371,8 @@ func (v *verifier) xattrs(dirfd int, base string, e *archiveEntry, mt entryMeta)
 // xattrText shows an xattr value in a difference: a POSIX ACL as its text
 // (as getfacl shows it, numeric ids), anything else in hex.
 func xattrText(name string, v []byte) string {
-	if IsACL(name) && len(v) >= aclHeaderSize && (len(v)-aclHeaderSize)%aclEntrySize == 0 {
-		return aclText(v)
+	if archive.IsACL(name) && len(v) >= xattrfmt.ACLHeaderSize && (len(v)-xattrfmt.ACLHeaderSize)%xattrfmt.ACLEntrySize == 0 {
+		return xattrfmt.ACLText(v)
 	}
 	return fmt.Sprintf("%x", v)
 }

@@ -1,8 +1,10 @@
-package backup
+package restorer
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nscap/nscap/internal/tarfmt"
 )
 
 // ErrNotInArchive is matched by a [*NotFoundError].
@@ -34,7 +36,7 @@ func newSelection(paths []string) (*selection, error) {
 	}
 	s := &selection{found: map[string]bool{}}
 	for _, p := range paths {
-		c, err := cleanName(p)
+		c, err := tarfmt.CleanName(p)
 		if err != nil {
 			return nil, fmt.Errorf("path %q: %w", p, err)
 		}

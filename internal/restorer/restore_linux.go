@@ -1,6 +1,6 @@
 //go:build linux
 
-package backup
+package restorer
 
 import (
 	"archive/tar"
@@ -17,6 +17,11 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/jobstate"
+
+	"github.com/nscap/nscap/internal/tarfmt"
+	"github.com/nscap/nscap/xattrfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,13 +97,13 @@ const (
 // The error returned is about the whole restore: an unreadable, truncated
 // or refused archive, a cancelled ctx, or an error returned by opts.Error.
 func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions) (RestoreSummary, error) {
-	opts.applyDefaults()
-	ar, err := newArchiveReader(r)
+	opts.ApplyDefaults()
+	ar, err := tarfmt.NewReader(r)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
 	defer ar.Close()
-	m, err := newRestoreMapping(ar.info, &opts)
+	m, err := newRestoreMapping(ar, &opts)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
@@ -111,7 +116,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	}
 	// The state directory first: a restore that cannot keep its state
 	// does not start (nor create dest).
-	sdir, sdirPath, err := stateDirFor(opts.StateDir, "restore", true)
+	sdir, sdirPath, err := jobstate.DirFor(opts.StateDir, "restore", true)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
@@ -159,7 +164,7 @@ type restorer struct {
 	d    *destDir
 	opts *RestoreOptions
 	m    restoreMapping
-	ar   *archiveReader
+	ar   *tarfmt.Reader
 	sel  *selection // RestoreOptions.Paths (reading goroutine only)
 
 	xattrsMu      sync.Mutex
@@ -215,7 +220,7 @@ type deferredDir struct {
 // fileJob is a small regular file, or a hardlink to a name a worker
 // holds, handed to a worker.
 type fileJob struct {
-	e    *archiveEntry
+	e    *tarfmt.Entry
 	meta entryMeta
 	data []byte // nil for a hardlink
 	link bool   // a hardlink to a name the worker holds
@@ -243,14 +248,14 @@ type entryMeta struct {
 	// restored as asked but worth telling.
 	refused, warn error
 	// lacking is a cap of the archive that the restore does not write
-	// under [ForeignCapsFail] (Verify reports it missing from the tree).
+	// under [archive.ForeignCapsFail] (Verify reports it missing from the tree).
 	lacking []byte
 }
 
 // rootEntry is the archive's "." member, applied to the destination
 // itself once a staging directory is emptied into it.
 type rootEntry struct {
-	e  *archiveEntry
+	e  *tarfmt.Entry
 	mt entryMeta
 }
 
@@ -296,7 +301,7 @@ func (rs *restorer) begin(sdir int, sdirPath string) (err error) {
 	keep := st.resumed // what the killed restore left may still be there
 	defer func() {
 		if err != nil {
-			_ = st.close(!keep) // the error of begin is the one to report
+			_ = st.Close(!keep) // the error of begin is the one to report
 		}
 	}()
 	rs.d.token = newToken()
@@ -364,10 +369,10 @@ func (rs *restorer) beginStaging(st *restoreState, keep *bool) error {
 	// every entry made in it would inherit in turn: the archive alone
 	// says what ACLs its entries have (GNU tar into a new directory
 	// gives the same result).
-	if err := unix.Removexattr(procPath(sd.fd), XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+	if err := unix.Removexattr(procPath(sd.fd), archive.XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
 		sd.Close()
 		undo()
-		return rs.d.pathErr("removexattr "+XattrACLDefault, name, err)
+		return rs.d.pathErr("removexattr "+archive.XattrACLDefault, name, err)
 	}
 	rs.d, rs.staging, rs.direct = sd, name, true
 	return nil
@@ -453,7 +458,7 @@ var ErrStagingReplaced = errors.New("backup: staging directory replaced while re
 // end removes the restore's state, and releases it: every temporary name
 // of the restore is gone, and its staging directory unless keepState.
 func (rs *restorer) end() error {
-	return rs.state.close(!rs.keepState)
+	return rs.state.Close(!rs.keepState)
 }
 
 func (rs *restorer) summary() RestoreSummary {
@@ -542,7 +547,7 @@ func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		var ee *EntryError
+		var ee *tarfmt.EntryError
 		if errors.As(err, &ee) {
 			rs.fail(e.Header.Name, err)
 			continue
@@ -575,7 +580,7 @@ func isArchiveError(err error) bool {
 }
 
 // meta translates the metadata of e.
-func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
+func (rs *restorer) meta(e *tarfmt.Entry) (entryMeta, error) {
 	h := e.Header
 	var mt entryMeta
 	var err error
@@ -603,17 +608,17 @@ func (rs *restorer) meta(e *archiveEntry) (entryMeta, error) {
 		rs.xattrsMu.Unlock()
 	}
 	for _, x := range mt.xattrs {
-		if x.name == XattrACLAccess && h.Typeflag != tar.TypeSymlink {
+		if x.name == archive.XattrACLAccess && h.Typeflag != tar.TypeSymlink {
 			// Setting the ACL sets these bits; so must the chmod
 			// (directories get theirs last, after the ACL).
-			mt.mode = aclMode(x.value, mt.mode)
+			mt.mode = xattrfmt.ACLMode(x.value, mt.mode)
 		}
 	}
 	if err := rs.foreignCaps(&mt, hostScoped, foreign); err != nil {
 		return mt, err
 	}
 	mt.times = timespecs(h.AccessTime, h.ModTime)
-	mt.sparse = rs.opts.Sparse || isSparseMember(h)
+	mt.sparse = rs.opts.Sparse || tarfmt.IsSparseMember(h)
 	return mt, nil
 }
 
@@ -629,8 +634,8 @@ func (rs *restorer) foreignCaps(mt *entryMeta, hostScoped bool, foreign error) e
 		return nil
 	}
 	policy := rs.opts.ForeignCaps
-	if hostScoped && rs.opts.HostScope && policy == ForeignCapsFail {
-		policy = ForeignCapsHost // --host-scope: written verbatim
+	if hostScoped && rs.opts.HostScope && policy == archive.ForeignCapsFail {
+		policy = archive.ForeignCapsHost // --host-scope: written verbatim
 	}
 	text := capsText(mt.caps)
 	why := "the backup kept it host-scoped"
@@ -638,26 +643,26 @@ func (rs *restorer) foreignCaps(mt *entryMeta, hostScoped bool, foreign error) e
 		why = foreign.Error()
 	}
 	switch policy {
-	case ForeignCapsHost:
-		mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (%s)", XattrCaps, text, why)
+	case archive.ForeignCapsHost:
+		mt.warn = fmt.Errorf("xattr %s: host-scoped capability %s restored verbatim (%s)", archive.XattrCaps, text, why)
 		return nil
-	case ForeignCapsSkip:
-		mt.warn = fmt.Errorf("xattr %s: capability %s not restored (--foreign-caps skip; %s)", XattrCaps, text, why)
+	case archive.ForeignCapsSkip:
+		mt.warn = fmt.Errorf("xattr %s: capability %s not restored (--foreign-caps skip; %s)", archive.XattrCaps, text, why)
 		mt.caps = nil
 		return nil
-	case ForeignCapsFail:
+	case archive.ForeignCapsFail:
 	}
 	mt.lacking = mt.caps
 	mt.caps = nil
 	if foreign != nil {
-		return fmt.Errorf("xattr %s: %w", XattrCaps, foreign)
+		return fmt.Errorf("xattr %s: %w", archive.XattrCaps, foreign)
 	}
-	mt.refused = fmt.Errorf("xattr %s: %s: %w", XattrCaps, text, ErrHostScopedCaps)
+	mt.refused = fmt.Errorf("xattr %s: %s: %w", archive.XattrCaps, text, ErrHostScopedCaps)
 	return nil
 }
 
 // entry restores one member (in the reading goroutine).
-func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
+func (rs *restorer) entry(e *tarfmt.Entry, pc *parentCache) error {
 	h := e.Header
 	mt, err := rs.meta(e)
 	if err != nil {
@@ -697,7 +702,7 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 	case tar.TypeSymlink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
 		rs.waitFor(e.Name, -1) // a worker may hold a file of that name
 		if len(mt.caps) > 0 {
-			rs.fail(e.Name, fmt.Errorf("xattr %s: %w", XattrCaps, ErrCapsNotRegular))
+			rs.fail(e.Name, fmt.Errorf("xattr %s: %w", archive.XattrCaps, ErrCapsNotRegular))
 			mt.caps = nil
 		}
 		return rs.special(pc, e, mt)
@@ -707,7 +712,7 @@ func (rs *restorer) entry(e *archiveEntry, pc *parentCache) error {
 }
 
 // dispatch reads a small file into memory and hands it to a worker.
-func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
+func (rs *restorer) dispatch(e *tarfmt.Entry, mt entryMeta) error {
 	size := e.Header.Size
 	cost := size + metaCost(e, mt)
 	rs.acquire(cost)
@@ -730,7 +735,7 @@ func (rs *restorer) dispatch(e *archiveEntry, mt entryMeta) error {
 // header's pax records (up to archive/tar's 1 MiB), their decoded xattrs
 // and the translated copies. A member with huge headers and no data must
 // count against the in-flight budget like a large file.
-func metaCost(e *archiveEntry, mt entryMeta) int64 {
+func metaCost(e *tarfmt.Entry, mt entryMeta) int64 {
 	n := int64(512 + len(e.Header.Name) + len(e.Header.Linkname))
 	for k, v := range e.Header.PAXRecords {
 		n += int64(len(k) + len(v) + 64) // 64: a map entry
@@ -919,7 +924,7 @@ func (rs *restorer) job(pc *parentCache, j *fileJob) {
 
 // parent returns the directory (from pc) and the base name under which
 // member e (not ".") goes.
-func (rs *restorer) parent(pc *parentCache, e *archiveEntry) (dirfd int, base string, err error) {
+func (rs *restorer) parent(pc *parentCache, e *tarfmt.Entry) (dirfd int, base string, err error) {
 	if e.Name == "." {
 		return -1, "", fmt.Errorf("a %s cannot replace the destination directory", typeName(e.Header.Typeflag))
 	}
@@ -930,7 +935,7 @@ func (rs *restorer) parent(pc *parentCache, e *archiveEntry) (dirfd int, base st
 
 // existing looks at what base in dirfd holds now: kept is true when the
 // overwrite policy keeps it in place of e (then counted and reported).
-func (rs *restorer) existing(dirfd int, base string, e *archiveEntry) (st unix.Stat_t, exists, kept bool) {
+func (rs *restorer) existing(dirfd int, base string, e *tarfmt.Entry) (st unix.Stat_t, exists, kept bool) {
 	st, err := lstatAt(dirfd, base)
 	if err != nil {
 		return st, false, false
@@ -945,7 +950,7 @@ func (rs *restorer) existing(dirfd int, base string, e *archiveEntry) (st unix.S
 
 // keep reports whether the overwrite policy keeps the existing st in
 // place of e.
-func (rs *restorer) keep(e *archiveEntry, st *unix.Stat_t) bool {
+func (rs *restorer) keep(e *tarfmt.Entry, st *unix.Stat_t) bool {
 	switch rs.opts.Overwrite {
 	case OverwriteNever:
 		return true
@@ -961,7 +966,7 @@ func (rs *restorer) keep(e *archiveEntry, st *unix.Stat_t) bool {
 // writeSmall restores a regular file whose data is in memory. In direct
 // mode (an empty destination) it is created under its final name, with
 // raw system calls: open, write, owner, mode, xattrs, caps, times, close.
-func (rs *restorer) writeSmall(pc *parentCache, e *archiveEntry, mt entryMeta, data []byte) error {
+func (rs *restorer) writeSmall(pc *parentCache, e *tarfmt.Entry, mt entryMeta, data []byte) error {
 	if !rs.direct || mt.sparse {
 		return rs.writeFile(pc, e, mt, bytes.NewReader(data))
 	}
@@ -1014,7 +1019,7 @@ func writeAll(fd int, data []byte) error {
 }
 
 // writeFile restores a regular file whose data is read from data.
-func (rs *restorer) writeFile(pc *parentCache, e *archiveEntry, mt entryMeta, data io.Reader) (err error) {
+func (rs *restorer) writeFile(pc *parentCache, e *tarfmt.Entry, mt entryMeta, data io.Reader) (err error) {
 	dirfd, base, err := rs.parent(pc, e)
 	if err != nil {
 		return err
@@ -1107,8 +1112,8 @@ func (rs *restorer) applyFd(fd int, name string, mt entryMeta) error {
 		}
 	}
 	if len(mt.caps) > 0 {
-		if err := unix.Fsetxattr(fd, XattrCaps, mt.caps, 0); err != nil {
-			return rs.d.pathErr("setxattr "+XattrCaps, name, err)
+		if err := unix.Fsetxattr(fd, archive.XattrCaps, mt.caps, 0); err != nil {
+			return rs.d.pathErr("setxattr "+archive.XattrCaps, name, err)
 		}
 		rs.caps.Add(1)
 	}
@@ -1145,7 +1150,7 @@ func cleanDir(dir string) string {
 
 // dir restores a directory: created now (mode 0700 until its contents are
 // in), owner and xattrs now, mode and times at the end.
-func (rs *restorer) dir(pc *parentCache, e *archiveEntry, mt entryMeta) error {
+func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 	if e.Name == "." && rs.staging != "" {
 		rs.root = &rootEntry{e: e, mt: mt} // for the destination, by commit
 		return nil
@@ -1199,12 +1204,12 @@ func (rs *restorer) dir(pc *parentCache, e *archiveEntry, mt entryMeta) error {
 	// until then).
 	var defACL []byte
 	if existed {
-		if err := unix.Fremovexattr(fd, XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
-			return rs.d.pathErr("removexattr "+XattrACLDefault, e.Name, err)
+		if err := unix.Fremovexattr(fd, archive.XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return rs.d.pathErr("removexattr "+archive.XattrACLDefault, e.Name, err)
 		}
 	}
 	for _, x := range mt.xattrs {
-		if x.name == XattrACLDefault {
+		if x.name == archive.XattrACLDefault {
 			defACL = x.value
 			continue
 		}
@@ -1213,8 +1218,8 @@ func (rs *restorer) dir(pc *parentCache, e *archiveEntry, mt entryMeta) error {
 		}
 	}
 	if len(mt.caps) > 0 {
-		if err := unix.Fsetxattr(fd, XattrCaps, mt.caps, 0); err != nil {
-			return rs.d.pathErr("setxattr "+XattrCaps, e.Name, err)
+		if err := unix.Fsetxattr(fd, archive.XattrCaps, mt.caps, 0); err != nil {
+			return rs.d.pathErr("setxattr "+archive.XattrCaps, e.Name, err)
 		}
 		rs.caps.Add(1)
 	}
@@ -1238,8 +1243,8 @@ func (rs *restorer) finishDir(dd deferredDir) error {
 	}
 	defer unix.Close(fd)
 	if dd.defACL != nil {
-		if err := unix.Fsetxattr(fd, XattrACLDefault, dd.defACL, 0); err != nil {
-			return rs.d.pathErr("setxattr "+XattrACLDefault, dd.name, err)
+		if err := unix.Fsetxattr(fd, archive.XattrACLDefault, dd.defACL, 0); err != nil {
+			return rs.d.pathErr("setxattr "+archive.XattrACLDefault, dd.name, err)
 		}
 	}
 	if err := unix.Fchmod(fd, dd.mode); err != nil {
@@ -1253,7 +1258,7 @@ func (rs *restorer) finishDir(dd deferredDir) error {
 
 // special restores a symlink, hardlink, fifo or device under a temporary
 // name, then renames it into place.
-func (rs *restorer) special(pc *parentCache, e *archiveEntry, mt entryMeta) error {
+func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 	h := e.Header
 	dirfd, base, err := rs.parent(pc, e)
 	if err != nil {
@@ -1361,12 +1366,12 @@ func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
 	defer unix.Close(pfd)
 	p := procPath(pfd)
 	if mt.caps != nil {
-		got, err := getXattr(p, XattrCaps)
+		got, err := getXattr(p, archive.XattrCaps)
 		if err != nil && !errors.Is(err, unix.ENODATA) {
-			return XattrCaps + ": " + err.Error()
+			return archive.XattrCaps + ": " + err.Error()
 		}
 		if !sameCaps(mt.caps, got) {
-			return fmt.Sprintf("%s: member %s, target %s", XattrCaps, capsText(mt.caps), capsText(got))
+			return fmt.Sprintf("%s: member %s, target %s", archive.XattrCaps, capsText(mt.caps), capsText(got))
 		}
 	}
 	for _, x := range mt.xattrs {
@@ -1385,7 +1390,7 @@ func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
 // a host file above all, in under the name at any time. The descriptor is
 // opened without following, and must be what the restore made (its type,
 // one link, owned by the restore) before anything is changed.
-func (rs *restorer) applyAt(dirfd int, tmp string, e *archiveEntry, mt entryMeta) error {
+func (rs *restorer) applyAt(dirfd int, tmp string, e *tarfmt.Entry, mt entryMeta) error {
 	pfd, err := unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return rs.d.pathErr("open", e.Name, err)

@@ -1,11 +1,9 @@
-package backup
+package archive
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
@@ -13,24 +11,14 @@ import (
 
 // Names of the extended attributes whose values carry ids.
 const (
-	XattrCaps       = "security.capability"      // struct vfs_cap_data / vfs_ns_cap_data
-	XattrACLAccess  = "system.posix_acl_access"  // POSIX_ACL_XATTR_ACCESS
-	XattrACLDefault = "system.posix_acl_default" // POSIX_ACL_XATTR_DEFAULT
+	XattrCaps       = xattrfmt.CapsName
+	XattrACLAccess  = xattrfmt.ACLAccessName
+	XattrACLDefault = xattrfmt.ACLDefaultName
 )
 
 const (
 	capsFlagsMask = 0x00FFFFFF // VFS_CAP_FLAGS_MASK
 	capsEffective = 0x000001   // VFS_CAP_FLAGS_EFFECTIVE
-	invalidID     = ^uint32(0) // (uid_t)-1
-	aclVersion    = 2          // POSIX_ACL_XATTR_VERSION
-	aclHeaderSize = 4          // struct posix_acl_xattr_header
-	aclEntrySize  = 8          // struct posix_acl_xattr_entry
-	aclUserObj    = 0x01       // ACL_USER_OBJ
-	aclUser       = 0x02       // ACL_USER
-	aclGroupObj   = 0x04       // ACL_GROUP_OBJ
-	aclGroup      = 0x08       // ACL_GROUP
-	aclMask       = 0x10       // ACL_MASK
-	aclOther      = 0x20       // ACL_OTHER
 )
 
 // Sentinel errors of the translation functions. Errors wrap one of them, so
@@ -112,8 +100,8 @@ func malformed(name, format string, args ...any) error {
 	return &MalformedError{Name: name, Reason: fmt.Sprintf(format, args...)}
 }
 
-// toNs maps a host id into the namespace; the zero map is the identity.
-func toNs(m userns.Map, kind IDKind, id uint32) (uint32, error) {
+// IDToArchive maps a host id into the namespace; the zero map is the identity.
+func IDToArchive(m userns.Map, kind IDKind, id uint32) (uint32, error) {
 	if m.IsZero() {
 		return id, nil
 	}
@@ -124,8 +112,8 @@ func toNs(m userns.Map, kind IDKind, id uint32) (uint32, error) {
 	return ns, nil
 }
 
-// toHost maps a namespace id to the host; the zero map is the identity.
-func toHost(m userns.Map, kind IDKind, id uint32) (uint32, error) {
+// IDFromArchive maps a namespace id to the host; the zero map is the identity.
+func IDFromArchive(m userns.Map, kind IDKind, id uint32) (uint32, error) {
 	if m.IsZero() {
 		return id, nil
 	}
@@ -136,11 +124,11 @@ func toHost(m userns.Map, kind IDKind, id uint32) (uint32, error) {
 	return h, nil
 }
 
-// parseCaps checks raw against the rules the kernel's validheader applies
+// CapsRoot checks raw against the rules the kernel's validheader applies
 // to a write (revision 2 with 20 bytes or revision 3 with 24, no flag but
 // the effective bit, a valid rootid) and returns its root: 0 for revision
 // 2, the rootid for revision 3.
-func parseCaps(raw []byte) (root uint32, err error) {
+func CapsRoot(raw []byte) (root uint32, err error) {
 	if len(raw) < 4 {
 		return 0, malformed(XattrCaps, "size %d, shorter than the 4-byte header", len(raw))
 	}
@@ -159,7 +147,7 @@ func parseCaps(raw []byte) (root uint32, err error) {
 			return 0, malformed(XattrCaps, "revision 3 with size %d, want %d", len(raw), xattrfmt.SizeV3)
 		}
 		root = binary.LittleEndian.Uint32(raw[20:])
-		if root == invalidID {
+		if root == xattrfmt.ACLUndefinedID {
 			return 0, malformed(XattrCaps, "rootid %d is not a valid uid", root)
 		}
 		return root, nil
@@ -168,9 +156,9 @@ func parseCaps(raw []byte) (root uint32, err error) {
 	}
 }
 
-// encodeCaps returns raw's capability words under a new root: revision 2
+// CapsWithRoot returns raw's capability words under a new root: revision 2
 // for root 0, revision 3 with the rootid otherwise.
-func encodeCaps(raw []byte, root uint32) []byte {
+func CapsWithRoot(raw []byte, root uint32) []byte {
 	eff := binary.LittleEndian.Uint32(raw) & capsEffective
 	if root == 0 {
 		out := make([]byte, xattrfmt.SizeV2)
@@ -201,18 +189,18 @@ func encodeCaps(raw []byte, root uint32) []byte {
 //
 // CapsToArchive is pure: it never touches the system.
 func CapsToArchive(raw []byte, uidmap userns.Map) ([]byte, error) {
-	root, err := parseCaps(raw)
+	root, err := CapsRoot(raw)
 	if err != nil {
 		return nil, err
 	}
 	if uidmap.IsZero() {
 		return append([]byte(nil), raw...), nil
 	}
-	ns, err := toNs(uidmap, KindRootID, root)
+	ns, err := IDToArchive(uidmap, KindRootID, root)
 	if err != nil {
 		return nil, err
 	}
-	return encodeCaps(raw, ns), nil
+	return CapsWithRoot(raw, ns), nil
 }
 
 // CapsFromArchive is the inverse of [CapsToArchive]: it translates an
@@ -225,48 +213,48 @@ func CapsToArchive(raw []byte, uidmap userns.Map) ([]byte, error) {
 //
 // CapsFromArchive is pure: it never touches the system.
 func CapsFromArchive(raw []byte, uidmap userns.Map) ([]byte, error) {
-	root, err := parseCaps(raw)
+	root, err := CapsRoot(raw)
 	if err != nil {
 		return nil, err
 	}
 	if uidmap.IsZero() {
 		return append([]byte(nil), raw...), nil
 	}
-	host, err := toHost(uidmap, KindRootID, root)
+	host, err := IDFromArchive(uidmap, KindRootID, root)
 	if err != nil {
 		return nil, err
 	}
-	return encodeCaps(raw, host), nil
+	return CapsWithRoot(raw, host), nil
 }
 
-// aclTranslate validates a POSIX ACL xattr value and maps the ids of its
+// TranslateACL validates a POSIX ACL xattr value and maps the ids of its
 // ACL_USER and ACL_GROUP entries with the given functions.
-func aclTranslate(name string, raw []byte, uid, gid func(uint32) (uint32, error)) ([]byte, error) {
-	if len(raw) < aclHeaderSize {
+func TranslateACL(name string, raw []byte, uid, gid func(uint32) (uint32, error)) ([]byte, error) {
+	if len(raw) < xattrfmt.ACLHeaderSize {
 		return nil, malformed(name, "size %d, shorter than the 4-byte header", len(raw))
 	}
-	if v := binary.LittleEndian.Uint32(raw); v != aclVersion {
-		return nil, malformed(name, "version %d, want %d", v, aclVersion)
+	if v := binary.LittleEndian.Uint32(raw); v != xattrfmt.ACLVersion {
+		return nil, malformed(name, "version %d, want %d", v, xattrfmt.ACLVersion)
 	}
-	if (len(raw)-aclHeaderSize)%aclEntrySize != 0 {
+	if (len(raw)-xattrfmt.ACLHeaderSize)%xattrfmt.ACLEntrySize != 0 {
 		return nil, malformed(name, "size %d is not a 4-byte header plus 8-byte entries", len(raw))
 	}
 	// Validate every tag before translating any id, so that a malformed
 	// value is reported as such whatever its ids.
-	for off := aclHeaderSize; off < len(raw); off += aclEntrySize {
+	for off := xattrfmt.ACLHeaderSize; off < len(raw); off += xattrfmt.ACLEntrySize {
 		switch tag := binary.LittleEndian.Uint16(raw[off:]); tag {
-		case aclUser, aclGroup, aclUserObj, aclGroupObj, aclMask, aclOther:
+		case xattrfmt.ACLUser, xattrfmt.ACLGroup, xattrfmt.ACLUserObj, xattrfmt.ACLGroupObj, xattrfmt.ACLMask, xattrfmt.ACLOther:
 		default:
-			return nil, malformed(name, "entry %d: unknown tag %#x", (off-aclHeaderSize)/aclEntrySize, tag)
+			return nil, malformed(name, "entry %d: unknown tag %#x", (off-xattrfmt.ACLHeaderSize)/xattrfmt.ACLEntrySize, tag)
 		}
 	}
 	out := append([]byte(nil), raw...)
-	for off := aclHeaderSize; off < len(out); off += aclEntrySize {
+	for off := xattrfmt.ACLHeaderSize; off < len(out); off += xattrfmt.ACLEntrySize {
 		var mapID func(uint32) (uint32, error)
 		switch binary.LittleEndian.Uint16(out[off:]) {
-		case aclUser:
+		case xattrfmt.ACLUser:
 			mapID = uid
-		case aclGroup:
+		case xattrfmt.ACLGroup:
 			mapID = gid
 		default:
 			continue // no id: the kernel ignores the field
@@ -274,58 +262,11 @@ func aclTranslate(name string, raw []byte, uid, gid func(uint32) (uint32, error)
 		id := binary.LittleEndian.Uint32(out[off+4:])
 		nid, err := mapID(id)
 		if err != nil {
-			return nil, fmt.Errorf("%s entry %d: %w", name, (off-aclHeaderSize)/aclEntrySize, err)
+			return nil, fmt.Errorf("%s entry %d: %w", name, (off-xattrfmt.ACLHeaderSize)/xattrfmt.ACLEntrySize, err)
 		}
 		binary.LittleEndian.PutUint32(out[off+4:], nid)
 	}
 	return out, nil
-}
-
-// aclText returns the text form of a valid POSIX ACL xattr value (as
-// [ACLToArchive] returns it), as bsdtar writes it in SCHILY.acl.access
-// and SCHILY.acl.default records and GNU tar --acls and bsdtar read it:
-// comma-separated TAG:QUALIFIER:PERMS[:ID] entries. Named entries carry
-// the numeric id as their qualifier and as the ID field: a container's
-// ids have no names on the host (GNU tar gives the qualifier to
-// acl_from_text, bsdtar and nscap take the ID).
-func aclText(raw []byte) string {
-	var b strings.Builder
-	for off := aclHeaderSize; off+aclEntrySize <= len(raw); off += aclEntrySize {
-		tag := binary.LittleEndian.Uint16(raw[off:])
-		perm := binary.LittleEndian.Uint16(raw[off+2:])
-		id := binary.LittleEndian.Uint32(raw[off+4:])
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		qual := ""
-		switch tag {
-		case aclUserObj, aclUser:
-			b.WriteString("user:")
-		case aclGroupObj, aclGroup:
-			b.WriteString("group:")
-		case aclMask:
-			b.WriteString("mask:")
-		case aclOther:
-			b.WriteString("other:")
-		}
-		if tag == aclUser || tag == aclGroup {
-			qual = strconv.FormatUint(uint64(id), 10)
-		}
-		b.WriteString(qual)
-		b.WriteByte(':')
-		for i, c := range "rwx" {
-			if perm&(4>>i) != 0 {
-				b.WriteRune(c)
-			} else {
-				b.WriteByte('-')
-			}
-		}
-		if qual != "" {
-			b.WriteByte(':')
-			b.WriteString(qual)
-		}
-	}
-	return b.String()
 }
 
 // ACLToArchive translates a POSIX ACL xattr value (system.posix_acl_access
@@ -338,9 +279,9 @@ func aclText(raw []byte) string {
 //
 // ACLToArchive is pure: it never touches the system.
 func ACLToArchive(raw []byte, uidmap, gidmap userns.Map) ([]byte, error) {
-	return aclTranslate("posix acl", raw,
-		func(id uint32) (uint32, error) { return toNs(uidmap, KindACLUser, id) },
-		func(id uint32) (uint32, error) { return toNs(gidmap, KindACLGroup, id) })
+	return TranslateACL("posix acl", raw,
+		func(id uint32) (uint32, error) { return IDToArchive(uidmap, KindACLUser, id) },
+		func(id uint32) (uint32, error) { return IDToArchive(gidmap, KindACLGroup, id) })
 }
 
 // ACLFromArchive is the inverse of [ACLToArchive]: container ids to host
@@ -348,9 +289,9 @@ func ACLToArchive(raw []byte, uidmap, gidmap userns.Map) ([]byte, error) {
 //
 // ACLFromArchive is pure: it never touches the system.
 func ACLFromArchive(raw []byte, uidmap, gidmap userns.Map) ([]byte, error) {
-	return aclTranslate("posix acl", raw,
-		func(id uint32) (uint32, error) { return toHost(uidmap, KindACLUser, id) },
-		func(id uint32) (uint32, error) { return toHost(gidmap, KindACLGroup, id) })
+	return TranslateACL("posix acl", raw,
+		func(id uint32) (uint32, error) { return IDFromArchive(uidmap, KindACLUser, id) },
+		func(id uint32) (uint32, error) { return IDFromArchive(gidmap, KindACLGroup, id) })
 }
 
 // IsACL reports whether name is one of the POSIX ACL xattrs whose ids

@@ -1,8 +1,10 @@
-package backup
+package restorer
 
 import (
 	"errors"
 	"runtime"
+
+	"github.com/nscap/nscap/internal/archive"
 
 	"github.com/nscap/nscap/userns"
 )
@@ -39,15 +41,15 @@ const (
 
 // Actions of a restore, reported to [RestoreReporter.CompleteItem].
 const (
-	ActionRestored Action = "restored" // written under its final name
-	ActionKept     Action = "kept"     // an existing entry kept by the overwrite policy
+	ActionRestored archive.Action = "restored" // written under its final name
+	ActionKept     archive.Action = "kept"     // an existing entry kept by the overwrite policy
 )
 
 // RestoreReporter receives the events of a restore. Its methods MUST be
 // safe for concurrent use: files are restored by several workers.
 type RestoreReporter interface {
 	// CompleteItem is called when an entry is in place (or was kept).
-	CompleteItem(path string, action Action, size int64)
+	CompleteItem(path string, action archive.Action, size int64)
 	// Finish is called once at the end with the totals.
 	Finish(RestoreSummary)
 }
@@ -85,14 +87,14 @@ type RestoreOptions struct {
 	// target map (see [ErrHostScope]), and restores the caps the backup
 	// kept host-scoped verbatim (as [ForeignCapsHost] does).
 	HostScope bool
-	// ForeignCaps is the policy for caps the target cannot hold as
+	// archive.ForeignCaps is the policy for caps the target cannot hold as
 	// translated: those the backup kept host-scoped ([HostScopedComment])
 	// and those whose rootid the target maps do not cover. Fail (the
 	// default) restores the file without a host-scoped cap and fails the
 	// entry of a foreign one, both counted as failures; skip restores the
 	// file without the cap, host with the archive's value (host-scoped,
 	// honoured outside the container), each with a warning.
-	ForeignCaps ForeignCaps
+	ForeignCaps archive.ForeignCaps
 	// Paths limits the restore to these members (names as in the
 	// archive, "./" and a leading "/" ignored), everything below those
 	// that are directories, and the directories above them (their
@@ -100,10 +102,10 @@ type RestoreOptions struct {
 	// matches makes Restore return a [*NotFoundError] after restoring
 	// the others. nil restores every member.
 	Paths []string
-	// shownUIDMap and shownGIDMap are the target maps as the caller of a
+	// ShownUIDMap and ShownGIDMap are the target maps as the caller of a
 	// rootless restore gave them, for messages (the helper's maps are
 	// its own view); zero: UIDMap and GIDMap.
-	shownUIDMap, shownGIDMap userns.Map
+	ShownUIDMap, ShownGIDMap userns.Map
 	// Overwrite is the policy for existing entries; default
 	// [OverwriteAlways].
 	Overwrite OverwritePolicy
@@ -157,7 +159,8 @@ type RestoreOptions struct {
 	Warn func(path string, err error)
 }
 
-func (o *RestoreOptions) applyDefaults() {
+// ApplyDefaults fills in the zero fields of o.
+func (o *RestoreOptions) ApplyDefaults() {
 	if o.GIDMap.IsZero() {
 		o.GIDMap = o.UIDMap
 	}
@@ -180,5 +183,5 @@ func (o *RestoreOptions) applyDefaults() {
 
 type noopRestoreReporter struct{}
 
-func (noopRestoreReporter) CompleteItem(string, Action, int64) {}
-func (noopRestoreReporter) Finish(RestoreSummary)              {}
+func (noopRestoreReporter) CompleteItem(string, archive.Action, int64) {}
+func (noopRestoreReporter) Finish(RestoreSummary)                      {}

@@ -1,10 +1,13 @@
-package backup
+package archiver
 
 import (
 	"archive/tar"
 	"fmt"
 	"io"
 	"io/fs"
+
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/tarfmt"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,10 +17,10 @@ type writer struct {
 	r      *run
 	tw     *tar.Writer
 	raw    io.Writer // under tw: sparse members are written around it
-	rep    Reporter
-	links  map[devIno]string // first name of each inode with nlink > 1
-	sum    Summary
-	failed []ItemError
+	rep    archive.Reporter
+	links  map[FileID]string // first name of each inode with nlink > 1
+	sum    archive.Summary
+	failed []archive.ItemError
 	buf    []byte
 	zeros  []byte
 }
@@ -25,7 +28,7 @@ type writer struct {
 // fail reports an item error; a non-nil result stops the backup.
 func (w *writer) fail(name string, err error) error {
 	w.sum.Errors++
-	w.failed = append(w.failed, ItemError{Path: name, Err: err})
+	w.failed = append(w.failed, archive.ItemError{Path: name, Err: err})
 	return w.rep.Error(name, err)
 }
 
@@ -47,15 +50,15 @@ func (w *writer) emit(it *item) error {
 	}
 	if it.skip {
 		w.sum.Skipped++
-		w.rep.CompleteItem(name, ActionSkipped, ItemStats{})
+		w.rep.CompleteItem(name, archive.ActionSkipped, archive.ItemStats{})
 		return nil
 	}
 	hdr := it.hdr
-	id := devIno{uint64(it.st.Dev), it.st.Ino}
+	id := FileID{uint64(it.st.Dev), it.st.Ino}
 	if hdr.Typeflag == tar.TypeReg && id == w.r.exclude {
 		return nil // the archive being written
 	}
-	action := ActionArchived
+	action := archive.ActionArchived
 	if hdr.Typeflag != tar.TypeDir && it.st.Nlink > 1 {
 		if first, ok := w.links[id]; ok {
 			hdr.Typeflag = tar.TypeLink
@@ -63,7 +66,7 @@ func (w *writer) emit(it *item) error {
 			hdr.Size = 0
 			// Like GNU tar: the inode's xattrs came with its first member.
 			hdr.PAXRecords = nil
-			action = ActionLinked
+			action = archive.ActionLinked
 		} else {
 			w.links[id] = hdr.Name
 		}
@@ -99,14 +102,14 @@ func (w *writer) emit(it *item) error {
 		w.sum.Caps++
 	}
 	for k := range hdr.PAXRecords {
-		if len(k) > len(paxXattrPrefix) && k[:len(paxXattrPrefix)] == paxXattrPrefix {
+		if len(k) > len(tarfmt.SchilyXattrPrefix) && k[:len(tarfmt.SchilyXattrPrefix)] == tarfmt.SchilyXattrPrefix {
 			w.sum.Xattrs++
 		}
 	}
 	if it.lateErr != nil {
 		return w.fail(name, it.lateErr)
 	}
-	w.rep.CompleteItem(name, action, ItemStats{Size: hdr.Size, Caps: it.caps})
+	w.rep.CompleteItem(name, action, archive.ItemStats{Size: hdr.Size, Caps: it.caps})
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package backup
+package archive
 
 import (
 	"errors"
@@ -202,12 +202,12 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
-// compressor wraps w; closing it flushes the compressed stream but does
+// Compressor wraps w; closing it flushes the compressed stream but does
 // not close w.
 //
-// level is the compressor's level as [Compression.LevelRange] numbers it;
+// level is the Compressor's level as [Compression.LevelRange] numbers it;
 // 0 means the tool's default (gzip 6, zstd 3, xz 6).
-func compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
+func Compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
 	if lo, hi, ok := c.LevelRange(); ok && level != 0 && (level < lo || level > hi) {
 		return nil, fmt.Errorf("%s level %d: want %d to %d", c, level, lo, hi)
 	}
@@ -234,4 +234,32 @@ func compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
 		return xz.WriterConfig{DictCap: xzDictCaps[level]}.NewWriter(w)
 	}
 	return nil, fmt.Errorf("unknown compression %d", c)
+}
+
+// ArchiveInfo is what the pax global header of an archive says about it.
+type ArchiveInfo struct {
+	// Comment is the raw pax "comment" record, if any.
+	Comment string
+	// Nscap is set when Comment is nscap's (see [ParseComment]).
+	Nscap bool
+	// Meta is what an nscap comment records: the producer, the source
+	// maps the archive was made with (zero when it records none: a plain
+	// tar archive, or an nscap archive made without maps) and the
+	// foreign-caps policy.
+	Meta
+}
+
+// HasMaps reports whether the archive records the source maps it was made
+// with, that is, whether its owners and caps are namespace-relative.
+func (a ArchiveInfo) HasMaps() bool { return !a.UIDMap.IsZero() || !a.GIDMap.IsZero() }
+
+// ParseInfo decodes the pax global "comment" record with
+// [ParseComment], the parser the writer's format is defined by. Another
+// tool's comment is kept verbatim without maps.
+func ParseInfo(c string) (ArchiveInfo, error) {
+	m, ok, err := ParseComment(c)
+	if err != nil {
+		return ArchiveInfo{}, err
+	}
+	return ArchiveInfo{Comment: c, Nscap: ok, Meta: m}, nil
 }

@@ -1,4 +1,4 @@
-package backup
+package restorer
 
 import (
 	"archive/tar"
@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nscap/nscap/internal/archive"
+
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -43,7 +46,7 @@ type ListEntry struct {
 type ListOptions struct {
 	UIDMap, GIDMap             userns.Map
 	SourceUIDMap, SourceGIDMap userns.Map
-	ForeignCaps                ForeignCaps
+	ForeignCaps                archive.ForeignCaps
 	HostScope                  bool
 	// Paths limits the listing to the members a restore with these
 	// [RestoreOptions.Paths] would write; a path no member matches makes
@@ -56,7 +59,7 @@ type ListOptions struct {
 // of fn ends the listing with it. An archive of raw host ids whose owners
 // the target maps do not cover stops it with a [*RawArchiveError].
 func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry) error) error {
-	ar, err := newArchiveReader(r)
+	ar, err := tarfmt.NewReader(r)
 	if err != nil {
 		return err
 	}
@@ -66,8 +69,8 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 		ForeignCaps: opts.ForeignCaps, HostScope: opts.HostScope || opts.UIDMap.IsZero(),
 		XattrsInclude: []string{"*"},
 	}
-	ro.applyDefaults()
-	m, err := newRestoreMapping(ar.info, ro)
+	ro.ApplyDefaults()
+	m, err := newRestoreMapping(ar, ro)
 	if err != nil {
 		return err
 	}
@@ -87,7 +90,7 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 		if errors.Is(err, io.EOF) {
 			return sel.missing()
 		}
-		var ee *EntryError
+		var ee *tarfmt.EntryError
 		if err != nil && !errors.As(err, &ee) {
 			return err
 		}
@@ -116,7 +119,7 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 				return err
 			case err != nil:
 				le.Error = err.Error()
-				if raw, ok := e.Xattrs[XattrCaps]; ok {
+				if raw, ok := e.Xattrs[archive.XattrCaps]; ok {
 					le.Caps = capsText(raw)
 				}
 			default:
@@ -125,14 +128,14 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 					le.Caps = capsText(mt.caps)
 				}
 				for _, x := range mt.xattrs {
-					if IsACL(x.name) {
+					if archive.IsACL(x.name) {
 						le.ACL = true
 					}
 				}
 				switch {
 				case mt.refused != nil:
 					le.CapsNote = mt.refused.Error()
-				case mt.warn != nil && e.Xattrs[XattrCaps] != nil:
+				case mt.warn != nil && e.Xattrs[archive.XattrCaps] != nil:
 					le.CapsNote = mt.warn.Error()
 				}
 			}

@@ -1,4 +1,4 @@
-package backup
+package tarfmt
 
 import (
 	"archive/tar"
@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nscap/nscap/internal/tarfmt"
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 // Errors of the archive reader. They are returned inside an
@@ -17,31 +17,12 @@ import (
 var (
 	// ErrInsecurePath is an entry name or hardlink target that would leave
 	// the destination: a ".." component (GNU tar refuses these too).
-	ErrInsecurePath = errors.New("backup: insecure path in archive")
-	// ErrBadXattr is an xattr record that cannot be decoded (bad base64 or
-	// bad name escaping in a LIBARCHIVE.xattr record).
-	ErrBadXattr = errors.New("backup: malformed xattr record")
+	ErrInsecurePath = errors.New("insecure path in archive")
 )
 
-// ArchiveInfo is what the pax global header of an archive says about it.
-type ArchiveInfo struct {
-	// Comment is the raw pax "comment" record, if any.
-	Comment string
-	// Nscap is set when Comment is nscap's (see [ParseComment]).
-	Nscap bool
-	// Meta is what an nscap comment records: the producer, the source
-	// maps the archive was made with (zero when it records none: a plain
-	// tar archive, or an nscap archive made without maps) and the
-	// foreign-caps policy.
-	Meta
-}
-
-// HasMaps reports whether the archive records the source maps it was made
-// with, that is, whether its owners and caps are namespace-relative.
-func (a ArchiveInfo) HasMaps() bool { return !a.UIDMap.IsZero() || !a.GIDMap.IsZero() }
-
-// archiveEntry is one member of an archive as the restorer needs it.
-type archiveEntry struct {
+// Entry is one member of an archive, its names cleaned and its xattrs
+// decoded.
+type Entry struct {
 	Header *tar.Header
 	// Name is the cleaned relative path ("." for the root itself).
 	Name string
@@ -52,8 +33,8 @@ type archiveEntry struct {
 	Xattrs map[string][]byte
 }
 
-// xattrNames returns the names of e's xattrs in a stable order.
-func (e *archiveEntry) xattrNames() []string {
+// XattrNames returns the names of e's xattrs in a stable order.
+func (e *Entry) XattrNames() []string {
 	names := make([]string, 0, len(e.Xattrs))
 	for n := range e.Xattrs {
 		names = append(names, n)
@@ -62,31 +43,31 @@ func (e *archiveEntry) xattrNames() []string {
 	return names
 }
 
-// archiveReader reads an archive: it detects the compression, decodes the
-// pax global header and hands out entries with their xattrs.
-type archiveReader struct {
+// Reader reads an archive: it detects the compression, decodes the pax
+// global header and hands out entries with their xattrs. It is the one
+// archive reader of nscap: restore, verify, list and audit use it.
+type Reader struct {
 	tr      *tar.Reader
-	end     *tarfmt.EndReader
-	info    ArchiveInfo
-	globals tarfmt.Globals
+	end     *EndReader
+	globals Globals
 	close   func()
 	// pending is an entry read while looking for the global header.
 	pending *tar.Header
 	err     error
 }
 
-// newArchiveReader opens the archive in r and reads its global header, if
+// NewReader opens the archive in r and reads its global header, if
 // the first member is one.
-func newArchiveReader(r io.Reader) (*archiveReader, error) {
-	dr, closeFn, err := tarfmt.Decompress(r)
+func NewReader(r io.Reader) (*Reader, error) {
+	dr, closeFn, err := Decompress(r)
 	if err != nil {
-		if _, header := errors.AsType[*tarfmt.HeaderError](err); !header {
+		if _, header := errors.AsType[*HeaderError](err); !header {
 			err = fmt.Errorf("read archive: %w", err)
 		}
 		return nil, err
 	}
-	end := tarfmt.NewEndReader(dr)
-	ar := &archiveReader{tr: tar.NewReader(end), end: end, close: closeFn}
+	end := NewEndReader(dr)
+	ar := &Reader{tr: tar.NewReader(end), end: end, close: closeFn}
 	// The global header is the first member when present. Read members
 	// until the first non-global one and keep it for Next.
 	for {
@@ -108,14 +89,6 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 			break
 		}
 	}
-	if c := ar.globals.Comment; c != "" {
-		info, err := parseNscapComment(c)
-		if err != nil {
-			closeFn()
-			return nil, err
-		}
-		ar.info = info
-	}
 	return ar, nil
 }
 
@@ -127,13 +100,21 @@ func readError(err error) error {
 	return fmt.Errorf("read archive: %w", err)
 }
 
+// Pending is the first member's header while the reader holds it (read
+// ahead when looking for the global header), nil once Next returned it.
+func (ar *Reader) Pending() *tar.Header { return ar.pending }
+
+// Comment is the comment record of the archive's pax global header (empty
+// without one).
+func (ar *Reader) Comment() string { return ar.globals.Comment }
+
 // Close releases the decompressor.
-func (ar *archiveReader) Close() { ar.close() }
+func (ar *Reader) Close() { ar.close() }
 
 // Next returns the next entry, io.EOF at the end. A malformed entry is
 // returned as an *[EntryError] with the entry (its data is skipped by the
 // following Next); other errors end the archive.
-func (ar *archiveReader) Next() (*archiveEntry, error) {
+func (ar *Reader) Next() (*Entry, error) {
 	if ar.err != nil {
 		return nil, ar.err
 	}
@@ -163,11 +144,11 @@ func (ar *archiveReader) Next() (*archiveEntry, error) {
 			}
 		}
 	}
-	return entryFromHeader(hdr)
+	return EntryFromHeader(hdr)
 }
 
 // Read reads the data of the current entry.
-func (ar *archiveReader) Read(p []byte) (int, error) { return ar.tr.Read(p) }
+func (ar *Reader) Read(p []byte) (int, error) { return ar.tr.Read(p) }
 
 // EntryError is a member of an archive that cannot be restored as it is:
 // an insecure name, a malformed xattr record. errors.Is matches Err.
@@ -181,15 +162,15 @@ func (e *EntryError) Error() string { return fmt.Sprintf("entry %q: %v", e.Name,
 // Unwrap returns the rule broken.
 func (e *EntryError) Unwrap() error { return e.Err }
 
-// entryFromHeader cleans hdr's names and decodes its xattrs.
-func entryFromHeader(hdr *tar.Header) (*archiveEntry, error) {
-	e := &archiveEntry{Header: hdr}
+// EntryFromHeader cleans hdr's names and decodes its xattrs.
+func EntryFromHeader(hdr *tar.Header) (*Entry, error) {
+	e := &Entry{Header: hdr}
 	var err error
-	if e.Name, err = cleanName(hdr.Name); err != nil {
+	if e.Name, err = CleanName(hdr.Name); err != nil {
 		return e, &EntryError{Name: hdr.Name, Err: err}
 	}
 	if hdr.Typeflag == tar.TypeLink {
-		if e.Link, err = cleanName(hdr.Linkname); err != nil {
+		if e.Link, err = CleanName(hdr.Linkname); err != nil {
 			return e, &EntryError{Name: hdr.Name, Err: fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)}
 		}
 		if e.Link == "." {
@@ -202,10 +183,10 @@ func entryFromHeader(hdr *tar.Header) (*archiveEntry, error) {
 	return e, nil
 }
 
-// cleanName turns a member name into a relative slash path below the
+// CleanName turns a member name into a relative slash path below the
 // destination as GNU tar does: leading slashes are stripped, "." and empty
 // components dropped, and a ".." component refused.
-func cleanName(name string) (string, error) {
+func CleanName(name string) (string, error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return "", fmt.Errorf("%w: NUL byte in name", ErrInsecurePath)
 	}
@@ -229,18 +210,18 @@ func cleanName(name string) (string, error) {
 // paxXattrs collects the xattrs of a member from its pax records:
 // SCHILY.xattr.NAME (raw value, GNU tar and nscap) and
 // LIBARCHIVE.xattr.NAME (percent-escaped name, base64 value, bsdtar) as
-// [tarfmt.Xattrs] decodes them, and the POSIX ACLs that bsdtar and GNU tar
+// [Xattrs] decodes them, and the POSIX ACLs that bsdtar and GNU tar
 // --acls store as text in SCHILY.acl.access and SCHILY.acl.default, turned
-// into system.posix_acl_* values (see aclFromText) so that restore and
+// into system.posix_acl_* values (see [xattrfmt.ParseACLText]) so that restore and
 // verify treat both forms alike.
 func paxXattrs(recs map[string]string) (map[string][]byte, error) {
-	out, err := tarfmt.Xattrs(recs)
+	out, err := Xattrs(recs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadXattr, err)
+		return nil, err
 	}
 	// POSIX ACLs as text (bsdtar; GNU tar --acls). GNU tar --xattrs also
 	// stores the binary xattr, which wins: it is what the kernel returned.
-	for _, a := range []struct{ rec, xattr string }{{paxACLAccess, XattrACLAccess}, {paxACLDefault, XattrACLDefault}} {
+	for _, a := range []struct{ rec, xattr string }{{ACLAccessRecord, xattrfmt.ACLAccessName}, {ACLDefaultRecord, xattrfmt.ACLDefaultName}} {
 		text, ok := recs[a.rec]
 		if !ok {
 			continue
@@ -248,11 +229,11 @@ func paxXattrs(recs map[string]string) (map[string][]byte, error) {
 		if _, dup := out[a.xattr]; dup {
 			continue
 		}
-		raw, trivial, err := aclFromText(text)
+		raw, trivial, err := xattrfmt.ParseACLText(text)
 		if err != nil {
-			return nil, fmt.Errorf("%w: record %s: %v", ErrBadXattr, a.rec, err)
+			return nil, &RecordError{Key: a.rec, Reason: "bad ACL text", Err: err}
 		}
-		if trivial && a.xattr == XattrACLAccess {
+		if trivial && a.xattr == xattrfmt.ACLAccessName {
 			continue // the mode bits say it all; the kernel stores no xattr for it
 		}
 		if out == nil {
@@ -263,13 +244,23 @@ func paxXattrs(recs map[string]string) (map[string][]byte, error) {
 	return out, nil
 }
 
-// parseNscapComment decodes the pax global "comment" record with
-// [ParseComment], the parser the writer's format is defined by. Another
-// tool's comment is kept verbatim without maps.
-func parseNscapComment(c string) (ArchiveInfo, error) {
-	m, ok, err := ParseComment(c)
-	if err != nil {
-		return ArchiveInfo{}, err
+// Pax records in which bsdtar (and GNU tar --acls) store POSIX ACLs as
+// text.
+const (
+	ACLAccessRecord  = "SCHILY.acl.access"
+	ACLDefaultRecord = "SCHILY.acl.default"
+)
+
+// IsSparseMember tells whether an archive member was stored sparse (GNU
+// old, 0.x or 1.0 formats): restore re-creates its holes.
+func IsSparseMember(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
 	}
-	return ArchiveInfo{Comment: c, Nscap: ok, Meta: m}, nil
+	for _, k := range [...]string{"GNU.sparse.major", "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.numblocks"} {
+		if _, ok := h.PAXRecords[k]; ok {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package backup
+package archiver
 
 import (
 	"archive/tar"
@@ -14,21 +14,24 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/tarfmt"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/nscap/nscap/internal/sys"
 )
 
-// devIno identifies an inode.
-type devIno struct{ dev, ino uint64 }
+// FileID identifies an inode.
+type FileID struct{ Dev, Ino uint64 }
 
-// fileID returns the identity of an open file.
-func fileID(f *os.File) (devIno, error) {
+// FileIDOf returns the identity of an open file.
+func FileIDOf(f *os.File) (FileID, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return devIno{}, &fs.PathError{Op: "fstat", Path: f.Name(), Err: err}
+		return FileID{}, &fs.PathError{Op: "fstat", Path: f.Name(), Err: err}
 	}
-	return devIno{uint64(st.Dev), st.Ino}, nil
+	return FileID{uint64(st.Dev), st.Ino}, nil
 }
 
 // dirHandle is an open directory shared by the items that need it: its
@@ -121,9 +124,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // run is the state of one Write call.
 type run struct {
-	a       *Archiver
 	opts    *Options
-	exclude devIno
+	exclude FileID
 	budget  budget
 	rootfd  int
 	rootDev uint64 // st_dev of the root, for OneFileSystem
@@ -133,46 +135,47 @@ type run struct {
 	excluded atomic.Int64 // entries left out by Options.Exclude
 }
 
-func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude devIno) (sum Summary, err error) {
+// Write archives the tree at root to w (see backup.Archiver.Write).
+func Write(ctx context.Context, w io.Writer, root string, opts Options, x Extra) (sum archive.Summary, err error) {
 	start := time.Now()
-	opts := a.opts
-	r := &run{a: a, opts: &opts, exclude: exclude, xattrat: sys.HasXattrat()}
+	opts.ApplyDefaults()
+	r := &run{opts: &opts, exclude: x.Exclude, xattrat: sys.HasXattrat()}
 	r.budget.avail.Store(opts.ReadAhead)
 
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return Summary{}, &fs.PathError{Op: "open", Path: root, Err: err}
+		return archive.Summary{}, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
 	rootDir := newDirHandle(rootfd)
 	r.rootfd = rootfd
 	var rst unix.Stat_t
 	if err := unix.Fstat(rootfd, &rst); err != nil {
 		rootDir.release()
-		return Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
+		return archive.Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
 	}
 	r.rootDev = rst.Dev
 
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	zw, err := compressor(bw, opts.Compression, opts.CompressLevel)
+	zw, err := archive.Compressor(bw, opts.Compression, opts.CompressLevel)
 	if err != nil {
 		rootDir.release()
-		return Summary{}, err
+		return archive.Summary{}, err
 	}
 	tw := tar.NewWriter(zw)
-	meta := Meta{Tool: opts.Tool, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, ForeignCaps: opts.ForeignCaps}
-	if !opts.metaUIDMap.IsZero() {
-		meta.UIDMap, meta.GIDMap = opts.metaUIDMap, opts.metaGIDMap
+	meta := archive.Meta{Tool: opts.Tool, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, ForeignCaps: opts.ForeignCaps}
+	if !x.MetaUIDMap.IsZero() {
+		meta.UIDMap, meta.GIDMap = x.MetaUIDMap, x.MetaGIDMap
 	}
 	err = tw.WriteHeader(&tar.Header{
 		Typeflag:   tar.TypeXGlobalHeader,
 		Name:       "pax_global_header",
 		Format:     tar.FormatPAX,
-		PAXRecords: map[string]string{paxComment: meta.Comment()},
+		PAXRecords: map[string]string{tarfmt.CommentRecord: meta.Comment()},
 	})
 	if err != nil {
 		rootDir.release()
-		return Summary{}, fmt.Errorf("write archive: %w", err)
+		return archive.Summary{}, fmt.Errorf("write archive: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -205,7 +208,7 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 		})
 	}
 
-	wr := &writer{r: r, tw: tw, raw: zw, links: map[devIno]string{}, rep: opts.Reporter}
+	wr := &writer{r: r, tw: tw, raw: zw, links: map[FileID]string{}, rep: opts.Reporter}
 	var fatal error
 	for b := range order {
 		for _, it := range b {
@@ -247,7 +250,7 @@ func (a *Archiver) write(ctx context.Context, w io.Writer, root string, exclude 
 		return sum, fatal
 	}
 	if len(wr.failed) > 0 {
-		return sum, &IncompleteError{Items: wr.failed}
+		return sum, &archive.IncompleteError{Items: wr.failed}
 	}
 	return sum, nil
 }
@@ -295,7 +298,7 @@ func (r *run) walk(ctx context.Context, root *dirHandle, order, jobs chan<- []*i
 			}
 		}
 	}()
-	if excludeMatch(r.opts.Exclude, ".") {
+	if ExcludeMatch(r.opts.Exclude, ".") {
 		return nil // as GNU tar: a pattern matching "." leaves nothing
 	}
 	rootItem := &item{name: ".", self: root.acquire(), typ: fs.ModeDir, done: make(chan struct{}), fd: -1}
@@ -363,7 +366,7 @@ func readDir(fd int) ([]dirent, error) {
 func (r *run) walkDir(d *dirHandle, name string, ents []dirent, send func(*item) error) error {
 	for _, e := range ents {
 		cname := name + "/" + e.name
-		if len(r.opts.Exclude) > 0 && excludeMatch(r.opts.Exclude, cname) {
+		if len(r.opts.Exclude) > 0 && ExcludeMatch(r.opts.Exclude, cname) {
 			r.excluded.Add(1)
 			continue
 		}

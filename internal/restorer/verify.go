@@ -1,7 +1,9 @@
-package backup
+package restorer
 
 import (
 	"fmt"
+
+	"github.com/nscap/nscap/internal/archive"
 
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
@@ -58,12 +60,12 @@ type VerifyOptions struct {
 	UIDMap, GIDMap             userns.Map
 	SourceUIDMap, SourceGIDMap userns.Map
 	HostScope                  bool
-	// ForeignCaps is the policy of the restore checked
+	// archive.ForeignCaps is the policy of the restore checked
 	// ([RestoreOptions.ForeignCaps]). Under fail, a cap of the archive
 	// that the restore could not write is reported missing from the tree.
-	ForeignCaps ForeignCaps
-	// shownUIDMap and shownGIDMap: see RestoreOptions.
-	shownUIDMap, shownGIDMap userns.Map
+	ForeignCaps archive.ForeignCaps
+	// ShownUIDMap and ShownGIDMap: see RestoreOptions.
+	ShownUIDMap, ShownGIDMap userns.Map
 	// XattrsInclude is the xattr policy of the restore checked (see
 	// [RestoreOptions.XattrsInclude]): the xattrs it leaves out are not
 	// compared, in the archive or in the tree.
@@ -82,9 +84,9 @@ func (o *VerifyOptions) restoreOptions() *RestoreOptions {
 	ro := &RestoreOptions{
 		UIDMap: o.UIDMap, GIDMap: o.GIDMap, SourceUIDMap: o.SourceUIDMap,
 		SourceGIDMap: o.SourceGIDMap, HostScope: o.HostScope, XattrsInclude: o.XattrsInclude,
-		ForeignCaps: o.ForeignCaps, shownUIDMap: o.shownUIDMap, shownGIDMap: o.shownGIDMap,
+		ForeignCaps: o.ForeignCaps, ShownUIDMap: o.ShownUIDMap, ShownGIDMap: o.ShownGIDMap,
 	}
-	ro.applyDefaults()
+	ro.ApplyDefaults()
 	return ro
 }
 

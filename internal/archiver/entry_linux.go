@@ -1,4 +1,4 @@
-package backup
+package archiver
 
 import (
 	"archive/tar"
@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/xattrfmt"
 
 	"golang.org/x/sys/unix"
 
@@ -89,11 +92,11 @@ func (r *run) prepare(it *item) {
 		hdr.Name = "./"
 	}
 	var errs []error
-	uid, err := toNs(r.opts.UIDMap, KindUID, st.Uid)
+	uid, err := archive.IDToArchive(r.opts.UIDMap, archive.KindUID, st.Uid)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	gid, err := toNs(r.opts.GIDMap, KindGID, st.Gid)
+	gid, err := archive.IDToArchive(r.opts.GIDMap, archive.KindGID, st.Gid)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -277,7 +280,7 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed since the listing
 		}
-		if name == XattrCaps {
+		if name == archive.XattrCaps {
 			val, err = r.capsValue(it, hdr, val, err)
 			if err != nil {
 				errs = append(errs, err)
@@ -289,8 +292,8 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 		} else if err != nil {
 			errs = append(errs, &fs.PathError{Op: "getxattr " + name, Path: it.name, Err: err})
 			continue
-		} else if IsACL(name) {
-			if val, err = ACLToArchive(val, r.opts.UIDMap, r.opts.GIDMap); err != nil {
+		} else if archive.IsACL(name) {
+			if val, err = archive.ACLToArchive(val, r.opts.UIDMap, r.opts.GIDMap); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				continue
 			}
@@ -301,12 +304,12 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 		// ACLs also as text, as GNU tar --acls and bsdtar store them:
 		// what both restore from (GNU tar ignores the binary xattr).
 		switch name {
-		case XattrACLAccess:
-			hdr.PAXRecords[paxACLAccess] = aclText(val)
-		case XattrACLDefault:
-			hdr.PAXRecords[paxACLDefault] = aclText(val)
+		case archive.XattrACLAccess:
+			hdr.PAXRecords[tarfmt.ACLAccessRecord] = xattrfmt.ACLText(val)
+		case archive.XattrACLDefault:
+			hdr.PAXRecords[tarfmt.ACLDefaultRecord] = xattrfmt.ACLText(val)
 		}
-		hdr.PAXRecords[paxXattrPrefix+tarfmt.EscapeName(name)] = string(val)
+		hdr.PAXRecords[tarfmt.SchilyXattrPrefix+tarfmt.EscapeName(name)] = string(val)
 	}
 	return errors.Join(errs...)
 }
@@ -322,38 +325,38 @@ func (r *run) capsValue(it *item, hdr *tar.Header, raw []byte, rerr error) ([]by
 		// The rootid is not visible from our own namespace (we run inside
 		// one): the caps belong to a namespace outside any map we can
 		// express, and their bytes cannot even be read.
-		err = &fs.PathError{Op: "getxattr " + XattrCaps, Path: it.name, Err: rerr}
-		if r.opts.ForeignCaps == ForeignCapsHost {
+		err = &fs.PathError{Op: "getxattr " + archive.XattrCaps, Path: it.name, Err: rerr}
+		if r.opts.ForeignCaps == archive.ForeignCapsHost {
 			return nil, err
 		}
-		err = fmt.Errorf("%w: %w", ErrForeignCaps, err)
+		err = fmt.Errorf("%w: %w", archive.ErrForeignCaps, err)
 	case rerr != nil:
 		// EINVAL: a value the kernel refuses to show (revision 1, stray
 		// flags, empty). It is still honoured at exec for some of these:
 		// never drop it silently.
-		return nil, &fs.PathError{Op: "getxattr " + XattrCaps, Path: it.name, Err: rerr}
+		return nil, &fs.PathError{Op: "getxattr " + archive.XattrCaps, Path: it.name, Err: rerr}
 	default:
-		out, err = CapsToArchive(raw, r.opts.UIDMap)
+		out, err = archive.CapsToArchive(raw, r.opts.UIDMap)
 		if err == nil {
 			return out, nil
 		}
-		if !errors.Is(err, ErrForeignCaps) {
+		if !errors.Is(err, archive.ErrForeignCaps) {
 			return nil, err
 		}
 	}
 	switch r.opts.ForeignCaps {
-	case ForeignCapsSkip:
+	case archive.ForeignCapsSkip:
 		it.warns = append(it.warns, fmt.Errorf("security.capability dropped (--foreign-caps skip): %w", err))
 		it.dropped = true
 		return nil, nil
-	case ForeignCapsHost:
+	case archive.ForeignCapsHost:
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = map[string]string{}
 		}
-		hdr.PAXRecords[paxComment] = HostScopedComment
+		hdr.PAXRecords[tarfmt.CommentRecord] = archive.HostScopedComment
 		it.warns = append(it.warns, fmt.Errorf("security.capability kept host-scoped (--foreign-caps host): %w", err))
 		return append([]byte(nil), raw...), nil
-	case ForeignCapsFail:
+	case archive.ForeignCapsFail:
 	}
 	return nil, err
 }

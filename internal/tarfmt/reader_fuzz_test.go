@@ -1,4 +1,4 @@
-package backup
+package tarfmt
 
 import (
 	"archive/tar"

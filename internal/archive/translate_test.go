@@ -1,4 +1,4 @@
-package backup
+package archive
 
 import (
 	"bytes"
@@ -157,9 +157,9 @@ func TestCompressorLevels(t *testing.T) {
 		}
 		for _, level := range []int{0, lo, hi} {
 			var b bytes.Buffer
-			w, err := compressor(&b, c, level)
+			w, err := Compressor(&b, c, level)
 			if err != nil {
-				t.Fatalf("compressor(%s, %d): %v", c, level, err)
+				t.Fatalf("Compressor(%s, %d): %v", c, level, err)
 			}
 			if _, err := w.Write([]byte("payload")); err != nil {
 				t.Fatal(err)
@@ -181,8 +181,8 @@ func TestCompressorLevels(t *testing.T) {
 			if bad == 0 {
 				continue
 			}
-			if _, err := compressor(io.Discard, c, bad); err == nil {
-				t.Errorf("compressor(%s, %d) succeeded", c, bad)
+			if _, err := Compressor(io.Discard, c, bad); err == nil {
+				t.Errorf("Compressor(%s, %d) succeeded", c, bad)
 			}
 		}
 	}

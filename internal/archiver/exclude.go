@@ -1,14 +1,14 @@
-package backup
+package archiver
 
 import "unicode/utf8"
 
-// excludeMatch reports whether the archive name ("./a/b") is excluded by
+// ExcludeMatch reports whether the archive name ("./a/b") is excluded by
 // one of patterns, as GNU tar's --exclude matches it by default
 // (--wildcards, --no-anchored, --wildcards-match-slash): a pattern
 // matches the whole name or any part of it that starts after a "/", and
 // "*", "?" and "[...]" match "/" too (fnmatch(3) without FNM_PATHNAME or
 // FNM_PERIOD).
-func excludeMatch(patterns []string, name string) bool {
+func ExcludeMatch(patterns []string, name string) bool {
 	for _, p := range patterns {
 		if fnmatch(p, name) {
 			return true

@@ -1,6 +1,6 @@
 //go:build linux
 
-package backup
+package restorer
 
 import (
 	"encoding/hex"
@@ -56,13 +56,13 @@ type destDir struct {
 }
 
 // openDest opens dir, a directory; create makes it when it does not
-// exist (see openOrMakeDest).
+// exist (see [OpenOrMakeDest]).
 func openDest(dir string, create bool) (*destDir, error) {
 	open := func(dir string) (int, error) {
 		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
 	if create {
-		open = openOrMakeDest
+		open = OpenOrMakeDest
 	}
 	fd, err := open(dir)
 	if err != nil {
@@ -71,11 +71,11 @@ func openDest(dir string, create bool) (*destDir, error) {
 	return &destDir{fd: fd, path: dir, emptyPath: unix.Geteuid() == 0}, nil
 }
 
-// openOrMakeDest opens the directory dir (O_PATH), creating it first when
+// OpenOrMakeDest opens the directory dir (O_PATH), creating it first when
 // it does not exist, as restic and umoci do; its parent must exist. A
 // made directory is empty, so the restore applies the owner, mode and
 // times of the archive's root entry to it at the end.
-func openOrMakeDest(dir string) (int, error) {
+func OpenOrMakeDest(dir string) (int, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if !errors.Is(err, unix.ENOENT) {
 		return fd, err

@@ -1,4 +1,4 @@
-package backup
+package archiver
 
 import (
 	"archive/tar"
@@ -74,8 +74,8 @@ func TestExcludeMatch(t *testing.T) {
 		{"etc/", "./etc", false},
 	}
 	for _, tc := range tests {
-		if got := excludeMatch([]string{tc.p}, tc.name); got != tc.want {
-			t.Errorf("excludeMatch(%q, %q) = %v, want %v", tc.p, tc.name, got, tc.want)
+		if got := ExcludeMatch([]string{tc.p}, tc.name); got != tc.want {
+			t.Errorf("ExcludeMatch(%q, %q) = %v, want %v", tc.p, tc.name, got, tc.want)
 		}
 	}
 }
