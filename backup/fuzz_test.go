@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -41,7 +42,7 @@ func FuzzTranslateCaps(f *testing.F) {
 			}
 			return
 		}
-		if _, err := parseCaps(out); err != nil {
+		if _, err := archive.CapsRoot(out); err != nil {
 			t.Fatalf("CapsToArchive(%x) = %x, invalid: %v", raw, out, err)
 		}
 		back, err := CapsFromArchive(out, m)
@@ -50,8 +51,8 @@ func FuzzTranslateCaps(f *testing.F) {
 		}
 		want := raw
 		if !m.IsZero() {
-			root, _ := parseCaps(raw)
-			want = encodeCaps(raw, root)
+			root, _ := archive.CapsRoot(raw)
+			want = archive.CapsWithRoot(raw, root)
 		}
 		if !bytes.Equal(back, want) {
 			t.Fatalf("round trip of %x = %x, want %x", raw, back, want)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nscap/nscap/internal/archiver"
 )
 
 // recorder is a Reporter recording events.
@@ -94,7 +95,7 @@ func TestWriteMapped(t *testing.T) {
 			if _, ok := got["./run/sock"]; ok {
 				t.Errorf("socket archived")
 			}
-			if len(rec.warns) != 1 || rec.warns[0] != "./run/sock: "+errSocket.Error() {
+			if len(rec.warns) != 1 || rec.warns[0] != "./run/sock: "+archiver.ErrSocket.Error() {
 				t.Errorf("warnings = %q, want the socket only", rec.warns)
 			}
 			if sum.Caps != 2 || sum.Hardlinks != 1 || sum.Skipped != 1 || sum.Files != 7 || sum.Symlinks != 2 || sum.Specials != 3 || sum.Dirs != 10 || rec.finish == nil {

@@ -17,7 +17,7 @@ import (
 )
 
 var (
-	errSocket      = errors.New("socket ignored: tar cannot archive sockets")
+	ErrSocket      = errors.New("socket ignored: tar cannot archive sockets")
 	errChangedType = errors.New("file type changed while it was archived")
 	errNoXattrs    = errors.New("filesystem does not support xattrs; none archived from it")
 )
@@ -73,7 +73,7 @@ func (r *run) prepare(it *item) {
 	typ := sys.ModeType(it.st.Mode)
 	if typ == fs.ModeSocket {
 		it.skip = true
-		it.warns = append(it.warns, errSocket)
+		it.warns = append(it.warns, ErrSocket)
 		return
 	}
 	if (typ == fs.ModeDir) != (it.typ == fs.ModeDir) {

@@ -4,12 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
-	"fmt"
 	"maps"
 	"path"
 	"strconv"
 	"strings"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -131,7 +131,7 @@ func encodeSparseHeader(h *tar.Header) ([]byte, error) {
 		return nil, err
 	}
 	blocks := member.Bytes()
-	main := blocks[len(blocks)-blockSize:]
+	main := blocks[len(blocks)-tarfmt.BlockSize:]
 	// The records archive/tar chose (path, mtime, uid... and ours).
 	rd, err := tar.NewReader(bytes.NewReader(blocks)).Next()
 	if err != nil {
@@ -159,24 +159,10 @@ func encodeSparseHeader(h *tar.Header) ([]byte, error) {
 	}
 	out := ext.Bytes()
 	out[156] = tar.TypeXHeader
-	setChecksum(out[:blockSize])
+	tarfmt.SetChecksum(out[:tarfmt.BlockSize])
 	// archive/tar pads the records only when the next write comes.
-	if r := len(out) % blockSize; r != 0 {
-		out = append(out, make([]byte, blockSize-r)...)
+	if r := len(out) % tarfmt.BlockSize; r != 0 {
+		out = append(out, make([]byte, tarfmt.BlockSize-r)...)
 	}
 	return append(out, main...), nil
-}
-
-const blockSize = 512
-
-// setChecksum recomputes the header checksum of a tar block, as the
-// ustar spec says: the sum of its bytes with the field itself as spaces,
-// six octal digits, a NUL and a space.
-func setChecksum(b []byte) {
-	copy(b[148:156], "        ")
-	var sum int64
-	for _, c := range b {
-		sum += int64(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
 }

@@ -216,7 +216,7 @@ func (w *writer) sparseMember(it *item) error {
 	if it.lateErr == nil {
 		it.lateErr = checkUnchanged(it.fd, name, &it.st)
 	}
-	return w.pad(w.raw, name, -data&(blockSize-1))
+	return w.pad(w.raw, name, -data&(tarfmt.BlockSize-1))
 }
 
 // finish gives back what an item holds, after it was written or dropped.

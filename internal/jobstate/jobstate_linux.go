@@ -176,9 +176,9 @@ func (l *File) Close(remove bool) error {
 // (the name of its state file) and its birth time, which tells a
 // directory from a later one that got the same inode number.
 type TreeID struct {
-	dev   uint64
-	ino   uint64
-	btime string // "-" where the filesystem has no birth time
+	Dev   uint64
+	Ino   uint64
+	Btime string // "-" where the filesystem has no birth time
 }
 
 // Identify returns the identity of the directory fd (statx(2), Linux
@@ -188,19 +188,19 @@ func Identify(fd int) (TreeID, error) {
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_INO|unix.STATX_BTIME, &sx); err != nil {
 		return TreeID{}, err
 	}
-	id := TreeID{dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), ino: sx.Ino, btime: "-"}
+	id := TreeID{Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Btime: "-"}
 	if sx.Mask&unix.STATX_BTIME != 0 {
-		id.btime = fmt.Sprintf("%d.%09d", sx.Btime.Sec, sx.Btime.Nsec)
+		id.Btime = fmt.Sprintf("%d.%09d", sx.Btime.Sec, sx.Btime.Nsec)
 	}
 	return id, nil
 }
 
 // FileName is the name of the state file of the tree.
 func (id TreeID) FileName() string {
-	return fmt.Sprintf("%d.%d.%d", unix.Major(id.dev), unix.Minor(id.dev), id.ino)
+	return fmt.Sprintf("%d.%d.%d", unix.Major(id.Dev), unix.Minor(id.Dev), id.Ino)
 }
 
 // Record is the "dest" record of the tree.
 func (id TreeID) Record() string {
-	return fmt.Sprintf("dest %d %d %s", id.dev, id.ino, id.btime)
+	return fmt.Sprintf("dest %d %d %s", id.Dev, id.Ino, id.Btime)
 }

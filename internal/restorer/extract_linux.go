@@ -302,9 +302,9 @@ func futimens(fd int, ts [2]unix.Timespec) error {
 // take only a path (setxattr on a symlink or a device).
 func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
-// testHookSweep, when set (by tests only), is called before each
+// TestHookSweep, when set (by tests only), is called before each
 // temporary name is removed by sweepTmp.
-var testHookSweep func(name string)
+var TestHookSweep func(name string)
 
 // sweepTmp removes, anywhere under the destination, the temporary names
 // that carry one of tokens: those of the restores the state records,
@@ -359,8 +359,8 @@ func (d *destDir) sweepTmp(tokens map[string]bool) error {
 			}
 		}
 		for _, name := range ours {
-			if testHookSweep != nil {
-				testHookSweep(name)
+			if TestHookSweep != nil {
+				TestHookSweep(name)
 			}
 			// EISDIR: a directory put there meanwhile, not ours.
 			if err := unix.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EISDIR) {
@@ -402,9 +402,9 @@ func (d *destDir) staging(name string) (*destDir, error) {
 	return &destDir{fd: fd, path: d.path, emptyPath: d.emptyPath, noTmpfile: d.noTmpfile, token: d.token}, nil
 }
 
-// testHookRemoveTree, when set (by tests only), is called before each
+// TestHookRemoveTree, when set (by tests only), is called before each
 // entry removeTree removes.
-var testHookRemoveTree func(name string)
+var TestHookRemoveTree func(name string)
 
 // removeTree removes the directory name (directly in d) and everything
 // under it, with unlinkat(2) relative to descriptors opened beneath d
@@ -434,8 +434,8 @@ func (d *destDir) removeTree(name string) error {
 		for {
 			ents, err := dir.ReadDir(1024)
 			for _, e := range ents {
-				if testHookRemoveTree != nil {
-					testHookRemoveTree(e.Name())
+				if TestHookRemoveTree != nil {
+					TestHookRemoveTree(e.Name())
 				}
 				sub := path.Join(rel, e.Name())
 				if e.IsDir() {

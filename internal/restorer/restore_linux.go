@@ -401,8 +401,8 @@ func (rs *restorer) commit() error {
 		return rs.top.pathErr("readdir", rs.staging, err)
 	}
 	for _, name := range names {
-		if testHookCommit != nil {
-			testHookCommit(name)
+		if TestHookCommit != nil {
+			TestHookCommit(name)
 		}
 		err := unix.Renameat2(st.fd, name, rs.top.fd, name, unix.RENAME_NOREPLACE)
 		if errors.Is(err, unix.EINVAL) {
@@ -445,9 +445,9 @@ func (rs *restorer) commit() error {
 	return nil
 }
 
-// testHookCommit, when set (by tests only), is called before each
+// TestHookCommit, when set (by tests only), is called before each
 // top-level entry is renamed out of the staging directory.
-var testHookCommit func(name string)
+var TestHookCommit func(name string)
 
 // ErrStagingReplaced is the staging directory of a restore found
 // replaced by another directory when the restore was done with it (a
@@ -1326,8 +1326,8 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 			return rs.d.pathErr("mknod", e.Name, err)
 		}
 	}
-	if testHookSpecial != nil {
-		testHookSpecial(dirfd, tmp)
+	if TestHookSpecial != nil {
+		TestHookSpecial(dirfd, tmp)
 	}
 	err = rs.applyAt(dirfd, tmp, e, mt)
 	if err == nil {
@@ -1350,10 +1350,10 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 	return nil
 }
 
-// testHookSpecial, when set (by tests only), is called between the
+// TestHookSpecial, when set (by tests only), is called between the
 // creation of a symlink, fifo or device under its temporary name and the
 // first change of its metadata: a test swaps another object in there.
-var testHookSpecial func(dirfd int, tmp string)
+var TestHookSpecial func(dirfd int, tmp string)
 
 // linkXattrsDiffer compares the translated xattrs of a hardlink member
 // with those of its target name in tfd and describes the first difference

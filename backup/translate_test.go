@@ -1,4 +1,4 @@
-package archive
+package backup
 
 import (
 	"bytes"
@@ -8,8 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 func TestCapsToArchive(t *testing.T) {
@@ -157,9 +159,9 @@ func TestCompressorLevels(t *testing.T) {
 		}
 		for _, level := range []int{0, lo, hi} {
 			var b bytes.Buffer
-			w, err := Compressor(&b, c, level)
+			w, err := archive.Compressor(&b, c, level)
 			if err != nil {
-				t.Fatalf("Compressor(%s, %d): %v", c, level, err)
+				t.Fatalf("archive.Compressor(%s, %d): %v", c, level, err)
 			}
 			if _, err := w.Write([]byte("payload")); err != nil {
 				t.Fatal(err)
@@ -181,8 +183,8 @@ func TestCompressorLevels(t *testing.T) {
 			if bad == 0 {
 				continue
 			}
-			if _, err := Compressor(io.Discard, c, bad); err == nil {
-				t.Errorf("Compressor(%s, %d) succeeded", c, bad)
+			if _, err := archive.Compressor(io.Discard, c, bad); err == nil {
+				t.Errorf("archive.Compressor(%s, %d) succeeded", c, bad)
 			}
 		}
 	}
@@ -195,12 +197,12 @@ func TestCompressorLevels(t *testing.T) {
 // through the parser of GNU tar's and bsdtar's records, to the same value.
 func TestACLText(t *testing.T) {
 	raw := rawACL(1000, 33)
-	text := aclText(raw)
+	text := xattrfmt.ACLText(raw)
 	if want := "user::rw-,user:1000:rw-:1000,group::r--,group:33:r--:33,mask::rw-,other::r--"; text != want {
 		t.Errorf("aclText = %q, want %q", text, want)
 	}
-	back, _, err := aclFromText(text)
+	back, _, err := xattrfmt.ParseACLText(text)
 	if err != nil || !bytes.Equal(back, raw) {
-		t.Errorf("aclFromText(%q) = %x, %v; want %x", text, back, err, raw)
+		t.Errorf("xattrfmt.ParseACLText(%q) = %x, %v; want %x", text, back, err, raw)
 	}
 }
