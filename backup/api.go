@@ -1,8 +1,8 @@
 package backup
 
 // The public API of the engines under internal/: backup is the one package
-// users import; internal/archive, internal/archiver and internal/restorer
-// hold the code.
+// users import; internal/archive, internal/archiver, internal/restorer and
+// internal/shifter hold the code.
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/archiver"
 	"github.com/nscap/nscap/internal/restorer"
+	"github.com/nscap/nscap/internal/shifter"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -140,17 +141,9 @@ type ShrankError = archiver.ShrankError
 
 // Errors of package archiver.
 var (
+	ErrSocket  = archiver.ErrSocket
 	ErrChanged = archiver.ErrChanged
 )
-
-// ListEntry is [restorer.ListEntry].
-type ListEntry = restorer.ListEntry
-
-// ListOptions is [restorer.ListOptions].
-type ListOptions = restorer.ListOptions
-
-// RawArchiveError is [restorer.RawArchiveError].
-type RawArchiveError = restorer.RawArchiveError
 
 // DiffKind is [restorer.DiffKind].
 type DiffKind = restorer.DiffKind
@@ -173,8 +166,17 @@ type RestoreSummary = restorer.RestoreSummary
 // RestoreOptions is [restorer.RestoreOptions].
 type RestoreOptions = restorer.RestoreOptions
 
+// RawArchiveError is [restorer.RawArchiveError].
+type RawArchiveError = restorer.RawArchiveError
+
 // NotFoundError is [restorer.NotFoundError].
 type NotFoundError = restorer.NotFoundError
+
+// ListEntry is [restorer.ListEntry].
+type ListEntry = restorer.ListEntry
+
+// ListOptions is [restorer.ListOptions].
+type ListOptions = restorer.ListOptions
 
 // Constants of package restorer.
 const (
@@ -198,21 +200,21 @@ const (
 
 // Errors of package restorer.
 var (
-	ErrHostScopedCaps  = restorer.ErrHostScopedCaps
-	ErrRawArchive      = restorer.ErrRawArchive
+	ErrRestoreRunning  = restorer.ErrRestoreRunning
+	ErrCapsNotRegular  = restorer.ErrCapsNotRegular
 	ErrDirectNotEmpty  = restorer.ErrDirectNotEmpty
 	ErrHostScope       = restorer.ErrHostScope
-	ErrCapsNotRegular  = restorer.ErrCapsNotRegular
-	ErrStagingReplaced = restorer.ErrStagingReplaced
-	ErrReplaced        = restorer.ErrReplaced
+	ErrHostScopedCaps  = restorer.ErrHostScopedCaps
+	ErrRawArchive      = restorer.ErrRawArchive
 	ErrNotInArchive    = restorer.ErrNotInArchive
-	ErrRestoreRunning  = restorer.ErrRestoreRunning
+	ErrReplaced        = restorer.ErrReplaced
+	ErrStagingReplaced = restorer.ErrStagingReplaced
 	ErrSymlinkInPath   = restorer.ErrSymlinkInPath
 )
 
-// List is [restorer.List].
-func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry) error) error {
-	return restorer.List(ctx, r, opts, fn)
+// Restore is [restorer.Restore].
+func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions) (RestoreSummary, error) {
+	return restorer.Restore(ctx, r, dest, opts)
 }
 
 // Verify is [restorer.Verify].
@@ -220,7 +222,41 @@ func Verify(ctx context.Context, r io.Reader, dest string, opts VerifyOptions) (
 	return restorer.Verify(ctx, r, dest, opts)
 }
 
-// Restore is [restorer.Restore].
-func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions) (RestoreSummary, error) {
-	return restorer.Restore(ctx, r, dest, opts)
+// List is [restorer.List].
+func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry) error) error {
+	return restorer.List(ctx, r, opts, fn)
+}
+
+// ShiftOptions is [shifter.ShiftOptions].
+type ShiftOptions = shifter.ShiftOptions
+
+// ShiftChange is [shifter.ShiftChange].
+type ShiftChange = shifter.ShiftChange
+
+// ShiftReporter is [shifter.ShiftReporter].
+type ShiftReporter = shifter.ShiftReporter
+
+// NopShiftReporter is [shifter.NopShiftReporter].
+type NopShiftReporter = shifter.NopShiftReporter
+
+// ShiftSummary is [shifter.ShiftSummary].
+type ShiftSummary = shifter.ShiftSummary
+
+// ShiftFailedError is [shifter.ShiftFailedError].
+type ShiftFailedError = shifter.ShiftFailedError
+
+// Errors of package shifter.
+var (
+	ErrShiftOverlap = shifter.ErrShiftOverlap
+	ErrShiftRunning = shifter.ErrShiftRunning
+)
+
+// IdentityLike is [shifter.IdentityLike].
+func IdentityLike(m userns.Map) userns.Map {
+	return shifter.IdentityLike(m)
+}
+
+// Shift is [shifter.Shift].
+func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, error) {
+	return shifter.Shift(ctx, root, opts)
 }

@@ -22,23 +22,6 @@ import (
 	"github.com/nscap/nscap/xattrfmt"
 )
 
-// capNetRaw is the permitted mask of cap_net_raw (bit 13).
-const capNetRaw = 0x2000
-
-// rawCaps encodes cap_net_raw+ep as revision 2 (rev 2) or 3 with rootid.
-func rawCaps(rev int, rootid uint32) []byte {
-	size := 20
-	if rev == 3 {
-		size = 24
-	}
-	b := make([]byte, size)
-	binary.LittleEndian.PutUint32(b, uint32(rev)<<24|1)
-	binary.LittleEndian.PutUint32(b[4:], capNetRaw)
-	if rev == 3 {
-		binary.LittleEndian.PutUint32(b[20:], rootid)
-	}
-	return b
-}
 
 // rawACL encodes an access ACL with the given named user and group.
 func rawACL(user, group uint32) []byte {
@@ -128,8 +111,8 @@ func fixture(tb testing.TB, base uint32) string { //nolint:unparam // the base i
 	must(os.Chmod(filepath.Join(root, "dev/null"), 0o666))
 
 	// xattrs after chown (chown clears security.capability).
-	must(unix.Setxattr(filepath.Join(root, "bin/ping"), XattrCaps, rawCaps(3, base), 0))
-	must(unix.Setxattr(filepath.Join(root, "bin/nested"), XattrCaps, rawCaps(3, base+1000), 0))
+	must(unix.Setxattr(filepath.Join(root, "bin/ping"), XattrCaps, testutil.RawCaps(3, base), 0))
+	must(unix.Setxattr(filepath.Join(root, "bin/nested"), XattrCaps, testutil.RawCaps(3, base+1000), 0))
 	must(unix.Setxattr(filepath.Join(root, "etc/acl"), XattrACLAccess, rawACL(base+1000, base+1001), 0))
 	must(unix.Setxattr(filepath.Join(root, "home/user"), XattrACLDefault, rawACL(base+1000, base+1001), 0))
 	must(unix.Setxattr(filepath.Join(root, "etc/xattr"), "user.comment", []byte("hello\x00binary\xff"), 0))

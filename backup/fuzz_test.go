@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -26,7 +27,7 @@ var fuzzMaps = func() []userns.Map {
 // back gives the input with its root re-encoded (a v3 whose root is host 0
 // comes back as v2: the forms the kernel treats alike).
 func FuzzTranslateCaps(f *testing.F) {
-	for _, raw := range [][]byte{rawCaps(2, 0), rawCaps(3, 100000), rawCaps(3, 101000), rawCaps(3, 0), rawCaps(3, 7), {1, 0, 0, 1}, nil} {
+	for _, raw := range [][]byte{testutil.RawCaps(2, 0), testutil.RawCaps(3, 100000), testutil.RawCaps(3, 101000), testutil.RawCaps(3, 0), testutil.RawCaps(3, 7), {1, 0, 0, 1}, nil} {
 		f.Add(raw, uint8(0))
 		f.Add(raw, uint8(1))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nscap/nscap/internal/archiver"
+	"github.com/nscap/nscap/internal/testutil"
 )
 
 // recorder is a Reporter recording events.
@@ -64,13 +65,13 @@ func TestWriteMapped(t *testing.T) {
 				}
 			}
 			check("./bin/ping", func(e entry) (any, any) {
-				return []any{e.UID, e.GID, e.Type, e.Xattrs[XattrCaps], len(e.Content)}, []any{0, 0, byte('0'), string(rawCaps(2, 0)), 4000}
+				return []any{e.UID, e.GID, e.Type, e.Xattrs[XattrCaps], len(e.Content)}, []any{0, 0, byte('0'), string(testutil.RawCaps(2, 0)), 4000}
 			})
 			check("./bin/ping6", func(e entry) (any, any) {
 				return []any{e.Type, e.Linkname, e.Size}, []any{byte('1'), "./bin/ping", int64(0)}
 			})
 			check("./bin/nested", func(e entry) (any, any) {
-				return []any{e.UID, e.GID, e.Xattrs[XattrCaps]}, []any{1000, 1001, string(rawCaps(3, 1000))}
+				return []any{e.UID, e.GID, e.Xattrs[XattrCaps]}, []any{1000, 1001, string(testutil.RawCaps(3, 1000))}
 			})
 			check("./bin/suid", func(e entry) (any, any) { return e.Mode, int64(0o4755) })
 			check("./etc/acl", func(e entry) (any, any) { return e.Xattrs[XattrACLAccess], string(rawACL(1000, 1001)) })
@@ -161,7 +162,7 @@ func TestWriteFileInsideRoot(t *testing.T) {
 	if !strings.Contains(global, "uidmap=identity") {
 		t.Errorf("global comment %q", global)
 	}
-	if e := got["./bin/ping"]; e.UID != 100000 || e.Xattrs[XattrCaps] != string(rawCaps(3, 100000)) {
+	if e := got["./bin/ping"]; e.UID != 100000 || e.Xattrs[XattrCaps] != string(testutil.RawCaps(3, 100000)) {
 		t.Errorf("identity backup changed ./bin/ping: uid %d caps %x", e.UID, e.Xattrs[XattrCaps])
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {

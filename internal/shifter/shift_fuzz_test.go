@@ -1,17 +1,18 @@
-package backup
+package shifter
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 )
 
 // FuzzShiftFix: the journal's "fix" records never panic the parser, and a
 // record that parses is written back as the same record.
 func FuzzShiftFix(f *testing.F) {
-	f.Add(fixRecord(12, 200000, 200000, 0o4755, rawCaps(3, 200000), "usr/bin/ping"))
+	f.Add(fixRecord(12, 200000, 200000, 0o4755, testutil.RawCaps(3, 200000), "usr/bin/ping"))
 	f.Add(fixRecord(7, 0, 0, 0o755, nil, `a "quoted"\nname`))
 	f.Add("fix 1 2 3 9999 - \"x\"\n")
 	f.Add("fix 1 2 3 755 zz \"x\"\n")
@@ -32,7 +33,7 @@ func FuzzShiftFix(f *testing.F) {
 // panics, and moving it back gives the value the first move started from
 // (when every id was in the source map).
 func FuzzShiftTranslate(f *testing.F) {
-	for _, raw := range [][]byte{rawCaps(2, 0), rawCaps(3, 100000), rawCaps(3, 101000), rawCaps(3, 7), {2, 0, 0, 0}, nil} {
+	for _, raw := range [][]byte{testutil.RawCaps(2, 0), testutil.RawCaps(3, 100000), testutil.RawCaps(3, 101000), testutil.RawCaps(3, 7), {2, 0, 0, 0}, nil} {
 		f.Add(raw, uint8(0))
 	}
 	f.Add([]byte{2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 2, 0, 4, 0, 0xa0, 0x86, 0x01, 0}, uint8(1))

@@ -1,8 +1,9 @@
 //go:build linux
 
-package backup
+package shifter
 
 import (
+	"github.com/nscap/nscap/internal/archive"
 	"bytes"
 	"context"
 	"errors"
@@ -51,11 +52,11 @@ import (
 // Shift returns the totals; a run that left ids or inodes as they were
 // ends with a [*ShiftFailedError].
 func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, error) {
-	opts.applyDefaults()
-	if err := checkShiftMaps(&opts); err != nil {
+	opts.ApplyDefaults()
+	if err := CheckMaps(&opts); err != nil {
 		return ShiftSummary{}, err
 	}
-	if opts.ForeignCaps > ForeignCapsHost {
+	if opts.ForeignCaps > archive.ForeignCapsHost {
 		return ShiftSummary{}, fmt.Errorf("foreign caps policy %d unknown", opts.ForeignCaps)
 	}
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -393,10 +394,10 @@ func (s *shifter) flush(batch []*journaled) {
 	}
 }
 
-// testHookChowned, when set (by tests only), is called right after the
+// TestHookChowned, when set (by tests only), is called right after the
 // chown of an inode whose caps or setuid bits the kernel cleared, before
 // they are written back: the window the journal covers.
-var testHookChowned func(rel string)
+var TestHookChowned func(rel string)
 
 // handle is a descriptor of the inode a shift changes: a directory or a
 // regular file opened for reading, on which the f* calls work, or an
@@ -489,20 +490,20 @@ type inodePlan struct {
 func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inodePlan) {
 	p.uid, p.gid = st.Uid, st.Gid
 	p.change = ShiftChange{OldUID: st.Uid, NewUID: st.Uid, OldGID: st.Gid, NewGID: st.Gid}
-	id := func(from, to userns.Map, kind IDKind, h uint32) uint32 {
+	id := func(from, to userns.Map, kind archive.IDKind, h uint32) uint32 {
 		n, ok, err := moveID(from, to, kind, h)
 		switch {
 		case err != nil:
 			s.fail(rel, fmt.Errorf("%s %d: %w", kind, h, err))
 		case !ok && !inMap(to, h):
-			s.fail(rel, &IDError{Kind: kind, ID: h, Host: true, Err: &userns.UnmappedError{ID: h, Host: true, Map: from}})
-		case !ok && kind == KindUID:
+			s.fail(rel, &archive.IDError{Kind: kind, ID: h, Host: true, Err: &userns.UnmappedError{ID: h, Host: true, Map: from}})
+		case !ok && kind == archive.KindUID:
 			s.already.Add(1)
 		}
 		return n
 	}
-	p.uid = id(s.maps.fromUID, s.maps.toUID, KindUID, st.Uid)
-	p.gid = id(s.maps.fromGID, s.maps.toGID, KindGID, st.Gid)
+	p.uid = id(s.maps.fromUID, s.maps.toUID, archive.KindUID, st.Uid)
+	p.gid = id(s.maps.fromGID, s.maps.toGID, archive.KindGID, st.Gid)
 	p.change.NewUID, p.change.NewGID = p.uid, p.gid
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return p // no xattrs the shift knows on a symlink
@@ -514,7 +515,7 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 		return p
 	}
 	for _, name := range names {
-		if name != XattrCaps && !IsACL(name) {
+		if name != archive.XattrCaps && !archive.IsACL(name) {
 			continue
 		}
 		raw, err := h.get(name)
@@ -526,7 +527,7 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 			p.leaveNode = true
 			return p
 		}
-		if name == XattrCaps {
+		if name == archive.XattrCaps {
 			if !s.planCaps(rel, raw, &p) {
 				p.leaveNode = true
 				return p
@@ -542,7 +543,7 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 		unseen := false
 		for _, e := range unmoved {
 			to := s.maps.toGID
-			if e.Kind == KindACLUser {
+			if e.Kind == archive.KindACLUser {
 				to = s.maps.toUID
 			}
 			switch {
@@ -586,7 +587,7 @@ func (s *shifter) planCaps(rel string, raw []byte, p *inodePlan) bool {
 	p.oldCaps = raw
 	out, oldRoot, newRoot, foreign, err := s.maps.caps(raw)
 	if err != nil {
-		s.fail(rel, fmt.Errorf("%s: %w", XattrCaps, err))
+		s.fail(rel, fmt.Errorf("%s: %w", archive.XattrCaps, err))
 		return false
 	}
 	p.change.OldRootID, p.change.NewRootID = oldRoot, newRoot
@@ -597,17 +598,17 @@ func (s *shifter) planCaps(rel string, raw []byte, p *inodePlan) bool {
 	case inMap(s.maps.toUID, oldRoot):
 		p.newCaps = raw // shifted already (revision 2 of a target that maps host uid 0 too)
 	default:
-		ferr := fmt.Errorf("%s: rootid %d: %w", XattrCaps, oldRoot,
-			&IDError{Kind: KindRootID, ID: oldRoot, Host: true, Err: &userns.UnmappedError{ID: oldRoot, Host: true, Map: s.maps.fromUID}})
+		ferr := fmt.Errorf("%s: rootid %d: %w", archive.XattrCaps, oldRoot,
+			&archive.IDError{Kind: archive.KindRootID, ID: oldRoot, Host: true, Err: &userns.UnmappedError{ID: oldRoot, Host: true, Map: s.maps.fromUID}})
 		switch s.opts.ForeignCaps {
-		case ForeignCapsFail:
+		case archive.ForeignCapsFail:
 			s.fail(rel, fmt.Errorf("%w; the file is left as it is (--foreign-caps skip drops the cap, host keeps it)", ferr))
 			return false
-		case ForeignCapsSkip:
+		case archive.ForeignCapsSkip:
 			s.warn(rel, fmt.Errorf("%w; cap dropped (--foreign-caps skip)", ferr))
 			p.dropCaps = true
 			p.change.Caps = true
-		case ForeignCapsHost:
+		case archive.ForeignCapsHost:
 			s.warn(rel, fmt.Errorf("%w; cap kept as it is (--foreign-caps host)", ferr))
 			p.newCaps = raw
 		}
@@ -701,13 +702,13 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
 	if chown {
 		if e := sys.FchownEmptyZ(h.fd, p.uid, p.gid, s.raw); e != 0 {
-			if e == unix.EPERM && s.opts.inHelper {
+			if e == unix.EPERM && s.opts.InHelper {
 				return fmt.Errorf("lchown %s: %w (through the helper namespace: the file's owner or group is outside the ids it maps, your subordinate ranges)", rel, e)
 			}
 			return &fs.PathError{Op: "lchown", Path: rel, Err: e}
 		}
-		if testHookChowned != nil && needsJournal(st, p, chown) {
-			testHookChowned(rel)
+		if TestHookChowned != nil && needsJournal(st, p, chown) {
+			TestHookChowned(rel)
 		}
 	}
 	if suid {
@@ -717,12 +718,12 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 	}
 	switch {
 	case p.newCaps != nil && (cleared || !bytes.Equal(p.newCaps, p.oldCaps)):
-		if err := h.set(XattrCaps, p.newCaps); err != nil {
-			return &fs.PathError{Op: "setxattr " + XattrCaps, Path: rel, Err: err}
+		if err := h.set(archive.XattrCaps, p.newCaps); err != nil {
+			return &fs.PathError{Op: "setxattr " + archive.XattrCaps, Path: rel, Err: err}
 		}
 	case p.dropCaps && !cleared:
-		if err := h.remove(XattrCaps); err != nil && !errors.Is(err, unix.ENODATA) {
-			return &fs.PathError{Op: "removexattr " + XattrCaps, Path: rel, Err: err}
+		if err := h.remove(archive.XattrCaps); err != nil && !errors.Is(err, unix.ENODATA) {
+			return &fs.PathError{Op: "removexattr " + archive.XattrCaps, Path: rel, Err: err}
 		}
 	}
 	return nil
@@ -793,13 +794,13 @@ func (s *shifter) replayOne(fd int, f shiftFix, st *sys.Stat) (fixed bool, err e
 		fixed = true
 	}
 	if f.caps != nil {
-		cur, err := sys.GetxattrAll(proc, XattrCaps, true)
+		cur, err := sys.GetxattrAll(proc, archive.XattrCaps, true)
 		if err != nil && !errors.Is(err, unix.ENODATA) {
-			return fixed, &fs.PathError{Op: "getxattr " + XattrCaps, Path: f.path, Err: err}
+			return fixed, &fs.PathError{Op: "getxattr " + archive.XattrCaps, Path: f.path, Err: err}
 		}
 		if !bytes.Equal(cur, f.caps) {
-			if err := sys.Setxattr(proc, XattrCaps, f.caps, 0, true); err != nil {
-				return fixed, &fs.PathError{Op: "setxattr " + XattrCaps, Path: f.path, Err: err}
+			if err := sys.Setxattr(proc, archive.XattrCaps, f.caps, 0, true); err != nil {
+				return fixed, &fs.PathError{Op: "setxattr " + archive.XattrCaps, Path: f.path, Err: err}
 			}
 			fixed = true
 		}

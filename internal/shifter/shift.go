@@ -1,4 +1,4 @@
-package backup
+package shifter
 
 import (
 	"errors"
@@ -30,13 +30,13 @@ type ShiftOptions struct {
 	// FromUID, ToGID to ToUID. A map of identity extents ("0:0:65536")
 	// describes a privileged rootfs of raw host ids.
 	FromUID, FromGID, ToUID, ToGID userns.Map
-	// ForeignCaps is the policy for a security.capability whose rootid
+	// archive.ForeignCaps is the policy for a security.capability whose rootid
 	// is outside FromUID (a host-scoped revision-2 cap in a container's
 	// tree, or another container's cap): [ForeignCapsFail] (the default)
 	// leaves the whole inode as it is and reports an error,
 	// [ForeignCapsSkip] drops the cap with a warning, [ForeignCapsHost]
 	// keeps it as it is with a warning.
-	ForeignCaps ForeignCaps
+	ForeignCaps archive.ForeignCaps
 	// CrossMounts descends into file systems mounted below the root.
 	// Off by default: a mount point is reported and left alone, as
 	// find -xdev and tar --one-file-system do.
@@ -54,12 +54,13 @@ type ShiftOptions struct {
 	// Reporter receives the events; nil means none.
 	Reporter ShiftReporter
 
-	// inHelper is set in a helper user namespace (ShiftRootless), for
+	// InHelper is set in a helper user namespace (ShiftRootless), for
 	// messages.
-	inHelper bool
+	InHelper bool
 }
 
-func (o *ShiftOptions) applyDefaults() {
+// ApplyDefaults fills in the zero fields of o.
+func (o *ShiftOptions) ApplyDefaults() {
 	if o.FromGID.IsZero() {
 		o.FromGID = o.FromUID
 	}
@@ -164,9 +165,9 @@ type shiftMaps struct {
 	fromUID, fromGID, toUID, toGID userns.Map
 }
 
-// checkShiftMaps refuses maps a shift cannot use: missing, or with
+// CheckMaps refuses maps a shift cannot use: missing, or with
 // overlapping host ranges (see [ErrShiftOverlap]).
-func checkShiftMaps(o *ShiftOptions) error {
+func CheckMaps(o *ShiftOptions) error {
 	if o.FromUID.IsZero() || o.ToUID.IsZero() {
 		return errors.New("shift needs both a source and a target map")
 	}
@@ -192,14 +193,14 @@ func checkShiftMaps(o *ShiftOptions) error {
 // id moves a host id from one map to the other. ok is false for an id
 // outside from (left as it is); err is set for an id inside from whose
 // container id has no host id in to.
-func moveID(from, to userns.Map, kind IDKind, h uint32) (n uint32, ok bool, err error) {
+func moveID(from, to userns.Map, kind archive.IDKind, h uint32) (n uint32, ok bool, err error) {
 	ns, e := from.ToNs(h)
 	if e != nil {
 		return h, false, nil
 	}
 	n, e = to.ToHost(ns)
 	if e != nil {
-		return h, false, &IDError{Kind: kind, ID: ns, Err: e}
+		return h, false, &archive.IDError{Kind: kind, ID: ns, Err: e}
 	}
 	return n, true, nil
 }
@@ -212,7 +213,7 @@ func (m shiftMaps) caps(raw []byte) (out []byte, oldRoot, newRoot uint32, foreig
 	if err != nil {
 		return nil, 0, 0, false, err
 	}
-	n, ok, err := moveID(m.fromUID, m.toUID, KindRootID, root)
+	n, ok, err := moveID(m.fromUID, m.toUID, archive.KindRootID, root)
 	if err != nil {
 		return nil, root, root, false, err
 	}
@@ -224,19 +225,19 @@ func (m shiftMaps) caps(raw []byte) (out []byte, oldRoot, newRoot uint32, foreig
 
 // acl returns the ACL xattr raw with its ids moved. Ids outside the source
 // maps are left as they are and reported in unmoved.
-func (m shiftMaps) acl(raw []byte) (out []byte, unmoved []*IDError, err error) {
-	mv := func(from, to userns.Map, kind IDKind) func(uint32) (uint32, error) {
+func (m shiftMaps) acl(raw []byte) (out []byte, unmoved []*archive.IDError, err error) {
+	mv := func(from, to userns.Map, kind archive.IDKind) func(uint32) (uint32, error) {
 		return func(id uint32) (uint32, error) {
 			n, ok, err := moveID(from, to, kind, id)
 			if err != nil {
 				return 0, err
 			}
 			if !ok {
-				unmoved = append(unmoved, &IDError{Kind: kind, ID: id, Host: true, Err: &userns.UnmappedError{ID: id, Map: from}})
+				unmoved = append(unmoved, &archive.IDError{Kind: kind, ID: id, Host: true, Err: &userns.UnmappedError{ID: id, Map: from}})
 			}
 			return n, nil
 		}
 	}
-	out, err = archive.TranslateACL("posix acl", raw, mv(m.fromUID, m.toUID, KindACLUser), mv(m.fromGID, m.toGID, KindACLGroup))
+	out, err = archive.TranslateACL("posix acl", raw, mv(m.fromUID, m.toUID, archive.KindACLUser), mv(m.fromGID, m.toGID, archive.KindACLGroup))
 	return out, unmoved, err
 }
