@@ -41,34 +41,9 @@ func (r *run) prepare(it *item) {
 	if it.err != nil {
 		return
 	}
-	xfd := -1 // fd for f*xattr
-	switch {
-	case it.self != nil:
-		xfd = it.self.fd
-		if err := unix.Fstat(xfd, &it.st); err != nil {
-			it.err = &fs.PathError{Op: "fstat", Path: it.name, Err: err}
-			return
-		}
-	case it.typ == 0:
-		fd, err := unix.Openat(it.parent.fd, it.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-		if err != nil {
-			it.err = &fs.PathError{Op: "open", Path: it.name, Err: err}
-			return
-		}
-		it.fd, xfd = fd, fd
-		if err := unix.Fstat(fd, &it.st); err != nil {
-			it.err = &fs.PathError{Op: "fstat", Path: it.name, Err: err}
-			return
-		}
-		if it.st.Mode&unix.S_IFMT != unix.S_IFREG {
-			it.err = &fs.PathError{Op: "open", Path: it.name, Err: errChangedType}
-			return
-		}
-	default:
-		if err := unix.Fstatat(it.parent.fd, it.base, &it.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			it.err = &fs.PathError{Op: "lstat", Path: it.name, Err: err}
-			return
-		}
+	xfd, ok := r.statItem(it)
+	if !ok {
+		return
 	}
 	typ := sys.ModeType(it.st.Mode)
 	if typ == fs.ModeSocket {
@@ -81,6 +56,58 @@ func (r *run) prepare(it *item) {
 		return
 	}
 
+	hdr, errs := r.header(it, typ)
+	if err := r.readXattrs(it, xfd, hdr); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		it.err = errors.Join(errs...)
+		return
+	}
+	it.hdr = hdr
+	if typ == 0 {
+		r.readAhead(it, hdr)
+	}
+}
+
+// statItem opens (regular files) and stats the item; it returns the fd
+// for f*xattr calls (-1: by name) and false when the item failed.
+func (r *run) statItem(it *item) (xfd int, ok bool) {
+	xfd = -1
+	switch {
+	case it.self != nil:
+		xfd = it.self.fd
+		if err := unix.Fstat(xfd, &it.st); err != nil {
+			it.err = &fs.PathError{Op: "fstat", Path: it.name, Err: err}
+			return -1, false
+		}
+	case it.typ == 0:
+		fd, err := unix.Openat(it.parent.fd, it.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		if err != nil {
+			it.err = &fs.PathError{Op: "open", Path: it.name, Err: err}
+			return -1, false
+		}
+		it.fd, xfd = fd, fd
+		if err := unix.Fstat(fd, &it.st); err != nil {
+			it.err = &fs.PathError{Op: "fstat", Path: it.name, Err: err}
+			return -1, false
+		}
+		if it.st.Mode&unix.S_IFMT != unix.S_IFREG {
+			it.err = &fs.PathError{Op: "open", Path: it.name, Err: errChangedType}
+			return -1, false
+		}
+	default:
+		if err := unix.Fstatat(it.parent.fd, it.base, &it.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			it.err = &fs.PathError{Op: "lstat", Path: it.name, Err: err}
+			return -1, false
+		}
+	}
+	return xfd, true
+}
+
+// header makes the tar header of the item (typ is its file type), its
+// ids translated.
+func (r *run) header(it *item, typ fs.FileMode) (*tar.Header, []error) {
 	st := &it.st
 	hdr := &tar.Header{
 		Name:    it.name,
@@ -131,21 +158,14 @@ func (r *run) prepare(it *item) {
 		errs = append(errs, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT))
 	}
 
-	if err := r.readXattrs(it, xfd, hdr); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		it.err = errors.Join(errs...)
-		return
-	}
-	it.hdr = hdr
+	return hdr, errs
+}
 
-	if typ != 0 {
-		return
-	}
-	// Regular file: read it now when small, a single link (a later link
-	// to it is written without content, which only the writer knows) and
-	// the budget allows; else leave the fd to the writer.
+// readAhead reads a regular file now when it is small, a single link (a
+// later link to it is written without content, which only the writer
+// knows) and the budget allows; else it leaves the fd to the writer.
+func (r *run) readAhead(it *item, hdr *tar.Header) {
+	st := &it.st
 	if hdr.Size == 0 {
 		unix.Close(it.fd)
 		it.fd = -1

@@ -141,49 +141,106 @@ func Write(ctx context.Context, w io.Writer, root string, opts Options, x Extra)
 	opts.ApplyDefaults()
 	r := &run{opts: &opts, exclude: x.Exclude, xattrat: sys.HasXattrat()}
 	r.budget.avail.Store(opts.ReadAhead)
+	rootDir, err := r.openRoot(root)
+	if err != nil {
+		return archive.Summary{}, err
+	}
+	meta := archive.Meta{Tool: opts.Tool, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, ForeignCaps: opts.ForeignCaps}
+	if !x.MetaUIDMap.IsZero() {
+		meta.UIDMap, meta.GIDMap = x.MetaUIDMap, x.MetaGIDMap
+	}
+	out, err := openStream(w, &opts, meta)
+	if err != nil {
+		rootDir.release()
+		return archive.Summary{}, err
+	}
+	wr := &writer{r: r, tw: out.tw, raw: out.zw, links: map[FileID]string{}, rep: opts.Reporter}
+	fatal := r.pipeline(ctx, rootDir, wr)
+	if fatal == nil {
+		fatal = out.close()
+	}
+	sum = wr.sum
+	sum.Excluded = r.excluded.Load()
+	sum.Written = out.cw.n
+	sum.Duration = time.Since(start)
+	sum.Workers = opts.Workers
+	opts.Reporter.Finish(sum)
+	if fatal != nil {
+		return sum, fatal
+	}
+	if len(wr.failed) > 0 {
+		return sum, &archive.IncompleteError{Items: wr.failed}
+	}
+	return sum, nil
+}
 
+// openRoot opens the root of the tree and records its device.
+func (r *run) openRoot(root string) (*dirHandle, error) {
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return archive.Summary{}, &fs.PathError{Op: "open", Path: root, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
 	rootDir := newDirHandle(rootfd)
 	r.rootfd = rootfd
 	var rst unix.Stat_t
 	if err := unix.Fstat(rootfd, &rst); err != nil {
 		rootDir.release()
-		return archive.Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
+		return nil, &fs.PathError{Op: "fstat", Path: root, Err: err}
 	}
 	r.rootDev = rst.Dev
+	return rootDir, nil
+}
 
-	cw := &countWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 256<<10)
-	zw, err := archive.Compressor(bw, opts.Compression, opts.CompressLevel)
-	if err != nil {
-		rootDir.release()
-		return archive.Summary{}, err
+// stream is the output of a backup: the tar writer over the compressor
+// over a buffer over the caller's writer, counted.
+type stream struct {
+	cw *countWriter
+	bw *bufio.Writer
+	zw io.WriteCloser
+	tw *tar.Writer
+}
+
+// openStream starts the archive on w with its pax global header.
+func openStream(w io.Writer, opts *Options, meta archive.Meta) (*stream, error) {
+	out := &stream{cw: &countWriter{w: w}}
+	out.bw = bufio.NewWriterSize(out.cw, 256<<10)
+	var err error
+	if out.zw, err = archive.Compressor(out.bw, opts.Compression, opts.CompressLevel); err != nil {
+		return nil, err
 	}
-	tw := tar.NewWriter(zw)
-	meta := archive.Meta{Tool: opts.Tool, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, ForeignCaps: opts.ForeignCaps}
-	if !x.MetaUIDMap.IsZero() {
-		meta.UIDMap, meta.GIDMap = x.MetaUIDMap, x.MetaGIDMap
-	}
-	err = tw.WriteHeader(&tar.Header{
+	out.tw = tar.NewWriter(out.zw)
+	err = out.tw.WriteHeader(&tar.Header{
 		Typeflag:   tar.TypeXGlobalHeader,
 		Name:       "pax_global_header",
 		Format:     tar.FormatPAX,
 		PAXRecords: map[string]string{tarfmt.CommentRecord: meta.Comment()},
 	})
 	if err != nil {
-		rootDir.release()
-		return archive.Summary{}, fmt.Errorf("write archive: %w", err)
+		return nil, fmt.Errorf("write archive: %w", err)
 	}
+	return out, nil
+}
 
+// close ends the archive and flushes it to the caller's writer.
+func (out *stream) close() error {
+	for _, c := range []func() error{out.tw.Close, out.zw.Close, out.bw.Flush} {
+		if err := c(); err != nil {
+			return fmt.Errorf("write archive: %w", err)
+		}
+	}
+	return nil
+}
+
+// pipeline runs the walk, the workers that prepare the items and the
+// writer that emits them in walk order; it returns the error that stopped
+// the backup, if any.
+func (r *run) pipeline(ctx context.Context, rootDir *dirHandle, wr *writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Entries travel in batches: one channel operation (and at most one
 	// goroutine wake-up) per batch instead of per file.
-	order := make(chan []*item, max(opts.Window/batchSize, 1))
-	jobs := make(chan []*item, max(opts.Window/batchSize, 1))
+	order := make(chan []*item, max(r.opts.Window/batchSize, 1))
+	jobs := make(chan []*item, max(r.opts.Window/batchSize, 1))
 	var walkErr error
 	go func() {
 		defer close(jobs)
@@ -192,23 +249,9 @@ func Write(ctx context.Context, w io.Writer, root string, opts Options, x Extra)
 		walkErr = r.walk(ctx, rootDir, order, jobs)
 	}()
 	var wg sync.WaitGroup
-	for range opts.Workers {
-		wg.Go(func() {
-			for b := range jobs {
-				for _, it := range b {
-					if err := ctx.Err(); err != nil {
-						// Not prepared: the writer must not emit it.
-						it.err = err
-					} else {
-						r.prepare(it)
-					}
-					close(it.done)
-				}
-			}
-		})
+	for range r.opts.Workers {
+		wg.Go(func() { r.prepareAll(ctx, jobs) })
 	}
-
-	wr := &writer{r: r, tw: tw, raw: zw, links: map[FileID]string{}, rep: opts.Reporter}
 	var fatal error
 	for b := range order {
 		for _, it := range b {
@@ -231,28 +274,22 @@ func Write(ctx context.Context, w io.Writer, root string, opts Options, x Extra)
 	if fatal == nil {
 		fatal = ctx.Err()
 	}
-	if fatal == nil {
-		if err := tw.Close(); err != nil {
-			fatal = fmt.Errorf("write archive: %w", err)
-		} else if err := zw.Close(); err != nil {
-			fatal = fmt.Errorf("write archive: %w", err)
-		} else if err := bw.Flush(); err != nil {
-			fatal = fmt.Errorf("write archive: %w", err)
+	return fatal
+}
+
+// prepareAll is a worker: it prepares the items of the batches it gets.
+func (r *run) prepareAll(ctx context.Context, jobs <-chan []*item) {
+	for b := range jobs {
+		for _, it := range b {
+			if err := ctx.Err(); err != nil {
+				// Not prepared: the writer must not emit it.
+				it.err = err
+			} else {
+				r.prepare(it)
+			}
+			close(it.done)
 		}
 	}
-	sum = wr.sum
-	sum.Excluded = r.excluded.Load()
-	sum.Written = cw.n
-	sum.Duration = time.Since(start)
-	sum.Workers = opts.Workers
-	opts.Reporter.Finish(sum)
-	if fatal != nil {
-		return sum, fatal
-	}
-	if len(wr.failed) > 0 {
-		return sum, &archive.IncompleteError{Items: wr.failed}
-	}
-	return sum, nil
 }
 
 // walk lists the tree depth first, names sorted, and sends every entry to

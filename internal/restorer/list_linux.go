@@ -59,28 +59,17 @@ type ListOptions struct {
 // of fn ends the listing with it. An archive of raw host ids whose owners
 // the target maps do not cover stops it with a [*RawArchiveError].
 func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry) error) error {
-	ar, err := tarfmt.NewReader(r)
-	if err != nil {
-		return err
-	}
-	defer ar.Close()
 	ro := &RestoreOptions{
 		UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, SourceUIDMap: opts.SourceUIDMap, SourceGIDMap: opts.SourceGIDMap,
 		ForeignCaps: opts.ForeignCaps, HostScope: opts.HostScope || opts.UIDMap.IsZero(),
 		XattrsInclude: []string{"*"},
 	}
 	ro.ApplyDefaults()
-	m, err := newRestoreMapping(ar, ro)
+	ar, m, sel, err := openArchive(r, ro, opts.Paths)
 	if err != nil {
 		return err
 	}
-	if err := m.checkFirst(ar); err != nil {
-		return err
-	}
-	sel, err := newSelection(opts.Paths)
-	if err != nil {
-		return err
-	}
+	defer ar.Close()
 	rs := &restorer{opts: ro, m: m}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -97,53 +86,63 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 		if ee == nil && !sel.match(e.Name, e.Header.Typeflag == tar.TypeDir) {
 			continue
 		}
-		h := e.Header
-		le := ListEntry{
-			Name: h.Name, Type: listType(h.Typeflag), Mode: uint32(h.Mode) & 0o7777, UID: h.Uid, GID: h.Gid,
-			MTime: h.ModTime,
-		}
-		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-			le.Size = h.Size
-		case tar.TypeSymlink, tar.TypeLink:
-			le.Link = h.Linkname
-		case tar.TypeChar, tar.TypeBlock:
-			le.Dev = fmtDev(h.Devmajor, h.Devminor)
-		}
-		if ee != nil {
-			le.Error = ee.Error()
-		} else {
-			mt, err := rs.meta(e)
-			switch {
-			case errors.Is(err, ErrRawArchive):
-				return err
-			case err != nil:
-				le.Error = err.Error()
-				if raw, ok := e.Xattrs[archive.XattrCaps]; ok {
-					le.Caps = capsText(raw)
-				}
-			default:
-				le.UID, le.GID, le.Mode = mt.uid, mt.gid, mt.mode
-				if mt.caps != nil {
-					le.Caps = capsText(mt.caps)
-				}
-				for _, x := range mt.xattrs {
-					if archive.IsACL(x.name) {
-						le.ACL = true
-					}
-				}
-				switch {
-				case mt.refused != nil:
-					le.CapsNote = mt.refused.Error()
-				case mt.warn != nil && e.Xattrs[archive.XattrCaps] != nil:
-					le.CapsNote = mt.warn.Error()
-				}
-			}
+		le, err := rs.listEntry(e, ee)
+		if err != nil {
+			return err
 		}
 		if err := fn(le); err != nil {
 			return err
 		}
 	}
+}
+
+// listEntry describes member e (ee: why it cannot be restored, if so) as
+// a restore under rs's options would make it.
+func (rs *restorer) listEntry(e *tarfmt.Entry, ee *tarfmt.EntryError) (ListEntry, error) {
+	h := e.Header
+	le := ListEntry{
+		Name: h.Name, Type: listType(h.Typeflag), Mode: uint32(h.Mode) & 0o7777, UID: h.Uid, GID: h.Gid,
+		MTime: h.ModTime,
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
+		le.Size = h.Size
+	case tar.TypeSymlink, tar.TypeLink:
+		le.Link = h.Linkname
+	case tar.TypeChar, tar.TypeBlock:
+		le.Dev = fmtDev(h.Devmajor, h.Devminor)
+	}
+	if ee != nil {
+		le.Error = ee.Error()
+	} else {
+		mt, err := rs.meta(e)
+		switch {
+		case errors.Is(err, ErrRawArchive):
+			return le, err
+		case err != nil:
+			le.Error = err.Error()
+			if raw, ok := e.Xattrs[archive.XattrCaps]; ok {
+				le.Caps = capsText(raw)
+			}
+		default:
+			le.UID, le.GID, le.Mode = mt.uid, mt.gid, mt.mode
+			if mt.caps != nil {
+				le.Caps = capsText(mt.caps)
+			}
+			for _, x := range mt.xattrs {
+				if archive.IsACL(x.name) {
+					le.ACL = true
+				}
+			}
+			switch {
+			case mt.refused != nil:
+				le.CapsNote = mt.refused.Error()
+			case mt.warn != nil && e.Xattrs[archive.XattrCaps] != nil:
+				le.CapsNote = mt.warn.Error()
+			}
+		}
+	}
+	return le, nil
 }
 
 // listType names a tar type flag for [ListEntry.Type].

@@ -80,22 +80,11 @@ var ErrCapsNotRegular = errors.New("backup: capability on a member that is not a
 // or refused archive, a cancelled ctx, or an error returned by opts.Error.
 func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions) (RestoreSummary, error) {
 	opts.ApplyDefaults()
-	ar, err := tarfmt.NewReader(r)
+	ar, m, sel, err := openArchive(r, &opts, opts.Paths)
 	if err != nil {
 		return RestoreSummary{}, err
 	}
 	defer ar.Close()
-	m, err := newRestoreMapping(ar, &opts)
-	if err != nil {
-		return RestoreSummary{}, err
-	}
-	if err := m.checkFirst(ar); err != nil {
-		return RestoreSummary{}, err
-	}
-	sel, err := newSelection(opts.Paths)
-	if err != nil {
-		return RestoreSummary{}, err
-	}
 	// The state directory first: a restore that cannot keep its state
 	// does not start (nor create dest).
 	sdir, sdirPath, err := jobstate.DirFor(opts.StateDir, "restore", true)

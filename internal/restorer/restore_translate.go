@@ -3,6 +3,7 @@ package restorer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 
@@ -241,4 +242,28 @@ func (m restoreMapping) entryXattrs(e *tarfmt.Entry) (xattrs []xattrKV, caps []b
 type xattrKV struct {
 	name  string
 	value []byte
+}
+
+// openArchive opens the archive in r for a restore, a verify or a listing
+// under ro: it reads the global header, checks the first member of a raw
+// archive (see [RawArchiveError]) and compiles the selected paths. The
+// caller closes the reader.
+func openArchive(r io.Reader, ro *RestoreOptions, paths []string) (*tarfmt.Reader, restoreMapping, *selection, error) {
+	ar, err := tarfmt.NewReader(r)
+	if err != nil {
+		return nil, restoreMapping{}, nil, err
+	}
+	m, err := newRestoreMapping(ar, ro)
+	if err == nil {
+		err = m.checkFirst(ar)
+	}
+	var sel *selection
+	if err == nil {
+		sel, err = newSelection(paths)
+	}
+	if err != nil {
+		ar.Close()
+		return nil, restoreMapping{}, nil, err
+	}
+	return ar, m, sel, nil
 }

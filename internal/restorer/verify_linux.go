@@ -32,19 +32,12 @@ import (
 // about the verification itself (an unreadable archive or dest, or one
 // returned by opts.Difference); differences are not errors.
 func Verify(ctx context.Context, r io.Reader, dest string, opts VerifyOptions) ([]Difference, error) {
-	ar, err := tarfmt.NewReader(r)
+	ro := opts.restoreOptions()
+	ar, m, _, err := openArchive(r, ro, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer ar.Close()
-	ro := opts.restoreOptions()
-	m, err := newRestoreMapping(ar, ro)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.checkFirst(ar); err != nil {
-		return nil, err
-	}
 	d, err := openDest(dest, false)
 	if err != nil {
 		return nil, err
@@ -181,8 +174,27 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 	if want != got {
 		return v.report(Difference{Path: disp, Kind: DiffType, Want: want, Got: got})
 	}
+	diffs, err := v.compare(e, ar, mt, dirfd, base, &st)
+	if err != nil {
+		return err
+	}
+	diffs = append(diffs, v.xattrs(dirfd, base, e, mt)...)
+	for _, d := range diffs {
+		d.Path = disp
+		if err := v.report(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compare lists how the entry base of dirfd (whose lstat is st) differs
+// from member e (translated metadata mt) in owner, mode, target or
+// device, and content (read from ar); its type is already the member's.
+func (v *verifier) compare(e *tarfmt.Entry, ar *tarfmt.Reader, mt entryMeta, dirfd int, base string, st *unix.Stat_t) ([]Difference, error) {
+	h := e.Header
 	var diffs []Difference
-	add := func(d Difference) { d.Path = disp; diffs = append(diffs, d) }
+	add := func(d Difference) { diffs = append(diffs, d) }
 	if int(st.Uid) != mt.uid || int(st.Gid) != mt.gid {
 		add(Difference{Kind: DiffOwner, Want: fmt.Sprintf("%d:%d", mt.uid, mt.gid), Got: fmt.Sprintf("%d:%d", st.Uid, st.Gid)})
 	}
@@ -211,9 +223,9 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 		} else {
 			wantSum, err := v.hash(ar)
 			if err != nil {
-				return fmt.Errorf("read archive: %s: %w", h.Name, noEOF(err))
+				return nil, fmt.Errorf("read archive: %s: %w", h.Name, noEOF(err))
 			}
-			gotSum, err := v.hashFile(dirfd, base, &st)
+			gotSum, err := v.hashFile(dirfd, base, st)
 			if err != nil {
 				add(Difference{Kind: DiffError, Got: v.d.pathErr("read", e.Name, err).Error()})
 			} else if gotSum != wantSum {
@@ -221,14 +233,7 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 			}
 		}
 	}
-	diffs = append(diffs, v.xattrs(dirfd, base, e, mt)...)
-	for _, d := range diffs {
-		d.Path = disp
-		if err := v.report(d); err != nil {
-			return err
-		}
-	}
-	return nil
+	return diffs, nil
 }
 
 func (v *verifier) stat(rel string) (unix.Stat_t, error) {

@@ -295,42 +295,7 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 	tmp := rs.d.tmpName()
 	switch h.Typeflag {
 	case tar.TypeLink:
-		tdir, tbase := path.Split(e.Link)
-		tfd, err := rs.d.openDir(cleanDir(tdir), false)
-		if err != nil {
-			return fmt.Errorf("hardlink target %s: %w", e.Link, err)
-		}
-		defer unix.Close(tfd)
-		tst, err := lstatAt(tfd, tbase)
-		if err != nil {
-			return fmt.Errorf("hardlink target %s: %w", e.Link, rs.d.pathErr("lstat", e.Link, err))
-		}
-		if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return fmt.Errorf("hardlink target %s is a directory", e.Link)
-		}
-		if len(mt.xattrs) > 0 || len(mt.caps) > 0 {
-			// bsdtar repeats the inode's xattrs on its hardlink members;
-			// GNU tar and bsdtar both ignore them on extraction (the inode
-			// got them with its first member). Same here, but a value
-			// that differs from the inode's is reported, never dropped
-			// silently.
-			if w := linkXattrsDiffer(tfd, tbase, mt); w != "" {
-				rs.warn(e.Name, fmt.Errorf("hardlink member carries xattrs that differ from those of its target %s (%s); the target's are kept, as GNU tar and bsdtar do", e.Link, w))
-			}
-		}
-		if exists && st.Dev == tst.Dev && st.Ino == tst.Ino {
-			rs.links.Add(1)
-			return nil
-		}
-		if err := unix.Linkat(tfd, tbase, dirfd, tmp, 0); err != nil {
-			return rs.d.pathErr("link", e.Name, err)
-		}
-		if err := place(dirfd, tmp, base); err != nil {
-			return rs.d.pathErr("rename", e.Name, err)
-		}
-		rs.links.Add(1)
-		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
-		return nil
+		return rs.hardlink(e, mt, dirfd, base, tmp, st, exists)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(h.Linkname, dirfd, tmp); err != nil {
 			return rs.d.pathErr("symlink", e.Name, err)
@@ -370,6 +335,48 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 	} else {
 		rs.others.Add(1)
 	}
+	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	return nil
+}
+
+// hardlink makes member e a hard link to its target, under the temporary
+// name tmp of dirfd, then renames it to base (st and exists describe what
+// base is now).
+func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp string, st unix.Stat_t, exists bool) error {
+	tdir, tbase := path.Split(e.Link)
+	tfd, err := rs.d.openDir(cleanDir(tdir), false)
+	if err != nil {
+		return fmt.Errorf("hardlink target %s: %w", e.Link, err)
+	}
+	defer unix.Close(tfd)
+	tst, err := lstatAt(tfd, tbase)
+	if err != nil {
+		return fmt.Errorf("hardlink target %s: %w", e.Link, rs.d.pathErr("lstat", e.Link, err))
+	}
+	if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("hardlink target %s is a directory", e.Link)
+	}
+	if len(mt.xattrs) > 0 || len(mt.caps) > 0 {
+		// bsdtar repeats the inode's xattrs on its hardlink members;
+		// GNU tar and bsdtar both ignore them on extraction (the inode
+		// got them with its first member). Same here, but a value
+		// that differs from the inode's is reported, never dropped
+		// silently.
+		if w := linkXattrsDiffer(tfd, tbase, mt); w != "" {
+			rs.warn(e.Name, fmt.Errorf("hardlink member carries xattrs that differ from those of its target %s (%s); the target's are kept, as GNU tar and bsdtar do", e.Link, w))
+		}
+	}
+	if exists && st.Dev == tst.Dev && st.Ino == tst.Ino {
+		rs.links.Add(1)
+		return nil
+	}
+	if err := unix.Linkat(tfd, tbase, dirfd, tmp, 0); err != nil {
+		return rs.d.pathErr("link", e.Name, err)
+	}
+	if err := place(dirfd, tmp, base); err != nil {
+		return rs.d.pathErr("rename", e.Name, err)
+	}
+	rs.links.Add(1)
 	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
 	return nil
 }

@@ -80,23 +80,8 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 	s.sum.DryRun = opts.DryRun
 	s.cond = sync.NewCond(&s.mu)
 	if !opts.DryRun {
-		j, err := openShiftJournal(opts.StateDir, root, rootfd, &opts)
-		if err != nil {
-			return ShiftSummary{}, err
-		}
-		s.journal = j
-		if err := s.replay(); err != nil {
-			_ = j.Close(false)
+		if err := s.openJournal(); err != nil {
 			return s.summary(), err
-		}
-		if j.other != "" {
-			// The journal of an interrupted shift between other maps:
-			// its inodes are complete now; this run starts its own.
-			s.warn(".", fmt.Errorf("completed the inodes an interrupted shift (%s) had left half done, from its journal %s", j.other, j.Path))
-			if err := j.restart(&opts); err != nil {
-				_ = j.Close(false)
-				return s.summary(), err
-			}
 		}
 	}
 	s.stack = []string{"."}
@@ -132,6 +117,30 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 	}
 	opts.Reporter.Finish(sum)
 	return sum, err
+}
+
+// openJournal opens the journal of the tree and completes the inodes an
+// interrupted shift left half done.
+func (s *shifter) openJournal() error {
+	j, err := openShiftJournal(s.opts.StateDir, s.root, s.rootfd, s.opts)
+	if err != nil {
+		return err
+	}
+	s.journal = j
+	if err := s.replay(); err != nil {
+		_ = j.Close(false)
+		return err
+	}
+	if j.other != "" {
+		// The journal of an interrupted shift between other maps:
+		// its inodes are complete now; this run starts its own.
+		s.warn(".", fmt.Errorf("completed the inodes an interrupted shift (%s) had left half done, from its journal %s", j.other, j.Path))
+		if err := j.restart(s.opts); err != nil {
+			_ = j.Close(false)
+			return err
+		}
+	}
+	return nil
 }
 
 // shifter is one run of [Shift].
