@@ -33,8 +33,8 @@ type ForeignCaps = archive.ForeignCaps
 // Compression is [archive.Compression].
 type Compression = archive.Compression
 
-// ArchiveInfo is [archive.ArchiveInfo].
-type ArchiveInfo = archive.ArchiveInfo
+// ArchiveInfo is [archive.Info].
+type ArchiveInfo = archive.Info
 
 // Action is [archive.Action].
 type Action = archive.Action

@@ -22,7 +22,6 @@ import (
 	"github.com/nscap/nscap/xattrfmt"
 )
 
-
 // rawACL encodes an access ACL with the given named user and group.
 func rawACL(user, group uint32) []byte {
 	ents := [][3]uint32{

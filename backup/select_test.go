@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/internal/testutil"
 )

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/internal/archiver"
 	"github.com/nscap/nscap/internal/testutil"
 )

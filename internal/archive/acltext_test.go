@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"

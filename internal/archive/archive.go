@@ -16,12 +16,6 @@ import (
 
 // Pax records of nscap archives (see package tarfmt).
 const (
-	// paxXattrPrefix is the pax record prefix of an xattr, the form GNU
-	// tar --xattrs and bsdtar both read and write.
-	paxXattrPrefix = tarfmt.SchilyXattrPrefix
-	// paxComment is the standard pax keyword every reader ignores
-	// silently (GNU tar warns on unknown keywords such as LIBARCHIVE.*).
-	paxComment = tarfmt.CommentRecord
 	// HostScopedComment is the per-entry pax comment marking an entry
 	// whose security.capability was kept host-scoped (raw, as the host
 	// reads it) under [ForeignCapsHost]: a restore must write that value
@@ -236,8 +230,8 @@ func Compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
 	return nil, fmt.Errorf("unknown compression %d", c)
 }
 
-// ArchiveInfo is what the pax global header of an archive says about it.
-type ArchiveInfo struct {
+// Info is what the pax global header of an archive says about it.
+type Info struct {
 	// Comment is the raw pax "comment" record, if any.
 	Comment string
 	// Nscap is set when Comment is nscap's (see [ParseComment]).
@@ -251,15 +245,15 @@ type ArchiveInfo struct {
 
 // HasMaps reports whether the archive records the source maps it was made
 // with, that is, whether its owners and caps are namespace-relative.
-func (a ArchiveInfo) HasMaps() bool { return !a.UIDMap.IsZero() || !a.GIDMap.IsZero() }
+func (a Info) HasMaps() bool { return !a.UIDMap.IsZero() || !a.GIDMap.IsZero() }
 
 // ParseInfo decodes the pax global "comment" record with
 // [ParseComment], the parser the writer's format is defined by. Another
 // tool's comment is kept verbatim without maps.
-func ParseInfo(c string) (ArchiveInfo, error) {
+func ParseInfo(c string) (Info, error) {
 	m, ok, err := ParseComment(c)
 	if err != nil {
-		return ArchiveInfo{}, err
+		return Info{}, err
 	}
-	return ArchiveInfo{Comment: c, Nscap: ok, Meta: m}, nil
+	return Info{Comment: c, Nscap: ok, Meta: m}, nil
 }

@@ -16,8 +16,10 @@ import (
 	"github.com/nscap/nscap/internal/tarfmt"
 )
 
+// ErrSocket is the warning for a socket left out of an archive.
+var ErrSocket = errors.New("socket ignored: tar cannot archive sockets")
+
 var (
-	ErrSocket      = errors.New("socket ignored: tar cannot archive sockets")
 	errChangedType = errors.New("file type changed while it was archived")
 	errNoXattrs    = errors.New("filesystem does not support xattrs; none archived from it")
 )

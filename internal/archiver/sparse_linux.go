@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nscap/nscap/internal/tarfmt"
 	"golang.org/x/sys/unix"
+
+	"github.com/nscap/nscap/internal/tarfmt"
 )
 
 // A sparse file (fewer blocks allocated than its size) is archived as a

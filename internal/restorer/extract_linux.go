@@ -302,7 +302,7 @@ func futimens(fd int, ts [2]unix.Timespec) error {
 // take only a path (setxattr on a symlink or a device).
 func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
-// TestHookSweep, when set (by tests only), is called before each
+// TestHookSweep is called, when set (by tests only), before each
 // temporary name is removed by sweepTmp.
 var TestHookSweep func(name string)
 
@@ -402,7 +402,7 @@ func (d *destDir) staging(name string) (*destDir, error) {
 	return &destDir{fd: fd, path: d.path, emptyPath: d.emptyPath, noTmpfile: d.noTmpfile, token: d.token}, nil
 }
 
-// TestHookRemoveTree, when set (by tests only), is called before each
+// TestHookRemoveTree is called, when set (by tests only), before each
 // entry removeTree removes.
 var TestHookRemoveTree func(name string)
 

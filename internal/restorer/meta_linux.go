@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/xattrfmt"
-	"golang.org/x/sys/unix"
 )
 
 // deferredDir is a directory whose mode and times wait for its contents.

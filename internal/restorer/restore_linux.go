@@ -15,8 +15,9 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/jobstate"
 
-	"github.com/nscap/nscap/internal/tarfmt"
 	"golang.org/x/sys/unix"
+
+	"github.com/nscap/nscap/internal/tarfmt"
 )
 
 // ErrCapsNotRegular is a capability xattr on an archive member that is not

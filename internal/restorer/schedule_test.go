@@ -1,3 +1,4 @@
+// The scheduler is pure: these tests run it without a file, as any user.
 package restorer
 
 import (
@@ -10,10 +11,8 @@ import (
 	"github.com/nscap/nscap/internal/tarfmt"
 )
 
-// The scheduler is pure: these tests run it without a file, as any user.
-
-func job(name, link string, held int64) *fileJob {
-	return &fileJob{e: &tarfmt.Entry{Name: name, Link: link}, link: link != "", held: held}
+func job(name, link string) *fileJob {
+	return &fileJob{e: &tarfmt.Entry{Name: name, Link: link}, link: link != ""}
 }
 
 // recorder is a worker body that records the jobs it runs, per worker,
@@ -61,7 +60,7 @@ func TestSchedulerOrderOfOneName(t *testing.T) {
 	for _, n := range []string{"a", "b", "a", "c", "a"} {
 		w := s.pick("dir/")
 		s.waitFor(n, w)
-		s.queue(w, job(n, "", 0), 0)
+		s.queue(w, job(n, ""), 0)
 	}
 	s.stop()
 	var all []string
@@ -81,7 +80,7 @@ func TestSchedulerWaitForHolder(t *testing.T) {
 	gate := make(chan struct{})
 	s, _ := newRecorded(t, 2, gate)
 	defer s.stop()
-	s.queue(0, job("x", "", 0), 0)
+	s.queue(0, job("x", ""), 0)
 	s.flushAll()
 	if w, ok := s.holder("x"); !ok || w != 0 {
 		t.Fatalf("holder(x) = %d, %v; want worker 0", w, ok)
@@ -103,7 +102,7 @@ func TestSchedulerWaitForHolder(t *testing.T) {
 		t.Fatal("waitFor still blocked after the holder finished")
 	}
 	// The holder itself never waits: its jobs run in order.
-	s.queue(1, job("y", "", 0), 0)
+	s.queue(1, job("y", ""), 0)
 	done := make(chan struct{})
 	go func() { s.waitFor("y", 1); close(done) }()
 	select {
@@ -118,8 +117,8 @@ func TestSchedulerHardlinkHoldsTarget(t *testing.T) {
 	gate := make(chan struct{})
 	s, _ := newRecorded(t, 2, gate)
 	defer s.stop()
-	s.queue(1, job("f", "", 0), 0)
-	s.queue(1, job("l", "f", 0), 0) // a link to f, queued behind it
+	s.queue(1, job("f", ""), 0)
+	s.queue(1, job("l", "f"), 0) // a link to f, queued behind it
 	s.flushAll()
 	for _, n := range []string{"f", "l"} {
 		if w, ok := s.holder(n); !ok || w != 1 {
@@ -161,8 +160,8 @@ func TestSchedulerBudget(t *testing.T) {
 func TestSchedulerBatches(t *testing.T) {
 	s, r := newRecorded(t, 1, nil)
 	s.maxBatch = 3
-	s.queue(0, job("a", "", 0), 0)
-	s.queue(0, job("b", "", 0), 0)
+	s.queue(0, job("a", ""), 0)
+	s.queue(0, job("b", ""), 0)
 	time.Sleep(20 * time.Millisecond)
 	r.mu.Lock()
 	early := len(r.ran[0])
@@ -170,7 +169,7 @@ func TestSchedulerBatches(t *testing.T) {
 	if early != 0 {
 		t.Errorf("%d jobs ran before their batch was full", early)
 	}
-	s.queue(0, job("c", "", 0), 0) // fills the batch: handed out
+	s.queue(0, job("c", ""), 0) // fills the batch: handed out
 	s.waitFor("c", -1)
 	r.mu.Lock()
 	if diff := cmp.Diff([]string{"a", "b", "c"}, r.ran[0]); diff != "" {

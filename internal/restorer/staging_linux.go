@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nscap/nscap/internal/archive"
 	"golang.org/x/sys/unix"
+
+	"github.com/nscap/nscap/internal/archive"
 )
 
 // begin records the restore as running, first removing what a killed
@@ -197,7 +198,7 @@ func (rs *restorer) commit() error {
 	return nil
 }
 
-// TestHookCommit, when set (by tests only), is called before each
+// TestHookCommit is called, when set (by tests only), before each
 // top-level entry is renamed out of the staging directory.
 var TestHookCommit func(name string)
 

@@ -13,8 +13,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nscap/nscap/internal/jobstate"
 	"golang.org/x/sys/unix"
+
+	"github.com/nscap/nscap/internal/jobstate"
 )
 
 // The state of a restore is kept outside its destination: DEST may be the

@@ -19,8 +19,9 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/xattrfmt"
 
-	"github.com/nscap/nscap/internal/tarfmt"
 	"golang.org/x/sys/unix"
+
+	"github.com/nscap/nscap/internal/tarfmt"
 )
 
 // Verify compares the tree under dest with the archive read from r, as

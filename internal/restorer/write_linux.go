@@ -12,9 +12,10 @@ import (
 	"path"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
-	"golang.org/x/sys/unix"
 )
 
 // parent returns the directory (from pc) and the base name under which
@@ -381,7 +382,7 @@ func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp
 	return nil
 }
 
-// TestHookSpecial, when set (by tests only), is called between the
+// TestHookSpecial is called, when set (by tests only), between the
 // creation of a symlink, fifo or device under its temporary name and the
 // first change of its metadata: a test swaps another object in there.
 var TestHookSpecial func(dirfd int, tmp string)

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/jobstate"
-	"golang.org/x/sys/unix"
 )
 
 // The journal of a shift lives in the state directory of its user (see

@@ -3,7 +3,6 @@
 package shifter
 
 import (
-	"github.com/nscap/nscap/internal/archive"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/nscap/nscap/internal/archive"
 
 	"golang.org/x/sys/unix"
 
@@ -403,7 +404,7 @@ func (s *shifter) flush(batch []*journaled) {
 	}
 }
 
-// TestHookChowned, when set (by tests only), is called right after the
+// TestHookChowned is called, when set (by tests only), right after the
 // chown of an inode whose caps or setuid bits the kernel cleared, before
 // they are written back: the window the journal covers.
 var TestHookChowned func(rel string)
