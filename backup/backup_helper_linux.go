@@ -12,6 +12,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/archiver"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/nscap/nscap/userns"
@@ -60,17 +63,17 @@ type helperBackupReq struct {
 	OutIno   uint64 `json:"out_ino"`
 	// ExcludeDev and ExcludeIno name the archive file when it lies in
 	// the tree (never archived).
-	ExcludeDev    uint64      `json:"exclude_dev,omitempty"`
-	ExcludeIno    uint64      `json:"exclude_ino,omitempty"`
-	UIDMap        string      `json:"uid_map"`
-	GIDMap        string      `json:"gid_map"`
-	ForeignCaps   ForeignCaps `json:"foreign_caps,omitempty"`
-	Compression   Compression `json:"compression,omitempty"`
-	CompressLevel int         `json:"compress_level,omitempty"`
-	Tool          string      `json:"tool,omitempty"`
-	Workers       int         `json:"workers,omitempty"`
-	Exclude       []string    `json:"exclude,omitempty"`
-	OneFileSystem bool        `json:"one_file_system,omitempty"`
+	ExcludeDev    uint64              `json:"exclude_dev,omitempty"`
+	ExcludeIno    uint64              `json:"exclude_ino,omitempty"`
+	UIDMap        string              `json:"uid_map"`
+	GIDMap        string              `json:"gid_map"`
+	ForeignCaps   archive.ForeignCaps `json:"foreign_caps,omitempty"`
+	Compression   archive.Compression `json:"compression,omitempty"`
+	CompressLevel int                 `json:"compress_level,omitempty"`
+	Tool          string              `json:"tool,omitempty"`
+	Workers       int                 `json:"workers,omitempty"`
+	Exclude       []string            `json:"exclude,omitempty"`
+	OneFileSystem bool                `json:"one_file_system,omitempty"`
 	// ShownUIDMap and ShownGIDMap are the maps as the caller gave them,
 	// for the archive's global header (UIDMap is the helper's view).
 	ShownUIDMap string `json:"shown_uid_map"`
@@ -79,17 +82,17 @@ type helperBackupReq struct {
 
 // helperBackupResp is the result of the backup operation.
 type helperBackupResp struct {
-	Summary Summary  `json:"summary"`
-	Failed  []string `json:"failed,omitempty"` // the items of an IncompleteError, as "PATH\x00MESSAGE"
+	Summary archive.Summary `json:"summary"`
+	Failed  []string        `json:"failed,omitempty"` // the items of an archive.IncompleteError, as "PATH\x00MESSAGE"
 }
 
 // writeHelper is write through a helper (see [NewRootless]). The helper
 // translates with its own view of the maps, and records the caller's in
 // the archive's global header.
-func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, exclude devIno) (Summary, error) {
+func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, exclude archiver.FileID) (archive.Summary, error) {
 	opts := a.opts
 	if opts.UIDMap.IsZero() {
-		return Summary{}, ErrHelperNoMap
+		return archive.Summary{}, ErrHelperNoMap
 	}
 	ro := a.rootless
 	subuid, subgid := ro.SubUIDFile, ro.SubGIDFile
@@ -101,15 +104,15 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 	}
 	hUID, inUID, err := helperMapFor(opts.UIDMap, uint32(os.Getuid()), subuid, "uid")
 	if err != nil {
-		return Summary{}, err
+		return archive.Summary{}, err
 	}
 	hGID, inGID, err := helperMapFor(opts.GIDMap, uint32(os.Getgid()), subgid, "gid")
 	if err != nil {
-		return Summary{}, err
+		return archive.Summary{}, err
 	}
 	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return Summary{}, &fs.PathError{Op: "open", Path: root, Err: err}
+		return archive.Summary{}, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(rfd)
 
@@ -121,7 +124,7 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 		ofd = int(f.Fd())
 	} else {
 		if pipeR, pipeW, err = os.Pipe(); err != nil {
-			return Summary{}, err
+			return archive.Summary{}, err
 		}
 		ofd = int(pipeW.Fd())
 		copyDone = make(chan error, 1)
@@ -143,17 +146,17 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 		RootPath: root, UIDMap: inUID.String(), GIDMap: inGID.String(), ForeignCaps: opts.ForeignCaps,
 		ShownUIDMap: opts.UIDMap.String(), ShownGIDMap: opts.GIDMap.String(),
 		Compression: opts.Compression, CompressLevel: opts.CompressLevel, Tool: opts.Tool, Workers: opts.Workers,
-		Exclude: opts.Exclude, OneFileSystem: opts.OneFileSystem, ExcludeDev: exclude.dev, ExcludeIno: exclude.ino,
+		Exclude: opts.Exclude, OneFileSystem: opts.OneFileSystem, ExcludeDev: exclude.Dev, ExcludeIno: exclude.Ino,
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(rfd, &st); err != nil {
 		_ = closePipe()
-		return Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
+		return archive.Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
 	}
 	req.RootDev, req.RootIno = st.Dev, st.Ino
 	if err := unix.Fstat(ofd, &st); err != nil {
 		_ = closePipe()
-		return Summary{}, &fs.PathError{Op: "fstat", Path: "archive", Err: err}
+		return archive.Summary{}, &fs.PathError{Op: "fstat", Path: "archive", Err: err}
 	}
 	req.OutDev, req.OutIno = st.Dev, st.Ino
 
@@ -165,7 +168,7 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 		case "start":
 			rep.StartFile(ev.Path)
 		case "item":
-			rep.CompleteItem(ev.Path, ev.Action, ItemStats{Size: ev.Size, Caps: ev.Caps})
+			rep.CompleteItem(ev.Path, ev.Action, archive.ItemStats{Size: ev.Size, Caps: ev.Caps})
 		case "warning":
 			rep.Warn(ev.Path, ev.err())
 		case "error":
@@ -178,9 +181,9 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 	if err != nil {
 		_ = closePipe()
 		if errors.Is(err, userns.ErrUnmapped) || errors.Is(err, userns.ErrNoSubID) {
-			return Summary{}, fmt.Errorf("%w: uid map %s, gid map %s: %w", ErrHelperMap, opts.UIDMap, opts.GIDMap, err)
+			return archive.Summary{}, fmt.Errorf("%w: uid map %s, gid map %s: %w", ErrHelperMap, opts.UIDMap, opts.GIDMap, err)
 		}
-		return Summary{}, fmt.Errorf("back up through a helper user namespace: %w", err)
+		return archive.Summary{}, fmt.Errorf("back up through a helper user namespace: %w", err)
 	}
 	var resp helperBackupResp
 	callErr := h.Call(helperOpBackup, req, &resp)
@@ -202,10 +205,10 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 		return sum, fmt.Errorf("write archive: %w", copyErr)
 	}
 	if len(resp.Failed) > 0 {
-		ie := &IncompleteError{}
+		ie := &archive.IncompleteError{}
 		for _, f := range resp.Failed {
 			p, msg, _ := cutNUL(f)
-			ie.Items = append(ie.Items, ItemError{Path: p, Err: errors.New(msg)})
+			ie.Items = append(ie.Items, archive.ItemError{Path: p, Err: errors.New(msg)})
 		}
 		return sum, ie
 	}
@@ -267,13 +270,12 @@ func serveBackupHelper(raw json.RawMessage) (json.RawMessage, error) {
 	opts := Options{
 		UIDMap: uid, GIDMap: gid, ForeignCaps: req.ForeignCaps, Compression: req.Compression, CompressLevel: req.CompressLevel,
 		Tool: req.Tool, Workers: req.Workers, Exclude: req.Exclude, OneFileSystem: req.OneFileSystem,
-		Reporter:   helperBackupReporter{emit: emit, rw: rw},
-		metaUIDMap: shownUID, metaGIDMap: shownGID,
+		Reporter: helperBackupReporter{emit: emit, rw: rw},
 	}
-	a := New(opts)
-	sum, err := a.write(context.Background(), ofile, procRoot, devIno{req.ExcludeDev, req.ExcludeIno})
+	x := archiver.Extra{Exclude: archiver.FileID{Dev: req.ExcludeDev, Ino: req.ExcludeIno}, MetaUIDMap: shownUID, MetaGIDMap: shownGID}
+	sum, err := archiver.Write(context.Background(), ofile, procRoot, opts, x)
 	resp := helperBackupResp{Summary: sum}
-	var ie *IncompleteError
+	var ie *archive.IncompleteError
 	if errors.As(err, &ie) {
 		for _, it := range ie.Items {
 			resp.Failed = append(resp.Failed, it.Path+"\x00"+rw.text(it.Err.Error()))
@@ -294,7 +296,7 @@ type helperBackupReporter struct {
 
 func (helperBackupReporter) StartFile(string) {}
 
-func (r helperBackupReporter) CompleteItem(p string, a Action, s ItemStats) {
+func (r helperBackupReporter) CompleteItem(p string, a archive.Action, s archive.ItemStats) {
 	r.emit(helperEvent{Type: "item", Path: p, Action: a, Size: s.Size, Caps: s.Caps})
 }
 
@@ -305,7 +307,7 @@ func (r helperBackupReporter) Error(p string, err error) error {
 	return nil
 }
 
-func (helperBackupReporter) Finish(Summary) {}
+func (helperBackupReporter) Finish(archive.Summary) {}
 
 func (r helperBackupReporter) event(typ, p string, err error) helperEvent {
 	ev := helperEvent{Type: typ, Path: p, Msg: r.rw.text(err.Error())}

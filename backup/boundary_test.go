@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nscap/nscap/internal/archiver"
+	"github.com/nscap/nscap/internal/restorer"
 	"github.com/nscap/nscap/internal/testutil"
 )
 
@@ -27,14 +29,14 @@ import (
 // issue's 3,000,000-byte reproduction and 8 MiB+1.
 func boundarySizes() []int64 {
 	limits := []int64{
-		holeBlock,         // restore's hole unit
-		512,               // smallest restore buffer class, a tar block
-		64 << 10,          // the writer's zero padding
-		streamChunk,       // backup's streaming chunk, restore's small-file limit, the archive bufio
-		restoreSmallFile,  // (the same today; kept apart so a change is still covered)
-		smallFile,         // the largest file a backup worker reads ahead; restore's batch bytes
-		restoreBatchBytes, //
-		restoreInflight,   // restore's memory budget
+		restorer.HoleBlock,   // restore's hole unit
+		512,                  // smallest restore buffer class, a tar block
+		64 << 10,             // the writer's zero padding
+		archiver.StreamChunk, // backup's streaming chunk, restore's small-file limit, the archive bufio
+		restorer.SmallFile,   // (the same today; kept apart so a change is still covered)
+		archiver.SmallFile,   // the largest file a backup worker reads ahead; restore's batch bytes
+		restorer.BatchBytes,  //
+		restorer.Inflight,    // restore's memory budget
 	}
 	set := map[int64]bool{0: true, 1: true, 3000000: true, 8<<20 + 1: true}
 	for _, n := range limits {
@@ -96,7 +98,7 @@ func TestBoundarySizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, budget := range []int64{0, 1, 4095, 4096, 4097, restoreSmallFile, smallFile - 1, smallFile, smallFile + 1} {
+	for _, budget := range []int64{0, 1, 4095, 4096, 4097, restorer.SmallFile, archiver.SmallFile - 1, archiver.SmallFile, archiver.SmallFile + 1} {
 		t.Run(fmt.Sprintf("readahead=%d", budget), func(t *testing.T) {
 			work := filepath.Join(dir, fmt.Sprintf("ra%d", budget))
 			if err := os.Mkdir(work, 0o755); err != nil {
@@ -348,7 +350,7 @@ func TestBackupVerify(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int64{0, 100, streamChunk + 1, 3000000} {
+	for _, n := range []int64{0, 100, archiver.StreamChunk + 1, 3000000} {
 		writeRandom(t, filepath.Join(src, "d", fmt.Sprint(n)), n)
 	}
 	if err := os.Symlink("d/100", filepath.Join(src, "sym")); err != nil {
@@ -386,7 +388,7 @@ func TestRestoreLastMemberWins(t *testing.T) {
 	testutil.RequireTool(t, "tar")
 	dir := testutil.TempDir(t)
 	small := []byte("old!")
-	large := make([]byte, restoreSmallFile+1)
+	large := make([]byte, restorer.SmallFile+1)
 	_, _ = rand.Read(large)
 	for _, order := range [][2][]byte{{small, large}, {large, small}} {
 		var b bytes.Buffer

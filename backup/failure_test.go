@@ -63,8 +63,8 @@ func foreignFixture(t *testing.T, owner bool) string {
 			}
 		}
 	}
-	mk("bin/hostcap", 100000, rawCaps(2, 0))
-	mk("bin/othercap", 100000, rawCaps(3, 300000))
+	mk("bin/hostcap", 100000, testutil.RawCaps(2, 0))
+	mk("bin/othercap", 100000, testutil.RawCaps(3, 300000))
 	if owner {
 		mk("etc/hostowned", 5000, nil)
 	}
@@ -132,7 +132,7 @@ func TestWriteForeignCapsPolicies(t *testing.T) {
 		wantSkipped int64
 	}{
 		{ForeignCapsSkip, "", "", "", 3},
-		{ForeignCapsHost, string(rawCaps(2, 0)), string(rawCaps(3, 300000)), HostScopedComment, 1},
+		{ForeignCapsHost, string(testutil.RawCaps(2, 0)), string(testutil.RawCaps(3, 300000)), HostScopedComment, 1},
 	} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			var buf bytes.Buffer
@@ -151,7 +151,7 @@ func TestWriteForeignCapsPolicies(t *testing.T) {
 			if g := got["./bin/hostcap"].Comment; g != tc.wantComment {
 				t.Errorf("bin/hostcap comment = %q, want %q", g, tc.wantComment)
 			}
-			if g := got["./bin/ping"].Xattrs[XattrCaps]; g != string(rawCaps(2, 0)) {
+			if g := got["./bin/ping"].Xattrs[XattrCaps]; g != string(testutil.RawCaps(2, 0)) {
 				t.Errorf("bin/ping caps = %x, want the container root's", g)
 			}
 			if sum.Skipped != tc.wantSkipped {

@@ -16,39 +16,23 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
 )
-
-// capNetRaw is the permitted mask of cap_net_raw (bit 13).
-const capNetRaw = 0x2000
-
-// rawCaps encodes cap_net_raw+ep as revision 2 (rev 2) or 3 with rootid.
-func rawCaps(rev int, rootid uint32) []byte {
-	size := 20
-	if rev == 3 {
-		size = 24
-	}
-	b := make([]byte, size)
-	binary.LittleEndian.PutUint32(b, uint32(rev)<<24|1)
-	binary.LittleEndian.PutUint32(b[4:], capNetRaw)
-	if rev == 3 {
-		binary.LittleEndian.PutUint32(b[20:], rootid)
-	}
-	return b
-}
 
 // rawACL encodes an access ACL with the given named user and group.
 func rawACL(user, group uint32) []byte {
 	ents := [][3]uint32{
-		{aclUserObj, 6, invalidID},
-		{aclUser, 6, user},
-		{aclGroupObj, 4, invalidID},
-		{aclGroup, 4, group},
-		{aclMask, 6, invalidID},
-		{aclOther, 4, invalidID},
+		{xattrfmt.ACLUserObj, 6, xattrfmt.ACLUndefinedID},
+		{xattrfmt.ACLUser, 6, user},
+		{xattrfmt.ACLGroupObj, 4, xattrfmt.ACLUndefinedID},
+		{xattrfmt.ACLGroup, 4, group},
+		{xattrfmt.ACLMask, 6, xattrfmt.ACLUndefinedID},
+		{xattrfmt.ACLOther, 4, xattrfmt.ACLUndefinedID},
 	}
-	b := binary.LittleEndian.AppendUint32(nil, aclVersion)
+	b := binary.LittleEndian.AppendUint32(nil, xattrfmt.ACLVersion)
 	for _, e := range ents {
 		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
 		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
@@ -126,8 +110,8 @@ func fixture(tb testing.TB, base uint32) string { //nolint:unparam // the base i
 	must(os.Chmod(filepath.Join(root, "dev/null"), 0o666))
 
 	// xattrs after chown (chown clears security.capability).
-	must(unix.Setxattr(filepath.Join(root, "bin/ping"), XattrCaps, rawCaps(3, base), 0))
-	must(unix.Setxattr(filepath.Join(root, "bin/nested"), XattrCaps, rawCaps(3, base+1000), 0))
+	must(unix.Setxattr(filepath.Join(root, "bin/ping"), XattrCaps, testutil.RawCaps(3, base), 0))
+	must(unix.Setxattr(filepath.Join(root, "bin/nested"), XattrCaps, testutil.RawCaps(3, base+1000), 0))
 	must(unix.Setxattr(filepath.Join(root, "etc/acl"), XattrACLAccess, rawACL(base+1000, base+1001), 0))
 	must(unix.Setxattr(filepath.Join(root, "home/user"), XattrACLDefault, rawACL(base+1000, base+1001), 0))
 	must(unix.Setxattr(filepath.Join(root, "etc/xattr"), "user.comment", []byte("hello\x00binary\xff"), 0))
@@ -179,19 +163,19 @@ func readEntries(tb testing.TB, r io.Reader) (map[string]entry, string) {
 			tb.Fatal(err)
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
-			global = h.PAXRecords[paxComment]
+			global = h.PAXRecords[tarfmt.CommentRecord]
 			continue
 		}
 		e := entry{
 			Name: h.Name, Type: h.Typeflag, UID: h.Uid, GID: h.Gid, Mode: h.Mode, ModTime: h.ModTime.UTC(),
-			Linkname: h.Linkname, Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size, Comment: h.PAXRecords[paxComment],
+			Linkname: h.Linkname, Devmajor: h.Devmajor, Devminor: h.Devminor, Size: h.Size, Comment: h.PAXRecords[tarfmt.CommentRecord],
 		}
 		for k, v := range h.PAXRecords {
-			if len(k) > len(paxXattrPrefix) && k[:len(paxXattrPrefix)] == paxXattrPrefix {
+			if len(k) > len(tarfmt.SchilyXattrPrefix) && k[:len(tarfmt.SchilyXattrPrefix)] == tarfmt.SchilyXattrPrefix {
 				if e.Xattrs == nil {
 					e.Xattrs = map[string]string{}
 				}
-				e.Xattrs[k[len(paxXattrPrefix):]] = v
+				e.Xattrs[k[len(tarfmt.SchilyXattrPrefix):]] = v
 			}
 		}
 		data, err := io.ReadAll(tr)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -25,7 +27,7 @@ var fuzzMaps = func() []userns.Map {
 // back gives the input with its root re-encoded (a v3 whose root is host 0
 // comes back as v2: the forms the kernel treats alike).
 func FuzzTranslateCaps(f *testing.F) {
-	for _, raw := range [][]byte{rawCaps(2, 0), rawCaps(3, 100000), rawCaps(3, 101000), rawCaps(3, 0), rawCaps(3, 7), {1, 0, 0, 1}, nil} {
+	for _, raw := range [][]byte{testutil.RawCaps(2, 0), testutil.RawCaps(3, 100000), testutil.RawCaps(3, 101000), testutil.RawCaps(3, 0), testutil.RawCaps(3, 7), {1, 0, 0, 1}, nil} {
 		f.Add(raw, uint8(0))
 		f.Add(raw, uint8(1))
 	}
@@ -41,7 +43,7 @@ func FuzzTranslateCaps(f *testing.F) {
 			}
 			return
 		}
-		if _, err := parseCaps(out); err != nil {
+		if _, err := archive.CapsRoot(out); err != nil {
 			t.Fatalf("CapsToArchive(%x) = %x, invalid: %v", raw, out, err)
 		}
 		back, err := CapsFromArchive(out, m)
@@ -50,8 +52,8 @@ func FuzzTranslateCaps(f *testing.F) {
 		}
 		want := raw
 		if !m.IsZero() {
-			root, _ := parseCaps(raw)
-			want = encodeCaps(raw, root)
+			root, _ := archive.CapsRoot(raw)
+			want = archive.CapsWithRoot(raw, root)
 		}
 		if !bytes.Equal(back, want) {
 			t.Fatalf("round trip of %x = %x, want %x", raw, back, want)

@@ -25,7 +25,7 @@ func TestLateGlobalHeader(t *testing.T) {
 	// Cut the end-of-archive blocks, then a late global header and a member
 	// with a host-scoped cap_sys_admin.
 	arch := buf.Bytes()[:buf.Len()-2*512]
-	arch = append(arch, makeArchive(t, late, []member{{name: "b", data: "2", xattrs: map[string]string{XattrCaps: string(rawCaps(2, 0))}}})...)
+	arch = append(arch, makeArchive(t, late, []member{{name: "b", data: "2", xattrs: map[string]string{XattrCaps: string(testutil.RawCaps(2, 0))}}})...)
 
 	dest := testutil.TempDir(t)
 	_, err := Restore(context.Background(), bytes.NewReader(arch), filepath.Join(dest, "r"), RestoreOptions{})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/internal/testutil"
 )
 
@@ -96,12 +97,12 @@ func TestRestoreMemoryHeaders(t *testing.T) {
 	var arch bytes.Buffer
 	tw := tar.NewWriter(&arch)
 	testutil.NoErr(t, tw.WriteHeader(&tar.Header{Name: "PaxHeaders/f", Size: int64(recs.Len()), Mode: 0o644, Format: tar.FormatUSTAR}))
-	blk := arch.Bytes()[:blockSize]
+	blk := arch.Bytes()[:tarfmt.BlockSize]
 	blk[156] = tar.TypeXHeader
-	setChecksum(blk)
-	arch.Truncate(blockSize)
+	tarfmt.SetChecksum(blk)
+	arch.Truncate(tarfmt.BlockSize)
 	arch.Write(recs.Bytes())
-	arch.Write(make([]byte, -recs.Len()&(blockSize-1)))
+	arch.Write(make([]byte, -recs.Len()&(tarfmt.BlockSize-1)))
 	arch.Write(makeArchive(t, "", []member{{name: "f", data: "x"}}))
 	_, err = Restore(t.Context(), &arch, filepath.Join(testutil.TempDir(t), "r2"), RestoreOptions{})
 	if err == nil || !strings.Contains(err.Error(), "over 1 MiB") {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
 )
@@ -45,8 +46,8 @@ type NormalizeOptions struct {
 	// Owners also translates the members' owners and groups that are host
 	// ids of the maps into container ids; others are kept.
 	Owners bool
-	// Compression of the output.
-	Compression Compression
+	// archive.Compression of the output.
+	Compression archive.Compression
 	// Item is called for each member with caps, with the value before
 	// and after (equal unless rewritten). It may be nil.
 	Item func(name string, action NormalizeAction, before, after []byte, err error)
@@ -96,7 +97,7 @@ func Normalize(ctx context.Context, r io.Reader, w io.Writer, opts NormalizeOpti
 		return st, err
 	}
 	defer closeFn()
-	zw, err := compressor(w, opts.Compression, 0)
+	zw, err := archive.Compressor(w, opts.Compression, 0)
 	if err != nil {
 		return st, err
 	}
@@ -166,7 +167,7 @@ func Normalize(ctx context.Context, r io.Reader, w io.Writer, opts NormalizeOpti
 
 // normalizeCaps rewrites h's security.capability record.
 func normalizeCaps(h *tar.Header, opts NormalizeOptions, st *NormalizeStats) error {
-	raw, ok, err := tarfmt.Xattr(h.PAXRecords, XattrCaps)
+	raw, ok, err := tarfmt.Xattr(h.PAXRecords, archive.XattrCaps)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", h.Name, err)
 	}
@@ -179,7 +180,7 @@ func normalizeCaps(h *tar.Header, opts NormalizeOptions, st *NormalizeStats) err
 			opts.Item(h.Name, a, raw, after, err)
 		}
 	}
-	root, err := parseCaps(raw)
+	root, err := archive.CapsRoot(raw)
 	if err != nil {
 		st.Malformed++
 		item(NormalizeMalformed, raw, err)
@@ -188,18 +189,18 @@ func normalizeCaps(h *tar.Header, opts NormalizeOptions, st *NormalizeStats) err
 	var out []byte
 	var action NormalizeAction
 	if ns, err := opts.UIDMap.ToNs(root); err == nil && root != 0 {
-		out, action = encodeCaps(raw, ns), NormalizeRewritten
+		out, action = archive.CapsWithRoot(raw, ns), NormalizeRewritten
 		st.Rewritten++
 	} else if _, err := opts.UIDMap.ToHost(root); root == 0 || err == nil {
-		out, action = encodeCaps(raw, root), NormalizeRelative
+		out, action = archive.CapsWithRoot(raw, root), NormalizeRelative
 		st.Relative++
 	} else {
 		st.Foreign++
-		item(NormalizeForeign, raw, &IDError{Kind: KindRootID, ID: root, Host: true, Err: userns.ErrUnmapped})
+		item(NormalizeForeign, raw, &archive.IDError{Kind: archive.KindRootID, ID: root, Host: true, Err: userns.ErrUnmapped})
 		return nil
 	}
-	delete(h.PAXRecords, "LIBARCHIVE.xattr."+XattrCaps)
-	h.PAXRecords["SCHILY.xattr."+XattrCaps] = string(out)
+	delete(h.PAXRecords, "LIBARCHIVE.xattr."+archive.XattrCaps)
+	h.PAXRecords["SCHILY.xattr."+archive.XattrCaps] = string(out)
 	item(action, out, nil)
 	return nil
 }

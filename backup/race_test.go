@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/restorer"
 	"github.com/nscap/nscap/internal/testutil"
 )
 
@@ -142,12 +143,12 @@ func TestRestoreSwapHook(t *testing.T) {
 	victims := filepath.Join(dir, "host")
 	makeVictims(t, victims, 20, 0, 0)
 	i := 0
-	testHookSpecial = func(dirfd int, tmp string) {
+	restorer.TestHookSpecial = func(dirfd int, tmp string) {
 		_ = unix.Unlinkat(dirfd, tmp, 0)
 		_ = unix.Symlinkat(filepath.Join(victims, fmt.Sprint(i%20)), dirfd, tmp)
 		i++
 	}
-	defer func() { testHookSpecial = nil }()
+	defer func() { restorer.TestHookSpecial = nil }()
 	dest := filepath.Join(dir, "rootfs")
 	testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "dev"), 0o755))
 	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "keep"), nil, 0o644))
@@ -258,7 +259,7 @@ func TestRacerChild(t *testing.T) {
 			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 			base := string(bytes.TrimRight(name, "\x00"))
-			if !strings.HasPrefix(base, tmpPrefix) || len(links) == 0 {
+			if !strings.HasPrefix(base, restorer.TmpPrefix) || len(links) == 0 {
 				continue
 			}
 			link := links[len(links)-1]

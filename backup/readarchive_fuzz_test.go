@@ -8,7 +8,9 @@ import (
 	"io"
 	"testing"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 // FuzzReadHeader feeds arbitrary bytes to the archive reader: it must not
@@ -23,14 +25,14 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte{0x1f, 0x8b, 0, 0})
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ar, err := newArchiveReader(bytes.NewReader(b))
+		ar, err := tarfmt.NewReader(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
 		defer ar.Close()
 		for range 64 {
 			e, err := ar.Next()
-			var ee *EntryError
+			var ee *tarfmt.EntryError
 			if errors.As(err, &ee) {
 				continue
 			}
@@ -48,7 +50,7 @@ func FuzzReadHeader(f *testing.F) {
 			}
 			h.PAXRecords = map[string]string{}
 			for k, v := range e.Xattrs {
-				h.PAXRecords[paxXattrPrefix+k] = string(v)
+				h.PAXRecords[tarfmt.SchilyXattrPrefix+k] = string(v)
 			}
 			h.Format = tar.FormatPAX
 			tw := tar.NewWriter(io.Discard)
@@ -73,7 +75,7 @@ func hasNUL(x map[string][]byte) bool {
 
 // FuzzACLFromText feeds arbitrary text to the parser of bsdtar's and GNU
 // tar's ACL records: no panic; a value it returns is a valid ACL xattr
-// with its entries in the kernel's order, and aclMode never panics on it.
+// with its entries in the kernel's order, and xattrfmt.ACLMode never panics on it.
 func FuzzACLFromText(f *testing.F) {
 	f.Add("user::rw-,group::r--,other::r--,user:daemon:rw-:1,user:100033:r--,group:bin:r--:2,group:100044:rw-,mask::rw-")
 	f.Add("user::rwx\nuser:100035:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n")
@@ -81,21 +83,21 @@ func FuzzACLFromText(f *testing.F) {
 	f.Add("user::rw-,user:daemon:rw-,group::r--,mask::rw-,other::r--")
 	f.Add("default:user::rwx")
 	f.Fuzz(func(t *testing.T, text string) {
-		raw, _, err := aclFromText(text)
+		raw, _, err := xattrfmt.ParseACLText(text)
 		if err != nil {
 			return
 		}
 		if _, err := ACLToArchive(raw, userns.Map{}, userns.Map{}); err != nil {
-			t.Fatalf("aclFromText(%q) = %x, not a valid ACL: %v", text, raw, err)
+			t.Fatalf("xattrfmt.ParseACLText(%q) = %x, not a valid ACL: %v", text, raw, err)
 		}
 		prev := uint64(0)
-		for off := aclHeaderSize; off < len(raw); off += aclEntrySize {
+		for off := xattrfmt.ACLHeaderSize; off < len(raw); off += xattrfmt.ACLEntrySize {
 			k := uint64(binary.LittleEndian.Uint16(raw[off:]))<<32 | uint64(binary.LittleEndian.Uint32(raw[off+4:]))
 			if k <= prev {
-				t.Fatalf("aclFromText(%q): entries out of order: %x", text, raw)
+				t.Fatalf("xattrfmt.ParseACLText(%q): entries out of order: %x", text, raw)
 			}
 			prev = k
 		}
-		_ = aclMode(raw, 0o4755)
+		_ = xattrfmt.ACLMode(raw, 0o4755)
 	})
 }

@@ -17,8 +17,11 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/nscap/nscap/internal/restorer"
+
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/jobstate"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -165,7 +168,7 @@ func init() {
 // subordinate ranges (nothing written); a missing newuidmap
 // ([os/exec.ErrNotFound]); dest not a directory.
 func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts RestoreOptions, ro RootlessOptions) (RestoreSummary, error) {
-	opts.applyDefaults()
+	opts.ApplyDefaults()
 	var sum RestoreSummary
 	err := runHelper(ctx, helperOpRestore, r, dest, opts.UIDMap, opts.GIDMap, opts.SourceUIDMap, opts.SourceGIDMap, helperTuning{opts.Overwrite, opts.Workers, opts.Sparse, opts.XattrsInclude, opts.StateDir, opts.ForeignCaps, opts.Paths}, ro,
 		func(ev helperEvent) error {
@@ -258,7 +261,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
 	if op == helperOpRestore {
-		open = openOrMakeDest
+		open = restorer.OpenOrMakeDest
 	}
 	dfd, err := open(dest)
 	if err != nil {
@@ -269,7 +272,7 @@ func runHelper(ctx context.Context, op string, r io.Reader, dest string, uidMap,
 	// helper, root of a namespace of its own, has no home of its own, and
 	// the caller's is where the next restore (direct or through a helper)
 	// looks for the state of this one.
-	sfd, _, err := stateDirFor(tune.stateDir, "restore", op == helperOpRestore)
+	sfd, _, err := jobstate.DirFor(tune.stateDir, "restore", op == helperOpRestore)
 	if err != nil {
 		if op == helperOpRestore {
 			return err
@@ -631,7 +634,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 		vo := VerifyOptions{
 			UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 			XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
-			shownUIDMap: maps[4], shownGIDMap: maps[5],
+			ShownUIDMap: maps[4], ShownGIDMap: maps[5],
 			Difference: func(d Difference) error {
 				d.Path = rw.path(d.Path)
 				emit(helperEvent{Type: "diff", Diff: &d})
@@ -647,7 +650,7 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 	opts := RestoreOptions{
 		UIDMap: maps[0], GIDMap: maps[1], SourceUIDMap: maps[2], SourceGIDMap: maps[3],
 		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
-		Paths: req.Paths, shownUIDMap: maps[4], shownGIDMap: maps[5],
+		Paths: req.Paths, ShownUIDMap: maps[4], ShownGIDMap: maps[5],
 		Reporter: helperReporter{emit: emit, rw: rw},
 		Error: func(p string, err error) error {
 			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/jobstate"
+	"github.com/nscap/nscap/internal/restorer"
 	"github.com/nscap/nscap/internal/testutil"
 )
 
@@ -118,7 +120,7 @@ const stateChildEnv = "NSCAP_TEST_STATE_CHILD"
 func TestRestoreStateChild(t *testing.T) {
 	spec := testutil.ChildEnv(t, stateChildEnv, "killRestore")
 	f := strings.Fields(spec)
-	testHookSpecial = func(int, string) {
+	restorer.TestHookSpecial = func(int, string) {
 		if err := os.WriteFile(f[2], nil, 0o644); err != nil {
 			t.Error(err) // the parent times out waiting for it
 		}
@@ -171,7 +173,7 @@ func restoreTmpNames(t *testing.T, dest, skip string) []string {
 		if rel == skip {
 			return fs.SkipDir
 		}
-		if _, ok := plantedNames[rel]; !ok && strings.HasPrefix(d.Name(), tmpPrefix) {
+		if _, ok := plantedNames[rel]; !ok && strings.HasPrefix(d.Name(), restorer.TmpPrefix) {
 			names = append(names, rel)
 		}
 		return nil
@@ -330,12 +332,9 @@ func TestRestoreDeepPlantedChain(t *testing.T) {
 // kept in stateDir.
 func stateFile(t *testing.T, stateDir, dest string) string {
 	t.Helper()
-	d, err := openDest(dest, false)
+	id, err := restorer.DestID(dest)
 	testutil.NoErr(t, err)
-	defer d.Close()
-	id, err := d.identify()
-	testutil.NoErr(t, err)
-	return filepath.Join(stateDir, id.fileName())
+	return filepath.Join(stateDir, id.FileName())
 }
 
 // plantState writes in stateDir the state a restore into dest killed
@@ -343,14 +342,11 @@ func stateFile(t *testing.T, stateDir, dest string) string {
 // that killed restores left there, if any.
 func plantState(t *testing.T, stateDir, dest string, records ...string) {
 	t.Helper()
-	d, err := openDest(dest, false)
+	id, err := restorer.DestID(dest)
 	testutil.NoErr(t, err)
-	defer d.Close()
-	id, err := d.identify()
-	testutil.NoErr(t, err)
-	p := filepath.Join(stateDir, id.fileName())
+	p := filepath.Join(stateDir, id.FileName())
 	if _, err := os.Stat(p); err != nil {
-		records = append([]string{stateHeader, id.record(), "path " + dest}, records...)
+		records = append([]string{restorer.StateHeader, id.Record(), "path " + dest}, records...)
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	testutil.NoErr(t, err)
@@ -371,7 +367,7 @@ func TestRestoreStateOutsideDest(t *testing.T) {
 	var top []string
 	var stateErr, second error
 	calls := 0
-	testHookSpecial = func(int, string) {
+	restorer.TestHookSpecial = func(int, string) {
 		if calls++; calls > 1 {
 			return
 		}
@@ -383,7 +379,7 @@ func TestRestoreStateOutsideDest(t *testing.T) {
 		_, stateErr = os.Stat(stateFile(t, stateDir, dest))
 		_, second = Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: stateDir})
 	}
-	defer func() { testHookSpecial = nil }()
+	defer func() { restorer.TestHookSpecial = nil }()
 	var errs []string
 	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: stateDir, Error: collect(&errs)}); err != nil || len(errs) > 0 {
 		t.Fatalf("Restore = %v %q", err, errs)
@@ -414,24 +410,21 @@ func TestRestoreStateOutsideDest(t *testing.T) {
 // not make --overwrite never overwrite.
 func TestRestoreStaleState(t *testing.T) {
 	a := makeArchive(t, "", selfMembers([]member{{name: "f", data: "new"}}))
-	for name, content := range map[string]func(id destID) string{
-		"other inode": func(id destID) string {
-			return stateHeader + "\n" + fmt.Sprintf("dest %d %d 1.000000000", id.dev, id.ino) + "\ntoken 0123456789abcdef\ndirect\n"
+	for name, content := range map[string]func(id jobstate.TreeID) string{
+		"other inode": func(id jobstate.TreeID) string {
+			return restorer.StateHeader + "\n" + fmt.Sprintf("dest %d %d 1.000000000", id.Dev, id.Ino) + "\ntoken 0123456789abcdef\ndirect\n"
 		},
-		"cut short": func(destID) string { return stateHeader + "\ndest 1" },
-		"garbage":   func(destID) string { return "direct\n" },
+		"cut short": func(jobstate.TreeID) string { return restorer.StateHeader + "\ndest 1" },
+		"garbage":   func(jobstate.TreeID) string { return "direct\n" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := testutil.TempDir(t)
 			stateDir := t.TempDir()
 			testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "f"), []byte("old"), 0o644))
 			testutil.NoErr(t, os.WriteFile(filepath.Join(dest, ".nscap-tmp.0123456789abcdef.0123456789abcdef"), nil, 0o644))
-			d, err := openDest(dest, false)
+			id, err := restorer.DestID(dest)
 			testutil.NoErr(t, err)
-			id, err := d.identify()
-			d.Close()
-			testutil.NoErr(t, err)
-			testutil.NoErr(t, os.WriteFile(filepath.Join(stateDir, id.fileName()), []byte(content(id)), 0o600))
+			testutil.NoErr(t, os.WriteFile(filepath.Join(stateDir, id.FileName()), []byte(content(id)), 0o600))
 			if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Overwrite: OverwriteNever, StateDir: stateDir}); err != nil {
 				t.Fatal(err)
 			}
@@ -486,7 +479,7 @@ func TestVerifyReportsState(t *testing.T) {
 	testutil.NoErr(t, os.Mkdir(filepath.Join(dest, "sub"), 0o755))
 	testutil.NoErr(t, os.Chmod(dest, 0o755))
 	testutil.NoErr(t, os.Mkdir(filepath.Join(dest, staging), 0o700))
-	ours := "sub/" + tmpPrefix + token + ".0123456789abcdef"
+	ours := "sub/" + restorer.TmpPrefix + token + ".0123456789abcdef"
 	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, ours), nil, 0o600))
 	plant(t, dest, "direct\n")
 	stateDir := t.TempDir()
@@ -526,7 +519,7 @@ func TestRestoreRootlessState(t *testing.T) {
 	dest := testutil.TempDir(t)
 	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "keep"), nil, 0o644))
 	plant(t, dest, "direct\n")
-	ours := filepath.Join(dest, "sub", tmpPrefix+token+".0123456789abcdef")
+	ours := filepath.Join(dest, "sub", restorer.TmpPrefix+token+".0123456789abcdef")
 	testutil.NoErr(t, os.WriteFile(ours, nil, 0o600))
 	stateDir := t.TempDir()
 	plantState(t, stateDir, dest, "token "+token)
@@ -567,7 +560,7 @@ func TestRestoreStagingReplaced(t *testing.T) {
 	a := makeArchive(t, "", selfMembers([]member{{name: "f", data: "f"}, {name: "g", data: "g"}}))
 	dest := testutil.TempDir(t)
 	done := false
-	testHookCommit = func(string) {
+	restorer.TestHookCommit = func(string) {
 		if done {
 			return
 		}
@@ -575,14 +568,14 @@ func TestRestoreStagingReplaced(t *testing.T) {
 		ents, err := os.ReadDir(dest)
 		testutil.NoErr(t, err)
 		for _, e := range ents {
-			if isStagingName(e.Name()) {
+			if restorer.IsStagingName(e.Name()) {
 				testutil.NoErr(t, os.Rename(filepath.Join(dest, e.Name()), filepath.Join(dest, "moved")))
 				testutil.NoErr(t, os.Mkdir(filepath.Join(dest, e.Name()), 0o755))
 				testutil.NoErr(t, os.WriteFile(filepath.Join(dest, e.Name(), "container"), []byte("data"), 0o644))
 			}
 		}
 	}
-	defer func() { testHookCommit = nil }()
+	defer func() { restorer.TestHookCommit = nil }()
 	var errs []string
 	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: t.TempDir(), Error: func(p string, err error) error {
 		if !errors.Is(err, ErrStagingReplaced) {
@@ -597,7 +590,7 @@ func TestRestoreStagingReplaced(t *testing.T) {
 	ents, err := os.ReadDir(dest)
 	testutil.NoErr(t, err)
 	for _, e := range ents {
-		if isStagingName(e.Name()) {
+		if restorer.IsStagingName(e.Name()) {
 			if b, err := os.ReadFile(filepath.Join(dest, e.Name(), "container")); err == nil && string(b) == "data" {
 				kept++
 			}

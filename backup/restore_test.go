@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +26,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/nscap/nscap/internal/restorer"
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 // member is one entry of a test archive.
@@ -67,11 +68,11 @@ func aclUserEntry(uid uint32) string {
 		_ = binary.Write(&b, binary.LittleEndian, id)   // to a bytes.Buffer: cannot fail
 	}
 	_ = binary.Write(&b, binary.LittleEndian, uint32(2)) // to a bytes.Buffer: cannot fail
-	w(aclUserObj, 6, invalidID)
-	w(aclUser, 6, uid)
-	w(aclGroupObj, 4, invalidID)
-	w(aclMask, 4, invalidID) // the group class bits of mode 0644
-	w(aclOther, 4, invalidID)
+	w(xattrfmt.ACLUserObj, 6, xattrfmt.ACLUndefinedID)
+	w(xattrfmt.ACLUser, 6, uid)
+	w(xattrfmt.ACLGroupObj, 4, xattrfmt.ACLUndefinedID)
+	w(xattrfmt.ACLMask, 4, xattrfmt.ACLUndefinedID) // the group class bits of mode 0644
+	w(xattrfmt.ACLOther, 4, xattrfmt.ACLUndefinedID)
 	return b.String()
 }
 
@@ -647,7 +648,7 @@ func TestRestoreCrash(t *testing.T) {
 	plantState(t, stateDir, dest, "token "+token)
 	for i := range 400 {
 		testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "d", fmt.Sprint(i%30)), 0o755))
-		testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%s.%016x", tmpPrefix, token, i)), []byte("partial"), 0o600))
+		testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "d", fmt.Sprint(i%30), fmt.Sprintf("%s%s.%016x", restorer.TmpPrefix, token, i)), []byte("partial"), 0o600))
 	}
 	signal = filepath.Join(dir, "sweeping")
 	cmd = exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$")
@@ -692,7 +693,7 @@ const topLevel = 40
 func countTmp(t *testing.T, dir string) int {
 	n := 0
 	testutil.NoErr(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && (strings.HasPrefix(d.Name(), tmpPrefix) || isStagingName(d.Name())) {
+		if err == nil && (strings.HasPrefix(d.Name(), restorer.TmpPrefix) || restorer.IsStagingName(d.Name())) {
 			n++
 		}
 		return nil
@@ -715,7 +716,7 @@ func checkVisibleComplete(t *testing.T, a []byte, dest, stateDir string) int {
 		rel, _ := filepath.Rel(dest, d.Path)
 		switch {
 		case d.Kind == DiffMissing:
-		case d.Kind == DiffError && (rel == "." || isStagingName(rel)):
+		case d.Kind == DiffError && (rel == "." || restorer.IsStagingName(rel)):
 		default:
 			t.Errorf("after a kill, under its final name: %+v", d)
 		}
@@ -725,13 +726,13 @@ func checkVisibleComplete(t *testing.T, a []byte, dest, stateDir string) int {
 		if err != nil || p == dest {
 			return nil
 		}
-		if isStagingName(d.Name()) && filepath.Dir(p) == dest {
+		if restorer.IsStagingName(d.Name()) && filepath.Dir(p) == dest {
 			return fs.SkipDir
 		}
 		if filepath.Dir(p) == dest {
 			top++
 		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) {
+		if strings.HasPrefix(d.Name(), restorer.TmpPrefix) {
 			t.Errorf("after a kill, temporary name %s outside the staging directory", p)
 		}
 		return nil
@@ -750,7 +751,7 @@ func TestRestoreCrashChild(t *testing.T) {
 	if signal := os.Getenv("NSCAP_TEST_RESTORE_SWEEP"); signal != "" {
 		// Tell the parent when the sweep has started, then go slowly.
 		var once sync.Once
-		testHookSweep = func(string) {
+		restorer.TestHookSweep = func(string) {
 			once.Do(func() {
 				if err := os.WriteFile(signal, nil, 0o644); err != nil {
 					t.Error(err) // the parent times out waiting for it
@@ -762,7 +763,7 @@ func TestRestoreCrashChild(t *testing.T) {
 	if signal := os.Getenv("NSCAP_TEST_RESTORE_COMMIT"); signal != "" {
 		// Tell the parent when the commit has started, then go slowly.
 		var once sync.Once
-		testHookCommit = func(string) {
+		restorer.TestHookCommit = func(string) {
 			once.Do(func() {
 				if err := os.WriteFile(signal, nil, 0o644); err != nil {
 					t.Error(err) // the parent times out waiting for it
@@ -789,105 +790,6 @@ func (s *slowReader) Read(p []byte) (int, error) {
 		p = p[:4096]
 	}
 	return s.r.Read(p)
-}
-
-func TestCleanName(t *testing.T) {
-	tests := []struct{ in, want, err string }{
-		{"a/b", "a/b", ""},
-		{"/abs//x/", "abs/x", ""},
-		{"./a/./b", "a/b", ""},
-		{"/", ".", ""},
-		{"../x", "", "insecure"},
-		{"a/../b", "", "insecure"},
-		{"a\x00b", "", "insecure"},
-	}
-	for _, tc := range tests {
-		got, err := cleanName(tc.in)
-		if got != tc.want || (err == nil) != (tc.err == "") {
-			t.Errorf("cleanName(%q) = %q, %v; want %q, %s", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-func TestPaxXattrs(t *testing.T) {
-	got, err := paxXattrs(map[string]string{
-		"LIBARCHIVE.xattr.security.capability": "AQAAAg==",
-		"LIBARCHIVE.xattr.user.a%20b":          "aGk",
-		"SCHILY.xattr.user.x":                  "raw",
-		"comment":                              "ignored",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]byte{XattrCaps: {1, 0, 0, 2}, "user.a b": []byte("hi"), "user.x": []byte("raw")}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("paxXattrs (-want +got):\n%s", diff)
-	}
-	if _, err := paxXattrs(map[string]string{"LIBARCHIVE.xattr.user.x": "!!"}); !errors.Is(err, ErrBadXattr) {
-		t.Errorf("bad base64: %v", err)
-	}
-	_ = hex.EncodeToString
-}
-
-func TestACLFromText(t *testing.T) {
-	ent := func(tag, perm uint16, id uint32) string {
-		var b bytes.Buffer
-		testutil.NoErr(t, binary.Write(&b, binary.LittleEndian, tag))
-		testutil.NoErr(t, binary.Write(&b, binary.LittleEndian, perm))
-		testutil.NoErr(t, binary.Write(&b, binary.LittleEndian, id))
-		return b.String()
-	}
-	hdr := "\x02\x00\x00\x00"
-	tests := []struct {
-		name, text string
-		want       string
-		trivial    bool
-		err        string
-	}{
-		{
-			name: "bsdtar with names and ids",
-			text: "user::rw-,group::r--,other::r--,user:daemon:rw-:1,user:100033:r--,group:bin:r--:2,group:100044:rw-,mask::rw-",
-			want: hdr + ent(aclUserObj, 6, invalidID) + ent(aclUser, 6, 1) + ent(aclUser, 4, 100033) + ent(aclGroupObj, 4, invalidID) +
-				ent(aclGroup, 4, 2) + ent(aclGroup, 6, 100044) + ent(aclMask, 6, invalidID) + ent(aclOther, 4, invalidID),
-		},
-		{
-			name: "GNU tar newlines", text: "user::rwx\nuser:100035:rwx\ngroup::r-x\nmask::rwx\nother::r-x\n",
-			want: hdr + ent(aclUserObj, 7, invalidID) + ent(aclUser, 7, 100035) + ent(aclGroupObj, 5, invalidID) + ent(aclMask, 7, invalidID) + ent(aclOther, 5, invalidID),
-		},
-		{
-			name: "short tags and comments", text: "u::rw-, g::r-- #effective, o:r--",
-			want: hdr + ent(aclUserObj, 6, invalidID) + ent(aclGroupObj, 4, invalidID) + ent(aclOther, 4, invalidID), trivial: true,
-		},
-		{name: "name without id", text: "user::rw-,user:daemon:rw-,group::r--,mask::rw-,other::r--", err: `names "daemon" without a numeric id`},
-		{name: "bad id", text: "user::rw-,user:daemon:rw-:x,group::r--,mask::rw-,other::r--", err: `id "x" is not a numeric id`},
-		{name: "bad perm", text: "user::rwz,group::r--,other::r--", err: "permission"},
-		{name: "bad tag", text: "owner::rw-", err: "unknown tag"},
-		{name: "no mask", text: "user::rw-,user:5:r--,group::r--,other::r--", err: "without a mask"},
-		{name: "missing other", text: "user::rw-,group::r--", err: "no other::"},
-		{name: "duplicate", text: "user::rw-,user:5:r--,user:5:rw-,group::r--,mask::rw-,other::r--", err: "duplicate"},
-		{name: "id overflow", text: "user::rw-,user:4294967295:r--,group::r--,mask::rw-,other::r--", err: "without a numeric id"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, trivial, err := aclFromText(tc.text)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("aclFromText = %x, %v; want error containing %q", got, err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff([]byte(tc.want), got); diff != "" || trivial != tc.trivial {
-				t.Errorf("aclFromText trivial %v (-want +got):\n%s", trivial, diff)
-			}
-			// The kernel's own encoder agrees: it is what ACLToArchive accepts.
-			if _, err := ACLToArchive(got, userns.Map{}, userns.Map{}); err != nil {
-				t.Errorf("not a valid ACL value: %v", err)
-			}
-		})
-	}
 }
 
 func TestParseComment(t *testing.T) {
@@ -1233,7 +1135,7 @@ func TestRestoreRemovesStaging(t *testing.T) {
 		{name: "d/g", data: "g"},
 	})
 	dest := testutil.TempDir(t)
-	staging := filepath.Join(dest, stagingName())
+	staging := filepath.Join(dest, restorer.StagingName())
 	for _, p := range []string{"a/b/c", "locked/x"} {
 		if err := os.MkdirAll(filepath.Join(staging, p), 0o755); err != nil {
 			t.Fatal(err)
@@ -1255,7 +1157,7 @@ func TestRestoreRemovesStaging(t *testing.T) {
 	for _, d := range diffs {
 		if d.Kind != DiffMissing {
 			rel, _ := filepath.Rel(dest, d.Path)
-			if isStagingName(rel) {
+			if restorer.IsStagingName(rel) {
 				rel = "STAGING"
 			}
 			kinds = append(kinds, rel+" "+string(d.Kind))
@@ -1376,19 +1278,6 @@ func TestRestoreHardlinkOrder(t *testing.T) {
 					t.Errorf("tree differs from GNU tar's (-tar +nscap):\n%s", d)
 				}
 			})
-		}
-	}
-}
-
-func TestBufPool(t *testing.T) {
-	for _, n := range []int64{0, 1, 511, 512, 513, 4096, 70000, restoreSmallFile - 1, restoreSmallFile} {
-		b := getBuf(n)
-		if int64(len(b)) != n || (n > 0 && (cap(b)&(cap(b)-1) != 0 || cap(b) < 512 || int64(cap(b)) < n)) {
-			t.Errorf("getBuf(%d): len %d cap %d", n, len(b), cap(b))
-		}
-		putBuf(b)
-		if b2 := getBuf(n); int64(len(b2)) != n {
-			t.Errorf("getBuf(%d) after putBuf: len %d", n, len(b2))
 		}
 	}
 }

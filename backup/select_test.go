@@ -14,8 +14,29 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/internal/testutil"
 )
+
+// treeNames lists the paths below root, sorted.
+func treeNames(tb testing.TB, root string) []string {
+	tb.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if rel, _ := filepath.Rel(root, p); rel != "." {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // TestRestorePaths: Restore with Paths writes the members named, what is
 // below those that are directories, and the directories above them (with
@@ -87,27 +108,7 @@ func TestRestorePaths(t *testing.T) {
 			}
 		})
 	}
-	if _, err := newSelection([]string{"../x"}); !errors.Is(err, ErrInsecurePath) {
-		t.Errorf("newSelection(../x) = %v, want ErrInsecurePath", err)
+	if _, err := Restore(context.Background(), bytes.NewReader(a), testutil.TempDir(t), RestoreOptions{Paths: []string{"../x"}, StateDir: testutil.TempDir(t)}); !errors.Is(err, tarfmt.ErrInsecurePath) {
+		t.Errorf("Restore(Paths ../x) = %v, want ErrInsecurePath", err)
 	}
-}
-
-// treeNames lists the paths below root, sorted.
-func treeNames(tb testing.TB, root string) []string {
-	tb.Helper()
-	var out []string
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if rel, _ := filepath.Rel(root, p); rel != "." {
-			out = append(out, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
 }

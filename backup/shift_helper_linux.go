@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/jobstate"
+	"github.com/nscap/nscap/internal/shifter"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -93,7 +95,7 @@ func serveShift(raw json.RawMessage) (json.RawMessage, error) {
 	sum, err := Shift(context.Background(), req.Root, ShiftOptions{
 		FromUID: req.FromUID, FromGID: req.FromGID, ToUID: req.ToUID, ToGID: req.ToGID,
 		ForeignCaps: req.ForeignCaps, CrossMounts: req.CrossMounts, DryRun: req.DryRun,
-		Workers: req.Workers, StateDir: req.StateDir, Reporter: col, inHelper: true,
+		Workers: req.Workers, StateDir: req.StateDir, Reporter: col, InHelper: true,
 	})
 	resp.Summary = sum
 	var fe *ShiftFailedError
@@ -115,8 +117,8 @@ func serveShift(raw json.RawMessage) (json.RawMessage, error) {
 // errors and warnings name ids as the helper sees them. The binary must
 // call [userns.HelperMain] first thing in main (and in TestMain).
 func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro RootlessOptions) (ShiftSummary, error) {
-	opts.applyDefaults()
-	if err := checkShiftMaps(&opts); err != nil {
+	opts.ApplyDefaults()
+	if err := shifter.CheckMaps(&opts); err != nil {
 		return ShiftSummary{}, err
 	}
 	abs, err := filepath.Abs(root)
@@ -151,7 +153,7 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 	if !opts.DryRun {
 		// The caller's own state directory, made here: the helper, root
 		// of a namespace of its own, has no home of its own.
-		sfd, dir, err := stateDirFor(opts.StateDir, "shift", true)
+		sfd, dir, err := jobstate.DirFor(opts.StateDir, "shift", true)
 		if err != nil {
 			return ShiftSummary{}, err
 		}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/nscap/nscap/internal/shifter"
 )
 
 // shiftCrashEnv kills a shift process (see TestShiftKill) with SIGKILL
@@ -19,7 +21,7 @@ func installShiftCrashHook() {
 		return
 	}
 	var seen atomic.Int64
-	testHookChowned = func(string) {
+	shifter.TestHookChowned = func(string) {
 		if seen.Add(1) == int64(n) {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way

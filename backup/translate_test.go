@@ -8,8 +8,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
+	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/xattrfmt"
 )
 
 func TestCapsToArchive(t *testing.T) {
@@ -23,18 +26,18 @@ func TestCapsToArchive(t *testing.T) {
 		want    []byte
 		wantErr error
 	}{
-		{"container root becomes v2", rawCaps(3, 100000), m, rawCaps(2, 0), nil},
-		{"nested root keeps v3 relative", rawCaps(3, 101000), m, rawCaps(3, 1000), nil},
-		{"second extent", rawCaps(3, 300005), nested, rawCaps(3, 6), nil},
-		{"host v2 is foreign", rawCaps(2, 0), m, nil, ErrForeignCaps},
-		{"other container is foreign", rawCaps(3, 200000), m, nil, ErrForeignCaps},
-		{"identity keeps v2", rawCaps(2, 0), userns.Map{}, rawCaps(2, 0), nil},
-		{"identity keeps v3", rawCaps(3, 100000), userns.Map{}, rawCaps(3, 100000), nil},
-		{"v1 refused", rawCaps(2, 0)[:12], m, nil, ErrMalformed},
+		{"container root becomes v2", testutil.RawCaps(3, 100000), m, testutil.RawCaps(2, 0), nil},
+		{"nested root keeps v3 relative", testutil.RawCaps(3, 101000), m, testutil.RawCaps(3, 1000), nil},
+		{"second extent", testutil.RawCaps(3, 300005), nested, testutil.RawCaps(3, 6), nil},
+		{"host v2 is foreign", testutil.RawCaps(2, 0), m, nil, ErrForeignCaps},
+		{"other container is foreign", testutil.RawCaps(3, 200000), m, nil, ErrForeignCaps},
+		{"identity keeps v2", testutil.RawCaps(2, 0), userns.Map{}, testutil.RawCaps(2, 0), nil},
+		{"identity keeps v3", testutil.RawCaps(3, 100000), userns.Map{}, testutil.RawCaps(3, 100000), nil},
+		{"v1 refused", testutil.RawCaps(2, 0)[:12], m, nil, ErrMalformed},
 		{"short", []byte{1, 0}, m, nil, ErrMalformed},
-		{"v2 with 24 bytes", append(rawCaps(2, 0), 0, 0, 0, 0), m, nil, ErrMalformed},
-		{"stray flag", func() []byte { b := rawCaps(3, 100000); b[0] = 3; return b }(), m, nil, ErrMalformed},
-		{"rootid -1", rawCaps(3, ^uint32(0)), userns.Map{}, nil, ErrMalformed},
+		{"v2 with 24 bytes", append(testutil.RawCaps(2, 0), 0, 0, 0, 0), m, nil, ErrMalformed},
+		{"stray flag", func() []byte { b := testutil.RawCaps(3, 100000); b[0] = 3; return b }(), m, nil, ErrMalformed},
+		{"rootid -1", testutil.RawCaps(3, ^uint32(0)), userns.Map{}, nil, ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -64,11 +67,11 @@ func TestCapsFromArchive(t *testing.T) {
 		m         userns.Map
 		wantErr   error
 	}{
-		{rawCaps(2, 0), rawCaps(3, 200000), m, nil},
-		{rawCaps(3, 1000), rawCaps(3, 201000), m, nil},
-		{rawCaps(3, 70000), nil, m, ErrForeignCaps},
-		{rawCaps(2, 0), rawCaps(2, 0), mustMap(t, "0:0:10"), nil}, // maps to host root: v2
-		{rawCaps(3, 5), rawCaps(3, 5), userns.Map{}, nil},
+		{testutil.RawCaps(2, 0), testutil.RawCaps(3, 200000), m, nil},
+		{testutil.RawCaps(3, 1000), testutil.RawCaps(3, 201000), m, nil},
+		{testutil.RawCaps(3, 70000), nil, m, ErrForeignCaps},
+		{testutil.RawCaps(2, 0), testutil.RawCaps(2, 0), mustMap(t, "0:0:10"), nil}, // maps to host root: v2
+		{testutil.RawCaps(3, 5), testutil.RawCaps(3, 5), userns.Map{}, nil},
 	} {
 		got, err := CapsFromArchive(tc.raw, tc.m)
 		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) || !bytes.Equal(got, tc.want) {
@@ -157,9 +160,9 @@ func TestCompressorLevels(t *testing.T) {
 		}
 		for _, level := range []int{0, lo, hi} {
 			var b bytes.Buffer
-			w, err := compressor(&b, c, level)
+			w, err := archive.Compressor(&b, c, level)
 			if err != nil {
-				t.Fatalf("compressor(%s, %d): %v", c, level, err)
+				t.Fatalf("archive.Compressor(%s, %d): %v", c, level, err)
 			}
 			if _, err := w.Write([]byte("payload")); err != nil {
 				t.Fatal(err)
@@ -181,8 +184,8 @@ func TestCompressorLevels(t *testing.T) {
 			if bad == 0 {
 				continue
 			}
-			if _, err := compressor(io.Discard, c, bad); err == nil {
-				t.Errorf("compressor(%s, %d) succeeded", c, bad)
+			if _, err := archive.Compressor(io.Discard, c, bad); err == nil {
+				t.Errorf("archive.Compressor(%s, %d) succeeded", c, bad)
 			}
 		}
 	}
@@ -195,12 +198,12 @@ func TestCompressorLevels(t *testing.T) {
 // through the parser of GNU tar's and bsdtar's records, to the same value.
 func TestACLText(t *testing.T) {
 	raw := rawACL(1000, 33)
-	text := aclText(raw)
+	text := xattrfmt.ACLText(raw)
 	if want := "user::rw-,user:1000:rw-:1000,group::r--,group:33:r--:33,mask::rw-,other::r--"; text != want {
 		t.Errorf("aclText = %q, want %q", text, want)
 	}
-	back, _, err := aclFromText(text)
+	back, _, err := xattrfmt.ParseACLText(text)
 	if err != nil || !bytes.Equal(back, raw) {
-		t.Errorf("aclFromText(%q) = %x, %v; want %x", text, back, err, raw)
+		t.Errorf("xattrfmt.ParseACLText(%q) = %x, %v; want %x", text, back, err, raw)
 	}
 }

@@ -8,246 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/nscap/nscap/userns"
+	"github.com/nscap/nscap/internal/archive"
+	"github.com/nscap/nscap/internal/archiver"
 )
-
-// Options tunes an [Archiver]. The zero value makes an identity backup
-// (raw host ids and caps, like `tar --xattrs` run as root), uncompressed,
-// with the default parallelism and no reporting.
-type Options struct {
-	// UIDMap and GIDMap are the maps of the container owning the rootfs
-	// (namespace ids to host ids, as in /proc/PID/uid_map). Owners, ACL
-	// ids and capability rootids are stored as the container sees them.
-	// A zero UIDMap with a zero GIDMap is the identity; a zero GIDMap
-	// with a UIDMap defaults to the UIDMap.
-	UIDMap, GIDMap userns.Map
-	// ForeignCaps is the policy for caps whose rootid is outside UIDMap.
-	ForeignCaps ForeignCaps
-	// Exclude lists patterns of entries left out of the archive, with
-	// GNU tar's --exclude semantics: a shell pattern ("*", "?", "[...]",
-	// all matching "/" too) matched against the archive name ("./etc/x")
-	// and against every part of it that follows a "/", so "shadow",
-	// "etc/shadow" and "*.log" match at any depth. An excluded directory
-	// is not descended into; a pattern matching "." leaves the archive
-	// empty.
-	Exclude []string
-	// OneFileSystem keeps the walk on the root's filesystem, as GNU tar
-	// --one-file-system: a directory on another one (a mount point) is
-	// archived, with a warning, but not its contents.
-	OneFileSystem bool
-	// Compression of the output stream.
-	Compression Compression
-	// CompressLevel is the compression level, numbered as gzip(1),
-	// zstd(1) and xz(1) number theirs ([Compression.LevelRange]); 0
-	// means the default. A level outside the range is an error of Write.
-	CompressLevel int
-	// Tool names the producer in the global header ("nscap/v1.2.3").
-	Tool string
-	// Workers is the number of goroutines reading files ahead of the
-	// single tar writer; 0 means 2×GOMAXPROCS, at most 8.
-	Workers int
-	// Window bounds the entries in flight between the walk and the
-	// writer; 0 means 256.
-	Window int
-	// ReadAhead bounds the bytes of file content read ahead and held in
-	// memory; 0 means 16 MiB. Files that do not fit are streamed by the
-	// writer itself.
-	ReadAhead int64
-	// Verify makes [Archiver.WriteFile] read the archive back once written
-	// and compare every entry with the tree, as GNU tar --verify does
-	// (see [Verify]): a difference fails the backup with a
-	// [*VerifyFailedError] and no file is kept. It costs a second read of
-	// the archive and of every file of the tree.
-	Verify bool
-	// Reporter receives progress events; nil means none.
-	Reporter Reporter
-	// metaUIDMap and metaGIDMap, when set, are recorded in the global
-	// header instead of UIDMap and GIDMap (a rootless helper translates
-	// with its own view of the caller's maps).
-	metaUIDMap, metaGIDMap userns.Map
-}
-
-func (o *Options) applyDefaults() {
-	if o.GIDMap.IsZero() {
-		o.GIDMap = o.UIDMap
-	}
-	if o.Workers <= 0 {
-		// More workers than cores: they spend most of their time in
-		// syscalls (open, fstat, read), overlapping I/O waits.
-		o.Workers = min(2*runtime.GOMAXPROCS(0), 8)
-	}
-	if o.Window <= 0 {
-		o.Window = 256
-	}
-	if o.ReadAhead <= 0 {
-		o.ReadAhead = 16 << 20
-	}
-	if o.Tool == "" {
-		o.Tool = "nscap"
-	}
-	if o.Reporter == nil {
-		o.Reporter = NopReporter{}
-	}
-}
-
-// Action is what happened to one item of a backup.
-type Action string
-
-// Actions reported through [Reporter.CompleteItem].
-const (
-	ActionArchived Action = "archived" // written with its content and metadata
-	ActionLinked   Action = "hardlink" // written as a hard link to an earlier entry
-	ActionSkipped  Action = "skipped"  // not archivable (a socket); see Reporter.Warn
-)
-
-// ItemStats describes one archived item.
-type ItemStats struct {
-	Size int64 // content bytes written
-	Caps bool  // a security.capability was stored
-}
-
-// Reporter receives the events of a backup. Implementations MUST be safe
-// for concurrent use; the [Archiver] calls them from its writer goroutine
-// today, but may call them from several goroutines. Paths are archive
-// names ("./usr/bin/ping").
-type Reporter interface {
-	// StartFile is called when the writer starts on an entry.
-	StartFile(path string)
-	// CompleteItem is called when an entry was written or skipped.
-	CompleteItem(path string, action Action, stats ItemStats)
-	// Warn reports something the user must know that does not fail the
-	// backup: a skipped socket, a foreign cap dropped under
-	// [ForeignCapsSkip].
-	Warn(path string, err error)
-	// Error reports an item that could not be archived faithfully (it is
-	// left out of the archive, or, for a file that shrank while read,
-	// padded). Returning nil continues the backup, which then ends with
-	// an [*IncompleteError] listing every such item; returning an error
-	// stops it with that error.
-	Error(path string, err error) error
-	// Finish is called once at the end with the totals.
-	Finish(s Summary)
-}
-
-// NopReporter is a [Reporter] that ignores every event (Error returns
-// nil). Embed it to implement only some events.
-type NopReporter struct{}
-
-// StartFile does nothing.
-func (NopReporter) StartFile(string) {}
-
-// CompleteItem does nothing.
-func (NopReporter) CompleteItem(string, Action, ItemStats) {}
-
-// Warn does nothing.
-func (NopReporter) Warn(string, error) {}
-
-// Error returns nil: continue.
-func (NopReporter) Error(string, error) error { return nil }
-
-// Finish does nothing.
-func (NopReporter) Finish(Summary) {}
-
-// Summary totals a backup.
-type Summary struct {
-	Entries   int64         `json:"entries"`      // tar members written (the global header excluded)
-	Files     int64         `json:"files"`        // regular files with content
-	Dirs      int64         `json:"dirs"`         // directories
-	Symlinks  int64         `json:"symlinks"`     // symbolic links
-	Hardlinks int64         `json:"hardlinks"`    // hard-link members
-	Specials  int64         `json:"specials"`     // fifos and devices
-	Bytes     int64         `json:"bytes"`        // file content bytes
-	Written   int64         `json:"written"`      // bytes of the (compressed) archive stream
-	Caps      int64         `json:"caps"`         // security.capability values stored
-	Xattrs    int64         `json:"xattrs"`       // xattrs stored, caps included
-	Sparse    int64         `json:"sparse"`       // regular files archived with their holes
-	Skipped   int64         `json:"skipped"`      // sockets and dropped foreign caps
-	Excluded  int64         `json:"excluded"`     // entries left out by Options.Exclude (a directory counts once)
-	Errors    int64         `json:"errors"`       // items reported through Reporter.Error
-	Duration  time.Duration `json:"duration_ns"`  // wall time of the backup
-	Verified  time.Duration `json:"verify_ns"`    // wall time of Options.Verify (0: not verified)
-	Workers   int           `json:"workers"`      // read-ahead goroutines used
-	ReadAhead int64         `json:"read_ahead_b"` // bytes read by workers ahead of the writer
-}
-
-// MBps returns the content throughput in MB/s (10^6 bytes per second).
-func (s Summary) MBps() float64 {
-	if s.Duration <= 0 {
-		return 0
-	}
-	return float64(s.Bytes) / 1e6 / s.Duration.Seconds()
-}
-
-// ItemError is one item that could not be archived faithfully.
-type ItemError struct {
-	Path string // archive name
-	Err  error
-}
-
-// Error implements error.
-func (e ItemError) Error() string { return e.Path + ": " + e.Err.Error() }
-
-// String is Error (for listed).
-func (e ItemError) String() string { return e.Error() }
-
-// Unwrap returns the cause.
-func (e ItemError) Unwrap() error { return e.Err }
-
-// IncompleteError is returned by a backup in which some items failed while
-// the [Reporter] let it continue: the archive is not faithful, so
-// [Archiver.WriteFile] leaves no file. It unwraps to every item's error,
-// so errors.Is(err, ErrForeignCaps) tells whether a foreign cap was among
-// the causes.
-type IncompleteError struct {
-	Items []ItemError
-}
-
-// maxListed bounds the paths an IncompleteError prints.
-const maxListed = 20
-
-// Error lists the failed items (the first 20).
-func (e *IncompleteError) Error() string {
-	return listed(fmt.Sprintf("backup incomplete: %d item(s) failed:", len(e.Items)), e.Items)
-}
-
-// listed returns head followed by the first maxListed of items, one a
-// line, and how many more there are.
-func listed[T fmt.Stringer](head string, items []T) string {
-	var b strings.Builder
-	b.WriteString(head)
-	for i, it := range items {
-		if i == maxListed {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(items)-maxListed)
-			break
-		}
-		b.WriteString("\n  ")
-		b.WriteString(it.String())
-	}
-	return b.String()
-}
-
-// Unwrap returns the items' errors.
-func (e *IncompleteError) Unwrap() []error {
-	errs := make([]error, len(e.Items))
-	for i, it := range e.Items {
-		errs[i] = it.Err
-	}
-	return errs
-}
-
-// Paths returns the archive names of the failed items.
-func (e *IncompleteError) Paths() []string {
-	p := make([]string, len(e.Items))
-	for i, it := range e.Items {
-		p[i] = it.Path
-	}
-	return p
-}
 
 // Archiver writes namespace-relative archives of a rootfs. It is safe to
 // call its methods from several goroutines (each call is independent).
@@ -260,7 +27,7 @@ type Archiver struct {
 
 // New returns an [Archiver] with opts (defaults applied).
 func New(opts Options) *Archiver {
-	opts.applyDefaults()
+	opts.ApplyDefaults()
 	return &Archiver{opts: opts}
 }
 
@@ -294,14 +61,14 @@ func (a *Archiver) WriteFile(ctx context.Context, name, root string) (s Summary,
 			_ = os.Remove(tmp) // best effort: the first error is the one returned
 		}
 	}()
-	ex, err := fileID(f)
+	ex, err := archiver.FileIDOf(f)
 	if err != nil {
 		return Summary{}, err
 	}
 	if a.rootless != nil {
 		s, err = a.writeHelper(ctx, f, root, ex)
 	} else {
-		s, err = a.write(ctx, f, root, ex)
+		s, err = archiver.Write(ctx, f, root, a.opts, archiver.Extra{Exclude: ex})
 	}
 	if err != nil {
 		return s, err
@@ -340,7 +107,7 @@ type VerifyFailedError struct {
 
 // Error lists the differences (the first 20).
 func (e *VerifyFailedError) Error() string {
-	return listed(fmt.Sprintf("verify archive: %d difference(s) from the tree:", len(e.Diffs)), e.Diffs)
+	return archive.Listed(fmt.Sprintf("verify archive: %d difference(s) from the tree:", len(e.Diffs)), e.Diffs)
 }
 
 // verify reads the archive just written to f back and compares it with
@@ -382,7 +149,7 @@ func (a *Archiver) verify(ctx context.Context, f *os.File, root string) error {
 			if fi, err := os.Lstat(d.Path); err == nil && (fi.Mode().Type() == fs.ModeSocket || os.SameFile(fi, self)) {
 				continue
 			}
-			if rel, ok := strings.CutPrefix(d.Path, prefix); ok && excludeMatch(o.Exclude, "./"+rel) {
+			if rel, ok := strings.CutPrefix(d.Path, prefix); ok && archiver.ExcludeMatch(o.Exclude, "./"+rel) {
 				continue
 			}
 			if fi, err := os.Stat(filepath.Dir(d.Path)); o.OneFileSystem && err == nil {
@@ -441,7 +208,7 @@ func WriteFile(ctx context.Context, name, root string, opts Options) (Summary, e
 // one returned by Reporter.Error, stops the backup at once.
 func (a *Archiver) Write(ctx context.Context, w io.Writer, root string) (Summary, error) {
 	if a.rootless != nil {
-		return a.writeHelper(ctx, w, root, devIno{})
+		return a.writeHelper(ctx, w, root, archiver.FileID{})
 	}
-	return a.write(ctx, w, root, devIno{})
+	return archiver.Write(ctx, w, root, a.opts, archiver.Extra{})
 }

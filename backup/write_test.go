@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nscap/nscap/internal/archiver"
+	"github.com/nscap/nscap/internal/testutil"
 )
 
 // recorder is a Reporter recording events.
@@ -63,13 +66,13 @@ func TestWriteMapped(t *testing.T) {
 				}
 			}
 			check("./bin/ping", func(e entry) (any, any) {
-				return []any{e.UID, e.GID, e.Type, e.Xattrs[XattrCaps], len(e.Content)}, []any{0, 0, byte('0'), string(rawCaps(2, 0)), 4000}
+				return []any{e.UID, e.GID, e.Type, e.Xattrs[XattrCaps], len(e.Content)}, []any{0, 0, byte('0'), string(testutil.RawCaps(2, 0)), 4000}
 			})
 			check("./bin/ping6", func(e entry) (any, any) {
 				return []any{e.Type, e.Linkname, e.Size}, []any{byte('1'), "./bin/ping", int64(0)}
 			})
 			check("./bin/nested", func(e entry) (any, any) {
-				return []any{e.UID, e.GID, e.Xattrs[XattrCaps]}, []any{1000, 1001, string(rawCaps(3, 1000))}
+				return []any{e.UID, e.GID, e.Xattrs[XattrCaps]}, []any{1000, 1001, string(testutil.RawCaps(3, 1000))}
 			})
 			check("./bin/suid", func(e entry) (any, any) { return e.Mode, int64(0o4755) })
 			check("./etc/acl", func(e entry) (any, any) { return e.Xattrs[XattrACLAccess], string(rawACL(1000, 1001)) })
@@ -94,7 +97,7 @@ func TestWriteMapped(t *testing.T) {
 			if _, ok := got["./run/sock"]; ok {
 				t.Errorf("socket archived")
 			}
-			if len(rec.warns) != 1 || rec.warns[0] != "./run/sock: "+errSocket.Error() {
+			if len(rec.warns) != 1 || rec.warns[0] != "./run/sock: "+archiver.ErrSocket.Error() {
 				t.Errorf("warnings = %q, want the socket only", rec.warns)
 			}
 			if sum.Caps != 2 || sum.Hardlinks != 1 || sum.Skipped != 1 || sum.Files != 7 || sum.Symlinks != 2 || sum.Specials != 3 || sum.Dirs != 10 || rec.finish == nil {
@@ -160,7 +163,7 @@ func TestWriteFileInsideRoot(t *testing.T) {
 	if !strings.Contains(global, "uidmap=identity") {
 		t.Errorf("global comment %q", global)
 	}
-	if e := got["./bin/ping"]; e.UID != 100000 || e.Xattrs[XattrCaps] != string(rawCaps(3, 100000)) {
+	if e := got["./bin/ping"]; e.UID != 100000 || e.Xattrs[XattrCaps] != string(testutil.RawCaps(3, 100000)) {
 		t.Errorf("identity backup changed ./bin/ping: uid %d caps %x", e.UID, e.Xattrs[XattrCaps])
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {

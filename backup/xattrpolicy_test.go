@@ -29,7 +29,7 @@ func TestRestoreXattrPolicy(t *testing.T) {
 		"user.keep":                "1",
 		"trusted.overlay.redirect": "/etc",
 		"trusted.overlay.metacopy": "",
-		XattrCaps:                  string(rawCaps(2, 0)),
+		XattrCaps:                  string(testutil.RawCaps(2, 0)),
 		"system.posix_acl_access":  string(rawACL(1000, 1000)),
 	}}})
 	get := func(p, name string) (string, bool) {

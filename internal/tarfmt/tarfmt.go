@@ -1,5 +1,7 @@
 package tarfmt
 
+import "fmt"
+
 // Pax record names and comment words of the archives nscap reads and
 // writes.
 const (
@@ -29,3 +31,18 @@ const (
 	// relative to the archive's map.
 	HostScopedComment = "nscap: host-scoped security.capability"
 )
+
+// BlockSize is the size of a tar block: headers and data are padded to it.
+const BlockSize = 512
+
+// SetChecksum recomputes the header checksum of a tar block, as the
+// ustar spec says: the sum of its bytes with the field itself as spaces,
+// six octal digits, a NUL and a space.
+func SetChecksum(b []byte) {
+	copy(b[148:156], "        ")
+	var sum int64
+	for _, c := range b {
+		sum += int64(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -259,4 +260,19 @@ func shortHex(b []byte) string {
 		return fmt.Sprintf("%x... (%d bytes)", b[:32], len(b))
 	}
 	return fmt.Sprintf("%x", b)
+}
+
+// RawCaps encodes cap_net_raw+ep (a security.capability value) as revision 2 (rev 2) or 3 with rootid.
+func RawCaps(rev int, rootid uint32) []byte {
+	size := 20
+	if rev == 3 {
+		size = 24
+	}
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint32(b, uint32(rev)<<24|1)
+	binary.LittleEndian.PutUint32(b[4:], 0x2000 /* cap_net_raw */)
+	if rev == 3 {
+		binary.LittleEndian.PutUint32(b[20:], rootid)
+	}
+	return b
 }

@@ -1,0 +1,161 @@
+package archive
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Action is what happened to one item of a backup.
+type Action string
+
+// Actions reported through [Reporter.CompleteItem].
+const (
+	ActionArchived Action = "archived" // written with its content and metadata
+	ActionLinked   Action = "hardlink" // written as a hard link to an earlier entry
+	ActionSkipped  Action = "skipped"  // not archivable (a socket); see Reporter.Warn
+)
+
+// ItemStats describes one archived item.
+type ItemStats struct {
+	Size int64 // content bytes written
+	Caps bool  // a security.capability was stored
+}
+
+// Reporter receives the events of a backup. Implementations MUST be safe
+// for concurrent use; the [Archiver] calls them from its writer goroutine
+// today, but may call them from several goroutines. Paths are archive
+// names ("./usr/bin/ping").
+type Reporter interface {
+	// StartFile is called when the writer starts on an entry.
+	StartFile(path string)
+	// CompleteItem is called when an entry was written or skipped.
+	CompleteItem(path string, action Action, stats ItemStats)
+	// Warn reports something the user must know that does not fail the
+	// backup: a skipped socket, a foreign cap dropped under
+	// [ForeignCapsSkip].
+	Warn(path string, err error)
+	// Error reports an item that could not be archived faithfully (it is
+	// left out of the archive, or, for a file that shrank while read,
+	// padded). Returning nil continues the backup, which then ends with
+	// an [*IncompleteError] listing every such item; returning an error
+	// stops it with that error.
+	Error(path string, err error) error
+	// Finish is called once at the end with the totals.
+	Finish(s Summary)
+}
+
+// NopReporter is a [Reporter] that ignores every event (Error returns
+// nil). Embed it to implement only some events.
+type NopReporter struct{}
+
+// StartFile does nothing.
+func (NopReporter) StartFile(string) {}
+
+// CompleteItem does nothing.
+func (NopReporter) CompleteItem(string, Action, ItemStats) {}
+
+// Warn does nothing.
+func (NopReporter) Warn(string, error) {}
+
+// Error returns nil: continue.
+func (NopReporter) Error(string, error) error { return nil }
+
+// Finish does nothing.
+func (NopReporter) Finish(Summary) {}
+
+// Summary totals a backup.
+type Summary struct {
+	Entries   int64         `json:"entries"`      // tar members written (the global header excluded)
+	Files     int64         `json:"files"`        // regular files with content
+	Dirs      int64         `json:"dirs"`         // directories
+	Symlinks  int64         `json:"symlinks"`     // symbolic links
+	Hardlinks int64         `json:"hardlinks"`    // hard-link members
+	Specials  int64         `json:"specials"`     // fifos and devices
+	Bytes     int64         `json:"bytes"`        // file content bytes
+	Written   int64         `json:"written"`      // bytes of the (compressed) archive stream
+	Caps      int64         `json:"caps"`         // security.capability values stored
+	Xattrs    int64         `json:"xattrs"`       // xattrs stored, caps included
+	Sparse    int64         `json:"sparse"`       // regular files archived with their holes
+	Skipped   int64         `json:"skipped"`      // sockets and dropped foreign caps
+	Excluded  int64         `json:"excluded"`     // entries left out by Options.Exclude (a directory counts once)
+	Errors    int64         `json:"errors"`       // items reported through Reporter.Error
+	Duration  time.Duration `json:"duration_ns"`  // wall time of the backup
+	Verified  time.Duration `json:"verify_ns"`    // wall time of Options.Verify (0: not verified)
+	Workers   int           `json:"workers"`      // read-ahead goroutines used
+	ReadAhead int64         `json:"read_ahead_b"` // bytes read by workers ahead of the writer
+}
+
+// MBps returns the content throughput in MB/s (10^6 bytes per second).
+func (s Summary) MBps() float64 {
+	if s.Duration <= 0 {
+		return 0
+	}
+	return float64(s.Bytes) / 1e6 / s.Duration.Seconds()
+}
+
+// ItemError is one item that could not be archived faithfully.
+type ItemError struct {
+	Path string // archive name
+	Err  error
+}
+
+// Error implements error.
+func (e ItemError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// String is Error (for Listed).
+func (e ItemError) String() string { return e.Error() }
+
+// Unwrap returns the cause.
+func (e ItemError) Unwrap() error { return e.Err }
+
+// IncompleteError is returned by a backup in which some items failed while
+// the [Reporter] let it continue: the archive is not faithful, so
+// [Archiver.WriteFile] leaves no file. It unwraps to every item's error,
+// so errors.Is(err, ErrForeignCaps) tells whether a foreign cap was among
+// the causes.
+type IncompleteError struct {
+	Items []ItemError
+}
+
+// maxListed bounds the paths an IncompleteError prints.
+const maxListed = 20
+
+// Error lists the failed items (the first 20).
+func (e *IncompleteError) Error() string {
+	return Listed(fmt.Sprintf("backup incomplete: %d item(s) failed:", len(e.Items)), e.Items)
+}
+
+// Listed returns head followed by the first maxListed of items, one a
+// line, and how many more there are.
+func Listed[T fmt.Stringer](head string, items []T) string {
+	var b strings.Builder
+	b.WriteString(head)
+	for i, it := range items {
+		if i == maxListed {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(items)-maxListed)
+			break
+		}
+		b.WriteString("\n  ")
+		b.WriteString(it.String())
+	}
+	return b.String()
+}
+
+// Unwrap returns the items' errors.
+func (e *IncompleteError) Unwrap() []error {
+	errs := make([]error, len(e.Items))
+	for i, it := range e.Items {
+		errs[i] = it.Err
+	}
+	return errs
+}
+
+// Paths returns the archive names of the failed items.
+func (e *IncompleteError) Paths() []string {
+	p := make([]string, len(e.Items))
+	for i, it := range e.Items {
+		p[i] = it.Path
+	}
+	return p
+}
