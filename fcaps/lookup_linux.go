@@ -409,23 +409,14 @@ func (f *File) do(op string, fn func(t target) error) error {
 	return fn(target{fd: rfd})
 }
 
-// set writes b, the encoding of c.
-func (f *File) set(c xattrfmt.FileCaps, b []byte) error {
-	return f.do("setxattr", func(t target) error {
-		if err := t.set(b); err != nil {
-			return writeError("setxattr", f.name, err, c)
-		}
-		return nil
-	})
+// set writes b, the encoding of the caps given, through [SetRawFd]'s
+// writer: a refusal is explained from b itself.
+func (f *File) set(_ xattrfmt.FileCaps, b []byte) error {
+	return f.do("setxattr", func(t target) error { return t.write("setxattr", f.name, b) })
 }
 
 func (f *File) remove() error {
-	return f.do("removexattr", func(t target) error {
-		if err := t.remove(); err != nil {
-			return removeError("removexattr", f.name, err)
-		}
-		return nil
-	})
+	return f.do("removexattr", func(t target) error { return t.erase("removexattr", f.name) })
 }
 
 // helperLocation returns how a helper user namespace finds f again.
