@@ -13,7 +13,7 @@ import (
 )
 
 // AttrName is the name of the extended attribute holding file capabilities.
-const AttrName = "security.capability" // XATTR_NAME_CAPS
+const AttrName = xattrfmt.CapsName // "security.capability", XATTR_NAME_CAPS
 
 // target is the file an operation acts on: either an fd that the f*xattr
 // calls accept, or a path (the /proc/self/fd magic link of an O_PATH fd)
