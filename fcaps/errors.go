@@ -2,6 +2,7 @@ package fcaps
 
 import (
 	"errors"
+	"io/fs"
 	"syscall"
 )
 
@@ -86,4 +87,24 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, e.Err)
 	}
 	return errs
+}
+
+// notSupportedReason explains ENOTSUP, the [ErrNotSupported] of a read, a
+// write or a removal.
+const notSupportedReason = "the filesystem does not support extended attributes"
+
+// explain returns err, the error of a system call on path, as the
+// [*fs.PathError] of op. When err is an errno that reason explains (ok),
+// its Err is an [*Error] with the reason's kind and text; otherwise it is
+// the bare errno, or err itself when that is no errno.
+func explain(op, path string, err error, reason func(errno syscall.Errno) (kind error, why string, ok bool)) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return &fs.PathError{Op: op, Path: path, Err: err}
+	}
+	kind, why, ok := reason(errno)
+	if !ok {
+		return &fs.PathError{Op: op, Path: path, Err: errno}
+	}
+	return &fs.PathError{Op: op, Path: path, Err: &Error{Kind: kind, Errno: errno, Reason: why}}
 }

@@ -79,28 +79,23 @@ func (t target) read(op, path string) ([]byte, error) {
 // *fs.PathError whose Err explains it and matches the sentinels. list is
 // consulted on EINVAL: a listed value the kernel refuses is ErrUnreadable.
 func readError(op, path string, err error, list func() ([]string, error)) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	e := &Error{Errno: errno}
-	switch errno {
-	case sys.ENODATA:
-		e.Kind, e.Reason = ErrNoCaps, "no capabilities"
-	case sys.ENOTSUP:
-		e.Kind, e.Reason = ErrNotSupported, "the filesystem does not support extended attributes"
-	case sys.EOVERFLOW:
-		e.Kind, e.Reason = ErrNotVisible, "the capability belongs to another user namespace: its rootid is not mapped in the caller's user namespace"
-	case sys.EINVAL:
-		names, lerr := list()
-		if lerr != nil || !slices.Contains(names, AttrName) {
-			return &fs.PathError{Op: op, Path: path, Err: errno}
+	return explain(op, path, err, func(errno syscall.Errno) (error, string, bool) {
+		switch errno {
+		case sys.ENODATA:
+			return ErrNoCaps, "no capabilities", true
+		case sys.ENOTSUP:
+			return ErrNotSupported, notSupportedReason, true
+		case sys.EOVERFLOW:
+			return ErrNotVisible, "the capability belongs to another user namespace: its rootid is not mapped in the caller's user namespace", true
+		case sys.EINVAL:
+			names, lerr := list()
+			if lerr != nil || !slices.Contains(names, AttrName) {
+				return nil, "", false
+			}
+			return ErrUnreadable, "security.capability is present but the kernel refuses to return it (empty value, revision 1, unknown flags or wrong size)", true
 		}
-		e.Kind, e.Reason = ErrUnreadable, "security.capability is present but the kernel refuses to return it (empty value, revision 1, unknown flags or wrong size)"
-	default:
-		return &fs.PathError{Op: op, Path: path, Err: errno}
-	}
-	return &fs.PathError{Op: op, Path: path, Err: e}
+		return nil, "", false
+	})
 }
 
 // describe names a file type for ErrNotRegular messages.

@@ -3,7 +3,6 @@ package fcaps
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"syscall"
 
 	"github.com/nscap/nscap/internal/sys"
@@ -61,45 +60,33 @@ func (t target) erase(op, path string) error {
 
 // writeError explains the errno of a security.capability write of c.
 func writeError(op, path string, err error, c xattrfmt.FileCaps) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	e := &Error{Errno: errno}
-	switch errno {
-	case sys.EINVAL:
-		if c.Revision == xattrfmt.Revision3 {
-			e.Kind = ErrRootIDNotMapped
-			e.Reason = fmt.Sprintf("rootid %d is not mapped in the caller's user namespace (or the value is invalid)", c.RootID)
-		} else {
-			e.Reason = "the kernel refused the value as invalid"
+	return explain(op, path, err, func(errno syscall.Errno) (error, string, bool) {
+		switch errno {
+		case sys.EINVAL:
+			if c.Revision == xattrfmt.Revision3 {
+				return ErrRootIDNotMapped, fmt.Sprintf("rootid %d is not mapped in the caller's user namespace (or the value is invalid)", c.RootID), true
+			}
+			return nil, "the kernel refused the value as invalid", true
+		case sys.EPERM:
+			return nil, "writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group", true
+		case sys.ENOTSUP:
+			return ErrNotSupported, notSupportedReason, true
 		}
-	case sys.EPERM:
-		e.Reason = "writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group"
-	case sys.ENOTSUP:
-		e.Kind, e.Reason = ErrNotSupported, "the filesystem does not support extended attributes"
-	default:
-		return &fs.PathError{Op: op, Path: path, Err: errno}
-	}
-	return &fs.PathError{Op: op, Path: path, Err: e}
+		return nil, "", false
+	})
 }
 
 // removeError explains the errno of a security.capability removal.
 func removeError(op, path string, err error) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	e := &Error{Errno: errno}
-	switch errno {
-	case sys.ENODATA:
-		e.Kind, e.Reason = ErrNoCaps, "no capabilities to remove"
-	case sys.EPERM:
-		e.Reason = "removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group"
-	case sys.ENOTSUP:
-		e.Kind, e.Reason = ErrNotSupported, "the filesystem does not support extended attributes"
-	default:
-		return &fs.PathError{Op: op, Path: path, Err: errno}
-	}
-	return &fs.PathError{Op: op, Path: path, Err: e}
+	return explain(op, path, err, func(errno syscall.Errno) (error, string, bool) {
+		switch errno {
+		case sys.ENODATA:
+			return ErrNoCaps, "no capabilities to remove", true
+		case sys.EPERM:
+			return nil, "removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group", true
+		case sys.ENOTSUP:
+			return ErrNotSupported, notSupportedReason, true
+		}
+		return nil, "", false
+	})
 }
