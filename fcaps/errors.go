@@ -94,17 +94,19 @@ func (e *Error) Unwrap() []error {
 const notSupportedReason = "the filesystem does not support extended attributes"
 
 // explain returns err, the error of a system call on path, as the
-// [*fs.PathError] of op. When err is an errno that reason explains (ok),
-// its Err is an [*Error] with the reason's kind and text; otherwise it is
-// the bare errno, or err itself when that is no errno.
-func explain(op, path string, err error, reason func(errno syscall.Errno) (kind error, why string, ok bool)) error {
+// [*fs.PathError] of op. When err is an errno that reason explains (a
+// non-nil [*Error] with Kind and Reason), its Err is that Error with the
+// errno; otherwise it is the bare errno, or err itself when that is no
+// errno.
+func explain(op, path string, err error, reason func(errno syscall.Errno) *Error) error {
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		return &fs.PathError{Op: op, Path: path, Err: err}
 	}
-	kind, why, ok := reason(errno)
-	if !ok {
+	e := reason(errno)
+	if e == nil {
 		return &fs.PathError{Op: op, Path: path, Err: errno}
 	}
-	return &fs.PathError{Op: op, Path: path, Err: &Error{Kind: kind, Errno: errno, Reason: why}}
+	e.Errno = errno
+	return &fs.PathError{Op: op, Path: path, Err: e}
 }

@@ -79,22 +79,22 @@ func (t target) read(op, path string) ([]byte, error) {
 // *fs.PathError whose Err explains it and matches the sentinels. list is
 // consulted on EINVAL: a listed value the kernel refuses is ErrUnreadable.
 func readError(op, path string, err error, list func() ([]string, error)) error {
-	return explain(op, path, err, func(errno syscall.Errno) (error, string, bool) {
+	return explain(op, path, err, func(errno syscall.Errno) *Error {
 		switch errno {
 		case sys.ENODATA:
-			return ErrNoCaps, "no capabilities", true
+			return &Error{Kind: ErrNoCaps, Reason: "no capabilities"}
 		case sys.ENOTSUP:
-			return ErrNotSupported, notSupportedReason, true
+			return &Error{Kind: ErrNotSupported, Reason: notSupportedReason}
 		case sys.EOVERFLOW:
-			return ErrNotVisible, "the capability belongs to another user namespace: its rootid is not mapped in the caller's user namespace", true
+			return &Error{Kind: ErrNotVisible, Reason: "the capability belongs to another user namespace: its rootid is not mapped in the caller's user namespace"}
 		case sys.EINVAL:
 			names, lerr := list()
 			if lerr != nil || !slices.Contains(names, AttrName) {
-				return nil, "", false
+				return nil
 			}
-			return ErrUnreadable, "security.capability is present but the kernel refuses to return it (empty value, revision 1, unknown flags or wrong size)", true
+			return &Error{Kind: ErrUnreadable, Reason: "security.capability is present but the kernel refuses to return it (empty value, revision 1, unknown flags or wrong size)"}
 		}
-		return nil, "", false
+		return nil
 	})
 }
 

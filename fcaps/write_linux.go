@@ -60,33 +60,33 @@ func (t target) erase(op, path string) error {
 
 // writeError explains the errno of a security.capability write of c.
 func writeError(op, path string, err error, c xattrfmt.FileCaps) error {
-	return explain(op, path, err, func(errno syscall.Errno) (error, string, bool) {
+	return explain(op, path, err, func(errno syscall.Errno) *Error {
 		switch errno {
 		case sys.EINVAL:
 			if c.Revision == xattrfmt.Revision3 {
-				return ErrRootIDNotMapped, fmt.Sprintf("rootid %d is not mapped in the caller's user namespace (or the value is invalid)", c.RootID), true
+				return &Error{Kind: ErrRootIDNotMapped, Reason: fmt.Sprintf("rootid %d is not mapped in the caller's user namespace (or the value is invalid)", c.RootID)}
 			}
-			return nil, "the kernel refused the value as invalid", true
+			return &Error{Reason: "the kernel refused the value as invalid"}
 		case sys.EPERM:
-			return nil, "writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group", true
+			return &Error{Reason: "writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group"}
 		case sys.ENOTSUP:
-			return ErrNotSupported, notSupportedReason, true
+			return &Error{Kind: ErrNotSupported, Reason: notSupportedReason}
 		}
-		return nil, "", false
+		return nil
 	})
 }
 
 // removeError explains the errno of a security.capability removal.
 func removeError(op, path string, err error) error {
-	return explain(op, path, err, func(errno syscall.Errno) (error, string, bool) {
+	return explain(op, path, err, func(errno syscall.Errno) *Error {
 		switch errno {
 		case sys.ENODATA:
-			return ErrNoCaps, "no capabilities to remove", true
+			return &Error{Kind: ErrNoCaps, Reason: "no capabilities to remove"}
 		case sys.EPERM:
-			return nil, "removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group", true
+			return &Error{Reason: "removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group"}
 		case sys.ENOTSUP:
-			return ErrNotSupported, notSupportedReason, true
+			return &Error{Kind: ErrNotSupported, Reason: notSupportedReason}
 		}
-		return nil, "", false
+		return nil
 	})
 }
