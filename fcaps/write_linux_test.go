@@ -17,7 +17,8 @@ import (
 )
 
 // TestSetRawFd writes encoded values through descriptors as a restore
-// does: read-only, O_PATH and a directory's, and checks that a refused
+// does: write-only (a file it created), read-only, O_PATH and a
+// directory's, and checks that a refused
 // write is explained exactly as Set explains it. As root the refusal is a
 // revision-3 rootid the init namespace does not map ((uid_t)-1, probed:
 // a kernel that took it skips); unprivileged it is the EPERM of a write
@@ -54,6 +55,16 @@ func TestSetRawFd(t *testing.T) {
 		return int(f.Fd())
 	}
 
+	openWrite := func(t *testing.T, p string) int {
+		t.Helper()
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		return int(f.Fd())
+	}
+
 	t.Run("refused", func(t *testing.T) {
 		p := filepath.Join(dir, "refused")
 		writeFile(t, p)
@@ -68,7 +79,7 @@ func TestSetRawFd(t *testing.T) {
 		for _, open := range []struct {
 			name string
 			fd   func(*testing.T, string) int
-		}{{"O_RDONLY", openRead}, {"O_PATH", openPath}} {
+		}{{"O_RDONLY", openRead}, {"O_WRONLY", openWrite}, {"O_PATH", openPath}} {
 			t.Run(open.name, func(t *testing.T) {
 				err := fcaps.SetRawFd(open.fd(t, p), p, raw)
 				if err == nil || err.Error() != want.Error() {
@@ -120,7 +131,7 @@ func TestSetRawFd(t *testing.T) {
 			name string
 			path string
 			fd   func(*testing.T, string) int
-		}{{"O_PATH", p, openPath}, {"directory", d, openRead}} {
+		}{{"O_WRONLY", p, openWrite}, {"O_PATH", p, openPath}, {"directory", d, openRead}} {
 			if err := fcaps.SetRawFd(tc.fd(t, tc.path), tc.path, raw); err != nil {
 				t.Fatalf("SetRawFd(%s): %v", tc.name, err)
 			}
