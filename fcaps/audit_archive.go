@@ -57,101 +57,23 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	defer closeFn()
-	tail := tarfmt.NewEndReader(zr)
-	tr := tar.NewReader(tail)
-	var (
-		relMap   userns.Map
-		relative bool
-		entries  []Entry
-		dirs     = map[string]DirInfo{}
-		pw       *passwdMember
-	)
-	display := func(member string) string { return name + ":" + member }
-	// readErr ends the reading of a truncated or corrupt archive: the
-	// members read before it are still audited, then it is returned.
-	var readErr error
-	var globals tarfmt.Globals
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			// archive/tar also takes an archive cut between two
-			// members for a complete one: every writer ends an archive
-			// with zero blocks.
-			if err := tail.Check(); err != nil {
-				readErr = fmt.Errorf("read %s: %w: %w", name, ErrBadArchive, err)
-			}
-			break
-		}
-		if err != nil {
-			if !errors.Is(err, ErrBadArchive) {
-				err = fmt.Errorf("%w: %w", ErrBadArchive, err)
-			}
-			readErr = fmt.Errorf("read %s: %w", name, err)
-			break
-		}
-		if global, err := globals.Take(h); global {
-			if err != nil {
-				readErr = fmt.Errorf("read %s: %w: %w", name, ErrBadArchive, err)
-				break
-			}
-			c, ok, err := tarfmt.ParseComment(globals.Comment)
-			if err != nil {
-				readErr = fmt.Errorf("read %s: %w: nscap comment %w", name, ErrBadArchive, err)
-				break
-			}
-			if ok {
-				relMap, relative = c.UIDMap, !c.UIDMap.IsZero()
-			}
-			continue
-		}
-		member := memberName(h.Name)
-		mode := h.FileInfo().Mode()
-		uid, gid := uint32(h.Uid), uint32(h.Gid)
-		if member == "etc/passwd" && h.Typeflag == tar.TypeReg {
-			pw = &passwdMember{uid: uid}
-			pw.maxUID, pw.maxGID, _ = passwdMaxID(io.LimitReader(tr, maxJSON))
-		}
-		if h.Typeflag == tar.TypeDir {
-			dirs[member] = DirInfo{Path: display(member), Mode: mode, UID: uid, GID: gid}
-		}
-		raw, ok, err := tarfmt.Xattr(h.PAXRecords, AttrName)
-		if err != nil {
-			if err := a.reportError(display(member), fmt.Errorf("%w: %w", ErrBadArchive, err)); err != nil {
-				return err
-			}
-			continue
-		}
-		if !ok || h.Typeflag == tar.TypeLink {
-			continue
-		}
-		if raw == nil {
-			raw = []byte{}
-		}
-		e := Entry{Path: display(member), Root: name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: relative, RelMap: relMap}
-		if opts.Binfmt != nil && h.Typeflag == tar.TypeReg {
-			e.Head = readMemberHead(tr)
-		}
-		if relative && h.PAXRecords[tarfmt.CommentRecord] == tarfmt.HostScopedComment {
-			e.Relative, e.RelMap = false, userns.Map{}
-			e.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
-		}
-		entries = append(entries, e)
+	s := &archiveMembers{a: a, opts: opts, name: name, dirs: map[string]DirInfo{}}
+	readErr, err := s.read(ctx, zr)
+	if err != nil {
+		return err
 	}
-	if !relative && opts.UIDMap.IsZero() {
-		if c, ok := a.archiveMap(dirs["."], dirs, pw); ok {
+	if !s.relative && opts.UIDMap.IsZero() {
+		if c, ok := a.archiveMap(s.dirs["."], s.dirs, s.pw); ok {
 			if opts.OnMap != nil {
 				opts.OnMap(c)
 			}
 			a = NewAuditor(c.Apply(opts))
 		}
 	}
-	for _, e := range entries {
+	for _, e := range s.entries {
 		for d := e.Rel; d != "."; {
 			d = path.Dir(d)
-			if di, ok := dirs[d]; ok {
+			if di, ok := s.dirs[d]; ok {
 				e.Dirs = append(e.Dirs, di)
 			}
 		}
@@ -162,6 +84,113 @@ func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptio
 		}
 	}
 	return readErr
+}
+
+// archiveMembers is what [AuditArchive] gathers from the members before
+// auditing them: the directories must all be known first.
+type archiveMembers struct {
+	a        *Auditor
+	opts     AuditOptions
+	name     string
+	relMap   userns.Map
+	relative bool
+	entries  []Entry
+	dirs     map[string]DirInfo
+	pw       *passwdMember
+	globals  tarfmt.Globals
+}
+
+func (s *archiveMembers) display(member string) string { return s.name + ":" + member }
+
+// read reads every member. readErr ends the reading of a truncated or
+// corrupt archive: the members read before it are still audited, then it
+// is returned. err stops the audit.
+func (s *archiveMembers) read(ctx context.Context, zr io.Reader) (readErr, err error) {
+	tail := tarfmt.NewEndReader(zr)
+	tr := tar.NewReader(tail)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			// archive/tar also takes an archive cut between two
+			// members for a complete one: every writer ends an archive
+			// with zero blocks.
+			if err := tail.Check(); err != nil {
+				return fmt.Errorf("read %s: %w: %w", s.name, ErrBadArchive, err), nil
+			}
+			return nil, nil
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadArchive) {
+				err = fmt.Errorf("%w: %w", ErrBadArchive, err)
+			}
+			return fmt.Errorf("read %s: %w", s.name, err), nil
+		}
+		if global, err := s.globals.Take(h); global {
+			if err := s.global(err); err != nil {
+				return err, nil
+			}
+			continue
+		}
+		if err := s.member(h, tr); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// global takes in a pax global header (takeErr is what reading it gave):
+// an nscap comment with a map makes the archive namespace-relative. The
+// error returned ends the reading.
+func (s *archiveMembers) global(takeErr error) error {
+	if takeErr != nil {
+		return fmt.Errorf("read %s: %w: %w", s.name, ErrBadArchive, takeErr)
+	}
+	c, ok, err := tarfmt.ParseComment(s.globals.Comment)
+	if err != nil {
+		return fmt.Errorf("read %s: %w: nscap comment %w", s.name, ErrBadArchive, err)
+	}
+	if ok {
+		s.relMap, s.relative = c.UIDMap, !c.UIDMap.IsZero()
+	}
+	return nil
+}
+
+// member records the member h, whose data tr reads: a directory, the
+// passwd file, a member with caps. The error returned (from
+// AuditOptions.Error) stops the audit.
+func (s *archiveMembers) member(h *tar.Header, tr io.Reader) error {
+	member := memberName(h.Name)
+	mode := h.FileInfo().Mode()
+	uid, gid := uint32(h.Uid), uint32(h.Gid)
+	if member == "etc/passwd" && h.Typeflag == tar.TypeReg {
+		s.pw = &passwdMember{uid: uid}
+		s.pw.maxUID, s.pw.maxGID, _ = passwdMaxID(io.LimitReader(tr, maxJSON))
+	}
+	if h.Typeflag == tar.TypeDir {
+		s.dirs[member] = DirInfo{Path: s.display(member), Mode: mode, UID: uid, GID: gid}
+	}
+	raw, ok, err := tarfmt.Xattr(h.PAXRecords, AttrName)
+	if err != nil {
+		return s.a.reportError(s.display(member), fmt.Errorf("%w: %w", ErrBadArchive, err))
+	}
+	if !ok || h.Typeflag == tar.TypeLink {
+		return nil
+	}
+	if raw == nil {
+		raw = []byte{}
+	}
+	e := Entry{Path: s.display(member), Root: s.name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: s.relative, RelMap: s.relMap}
+	if s.opts.Binfmt != nil && h.Typeflag == tar.TypeReg {
+		e.Head = readMemberHead(tr)
+	}
+	if s.relative && h.PAXRecords[tarfmt.CommentRecord] == tarfmt.HostScopedComment {
+		e.Relative, e.RelMap = false, userns.Map{}
+		e.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
+	}
+	s.entries = append(s.entries, e)
+	return nil
 }
 
 // readMemberHead returns the first bytes of the current member's data (up

@@ -20,9 +20,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/internal/testutil"
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
@@ -310,7 +310,7 @@ func TestAuditNonRegular(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Lsetxattr(link, fcaps.AttrName, v2, 0); err != nil {
+	if err := sys.Setxattr(link, fcaps.AttrName, v2, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Setxattr(fifo, fcaps.AttrName, v2, 0); err != nil {

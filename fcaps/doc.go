@@ -12,7 +12,9 @@
 // and the kernel acts on caps only when it execs a regular file), then the
 // xattr call goes through /proc/self/fd/N, the magic link to that inode
 // (fgetxattr(2) refuses O_PATH descriptors). [FGet], [FSet] and [FRemove]
-// work on an [*os.File] the caller opened.
+// work on an [*os.File] the caller opened, and [SetRawFd] writes an
+// encoded value through a descriptor the caller holds (a restore's): all
+// the writers go through it, so a refused write is explained alike.
 //
 // The writers follow no symlink in the directories of the path either:
 // [Set], [Remove] and a [Setter] walk it one component at a time with

@@ -2,6 +2,7 @@ package fcaps
 
 import (
 	"errors"
+	"io/fs"
 	"syscall"
 )
 
@@ -86,4 +87,26 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, e.Err)
 	}
 	return errs
+}
+
+// notSupportedReason explains ENOTSUP, the [ErrNotSupported] of a read, a
+// write or a removal.
+const notSupportedReason = "the filesystem does not support extended attributes"
+
+// explain returns err, the error of a system call on path, as the
+// [*fs.PathError] of op. When err is an errno that reason explains (a
+// non-nil [*Error] with Kind and Reason), its Err is that Error with the
+// errno; otherwise it is the bare errno, or err itself when that is no
+// errno.
+func explain(op, path string, err error, reason func(errno syscall.Errno) *Error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return &fs.PathError{Op: op, Path: path, Err: err}
+	}
+	e := reason(errno)
+	if e == nil {
+		return &fs.PathError{Op: op, Path: path, Err: errno}
+	}
+	e.Errno = errno
+	return &fs.PathError{Op: op, Path: path, Err: e}
 }

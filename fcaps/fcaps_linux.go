@@ -2,7 +2,6 @@ package fcaps
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"slices"
@@ -14,7 +13,7 @@ import (
 )
 
 // AttrName is the name of the extended attribute holding file capabilities.
-const AttrName = "security.capability" // XATTR_NAME_CAPS
+const AttrName = xattrfmt.CapsName // "security.capability", XATTR_NAME_CAPS
 
 // target is the file an operation acts on: either an fd that the f*xattr
 // calls accept, or a path (the /proc/self/fd magic link of an O_PATH fd)
@@ -80,73 +79,23 @@ func (t target) read(op, path string) ([]byte, error) {
 // *fs.PathError whose Err explains it and matches the sentinels. list is
 // consulted on EINVAL: a listed value the kernel refuses is ErrUnreadable.
 func readError(op, path string, err error, list func() ([]string, error)) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	e := &Error{Errno: errno}
-	switch errno {
-	case sys.ENODATA:
-		e.Kind, e.Reason = ErrNoCaps, "no capabilities"
-	case sys.ENOTSUP:
-		e.Kind, e.Reason = ErrNotSupported, "the filesystem does not support extended attributes"
-	case sys.EOVERFLOW:
-		e.Kind, e.Reason = ErrNotVisible, "the capability belongs to another user namespace: its rootid is not mapped in the caller's user namespace"
-	case sys.EINVAL:
-		names, lerr := list()
-		if lerr != nil || !slices.Contains(names, AttrName) {
-			return &fs.PathError{Op: op, Path: path, Err: errno}
+	return explain(op, path, err, func(errno syscall.Errno) *Error {
+		switch errno {
+		case sys.ENODATA:
+			return &Error{Kind: ErrNoCaps, Reason: "no capabilities"}
+		case sys.ENOTSUP:
+			return &Error{Kind: ErrNotSupported, Reason: notSupportedReason}
+		case sys.EOVERFLOW:
+			return &Error{Kind: ErrNotVisible, Reason: "the capability belongs to another user namespace: its rootid is not mapped in the caller's user namespace"}
+		case sys.EINVAL:
+			names, lerr := list()
+			if lerr != nil || !slices.Contains(names, AttrName) {
+				return nil
+			}
+			return &Error{Kind: ErrUnreadable, Reason: "security.capability is present but the kernel refuses to return it (empty value, revision 1, unknown flags or wrong size)"}
 		}
-		e.Kind, e.Reason = ErrUnreadable, "security.capability is present but the kernel refuses to return it (empty value, revision 1, unknown flags or wrong size)"
-	default:
-		return &fs.PathError{Op: op, Path: path, Err: errno}
-	}
-	return &fs.PathError{Op: op, Path: path, Err: e}
-}
-
-// writeError explains the errno of a security.capability write of c.
-func writeError(op, path string, err error, c xattrfmt.FileCaps) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	e := &Error{Errno: errno}
-	switch errno {
-	case sys.EINVAL:
-		if c.Revision == xattrfmt.Revision3 {
-			e.Kind = ErrRootIDNotMapped
-			e.Reason = fmt.Sprintf("rootid %d is not mapped in the caller's user namespace (or the value is invalid)", c.RootID)
-		} else {
-			e.Reason = "the kernel refused the value as invalid"
-		}
-	case sys.EPERM:
-		e.Reason = "writing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group"
-	case sys.ENOTSUP:
-		e.Kind, e.Reason = ErrNotSupported, "the filesystem does not support extended attributes"
-	default:
-		return &fs.PathError{Op: op, Path: path, Err: errno}
-	}
-	return &fs.PathError{Op: op, Path: path, Err: e}
-}
-
-// removeError explains the errno of a security.capability removal.
-func removeError(op, path string, err error) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return &fs.PathError{Op: op, Path: path, Err: err}
-	}
-	e := &Error{Errno: errno}
-	switch errno {
-	case sys.ENODATA:
-		e.Kind, e.Reason = ErrNoCaps, "no capabilities to remove"
-	case sys.EPERM:
-		e.Reason = "removing security.capability needs CAP_SETFCAP in a user namespace that maps the file's owner and group"
-	case sys.ENOTSUP:
-		e.Kind, e.Reason = ErrNotSupported, "the filesystem does not support extended attributes"
-	default:
-		return &fs.PathError{Op: op, Path: path, Err: errno}
-	}
-	return &fs.PathError{Op: op, Path: path, Err: e}
+		return nil
+	})
 }
 
 // describe names a file type for ErrNotRegular messages.
@@ -212,9 +161,8 @@ func withRegular(op, path string, fn func(t target) error) error {
 	return f.do(op, fn)
 }
 
-// withFile runs fn on f's descriptor. When the descriptor is O_PATH (the
-// f*xattr calls refuse it with EBADF), fn is retried on its /proc/self/fd
-// link. regular makes a non-regular file an ErrNotRegular error.
+// withFile runs fn on f's descriptor (see [onFd]). regular makes a
+// non-regular file an ErrNotRegular error.
 func withFile(op string, f *os.File, regular bool, fn func(t target) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -234,10 +182,7 @@ func withFile(op string, f *os.File, regular bool, fn func(t target) error) erro
 				return
 			}
 		}
-		ferr = fn(target{fd: fd})
-		if errors.Is(ferr, sys.EBADF) && procFd() {
-			ferr = fn(target{fd: -1, path: sys.ProcFdPath(fd)})
-		}
+		ferr = onFd(fd, fn)
 	})
 	if cerr != nil {
 		return &fs.PathError{Op: op, Path: f.Name(), Err: cerr}
@@ -344,10 +289,7 @@ func FSet(f *os.File, c xattrfmt.FileCaps) error {
 		return &fs.PathError{Op: "encode", Path: f.Name(), Err: err}
 	}
 	return withFile("fsetxattr", f, true, func(t target) error {
-		if err := t.set(b); err != nil {
-			return writeError("fsetxattr", f.Name(), err, c)
-		}
-		return nil
+		return t.write("fsetxattr", f.Name(), b)
 	})
 }
 
@@ -369,9 +311,6 @@ func Remove(path string) error {
 // type of file, so that a stray value on a directory can be cleaned up.
 func FRemove(f *os.File) error {
 	return withFile("fremovexattr", f, false, func(t target) error {
-		if err := t.remove(); err != nil {
-			return removeError("fremovexattr", f.Name(), err)
-		}
-		return nil
+		return t.erase("fremovexattr", f.Name())
 	})
 }

@@ -237,21 +237,7 @@ func (l Lookup) walk(path string, flags int) (int, location, error) {
 	if strings.HasPrefix(path, "/") {
 		start = "/"
 	}
-	type comp struct {
-		name string
-		end  int // offset in path just past the name
-	}
-	var comps []comp
-	for off := 0; off < len(path); {
-		i := strings.IndexByte(path[off:], '/')
-		if i < 0 {
-			i = len(path) - off
-		}
-		if c := path[off : off+i]; c != "" && c != "." {
-			comps = append(comps, comp{c, off + i})
-		}
-		off += i + 1
-	}
+	comps := pathComps(path)
 	fail := func(fd int, err error) (int, location, error) {
 		sys.Close(fd)
 		return -1, location{}, err
@@ -271,17 +257,7 @@ func (l Lookup) walk(path string, flags int) (int, location, error) {
 			if i > 0 {
 				walked, rest = path[:comps[i-1].end], path[comps[i-1].end:]
 			}
-			rel := strings.TrimLeft(rest, "/")
-			if rel == "" {
-				rel = "."
-			}
-			dir := physPath(fd, walked)
-			nfd, err := sys.OpenInRoot(fd, rel, flags)
-			sys.Close(fd)
-			if err != nil {
-				return -1, location{}, inRootError(path, err)
-			}
-			return nfd, location{root: dir, path: rel}, nil
+			return openRest(fd, path, walked, rest, flags)
 		}
 		if i == len(comps) {
 			break
@@ -317,6 +293,45 @@ func (l Lookup) walk(path string, flags int) (int, location, error) {
 		}})
 	}
 	return fd, location{}, nil
+}
+
+// pathComp is a component of a walked path.
+type pathComp struct {
+	name string
+	end  int // offset in path just past the name
+}
+
+// pathComps splits path into its components, leaving out empty ones and
+// ".".
+func pathComps(path string) []pathComp {
+	var comps []pathComp
+	for off := 0; off < len(path); {
+		i := strings.IndexByte(path[off:], '/')
+		if i < 0 {
+			i = len(path) - off
+		}
+		if c := path[off : off+i]; c != "" && c != "." {
+			comps = append(comps, pathComp{c, off + i})
+		}
+		off += i + 1
+	}
+	return comps
+}
+
+// openRest resolves rest in dirfd, the directory of a root reached by
+// walking walked, and opens it with flags; it closes dirfd.
+func openRest(dirfd int, path, walked, rest string, flags int) (int, location, error) {
+	rel := strings.TrimLeft(rest, "/")
+	if rel == "" {
+		rel = "."
+	}
+	dir := physPath(dirfd, walked)
+	nfd, err := sys.OpenInRoot(dirfd, rel, flags)
+	sys.Close(dirfd)
+	if err != nil {
+		return -1, location{}, inRootError(path, err)
+	}
+	return nfd, location{root: dir, path: rel}, nil
 }
 
 // physPath returns the path of fd's file as the kernel gives it
@@ -394,23 +409,14 @@ func (f *File) do(op string, fn func(t target) error) error {
 	return fn(target{fd: rfd})
 }
 
-// set writes b, the encoding of c.
-func (f *File) set(c xattrfmt.FileCaps, b []byte) error {
-	return f.do("setxattr", func(t target) error {
-		if err := t.set(b); err != nil {
-			return writeError("setxattr", f.name, err, c)
-		}
-		return nil
-	})
+// set writes b, the encoding of the caps given, through [SetRawFd]'s
+// writer: a refusal is explained from b itself.
+func (f *File) set(_ xattrfmt.FileCaps, b []byte) error {
+	return f.do("setxattr", func(t target) error { return t.write("setxattr", f.name, b) })
 }
 
 func (f *File) remove() error {
-	return f.do("removexattr", func(t target) error {
-		if err := t.remove(); err != nil {
-			return removeError("removexattr", f.name, err)
-		}
-		return nil
-	})
+	return f.do("removexattr", func(t target) error { return t.erase("removexattr", f.name) })
 }
 
 // helperLocation returns how a helper user namespace finds f again.

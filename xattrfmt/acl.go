@@ -8,9 +8,8 @@ import (
 	"strings"
 )
 
-// Names of the extended attributes whose values this package decodes.
+// Names of the POSIX ACL extended attributes.
 const (
-	CapsName       = "security.capability"      // XATTR_NAME_CAPS: struct vfs_cap_data / vfs_ns_cap_data
 	ACLAccessName  = "system.posix_acl_access"  // POSIX_ACL_XATTR_ACCESS
 	ACLDefaultName = "system.posix_acl_default" // POSIX_ACL_XATTR_DEFAULT
 )

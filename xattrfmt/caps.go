@@ -1,5 +1,9 @@
 package xattrfmt
 
+// CapsName is the name of the extended attribute holding file
+// capabilities, whose value [Decode] parses.
+const CapsName = "security.capability" // XATTR_NAME_CAPS: struct vfs_cap_data / vfs_ns_cap_data
+
 // Revision is the revision byte of a security.capability value (the high
 // byte of magic_etc).
 type Revision uint8

@@ -43,12 +43,12 @@ func (r Revision) Size() int {
 //  5. [ErrBadFlags]: flag bits other than the effective bit.
 func Decode(b []byte) (FileCaps, error) {
 	if len(b) == 0 {
-		return FileCaps{}, &DecodeError{Reason: ErrEmpty, msg: "empty value (a capability value has at least a 4-byte header)"}
+		return FileCaps{}, &DecodeError{Reason: ErrEmpty, Msg: "empty value (a capability value has at least a 4-byte header)"}
 	}
 	if len(b) < 4 {
 		return FileCaps{}, &DecodeError{
 			Offset: len(b), Reason: ErrTruncated,
-			msg: fmt.Sprintf("value of %d bytes is shorter than the 4-byte magic_etc header", len(b)),
+			Msg: fmt.Sprintf("value of %d bytes is shorter than the 4-byte magic_etc header", len(b)),
 		}
 	}
 	magic := binary.LittleEndian.Uint32(b)
@@ -57,25 +57,25 @@ func Decode(b []byte) (FileCaps, error) {
 	if size == 0 {
 		return FileCaps{}, &DecodeError{
 			Offset: 3, Reason: ErrBadRevision,
-			msg: fmt.Sprintf("unknown revision %d in magic_etc %#08x (want 1, 2 or 3)", rev, magic),
+			Msg: fmt.Sprintf("unknown revision %d in magic_etc %#08x (want 1, 2 or 3)", rev, magic),
 		}
 	}
 	switch {
 	case len(b) < size:
 		return FileCaps{}, &DecodeError{
 			Offset: len(b), Reason: ErrTruncated,
-			msg: fmt.Sprintf("revision %d value must be %d bytes, got %d", rev, size, len(b)),
+			Msg: fmt.Sprintf("revision %d value must be %d bytes, got %d", rev, size, len(b)),
 		}
 	case len(b) > size:
 		return FileCaps{}, &DecodeError{
 			Offset: size, Reason: ErrTrailingData,
-			msg: fmt.Sprintf("revision %d value must be %d bytes, got %d (%d trailing bytes)", rev, size, len(b), len(b)-size),
+			Msg: fmt.Sprintf("revision %d value must be %d bytes, got %d (%d trailing bytes)", rev, size, len(b), len(b)-size),
 		}
 	}
 	if stray := magic & flagsMask &^ flagsEffective; stray != 0 {
 		return FileCaps{}, &DecodeError{
 			Offset: 0, Reason: ErrBadFlags,
-			msg: fmt.Sprintf("unknown flags %#06x in magic_etc %#08x (only 0x000001, effective, is defined)", stray, magic),
+			Msg: fmt.Sprintf("unknown flags %#06x in magic_etc %#08x (only 0x000001, effective, is defined)", stray, magic),
 		}
 	}
 	c := FileCaps{
@@ -130,6 +130,20 @@ func Encode(c FileCaps) ([]byte, error) {
 		binary.LittleEndian.PutUint32(b[20:], c.RootID)
 	}
 	return b, nil
+}
+
+// WithRoot returns c as the caps of the user namespace whose root is
+// uid root, in the form the kernel writes them: revision 2 (host-scoped)
+// for root 0, revision 3 with RootID root otherwise. The effective bit and
+// the capability words are kept, bits above [LastCap] included, so that
+// Encode(c.WithRoot(r)) differs from Encode(c) only in the revision and
+// the rootid. A revision-1 c gains the upper words, empty.
+func (c FileCaps) WithRoot(root uint32) FileCaps {
+	c.Revision, c.RootID = Revision2, 0
+	if root != 0 {
+		c.Revision, c.RootID = Revision3, root
+	}
+	return c
 }
 
 // HasRootID reports whether c carries a rootid, that is whether it is

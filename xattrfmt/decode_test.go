@@ -258,3 +258,35 @@ func TestFileCapsCaps(t *testing.T) {
 		}
 	}
 }
+
+// TestWithRoot re-roots values as a backup translates them: only the
+// revision and the rootid change, unknown capability bits stay.
+func TestWithRoot(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   string
+		root uint32
+		want string
+	}{
+		{"v2 to v3", "01000002 00200000 00000000 00000000 00000000", 100000, "01000003 00200000 00000000 00000000 00000000 a0860100"},
+		{"v3 to v2", "01000003 00200000 00000000 00000000 00000000 a0860100", 0, "01000002 00200000 00000000 00000000 00000000"},
+		{"v3 to v3", "00000003 00200000 00000000 00000000 00000000 a0860100", 1000, "00000003 00200000 00000000 00000000 00000000 e8030000"},
+		{"unknown bits kept", "01000002 ffffffff ffffffff ffffffff ffffffff", 7, "01000003 ffffffff ffffffff ffffffff ffffffff 07000000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Decode(unhex(t, tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Encode(c.WithRoot(tc.root))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := unhex(t, tc.want); string(got) != string(want) {
+				t.Errorf("Encode(Decode(%s).WithRoot(%d)) = %x, want %x", tc.in, tc.root, got, want)
+			}
+		})
+	}
+}

@@ -49,12 +49,14 @@ type DecodeError struct {
 	// Reason is one of the sentinels ErrEmpty, ErrTruncated,
 	// ErrTrailingData, ErrBadRevision or ErrBadFlags.
 	Reason error
-	msg    string
+	// Msg says which rule the value breaks, e.g. "revision 2 value must
+	// be 20 bytes, got 24 (4 trailing bytes)".
+	Msg string
 }
 
 // Error names the rule the value breaks, e.g.
 // "xattrfmt: revision 2 value must be 20 bytes, got 24 (4 trailing bytes)".
-func (e *DecodeError) Error() string { return "xattrfmt: " + e.msg }
+func (e *DecodeError) Error() string { return "xattrfmt: " + e.Msg }
 
 // Unwrap returns Reason.
 func (e *DecodeError) Unwrap() error { return e.Reason }

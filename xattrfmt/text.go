@@ -37,11 +37,8 @@ const (
 // refuses gives a [*SyntaxError] matching [ErrSyntax]; so does a NUL byte,
 // which C could never see.
 func ParseText(s string) (Caps, error) {
-	bad := func(i int, format string, args ...any) (Caps, error) {
-		return Caps{}, &SyntaxError{Text: s, Offset: i, Msg: fmt.Sprintf(format, args...)}
-	}
 	if i := strings.IndexByte(s, 0); i >= 0 {
-		return bad(i, "NUL byte")
+		return Caps{}, syntaxError(s, i, "NUL byte")
 	}
 	var c Caps
 	i := 0
@@ -52,91 +49,118 @@ func ParseText(s string) (Caps, error) {
 		if i == len(s) {
 			return c, nil
 		}
-
-		// The capabilities this clause applies to.
-		var list CapSet
-		listed := false
-		switch {
-		case isAlnum(s[i]) || s[i] == '_':
-			for {
-				if j, ok := matchAll(s, i); ok {
-					list = KnownCaps // libcap's forceall assigns, not ORs
-					i = j
-				} else {
-					bit, j, ok := lookupName(s, i)
-					if !ok {
-						return bad(i, "unknown capability %q", word(s, i))
-					}
-					list |= 1 << uint(bit)
-					i = j
-				}
-				if i >= len(s) || s[i] != ',' {
-					break
-				}
-				i++
-				if i >= len(s) || !isAlnum(s[i]) && s[i] != '_' {
-					return bad(i, "expected a capability name after ','")
-				}
-			}
-			listed = true
-		case s[i] == '+' || s[i] == '-':
-			return bad(i, "operator %q needs a list of capabilities", s[i])
-		default:
-			list = KnownCaps
+		list, listed, j, err := parseList(s, i)
+		if err != nil {
+			return Caps{}, err
 		}
-
-		// The first operator.
-		if i >= len(s) {
-			return bad(i, "expected an operator (=, + or -)")
+		op, j, err := parseOp(s, j, listed)
+		if err != nil {
+			return Caps{}, err
 		}
-		op := s[i]
-		i++
-		if op == '=' && i < len(s) && (s[i] == '+' || s[i] == '-') {
-			if !listed {
-				return bad(i, "operator \"=%c\" needs a list of capabilities", s[i])
-			}
-			op = 'P'
-			if s[i] == '-' {
-				op = 'M'
-			}
-			i++
-		} else if op != '+' && op != '-' && op != '=' {
-			return bad(i-1, "expected an operator (=, + or -), got %q", op)
+		if i, err = c.parseFlags(s, j, op, list, listed); err != nil {
+			return Caps{}, err
 		}
+	}
+}
 
-		// The flags, and further +/- operators.
-		flags := 0
+// syntaxError is the [*SyntaxError] of text s at offset i.
+func syntaxError(s string, i int, format string, args ...any) error {
+	return &SyntaxError{Text: s, Offset: i, Msg: fmt.Sprintf(format, args...)}
+}
+
+// parseList parses the capabilities a clause starting at s[i] applies to;
+// listed says that the clause names them (an empty list means all). It
+// returns the offset past the list.
+func parseList(s string, i int) (list CapSet, listed bool, next int, err error) {
+	switch {
+	case isAlnum(s[i]) || s[i] == '_':
 		for {
-			if i < len(s) && !isSpace(s[i]) {
-				switch s[i] {
-				case 'e':
-					flags |= stEff
-				case 'i':
-					flags |= stInh
-				case 'p':
-					flags |= stPer
-				default:
-					return bad(i, "expected a flag (e, i or p), got %q", s[i])
+			if j, ok := matchAll(s, i); ok {
+				list = KnownCaps // libcap's forceall assigns, not ORs
+				i = j
+			} else {
+				bit, j, ok := lookupName(s, i)
+				if !ok {
+					return 0, false, i, syntaxError(s, i, "unknown capability %q", word(s, i))
 				}
-				i++
-			} else if op != '=' {
-				return bad(i, "only '=' may be followed by no flags")
+				list |= 1 << uint(bit)
+				i = j
 			}
-			c.apply(op, flags, list)
-			if i < len(s) && (s[i] == '+' || s[i] == '-') {
-				if !listed {
-					return bad(i, "operator %q needs a list of capabilities", s[i])
-				}
-				flags = 0
-				op = s[i]
-				i++
-				if i >= len(s) || !isAlpha(s[i]) {
-					return bad(i, "expected a flag (e, i or p) after %q", op)
-				}
-			}
-			if i >= len(s) || isSpace(s[i]) {
+			if i >= len(s) || s[i] != ',' {
 				break
 			}
+			i++
+			if i >= len(s) || !isAlnum(s[i]) && s[i] != '_' {
+				return 0, false, i, syntaxError(s, i, "expected a capability name after ','")
+			}
+		}
+		listed = true
+	case s[i] == '+' || s[i] == '-':
+		return 0, false, i, syntaxError(s, i, "operator %q needs a list of capabilities", s[i])
+	default:
+		list = KnownCaps
+	}
+	return list, listed, i, nil
+}
+
+// parseOp parses the first operator of a clause at s[i]: '=', '+', '-',
+// 'P' for "=+" or 'M' for "=-". It returns the offset past it.
+func parseOp(s string, i int, listed bool) (op byte, next int, err error) {
+	if i >= len(s) {
+		return 0, i, syntaxError(s, i, "expected an operator (=, + or -)")
+	}
+	op = s[i]
+	i++
+	if op == '=' && i < len(s) && (s[i] == '+' || s[i] == '-') {
+		if !listed {
+			return 0, i, syntaxError(s, i, "operator \"=%c\" needs a list of capabilities", s[i])
+		}
+		op = 'P'
+		if s[i] == '-' {
+			op = 'M'
+		}
+		i++
+	} else if op != '+' && op != '-' && op != '=' {
+		return 0, i, syntaxError(s, i-1, "expected an operator (=, + or -), got %q", op)
+	}
+	return op, i, nil
+}
+
+// parseFlags parses the flags of op at s[i], and further +/- operators
+// with theirs, applying each to list in c. It returns the offset past the
+// clause.
+func (c *Caps) parseFlags(s string, i int, op byte, list CapSet, listed bool) (int, error) {
+	flags := 0
+	for {
+		if i < len(s) && !isSpace(s[i]) {
+			switch s[i] {
+			case 'e':
+				flags |= stEff
+			case 'i':
+				flags |= stInh
+			case 'p':
+				flags |= stPer
+			default:
+				return i, syntaxError(s, i, "expected a flag (e, i or p), got %q", s[i])
+			}
+			i++
+		} else if op != '=' {
+			return i, syntaxError(s, i, "only '=' may be followed by no flags")
+		}
+		c.apply(op, flags, list)
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			if !listed {
+				return i, syntaxError(s, i, "operator %q needs a list of capabilities", s[i])
+			}
+			flags = 0
+			op = s[i]
+			i++
+			if i >= len(s) || !isAlpha(s[i]) {
+				return i, syntaxError(s, i, "expected a flag (e, i or p) after %q", op)
+			}
+		}
+		if i >= len(s) || isSpace(s[i]) {
+			return i, nil
 		}
 	}
 }

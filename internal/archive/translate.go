@@ -16,11 +16,6 @@ const (
 	XattrACLDefault = xattrfmt.ACLDefaultName
 )
 
-const (
-	capsFlagsMask = 0x00FFFFFF // VFS_CAP_FLAGS_MASK
-	capsEffective = 0x000001   // VFS_CAP_FLAGS_EFFECTIVE
-)
-
 // Sentinel errors of the translation functions. Errors wrap one of them, so
 // callers branch with [errors.Is]; [*IDError] and [*MalformedError] carry
 // the details for [errors.As].
@@ -124,52 +119,41 @@ func IDFromArchive(m userns.Map, kind IDKind, id uint32) (uint32, error) {
 	return h, nil
 }
 
-// CapsRoot checks raw against the rules the kernel's validheader applies
-// to a write (revision 2 with 20 bytes or revision 3 with 24, no flag but
-// the effective bit, a valid rootid) and returns its root: 0 for revision
-// 2, the rootid for revision 3.
+// CapsRoot decodes raw ([xattrfmt.Decode]: the magic, flags and size
+// rules), checks it against the further rules the kernel's validheader
+// applies to a write (revision 2 or 3, a valid rootid) and returns its
+// root: 0 for revision 2, the rootid for revision 3.
 func CapsRoot(raw []byte) (root uint32, err error) {
-	if len(raw) < 4 {
-		return 0, malformed(XattrCaps, "size %d, shorter than the 4-byte header", len(raw))
-	}
-	magic := binary.LittleEndian.Uint32(raw)
-	if f := magic & capsFlagsMask &^ capsEffective; f != 0 {
-		return 0, malformed(XattrCaps, "flags %#06x: only the effective bit 0x000001 is defined", magic&capsFlagsMask)
-	}
-	switch rev := xattrfmt.Revision(magic >> 24); rev {
-	case xattrfmt.Revision2:
-		if len(raw) != xattrfmt.SizeV2 {
-			return 0, malformed(XattrCaps, "revision 2 with size %d, want %d", len(raw), xattrfmt.SizeV2)
+	c, err := xattrfmt.Decode(raw)
+	if err != nil {
+		reason := err.Error()
+		if de, ok := errors.AsType[*xattrfmt.DecodeError](err); ok {
+			reason = de.Msg // without the package's prefix
 		}
-		return 0, nil
-	case xattrfmt.Revision3:
-		if len(raw) != xattrfmt.SizeV3 {
-			return 0, malformed(XattrCaps, "revision 3 with size %d, want %d", len(raw), xattrfmt.SizeV3)
-		}
-		root = binary.LittleEndian.Uint32(raw[20:])
-		if root == xattrfmt.ACLUndefinedID {
-			return 0, malformed(XattrCaps, "rootid %d is not a valid uid", root)
-		}
-		return root, nil
-	default:
-		return 0, malformed(XattrCaps, "revision %d: the kernel accepts only revisions 2 and 3", rev)
+		return 0, malformed(XattrCaps, "%s", reason)
 	}
+	switch {
+	case c.Revision == xattrfmt.Revision1:
+		return 0, malformed(XattrCaps, "revision 1: the kernel accepts only revisions 2 and 3")
+	case c.RootID == xattrfmt.ACLUndefinedID:
+		return 0, malformed(XattrCaps, "rootid %d is not a valid uid", c.RootID)
+	}
+	return c.RootID, nil
 }
 
-// CapsWithRoot returns raw's capability words under a new root: revision 2
-// for root 0, revision 3 with the rootid otherwise.
+// CapsWithRoot returns raw, a value CapsRoot accepts, under a new root
+// ([xattrfmt.FileCaps.WithRoot]): revision 2 for root 0, revision 3 with
+// the rootid otherwise, the capability words as they are. It returns nil
+// for a value CapsRoot refuses.
 func CapsWithRoot(raw []byte, root uint32) []byte {
-	eff := binary.LittleEndian.Uint32(raw) & capsEffective
-	if root == 0 {
-		out := make([]byte, xattrfmt.SizeV2)
-		binary.LittleEndian.PutUint32(out, uint32(xattrfmt.Revision2)<<24|eff)
-		copy(out[4:], raw[4:xattrfmt.SizeV2])
-		return out
+	c, err := xattrfmt.Decode(raw)
+	if err != nil {
+		return nil
 	}
-	out := make([]byte, xattrfmt.SizeV3)
-	binary.LittleEndian.PutUint32(out, uint32(xattrfmt.Revision3)<<24|eff)
-	copy(out[4:], raw[4:xattrfmt.SizeV2])
-	binary.LittleEndian.PutUint32(out[20:], root)
+	out, err := xattrfmt.Encode(c.WithRoot(root))
+	if err != nil {
+		return nil // unreachable: revision 2 or 3 always encode
+	}
 	return out
 }
 
