@@ -16,15 +16,6 @@ import (
 // compressed data that does not decompress, or a malformed xattr record.
 var ErrBadArchive = errors.New("fcaps: malformed archive")
 
-// memberName cleans a member name to a relative path ("." for the root).
-func memberName(n string) string {
-	n = path.Clean("/" + n)
-	if n == "/" {
-		return "."
-	}
-	return n[1:]
-}
-
 // AuditArchive audits a tar archive (plain, gzip or zstd, detected from
 // its first bytes; an OCI image layer is such an archive) read from r,
 // without extracting it: the security.capability of each member comes
@@ -49,16 +40,16 @@ func memberName(n string) string {
 // error. A malformed record of one member goes to opts.Error.
 func AuditArchive(ctx context.Context, r io.Reader, name string, opts AuditOptions, fn func(Finding) error) error {
 	a := NewAuditor(opts)
-	zr, closeFn, err := tarfmt.Decompress(r)
+	ar, err := tarfmt.NewReader(r)
 	if err != nil {
-		if _, header := errors.AsType[*tarfmt.HeaderError](err); header {
-			err = fmt.Errorf("%w: %w", ErrBadArchive, err)
-		}
-		return fmt.Errorf("read %s: %w", name, err)
+		return fmt.Errorf("read %s: %w", name, badArchive(err))
 	}
-	defer closeFn()
+	defer ar.Close()
 	s := &archiveMembers{a: a, opts: opts, name: name, dirs: map[string]DirInfo{}}
-	readErr, err := s.read(ctx, zr)
+	if err := s.global(ar.Comment()); err != nil {
+		return err
+	}
+	readErr, err := s.read(ctx, ar)
 	if err != nil {
 		return err
 	}
@@ -97,57 +88,50 @@ type archiveMembers struct {
 	entries  []Entry
 	dirs     map[string]DirInfo
 	pw       *passwdMember
-	globals  tarfmt.Globals
 }
 
 func (s *archiveMembers) display(member string) string { return s.name + ":" + member }
 
-// read reads every member. readErr ends the reading of a truncated or
-// corrupt archive: the members read before it are still audited, then it
-// is returned. err stops the audit.
-func (s *archiveMembers) read(ctx context.Context, zr io.Reader) (readErr, err error) {
-	tail := tarfmt.NewEndReader(zr)
-	tr := tar.NewReader(tail)
+// read reads every member with the one archive reader of nscap
+// (tarfmt.Reader: names cleaned and refused as restore does, xattrs from
+// SCHILY and LIBARCHIVE records). readErr ends the reading of a truncated
+// or corrupt archive: the members read before it are still audited, then
+// it is returned. err stops the audit.
+func (s *archiveMembers) read(ctx context.Context, ar *tarfmt.Reader) (readErr, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h, err := tr.Next()
+		e, err := ar.Next()
 		if errors.Is(err, io.EOF) {
-			// archive/tar also takes an archive cut between two
-			// members for a complete one: every writer ends an archive
-			// with zero blocks.
-			if err := tail.Check(); err != nil {
-				return fmt.Errorf("read %s: %w: %w", s.name, ErrBadArchive, err), nil
-			}
 			return nil, nil
 		}
-		if err != nil {
-			if !errors.Is(err, ErrBadArchive) {
-				err = fmt.Errorf("%w: %w", ErrBadArchive, err)
+		if ee, ok := errors.AsType[*tarfmt.EntryError](err); ok {
+			// A member of its own that cannot be read as it is (an
+			// insecure name, a malformed xattr record): reported, the
+			// rest is audited.
+			name := ee.Name
+			if e != nil && e.Name != "" {
+				name = e.Name
 			}
-			return fmt.Errorf("read %s: %w", s.name, err), nil
-		}
-		if global, err := s.globals.Take(h); global {
-			if err := s.global(err); err != nil {
-				return err, nil
+			if err := s.a.reportError(s.display(name), fmt.Errorf("%w: %w", ErrBadArchive, ee.Err)); err != nil {
+				return nil, err
 			}
 			continue
 		}
-		if err := s.member(h, tr); err != nil {
+		if err != nil {
+			return fmt.Errorf("read %s: %w", s.name, badArchive(err)), nil
+		}
+		if err := s.member(e, ar); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// global takes in a pax global header (takeErr is what reading it gave):
-// an nscap comment with a map makes the archive namespace-relative. The
-// error returned ends the reading.
-func (s *archiveMembers) global(takeErr error) error {
-	if takeErr != nil {
-		return fmt.Errorf("read %s: %w: %w", s.name, ErrBadArchive, takeErr)
-	}
-	c, ok, err := tarfmt.ParseComment(s.globals.Comment)
+// global takes in the comment of the archive's pax global header: an
+// nscap comment with a map makes the archive namespace-relative.
+func (s *archiveMembers) global(comment string) error {
+	c, ok, err := tarfmt.ParseComment(comment)
 	if err != nil {
 		return fmt.Errorf("read %s: %w: nscap comment %w", s.name, ErrBadArchive, err)
 	}
@@ -157,39 +141,35 @@ func (s *archiveMembers) global(takeErr error) error {
 	return nil
 }
 
-// member records the member h, whose data tr reads: a directory, the
-// passwd file, a member with caps. The error returned (from
-// AuditOptions.Error) stops the audit.
-func (s *archiveMembers) member(h *tar.Header, tr io.Reader) error {
-	member := memberName(h.Name)
+// member records the member e, whose data r reads: a directory, the
+// passwd file, a member with caps.
+func (s *archiveMembers) member(e *tarfmt.Entry, r io.Reader) error {
+	h, member := e.Header, e.Name
 	mode := h.FileInfo().Mode()
 	uid, gid := uint32(h.Uid), uint32(h.Gid)
 	if member == "etc/passwd" && h.Typeflag == tar.TypeReg {
 		s.pw = &passwdMember{uid: uid}
-		s.pw.maxUID, s.pw.maxGID, _ = passwdMaxID(io.LimitReader(tr, maxJSON))
+		s.pw.maxUID, s.pw.maxGID, _ = passwdMaxID(io.LimitReader(r, maxJSON))
 	}
 	if h.Typeflag == tar.TypeDir {
 		s.dirs[member] = DirInfo{Path: s.display(member), Mode: mode, UID: uid, GID: gid}
 	}
-	raw, ok, err := tarfmt.Xattr(h.PAXRecords, AttrName)
-	if err != nil {
-		return s.a.reportError(s.display(member), fmt.Errorf("%w: %w", ErrBadArchive, err))
-	}
+	raw, ok := e.Xattrs[AttrName]
 	if !ok || h.Typeflag == tar.TypeLink {
 		return nil
 	}
 	if raw == nil {
 		raw = []byte{}
 	}
-	e := Entry{Path: s.display(member), Root: s.name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: s.relative, RelMap: s.relMap}
+	fe := Entry{Path: s.display(member), Root: s.name, Rel: member, Mode: mode, UID: uid, GID: gid, Raw: raw, Relative: s.relative, RelMap: s.relMap}
 	if s.opts.Binfmt != nil && h.Typeflag == tar.TypeReg {
-		e.Head = readMemberHead(tr)
+		fe.Head = readMemberHead(r)
 	}
 	if s.relative && h.PAXRecords[tarfmt.CommentRecord] == tarfmt.HostScopedComment {
-		e.Relative, e.RelMap = false, userns.Map{}
-		e.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
+		fe.Relative, fe.RelMap = false, userns.Map{}
+		fe.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
 	}
-	s.entries = append(s.entries, e)
+	s.entries = append(s.entries, fe)
 	return nil
 }
 
@@ -238,4 +218,13 @@ func (a *Auditor) archiveMap(top DirInfo, dirs map[string]DirInfo, pw *passwdMem
 		Source: MapRootfsOwner, UIDMap: um, GIDMap: gm, Guessed: true,
 		Reason: fmt.Sprintf("the archive's top directory and etc/passwd are owned by uid %d, taken for the container root; the highest uid in etc/passwd is %d", u, pw.maxUID),
 	}, true
+}
+
+// badArchive wraps an error of the archive reader in [ErrBadArchive],
+// without the reader's own "read archive" context.
+func badArchive(err error) error {
+	if re, ok := errors.AsType[*tarfmt.ReadError](err); ok {
+		err = re.Err
+	}
+	return fmt.Errorf("%w: %w", ErrBadArchive, err)
 }

@@ -55,24 +55,33 @@ func (w *whiteouts) covered(p string) bool {
 // ".wh..wh..opq" the lower contents of its directory, and a non-directory
 // replacing a directory its lower contents (OCI image-spec, layer.md).
 func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, binfmt bool, reportErr func(string, error) error, display func(string) string) error {
-	tail := tarfmt.NewEndReader(r)
-	tr := tar.NewReader(tail)
+	ar, err := tarfmt.NewReader(r)
+	if err != nil {
+		return badArchive(err)
+	}
+	defer ar.Close()
 	w := whiteouts{gone: map[string]bool{}, opaque: map[string]bool{}}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		h, err := tr.Next()
+		e, err := ar.Next()
 		if errors.Is(err, io.EOF) {
-			if err := tail.Check(); err != nil {
-				return fmt.Errorf("%w: %w", ErrBadArchive, err)
-			}
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrBadArchive, err)
+		if ee, ok := errors.AsType[*tarfmt.EntryError](err); ok {
+			if e != nil && e.Name != "" {
+				ee.Name = e.Name
+			}
+			if err := reportErr(display(ee.Name), fmt.Errorf("%w: %w", ErrBadArchive, ee.Err)); err != nil {
+				return err
+			}
+			continue
 		}
-		name := memberName(h.Name)
+		if err != nil {
+			return badArchive(err)
+		}
+		h, name := e.Header, e.Name
 		dir, base := path.Split(name)
 		dir = path.Clean(dir)
 		if base == ".wh..wh..opq" {
@@ -84,18 +93,13 @@ func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, binfmt bool, 
 			continue
 		}
 		f := &layerFile{mode: h.FileInfo().Mode(), uid: uint32(h.Uid), gid: uint32(h.Gid), layer: li}
-		raw, ok, err := tarfmt.Xattr(h.PAXRecords, AttrName)
-		if err != nil {
-			if err := reportErr(display(name), fmt.Errorf("%w: %w", ErrBadArchive, err)); err != nil {
-				return err
-			}
-		} else if ok && h.Typeflag != tar.TypeLink {
+		if raw, ok := e.Xattrs[AttrName]; ok && h.Typeflag != tar.TypeLink {
 			if raw == nil {
 				raw = []byte{}
 			}
 			f.raw, f.hasCaps = raw, true
 			if binfmt && h.Typeflag == tar.TypeReg {
-				f.head = readMemberHead(tr)
+				f.head = readMemberHead(ar)
 			}
 		}
 		if old, ok := m.files[name]; ok && old.mode.IsDir() && !f.mode.IsDir() {

@@ -764,3 +764,40 @@ func TestBaselineKeys(t *testing.T) {
 		t.Errorf("a version-1 baseline rewritten as version %d", got.Version)
 	}
 }
+
+// TestAuditArchiveNames: the audit reads member names with nscap's one
+// archive reader, as restore does: "./a", "/a" and "a" are one member,
+// and a member with a ".." component, which restore refuses, is reported
+// as an error, not audited under another name.
+func TestAuditArchiveNames(t *testing.T) {
+	t.Parallel()
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	data := tarWith(t, nil,
+		&tar.Header{Name: "/abs", Mode: 0o755, PAXRecords: schily(v2)},
+		&tar.Header{Name: "a/../../evil", Mode: 0o755, PAXRecords: schily(v2)},
+		&tar.Header{Name: "./ok", Mode: 0o755, PAXRecords: schily(v2)},
+	)
+	var got, errs []string
+	err := fcaps.AuditArchive(context.Background(), bytes.NewReader(data), "n.tar", fcaps.AuditOptions{
+		Error: func(path string, err error) error {
+			if !errors.Is(err, fcaps.ErrBadArchive) {
+				t.Errorf("%s: %v, want ErrBadArchive", path, err)
+			}
+			errs = append(errs, path)
+			return nil
+		},
+	}, func(f fcaps.Finding) error {
+		got = append(got, f.Path)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"n.tar:abs", "n.tar:ok"} // one finding each (NSCAP000)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"n.tar:a/../../evil"}, errs); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}

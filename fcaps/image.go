@@ -431,3 +431,14 @@ func (d *digester) check(what string) error {
 	}
 	return nil
 }
+
+// memberName cleans a member name as every nscap reader does
+// ([tarfmt.CleanName]: "." for the root); a name with a ".." component,
+// which names nothing in the archive, is "".
+func memberName(n string) string {
+	c, err := tarfmt.CleanName(n)
+	if err != nil {
+		return ""
+	}
+	return c
+}

@@ -62,7 +62,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	dr, closeFn, err := Decompress(r)
 	if err != nil {
 		if _, header := errors.AsType[*HeaderError](err); !header {
-			err = fmt.Errorf("read archive: %w", err)
+			err = &ReadError{Err: err}
 		}
 		return nil, err
 	}
@@ -92,12 +92,21 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return ar, nil
 }
 
+// ReadError is an archive whose stream cannot be read on: truncated,
+// corrupt, a late global header. Err says why.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return "read archive: " + e.Err.Error() }
+
+// Unwrap returns why.
+func (e *ReadError) Unwrap() error { return e.Err }
+
 // readError gives an error of archive/tar its context.
 func readError(err error) error {
 	if errors.Is(err, tar.ErrFieldTooLong) {
-		return fmt.Errorf("read archive: a pax extended header over 1 MiB (archive/tar's limit; GNU tar and libarchive have limits of their own): %w", err)
+		err = fmt.Errorf("a pax extended header over 1 MiB (archive/tar's limit; GNU tar and libarchive have limits of their own): %w", err)
 	}
-	return fmt.Errorf("read archive: %w", err)
+	return &ReadError{Err: err}
 }
 
 // Pending is the first member's header while the reader holds it (read
@@ -136,7 +145,7 @@ func (ar *Reader) Next() (*Entry, error) {
 			}
 			global, err := ar.globals.Take(hdr)
 			if err != nil {
-				ar.err = fmt.Errorf("read archive: %w", err)
+				ar.err = &ReadError{Err: err}
 				return nil, ar.err
 			}
 			if !global {
