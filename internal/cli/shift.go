@@ -100,13 +100,7 @@ type shiftOptions struct {
 	NoProgress  bool
 }
 
-func newShiftCmd(f *Factory, runF func(*shiftOptions) error) *cobra.Command {
-	opts := &shiftOptions{IO: f.IO, From: shiftSide{name: "from"}, To: shiftSide{name: "to"}}
-	var foreign string
-	cmd := &cobra.Command{
-		Use:   "shift --from MAP|host --to MAP|host [--gidmap-from MAP] [--gidmap-to MAP] [--dry-run] ROOTFS",
-		Short: "Re-own a rootfs in place for another id range, caps and ACLs included",
-		Long: `Move the tree under ROOTFS from one user namespace's id range to another's, in
+const shiftLong = `Move the tree under ROOTFS from one user namespace's id range to another's, in
 place: every owner, POSIX ACL entry (access and default ACLs) and file
 capability rootid goes from its container id under --from to the same
 container id under --to. Use it to make a privileged container unprivileged
@@ -150,7 +144,15 @@ EXIT STATUS
   0  the tree is shifted (or, with --dry-run, was listed)
   1  some ids or files were left as they were (each is reported), or the
      shift failed
-  2  usage error: bad flags or arguments, nothing was done`,
+  2  usage error: bad flags or arguments, nothing was done`
+
+func newShiftCmd(f *Factory, runF func(*shiftOptions) error) *cobra.Command {
+	opts := &shiftOptions{IO: f.IO, From: shiftSide{name: "from"}, To: shiftSide{name: "to"}}
+	var foreign string
+	cmd := &cobra.Command{
+		Use:   "shift --from MAP|host --to MAP|host [--gidmap-from MAP] [--gidmap-to MAP] [--dry-run] ROOTFS",
+		Short: "Re-own a rootfs in place for another id range, caps and ACLs included",
+		Long:  shiftLong,
 		Example: `  nscap shift --from 0:100000:65536 --to 0:200000:65536 /var/lib/ct/rootfs
   nscap shift --from host --to 0:100000:65536 /srv/privileged/rootfs
   nscap shift --from-oci-config old/config.json --to-oci-config new/config.json rootfs
