@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
 )
 
@@ -34,9 +35,9 @@ type backupOptions struct {
 	Exclude       []string
 	OneFileSystem bool
 	Verify        bool
-	DryRun        bool   // --dry-run: read everything, write no archive
-	Helper        string // --helper: auto, always, never
-	CompressLevel int    // --compress-level; 0: the default
+	DryRun        bool             // --dry-run: read everything, write no archive
+	Helper        fcaps.HelperMode // --helper
+	CompressLevel int              // --compress-level; 0: the default
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
@@ -158,7 +159,7 @@ func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
 	fl.StringVar(&compress, "compress", "", "compression: none, gzip, zstd or xz (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, .xz/.txz, .tar none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
-	fl.StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	addHelperFlag(fl, &opts.Helper, "read the tree from a helper user namespace")
 	fl.IntVar(&opts.CompressLevel, "compress-level", 0, "compression level `N` (gzip 1-9, zstd 1-19, xz 1-9; default: the tool's own, 6, 3 and 6)")
 	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "read the tree as the backup would and report its errors and summary; write no archive (-o optional)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
@@ -189,14 +190,8 @@ func (opts *backupOptions) validate(fl *pflag.FlagSet, foreign, compress string,
 	if opts.Output == "" {
 		return flagErrorf("missing -o FILE (or -o - for stdout)")
 	}
-	switch opts.Helper {
-	case "auto", "never":
-	case "always":
-		if !opts.Maps.given() {
-			return flagErrorf("--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)")
-		}
-	default:
-		return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
+	if opts.Helper == fcaps.HelperAlways && !opts.Maps.given() {
+		return flagErrorf("--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)")
 	}
 	if opts.Workers < 0 {
 		return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)

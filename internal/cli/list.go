@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 )
 
 type listOptions struct {
@@ -55,7 +56,7 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Archive = args[0]
 			opts.JSON = f.Global.JSON
-			if err := opts.Maps.validate(cmd.Flags(), "never"); err != nil {
+			if err := opts.Maps.validate(cmd.Flags(), fcaps.HelperNever); err != nil {
 				return err
 			}
 			if runF != nil {

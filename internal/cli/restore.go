@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
 )
 
@@ -24,7 +25,7 @@ type restoreOptions struct {
 	Paths     []string // members to restore (nil: all)
 	DryRun    bool
 	Maps      targetMapFlags
-	Helper    string // auto, always, never
+	Helper    fcaps.HelperMode
 	Overwrite backup.OverwritePolicy
 	Direct    bool
 	Workers   int
@@ -179,7 +180,7 @@ func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command 
 	}
 	fl := cmd.Flags()
 	opts.Maps.register(fl)
-	fl.StringVar(&opts.Helper, "helper", "auto", "use a helper user namespace: auto, always or never")
+	addHelperFlag(fl, &opts.Helper, "use a helper user namespace")
 	fl.StringVar(&overwrite, "overwrite", "always", "existing entries: always replace, if-changed (size or mtime differ), never")
 	fl.StringArrayVar(&opts.XattrsInclude, "xattrs-include", nil, "restore the xattrs matching `PATTERN` (repeatable; default user.*; ACLs and caps always)")
 	fl.BoolVar(&opts.Sparse, "sparse", false, "write every aligned 4 KiB run of zeros as a hole (members stored sparse always get their holes)")

@@ -176,7 +176,6 @@ EXIT STATUS
 
 func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 	opts := &setOptions{IO: f.IO, RootID: noRootID}
-	var helper string
 	cmd := &cobra.Command{
 		Use:   "set [--rootid N | --pid PID [--host] | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--root DIR] [--helper auto|always|never] [-v] CAPS PATH...",
 		Short: "Set the capabilities of files, like setcap",
@@ -210,9 +209,6 @@ func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 			if fl.Changed("root") && opts.Root == "" {
 				return flagErrorf("--root: empty directory name")
 			}
-			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
-				return flagErrorf("--helper: %w", err)
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -229,7 +225,7 @@ func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
 	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --pid, --uidmap or --oci-config: the uid `U` inside the namespace that owns the caps")
 	fl.BoolVar(&opts.Host, "host", false, "with --pid: the process may be one of the caller's own user namespace (the host's); its caps are then honoured on the whole host")
 	fl.StringVar(&opts.Root, "root", "", "resolve each PATH inside the container root directory `DIR` (see PATHS)")
-	fl.StringVar(&helper, "helper", "auto", "write through a helper user namespace: `auto`, always or never")
+	addHelperFlag(fl, &opts.Helper, "write through a helper user namespace")
 	fl.BoolVarP(&opts.Verify, "verify", "v", false, "verify the capabilities instead of writing them")
 	return cmd
 }

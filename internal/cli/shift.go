@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
 	"github.com/nscap/nscap/userns"
 )
@@ -95,7 +96,7 @@ type shiftOptions struct {
 	OneFS       bool
 	DryRun      bool
 	Workers     int
-	Helper      string
+	Helper      fcaps.HelperMode
 	JSON, Quiet bool
 	NoProgress  bool
 }
@@ -182,11 +183,6 @@ func newShiftCmd(f *Factory, runF func(*shiftOptions) error) *cobra.Command {
 			if opts.Workers < 0 {
 				return flagErrorf("--workers %d: want 0 (automatic) or more", opts.Workers)
 			}
-			switch opts.Helper {
-			case "auto", "always", "never":
-			default:
-				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -200,7 +196,7 @@ func newShiftCmd(f *Factory, runF func(*shiftOptions) error) *cobra.Command {
 	fl.BoolVar(&opts.OneFS, "one-file-system", true, "leave file systems mounted below ROOTFS alone (--one-file-system=false shifts them too)")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "list what would change; change nothing")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines walking directories (0: automatic)")
-	fl.StringVar(&opts.Helper, "helper", "auto", "shift from a helper user namespace: auto, always or never")
+	addHelperFlag(fl, &opts.Helper, "shift from a helper user namespace")
 	return cmd
 }
 
@@ -369,8 +365,8 @@ func runShift(ctx context.Context, opts *shiftOptions) error {
 
 // useShiftHelper says whether the shift goes through a helper user
 // namespace.
-func useShiftHelper(mode string) bool {
-	return mode == "always" || (mode == "auto" && !privileged())
+func useShiftHelper(mode fcaps.HelperMode) bool {
+	return mode == fcaps.HelperAlways || (mode == fcaps.HelperAuto && !privileged())
 }
 
 func printShiftSummary(w io.Writer, s backup.ShiftSummary) {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -37,7 +38,7 @@ func (m *targetMapFlags) register(fl *pflag.FlagSet) {
 }
 
 // validate checks the map flags and --helper (usage errors only).
-func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper string) error {
+func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper fcaps.HelperMode) error {
 	if err := m.validateMaps(fl); err != nil {
 		return err
 	}
@@ -46,11 +47,6 @@ func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper string) error {
 		return flagErrorf("--foreign-caps: %w", err)
 	}
 	m.ForeignCaps = p
-	switch helper {
-	case "auto", "never", "always":
-	default:
-		return flagErrorf("--helper %q: want auto, always or never", helper)
-	}
 	return m.validateHelper(fl, helper)
 }
 
@@ -73,8 +69,8 @@ func (m *targetMapFlags) validateMaps(fl *pflag.FlagSet) error {
 
 // validateHelper checks --helper against the map flags: a helper needs
 // target maps.
-func (m *targetMapFlags) validateHelper(_ *pflag.FlagSet, helper string) error {
-	if helper == "always" && !m.Target.given() {
+func (m *targetMapFlags) validateHelper(_ *pflag.FlagSet, helper fcaps.HelperMode) error {
+	if helper == fcaps.HelperAlways && !m.Target.given() {
 		return flagErrorf("--helper always needs target maps (--uidmap, --pid or --oci-config)")
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 )
 
 type verifyOptions struct {
@@ -15,7 +16,7 @@ type verifyOptions struct {
 	Archive string
 	Dest    string
 	Maps    targetMapFlags
-	Helper  string // auto, always, never
+	Helper  fcaps.HelperMode
 	JSON    bool
 	// Quiet (-q) and NoProgress (--no-progress): no progress line; -q
 	// also no summary.
@@ -73,7 +74,7 @@ EXIT STATUS
 		},
 	}
 	opts.Maps.register(cmd.Flags())
-	cmd.Flags().StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	addHelperFlag(cmd.Flags(), &opts.Helper, "read the tree from a helper user namespace")
 	cmd.Flags().StringArrayVar(&opts.XattrsInclude, "xattrs-include", nil, "the --xattrs-include `PATTERN`s the restore was given (default user.*; ACLs and caps always)")
 	return cmd
 }
