@@ -5,21 +5,54 @@ import (
 	"os"
 	"time"
 
+	"github.com/nscap/nscap/backup"
 	"github.com/nscap/nscap/internal/ui"
+	"github.com/nscap/nscap/userns"
 )
 
-// archiveReader returns the archive argument as the reader to pass to the
-// engine: stdin as it is for "-" (a helper then inherits its descriptor),
-// else the opened file.
-func archiveReader(ios *IOStreams, name string) (io.Reader, func() error, error) {
+// archiveInput is the ARCHIVE argument of list, restore and verify, open,
+// with the maps its members are translated with.
+type archiveInput struct {
+	// R is the reader to pass to the engine: stdin as it is for "-" (a
+	// helper then inherits its descriptor), else the opened file.
+	R io.Reader
+	// UID and GID are the target maps, SrcUID and SrcGID the source
+	// maps of an archive of raw host ids.
+	UID, GID, SrcUID, SrcGID userns.Map
+
+	maps  *targetMapFlags
+	close func() error
+}
+
+// openArchive resolves the map flags m and opens the archive name ("-":
+// stdin). Close releases it.
+func openArchive(ios *IOStreams, name string, m *targetMapFlags) (*archiveInput, error) {
+	uid, gid, suid, sgid, err := m.resolve()
+	if err != nil {
+		return nil, err
+	}
+	a := &archiveInput{R: ios.In, UID: uid, GID: gid, SrcUID: suid, SrcGID: sgid, maps: m, close: func() error { return nil }}
 	if name == "-" {
-		return ios.In, func() error { return nil }, nil
+		return a, nil
 	}
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return f, f.Close, nil
+	a.R, a.close = f, f.Close
+	return a, nil
+}
+
+// Close closes the archive file (not stdin).
+func (a *archiveInput) Close() error { return a.close() }
+
+// listOptions are the options of backup.List for the maps and the
+// --foreign-caps and --host-scope policies the flags give.
+func (a *archiveInput) listOptions() backup.ListOptions {
+	return backup.ListOptions{
+		UIDMap: a.UID, GIDMap: a.GID, SourceUIDMap: a.SrcUID, SourceGIDMap: a.SrcGID,
+		ForeignCaps: a.maps.ForeignCaps, HostScope: a.maps.HostScope,
+	}
 }
 
 // newArchiveProgress returns the progress line of a command reading the

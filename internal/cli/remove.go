@@ -238,13 +238,5 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 			}
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }

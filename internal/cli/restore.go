@@ -201,20 +201,16 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	if opts.DryRun {
 		return runRestoreDryRun(ctx, opts)
 	}
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
-	progress, r := newArchiveProgress(opts.IO, "restore", r, opts.Quiet || opts.NoProgress || opts.JSON)
-	helper := useHelper(opts.Helper, uid)
+	defer func() { _ = in.Close() }() // read only
+	progress, r := newArchiveProgress(opts.IO, "restore", in.R, opts.Quiet || opts.NoProgress || opts.JSON)
+	helper := useHelper(opts.Helper, in.UID)
 	rep := &restoreEvents{opts: opts, progress: progress}
 	ro := backup.RestoreOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
+		UIDMap: in.UID, GIDMap: in.GID, SourceUIDMap: in.SrcUID, SourceGIDMap: in.SrcGID,
 		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Paths: opts.Paths, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
 		Error:    rep.Error,
 		Warn:     rep.Warn,
@@ -330,21 +326,15 @@ func (restoreProgress) Finish(backup.RestoreSummary)                {}
 // JSON "member" records), the errors the restore would meet (translation,
 // policy: not those of the filesystem) and a summary on stderr.
 func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
+	defer func() { _ = in.Close() }() // read only
 	var sum backup.RestoreSummary
-	lo := backup.ListOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		ForeignCaps: opts.Maps.ForeignCaps, HostScope: opts.Maps.HostScope, Paths: opts.Paths,
-	}
-	err = backup.List(ctx, r, lo, func(e backup.ListEntry) error {
+	lo := in.listOptions()
+	lo.Paths = opts.Paths
+	err = backup.List(ctx, in.R, lo, func(e backup.ListEntry) error {
 		if e.Error != "" {
 			sum.Failures++
 			if opts.JSON {

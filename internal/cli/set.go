@@ -407,15 +407,7 @@ func runSet(ctx context.Context, opts *setOptions) error {
 			failed = true
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }
 
 // setRecord is the JSON output of set for one path.

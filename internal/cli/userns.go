@@ -204,15 +204,7 @@ func runUserns(ctx context.Context, opts *usernsOptions) error {
 			return err
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }
 
 // mapText shows an empty map as "(none)".

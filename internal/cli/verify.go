@@ -80,19 +80,15 @@ EXIT STATUS
 }
 
 func runVerify(ctx context.Context, opts *verifyOptions) error {
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
-	progress, r := newArchiveProgress(opts.IO, "verify", r, opts.Quiet || opts.NoProgress || opts.JSON)
+	defer func() { _ = in.Close() }() // read only
+	progress, r := newArchiveProgress(opts.IO, "verify", in.R, opts.Quiet || opts.NoProgress || opts.JSON)
 	start := time.Now()
 	vo := backup.VerifyOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
+		UIDMap: in.UID, GIDMap: in.GID, SourceUIDMap: in.SrcUID, SourceGIDMap: in.SrcGID, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
 		XattrsInclude: opts.XattrsInclude,
 		Difference: func(d backup.Difference) error {
 			progress.Clear() // stdout may be the same terminal
@@ -104,7 +100,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		},
 	}
 	var diffs []backup.Difference
-	if useHelper(opts.Helper, uid) {
+	if useHelper(opts.Helper, in.UID) {
 		diffs, err = backup.VerifyRootless(ctx, r, opts.Dest, vo, backup.RootlessOptions{Stderr: progress.Writer(opts.IO.ErrOut)})
 	} else {
 		diffs, err = backup.Verify(ctx, r, opts.Dest, vo)
