@@ -308,7 +308,7 @@ func newAuditRun(opts *auditOptions) (*auditRun, error) {
 func (a *auditRun) report(path string, err error) {
 	a.failed = true
 	printPathError(a.opts.IO.ErrOut, "audit", path, err)
-	a.errRecords = append(a.errRecords, itemRecord{Type: recError, Path: path, PathBase64: pathBase64(path), Message: reason(err, path)})
+	a.errRecords = append(a.errRecords, newItemRecord(recError, path, reason(err, path)))
 }
 
 func (a *auditRun) collect(f fcaps.Finding) error { a.findings = append(a.findings, f); return nil }

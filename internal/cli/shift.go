@@ -338,7 +338,7 @@ func runShift(ctx context.Context, opts *shiftOptions) error {
 	rep.counter.Done()
 	var fe *backup.ShiftFailedError
 	if errors.Is(err, backup.ErrShiftOverlap) {
-		return &FlagError{Err: err} // nothing was done
+		return &FlagError{Err: fmt.Errorf("--from and --to: %w", err)} // nothing was done
 	}
 	if err != nil && !errors.As(err, &fe) {
 		return fmt.Errorf("shift %s: %w", opts.Root, err)
