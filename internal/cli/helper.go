@@ -59,6 +59,7 @@ func useHelper(mode fcaps.HelperMode, uidMap userns.Map) bool {
 		return true
 	case fcaps.HelperAuto:
 		return !uidMap.IsZero() && !privileged()
+	case fcaps.HelperNever:
 	}
 	return false
 }
