@@ -1,20 +1,11 @@
 package cli
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net/url"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -226,50 +217,79 @@ func explainRule(r fcaps.Rule) string {
 }
 
 func runAudit(ctx context.Context, opts *auditOptions) error {
-	ios := opts.IO
 	if opts.Explain != "" {
-		if opts.Explain == "all" {
-			for i, r := range fcaps.Rules() {
-				if i > 0 {
-					fmt.Fprintln(ios.Out)
-				}
-				fmt.Fprint(ios.Out, explainRule(r))
-			}
-			return nil
-		}
-		r, ok := fcaps.LookupRule(opts.Explain)
-		if !ok {
-			return flagErrorf("--explain: unknown rule %q (nscap audit --explain all lists them)", opts.Explain)
-		}
-		_, err := fmt.Fprint(ios.Out, explainRule(r))
+		return explainRules(opts.IO.Out, opts.Explain)
+	}
+	a, err := newAuditRun(opts)
+	if err != nil {
 		return err
 	}
-
-	failed := false
-	var errRecords []itemRecord // --json "error" records, written before the findings
-	report := func(path string, err error) {
-		failed = true
-		printPathError(ios.ErrOut, "audit", path, err)
-		errRecords = append(errRecords, itemRecord{Type: recError, Path: path, PathBase64: pathBase64(path), Message: reason(err, path)})
+	for _, p := range opts.Paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.auditPath(ctx, p); err != nil {
+			return err
+		}
 	}
-	aopts := fcaps.AuditOptions{
+	return a.finish()
+}
+
+// explainRules prints the --explain text of the rule name (id or name;
+// "all": every rule).
+func explainRules(w io.Writer, name string) error {
+	if name == "all" {
+		for i, r := range fcaps.Rules() {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprint(w, explainRule(r))
+		}
+		return nil
+	}
+	r, ok := fcaps.LookupRule(name)
+	if !ok {
+		return flagErrorf("--explain: unknown rule %q (nscap audit --explain all lists them)", name)
+	}
+	_, err := fmt.Fprint(w, explainRule(r))
+	return err
+}
+
+// auditRun is one audit of the PATHs: the options handed to fcaps, what
+// was found and the paths that could not be audited.
+type auditRun struct {
+	opts       *auditOptions
+	aopts      fcaps.AuditOptions
+	failed     bool
+	errRecords []itemRecord // --json "error" records, written before the findings
+	findings   []fcaps.Finding
+	roots      []fcaps.BaselineRoot
+	choices    []auditMap
+}
+
+// newAuditRun reads what every PATH is audited against: the subordinate
+// ranges, the live user namespaces and binfmt_misc.
+func newAuditRun(opts *auditOptions) (*auditRun, error) {
+	ios := opts.IO
+	a := &auditRun{opts: opts}
+	a.aopts = fcaps.AuditOptions{
 		UIDMap: opts.UIDMap, GIDMap: opts.GIDMap, XDev: opts.XDev,
 		Error: func(path string, err error) error {
-			report(path, err)
+			a.report(path, err)
 			return nil
 		},
 	}
 	subs, err := readAllSubIDs(opts.SubUIDFile)
 	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return nil, fmt.Errorf("audit: %w", err)
 	}
-	aopts.SubUIDs = subs
+	a.aopts.SubUIDs = subs
 	if opts.Namespaces != nil {
 		ns, err := opts.Namespaces()
 		if err != nil {
 			fmt.Fprintf(ios.ErrOut, "nscap: audit: list user namespaces: %v (orphaned rootids are not reported)\n", err)
 		} else {
-			aopts.Namespaces = ns
+			a.aopts.Namespaces = ns
 		}
 	}
 
@@ -278,73 +298,91 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		if err != nil {
 			fmt.Fprintf(ios.ErrOut, "nscap: audit: read binfmt_misc: %v (foreign binaries are not checked)\n", err)
 		} else {
-			aopts.Binfmt = b
+			a.aopts.Binfmt = b
 		}
 	}
+	return a, nil
+}
 
-	var findings []fcaps.Finding
-	var roots []fcaps.BaselineRoot
-	var choices []auditMap
-	collect := func(f fcaps.Finding) error { findings = append(findings, f); return nil }
-	for _, p := range opts.Paths {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// A container image: an OCI layout or an image archive.
-		img, err := fcaps.OpenImage(p)
-		switch {
-		case err == nil:
-			roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: true})
-			choices = append(choices, auditMap{Path: p, MapChoice: fcaps.MapChoice{
-				Source: fcaps.MapImage, Reason: fmt.Sprintf("a container image (%s): owners and caps in its layers are the container's", img.Kind),
-			}})
-			err = fcaps.AuditImage(ctx, img, p, aopts, collect)
-			_ = img.Close() // read only
-			if err != nil {
-				report(p, err)
-			}
-			continue
-		case errors.Is(err, fcaps.ErrBadArchive):
-			report(p, err)
-			continue
-		}
-		// An error (a missing path, a symlink refused by O_NOFOLLOW) is
-		// left to the tree walk, which reports it.
-		archive, _ := fcaps.IsArchive(p)
-		roots = append(roots, fcaps.BaselineRoot{Path: p, Archive: archive})
-		if archive {
-			choice := auditMap{Path: p, MapChoice: fcaps.MapChoice{Source: fcaps.MapNone, Reason: "an archive whose top directory and etc/passwd show no container root"}}
-			archOpts := aopts
-			if !opts.UIDMap.IsZero() || opts.PID != 0 {
-				c, err := auditMapFor(p, opts, nil)
-				if err != nil {
-					report(p, err)
-					continue
-				}
-				choice.MapChoice, archOpts = c, c.Apply(aopts)
-			}
-			archOpts.OnMap = func(c fcaps.MapChoice) { choice.MapChoice = c }
-			// The findings of a truncated or corrupt archive's members
-			// read before the damage are kept.
-			err := auditArchive(ctx, p, archOpts, collect)
-			choices = append(choices, choice)
-			if err != nil {
-				report(p, err)
-			}
-			continue
-		}
-		choice, err := auditMapFor(p, opts, aopts.Namespaces)
+// report reports a path that could not be audited.
+func (a *auditRun) report(path string, err error) {
+	a.failed = true
+	printPathError(a.opts.IO.ErrOut, "audit", path, err)
+	a.errRecords = append(a.errRecords, newItemRecord(recError, path, reason(err, path)))
+}
+
+func (a *auditRun) collect(f fcaps.Finding) error { a.findings = append(a.findings, f); return nil }
+
+// auditPath audits one PATH: a container image, an archive or a tree. Its
+// failures are reported; the error returned ends the audit.
+func (a *auditRun) auditPath(ctx context.Context, p string) error {
+	// A container image: an OCI layout or an image archive.
+	img, err := fcaps.OpenImage(p)
+	switch {
+	case err == nil:
+		a.roots = append(a.roots, fcaps.BaselineRoot{Path: p, Archive: true})
+		a.choices = append(a.choices, auditMap{Path: p, MapChoice: fcaps.MapChoice{
+			Source: fcaps.MapImage, Reason: fmt.Sprintf("a container image (%s): owners and caps in its layers are the container's", img.Kind),
+		}})
+		err = fcaps.AuditImage(ctx, img, p, a.aopts, a.collect)
+		_ = img.Close() // read only
 		if err != nil {
-			report(p, err)
-			continue
+			a.report(p, err)
 		}
-		choices = append(choices, auditMap{Path: p, MapChoice: choice})
-		if err := fcaps.Audit(ctx, []string{p}, choice.Apply(aopts), collect); err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
+		return nil
+	case errors.Is(err, fcaps.ErrBadArchive):
+		a.report(p, err)
+		return nil
 	}
+	// An error (a missing path, a symlink refused by O_NOFOLLOW) is
+	// left to the tree walk, which reports it.
+	archive, _ := fcaps.IsArchive(p)
+	a.roots = append(a.roots, fcaps.BaselineRoot{Path: p, Archive: archive})
+	if archive {
+		a.auditArchivePath(ctx, p)
+		return nil
+	}
+	choice, err := auditMapFor(p, a.opts, a.aopts.Namespaces)
+	if err != nil {
+		a.report(p, err)
+		return nil
+	}
+	a.choices = append(a.choices, auditMap{Path: p, MapChoice: choice})
+	if err := fcaps.Audit(ctx, []string{p}, choice.Apply(a.aopts), a.collect); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
 
-	cur := fcaps.NewBaseline(roots...)
+// auditArchivePath audits the archive p with the map the flags name, or
+// the one its members show.
+func (a *auditRun) auditArchivePath(ctx context.Context, p string) {
+	opts := a.opts
+	choice := auditMap{Path: p, MapChoice: fcaps.MapChoice{Source: fcaps.MapNone, Reason: "an archive whose top directory and etc/passwd show no container root"}}
+	archOpts := a.aopts
+	if !opts.UIDMap.IsZero() || opts.PID != 0 {
+		c, err := auditMapFor(p, opts, nil)
+		if err != nil {
+			a.report(p, err)
+			return
+		}
+		choice.MapChoice, archOpts = c, c.Apply(a.aopts)
+	}
+	archOpts.OnMap = func(c fcaps.MapChoice) { choice.MapChoice = c }
+	// The findings of a truncated or corrupt archive's members
+	// read before the damage are kept.
+	err := auditArchive(ctx, p, archOpts, a.collect)
+	a.choices = append(a.choices, choice)
+	if err != nil {
+		a.report(p, err)
+	}
+}
+
+// finish compares with and writes the baselines, writes the findings and
+// the summary, and returns the exit status.
+func (a *auditRun) finish() error {
+	opts, ios, findings := a.opts, a.opts.IO, a.findings
+	cur := fcaps.NewBaseline(a.roots...)
 	for _, f := range findings {
 		cur.Add(f)
 	}
@@ -372,11 +410,12 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 			shown = append(shown, f)
 		}
 	}
+	var err error
 	switch {
 	case opts.SARIF:
 		err = writeSARIF(ios.Out, opts.Version, shown)
 	case opts.JSON:
-		err = writeAuditJSON(ios.Out, errRecords, shown, len(cur.Files), choices, aopts.Binfmt)
+		err = writeAuditJSON(ios.Out, a.errRecords, shown, len(cur.Files), a.choices, a.aopts.Binfmt)
 	default:
 		err = writeAuditTable(ios.Out, shown)
 	}
@@ -388,7 +427,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 		if len(cur.Files) == 1 {
 			files = "file"
 		}
-		for _, c := range choices {
+		for _, c := range a.choices {
 			fmt.Fprintf(ios.ErrOut, "nscap: audit: %s: %s\n", c.Path, c.MapChoice)
 		}
 		fmt.Fprintf(ios.ErrOut, "nscap: audit: %s in %d %s with capabilities\n", countText(shown), len(cur.Files), files)
@@ -396,7 +435,7 @@ func runAudit(ctx context.Context, opts *auditOptions) error {
 	switch {
 	case fail:
 		return &exitError{code: ExitFindings}
-	case failed:
+	case a.failed:
 		return errSilent
 	}
 	return nil
@@ -409,40 +448,6 @@ func btoi(b bool) int {
 	return 0
 }
 
-// auditMap is the uid map a tree was audited with, and why: a record of
-// the --json summary.
-type auditMap struct {
-	Path string `json:"path"`
-	fcaps.MapChoice
-}
-
-// auditMapFor chooses the container uid map of the tree at p: --uidmap,
-// else --oci-config, else what fcaps.InferMap finds.
-func auditMapFor(p string, opts *auditOptions, ns []*userns.Node) (fcaps.MapChoice, error) {
-	if !opts.UIDMap.IsZero() {
-		gid := opts.GIDMap
-		if gid.IsZero() {
-			gid = opts.UIDMap
-		}
-		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: opts.UIDMap, GIDMap: gid, Reason: "given with --uidmap"}, nil
-	}
-	if opts.PID != 0 {
-		same, err := sameUserNS(opts.PID)
-		if err != nil {
-			return fcaps.MapChoice{}, err
-		}
-		if same {
-			return fcaps.MapChoice{Source: fcaps.MapGiven, Reason: fmt.Sprintf("pid %d is in the auditor's own user namespace", opts.PID)}, nil
-		}
-		uid, gid, err := userns.ReadMaps(opts.PID)
-		if err != nil {
-			return fcaps.MapChoice{}, pidError(opts.PID, err)
-		}
-		return fcaps.MapChoice{Source: fcaps.MapGiven, UIDMap: uid, GIDMap: gid, Reason: fmt.Sprintf("the user namespace of pid %d (--pid)", opts.PID)}, nil
-	}
-	return fcaps.InferMap(p, fcaps.InferOptions{OCIConfig: opts.OCIConfig, Namespaces: ns})
-}
-
 // auditArchive audits the archive at path.
 func auditArchive(ctx context.Context, path string, opts fcaps.AuditOptions, fn func(fcaps.Finding) error) error {
 	f, err := os.Open(path)
@@ -451,362 +456,4 @@ func auditArchive(ctx context.Context, path string, opts fcaps.AuditOptions, fn 
 	}
 	defer f.Close()
 	return fcaps.AuditArchive(ctx, f, path, opts, fn)
-}
-
-// sortFindings orders findings by path, the most severe first, then by
-// rule: the stable order of every output format.
-func sortFindings(fs []fcaps.Finding) {
-	slices.SortStableFunc(fs, func(a, b fcaps.Finding) int {
-		return cmp.Or(
-			strings.Compare(a.Path, b.Path),
-			cmp.Compare(b.Severity(), a.Severity()),
-			strings.Compare(a.Rule.ID, b.Rule.ID))
-	})
-}
-
-// countText summarises findings by severity: "3 findings (1 critical, 2 info)".
-func countText(fs []fcaps.Finding) string {
-	counts := map[fcaps.Severity]int{}
-	for _, f := range fs {
-		counts[f.Severity()]++
-	}
-	var parts []string
-	for s := fcaps.SeverityCritical; ; s-- {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
-		}
-		if s == fcaps.SeverityInfo {
-			break
-		}
-	}
-	noun := "findings"
-	if len(fs) == 1 {
-		noun = "finding"
-	}
-	if len(parts) == 0 {
-		return "0 findings"
-	}
-	return fmt.Sprintf("%d %s (%s)", len(fs), noun, strings.Join(parts, ", "))
-}
-
-// readAllSubIDs reads every range of a subuid file, whoever owns it; a
-// missing file (or an empty name) gives none.
-func readAllSubIDs(path string) ([]userns.SubIDRange, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	// Validate every line with the library's rules (no owner matches
-	// this name), then take every line's range.
-	if _, err := userns.ParseSubID(bytes.NewReader(b), "\x00", userns.InvalidID); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	owners := map[string]bool{}
-	for line := range strings.Lines(string(b)) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		owner, _, _ := strings.Cut(line, ":")
-		owners[owner] = true
-	}
-	var out []userns.SubIDRange
-	for _, o := range slices.Sorted(func(yield func(string) bool) {
-		for k := range owners {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		r, err := userns.ParseSubID(bytes.NewReader(b), o, userns.InvalidID)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, r...)
-	}
-	return out, nil
-}
-
-func readBaselineFile(path string) (*fcaps.Baseline, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := fcaps.ReadBaseline(f)
-	if err != nil {
-		return nil, fmt.Errorf("read baseline %s: %w", path, err)
-	}
-	return b, nil
-}
-
-// writeFileAtomic writes path through a temporary file in its directory,
-// renamed over it once complete.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // after a failure; ENOENT after the rename
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// auditRecord is the --json form of one finding: a documented interface
-// (fields may be added, never renamed).
-type auditRecord struct {
-	Type       string   `json:"type"` // "finding"
-	Rule       string   `json:"rule"`
-	RuleName   string   `json:"rule_name"`
-	Severity   string   `json:"severity"`
-	Path       string   `json:"path"`
-	Message    string   `json:"message"`
-	HonouredIn []string `json:"honoured_in"` // the spelling of the table's HONOURED-IN
-	Caps       string   `json:"caps,omitempty"`
-	Revision   int      `json:"revision,omitempty"`
-	RootID     *uint32  `json:"rootid,omitempty"`
-	// The owner uid as audited (host ids for a tree) and, when the file
-	// lies in a container whose map is known, the owner and the rootid
-	// as the container sees them.
-	OwnerUID          uint32  `json:"owner_uid"`
-	OwnerContainerUID *uint32 `json:"owner_container_uid,omitempty"`
-	RootIDContainer   *uint32 `json:"rootid_container,omitempty"`
-	// MapGuessed: the verdict depends on a guessed uid map; the severity
-	// is capped at low.
-	MapGuessed bool `json:"map_guessed,omitempty"`
-	// Layer is the digest of the image layer that wrote the file.
-	Layer string `json:"layer,omitempty"`
-	// Binfmt says how binfmt_misc runs a foreign binary.
-	Binfmt *fcaps.BinfmtMatch `json:"binfmt,omitempty"`
-}
-
-// auditSummary is the last --json record.
-type auditSummary struct {
-	summaryHead
-	Findings   int            `json:"findings"`
-	BySeverity map[string]int `json:"by_severity"`
-	Files      int            `json:"files_with_caps"`
-	Errors     int            `json:"errors"` // "error" records (paths that could not be audited)
-	// Maps are the uid maps the trees were audited with, and why.
-	Maps []auditMap `json:"maps"`
-	// Binfmt is the binfmt_misc instance foreign binaries were checked
-	// against.
-	Binfmt *auditBinfmt `json:"binfmt,omitempty"`
-}
-
-// auditBinfmt is the binfmt_misc instance of the --json summary.
-type auditBinfmt struct {
-	Dir      string              `json:"dir"`
-	Instance string              `json:"instance"`
-	Mounted  bool                `json:"mounted"`
-	Enabled  bool                `json:"enabled"`
-	Host     string              `json:"host_machine"`
-	Entries  []fcaps.BinfmtEntry `json:"entries"`
-}
-
-func newAuditRecord(f fcaps.Finding) auditRecord {
-	r := auditRecord{
-		Type: recFinding, Rule: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity().String(),
-		Path: f.Path, Message: f.Message, HonouredIn: f.Scope.Strings(),
-		OwnerUID: f.Owner, OwnerContainerUID: f.OwnerInContainer, RootIDContainer: f.RootIDInContainer, MapGuessed: f.MapGuessed,
-		Layer: f.Layer, Binfmt: f.Binfmt,
-	}
-	if f.Caps != nil {
-		r.Caps, r.Revision = f.Caps.String(), int(f.Caps.Revision)
-		if f.Caps.HasRootID() {
-			id := f.Caps.RootID
-			r.RootID = &id
-		}
-	}
-	return r
-}
-
-func writeAuditJSON(w io.Writer, errs []itemRecord, fs []fcaps.Finding, files int, maps []auditMap, b *fcaps.Binfmt) error {
-	if maps == nil {
-		maps = []auditMap{}
-	}
-	for _, e := range errs {
-		if err := writeJSON(w, e); err != nil {
-			return err
-		}
-	}
-	sum := auditSummary{summaryHead: newSummaryHead("audit"), Findings: len(fs), BySeverity: map[string]int{}, Files: files, Maps: maps, Errors: len(errs)}
-	if b != nil {
-		sum.Binfmt = &auditBinfmt{Dir: b.Dir, Instance: b.Instance, Mounted: b.Mounted, Enabled: b.Enabled, Host: b.Host.String(), Entries: b.Entries}
-		if sum.Binfmt.Entries == nil {
-			sum.Binfmt.Entries = []fcaps.BinfmtEntry{}
-		}
-	}
-	for _, f := range fs {
-		sum.BySeverity[f.Severity().String()]++
-		if err := writeJSON(w, newAuditRecord(f)); err != nil {
-			return err
-		}
-	}
-	return writeJSON(w, sum)
-}
-
-func writeAuditTable(w io.Writer, fs []fcaps.Finding) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEVERITY\tRULE\tPATH\tCAPS\tHONOURED-IN\tMESSAGE")
-	for _, f := range fs {
-		caps := f.CapsText()
-		if caps == "" {
-			caps = "-"
-		}
-		in := strings.Join(f.Scope.Strings(), ",")
-		if in == "" {
-			in = "-"
-		}
-		msg := f.Message
-		if f.Layer != "" && !strings.Contains(msg, f.Layer) {
-			msg += " (layer " + shortDigest(f.Layer) + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Severity(), f.Rule.ID, f.Path, caps, in, msg)
-	}
-	return tw.Flush()
-}
-
-// shortDigest shortens "sha256:HEX" to 12 hex digits, as docker prints
-// image ids; other names are left as they are.
-func shortDigest(d string) string {
-	alg, hexs, ok := strings.Cut(d, ":")
-	if !ok || len(hexs) <= 12 {
-		return d
-	}
-	return alg + ":" + hexs[:12]
-}
-
-// SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/), the
-// subset code-scanning tools read.
-type (
-	sarifLog struct {
-		Schema  string     `json:"$schema"`
-		Version string     `json:"version"`
-		Runs    []sarifRun `json:"runs"`
-	}
-	sarifRun struct {
-		Tool    sarifTool     `json:"tool"`
-		Results []sarifResult `json:"results"`
-	}
-	sarifTool struct {
-		Driver sarifDriver `json:"driver"`
-	}
-	sarifDriver struct {
-		Name           string      `json:"name"`
-		Version        string      `json:"version,omitempty"`
-		InformationURI string      `json:"informationUri"`
-		Rules          []sarifRule `json:"rules"`
-	}
-	sarifText struct {
-		Text string `json:"text"`
-	}
-	sarifRule struct {
-		ID                   string            `json:"id"`
-		Name                 string            `json:"name"`
-		ShortDescription     sarifText         `json:"shortDescription"`
-		FullDescription      sarifText         `json:"fullDescription"`
-		Help                 sarifText         `json:"help"`
-		DefaultConfiguration sarifRuleConfig   `json:"defaultConfiguration"`
-		Properties           sarifRuleProperty `json:"properties"`
-	}
-	sarifRuleConfig struct {
-		Level string `json:"level"`
-	}
-	sarifRuleProperty struct {
-		SecuritySeverity string   `json:"security-severity"`
-		Tags             []string `json:"tags"`
-	}
-	sarifResult struct {
-		RuleID     string          `json:"ruleId"`
-		RuleIndex  int             `json:"ruleIndex"`
-		Level      string          `json:"level"`
-		Message    sarifText       `json:"message"`
-		Locations  []sarifLocation `json:"locations"`
-		Properties sarifResultProp `json:"properties"`
-	}
-	sarifLocation struct {
-		PhysicalLocation struct {
-			ArtifactLocation struct {
-				URI string `json:"uri"`
-			} `json:"artifactLocation"`
-		} `json:"physicalLocation"`
-	}
-	sarifResultProp struct {
-		Severity   string   `json:"severity"`
-		HonouredIn []string `json:"honoured_in"`
-		Caps       string   `json:"caps,omitempty"`
-		Layer      string   `json:"layer,omitempty"`
-	}
-)
-
-// sarifLevel maps a severity to a SARIF level.
-func sarifLevel(s fcaps.Severity) string {
-	switch {
-	case s >= fcaps.SeverityHigh:
-		return "error"
-	case s == fcaps.SeverityMedium:
-		return "warning"
-	}
-	return "note"
-}
-
-// sarifScore is the security-severity score GitHub code scanning ranks
-// by (critical >= 9.0, high >= 7.0, medium >= 4.0, low > 0).
-var sarifScore = map[fcaps.Severity]string{
-	fcaps.SeverityInfo: "0.0", fcaps.SeverityLow: "3.0", fcaps.SeverityMedium: "5.5",
-	fcaps.SeverityHigh: "8.0", fcaps.SeverityCritical: "9.5",
-}
-
-func writeSARIF(w io.Writer, version string, fs []fcaps.Finding) error {
-	rules := fcaps.Rules()
-	index := map[string]int{}
-	driver := sarifDriver{Name: "nscap", Version: version, InformationURI: "https://github.com/nscap/nscap"}
-	for i, r := range rules {
-		index[r.ID] = i
-		driver.Rules = append(driver.Rules, sarifRule{
-			ID: r.ID, Name: r.Name,
-			ShortDescription:     sarifText{r.Summary},
-			FullDescription:      sarifText{r.Summary},
-			Help:                 sarifText{r.Explanation},
-			DefaultConfiguration: sarifRuleConfig{Level: sarifLevel(r.Severity)},
-			Properties:           sarifRuleProperty{SecuritySeverity: sarifScore[r.Severity], Tags: []string{"security", "capabilities"}},
-		})
-	}
-	run := sarifRun{Tool: sarifTool{Driver: driver}, Results: []sarifResult{}}
-	for _, f := range fs {
-		res := sarifResult{
-			RuleID: f.Rule.ID, RuleIndex: index[f.Rule.ID], Level: sarifLevel(f.Severity()),
-			Message:    sarifText{f.Message},
-			Properties: sarifResultProp{Severity: f.Severity().String(), HonouredIn: f.Scope.Strings(), Caps: f.CapsText(), Layer: f.Layer},
-		}
-		var loc sarifLocation
-		loc.PhysicalLocation.ArtifactLocation.URI = (&url.URL{Path: f.Path}).String()
-		res.Locations = []sarifLocation{loc}
-		run.Results = append(run.Results, res)
-	}
-	log := sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(log)
 }

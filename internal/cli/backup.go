@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
 )
 
@@ -35,21 +35,15 @@ type backupOptions struct {
 	Exclude       []string
 	OneFileSystem bool
 	Verify        bool
-	DryRun        bool   // --dry-run: read everything, write no archive
-	Helper        string // --helper: auto, always, never
-	CompressLevel int    // --compress-level; 0: the default
+	DryRun        bool             // --dry-run: read everything, write no archive
+	Helper        fcaps.HelperMode // --helper
+	CompressLevel int              // --compress-level; 0: the default
 
 	JSON, Quiet, NoProgress bool
 	Version                 string
 }
 
-func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
-	opts := &backupOptions{IO: f.IO}
-	var foreign, compress string
-	cmd := &cobra.Command{
-		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd|xz] [--compress-level N] [--exclude PATTERN]... [--one-file-system] [--dry-run] -o FILE|- ROOTFS",
-		Short: "Archive a container rootfs namespace-relative",
-		Long: `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
+const backupLong = `Write a POSIX pax tar archive of ROOTFS, streamed, to FILE (or stdout with
 -o -). Every file type is archived (regular files, directories, symlinks,
 hard links as tar links, fifos, devices); sockets are skipped with a warning.
 Symlinks are never followed. Every extended attribute is stored as a
@@ -130,7 +124,15 @@ EXIT STATUS
   1  the backup failed: a file could not be archived faithfully, or --verify
      found a difference (no FILE is written; the archive on stdout is
      incomplete)
-  2  usage error: bad flags or arguments, nothing was done`,
+  2  usage error: bad flags or arguments, nothing was done`
+
+func newBackupCmd(f *Factory, runF func(*backupOptions) error) *cobra.Command {
+	opts := &backupOptions{IO: f.IO}
+	var foreign, compress string
+	cmd := &cobra.Command{
+		Use:   "backup [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--foreign-caps fail|skip|host] [--compress none|gzip|zstd|xz] [--compress-level N] [--exclude PATTERN]... [--one-file-system] [--dry-run] -o FILE|- ROOTFS",
+		Short: "Archive a container rootfs namespace-relative",
+		Long:  backupLong,
 		Example: `  nscap backup --uidmap 0:100000:65536 -o ct.tar.zst /var/lib/ct/rootfs
   nscap backup --pid 4242 -o - /var/lib/ct/rootfs | ssh host nscap restore ...
   nscap backup --oci-config config.json --foreign-caps skip -o ct.tar rootfs`,
@@ -139,62 +141,8 @@ EXIT STATUS
 			opts.Root = args[0]
 			opts.JSON, opts.Quiet, opts.NoProgress = f.Global.JSON, f.Global.Quiet, f.Global.NoProgress
 			opts.Version = f.Version
-			fl := cmd.Flags()
-			if err := opts.Maps.validate(fl); err != nil {
+			if err := opts.validate(cmd.Flags(), foreign, compress, f.IO.IsStdoutTTY); err != nil {
 				return err
-			}
-			p, err := backup.ParseForeignCaps(foreign)
-			if err != nil {
-				return flagErrorf("--foreign-caps: %w", err)
-			}
-			opts.ForeignCaps = p
-			if opts.DryRun && opts.Verify {
-				return flagErrorf("--verify reads the archive back: --dry-run writes none")
-			}
-			if opts.DryRun && opts.Output == "" {
-				opts.Output = "-" // nothing is written
-			}
-			if opts.Output == "" {
-				return flagErrorf("missing -o FILE (or -o - for stdout)")
-			}
-			switch opts.Helper {
-			case "auto", "never":
-			case "always":
-				if !opts.Maps.given() {
-					return flagErrorf("--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)")
-				}
-			default:
-				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
-			}
-			if opts.Workers < 0 {
-				return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
-			}
-			opts.Compression = backup.CompressionFor(opts.Output)
-			if ext := unknownSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
-				return flagErrorf("-o %s: unknown suffix %s (nscap writes none of bzip2, lz4, lzma, lzop, compress); name it .tar, .tar.gz (.tgz), .tar.zst (.tzst) or .tar.xz (.txz), or give --compress to choose", opts.Output, ext)
-			}
-			if fl.Changed("compress") {
-				if opts.Compression, err = backup.ParseCompression(compress); err != nil {
-					return flagErrorf("--compress: %w", err)
-				}
-			}
-			if fl.Changed("compress-level") {
-				lo, hi, ok := opts.Compression.LevelRange()
-				switch {
-				case !ok:
-					return flagErrorf("--compress-level needs compression: name -o FILE .tar.gz, .tar.zst or .tar.xz, or give --compress")
-				case opts.CompressLevel < lo || opts.CompressLevel > hi:
-					return flagErrorf("--compress-level %d: %s levels are %d to %d", opts.CompressLevel, opts.Compression, lo, hi)
-				}
-			}
-			if opts.Output == "-" && opts.Verify {
-				return flagErrorf("--verify reads the archive back: it needs -o FILE")
-			}
-			if opts.Output == "-" && opts.JSON && !opts.DryRun {
-				return flagErrorf("--json writes on stdout: it needs -o FILE")
-			}
-			if opts.Output == "-" && f.IO.IsStdoutTTY && !opts.DryRun {
-				return flagErrorf("refusing to write an archive to a terminal (-o -)")
 			}
 			if runF != nil {
 				return runF(opts)
@@ -211,7 +159,7 @@ EXIT STATUS
 	fl.StringVar(&foreign, "foreign-caps", "fail", "caps whose rootid is outside the map: fail, skip or host")
 	fl.StringVar(&compress, "compress", "", "compression: none, gzip, zstd or xz (default: by the suffix of FILE: .gz/.tgz, .zst/.tzst, .xz/.txz, .tar none)")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
-	fl.StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	addHelperFlag(fl, &opts.Helper, "read the tree from a helper user namespace")
 	fl.IntVar(&opts.CompressLevel, "compress-level", 0, "compression level `N` (gzip 1-9, zstd 1-19, xz 1-9; default: the tool's own, 6, 3 and 6)")
 	fl.BoolVarP(&opts.DryRun, "dry-run", "n", false, "read the tree as the backup would and report its errors and summary; write no archive (-o optional)")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "leave out entries matching `PATTERN` (repeatable; GNU tar's --exclude: a shell glob matched against the name and every part after a /)")
@@ -220,6 +168,62 @@ EXIT STATUS
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines reading files ahead of the writer (0: automatic)")
 	fl.BoolVar(&opts.Verify, "verify", false, "read FILE back and compare it with ROOTFS; keep no FILE on a difference")
 	return cmd
+}
+
+// validate checks the flags (usage errors only) and sets the options
+// they give: --foreign-caps, the compression of -o FILE.
+func (opts *backupOptions) validate(fl *pflag.FlagSet, foreign, compress string, stdoutTTY bool) error {
+	if err := opts.Maps.validate(fl); err != nil {
+		return err
+	}
+	p, err := backup.ParseForeignCaps(foreign)
+	if err != nil {
+		return flagErrorf("--foreign-caps: %w", err)
+	}
+	opts.ForeignCaps = p
+	if opts.DryRun && opts.Verify {
+		return flagErrorf("--verify reads the archive back: --dry-run writes none")
+	}
+	if opts.DryRun && opts.Output == "" {
+		opts.Output = "-" // nothing is written
+	}
+	if opts.Output == "" {
+		return flagErrorf("missing -o FILE (or -o - for stdout)")
+	}
+	if opts.Helper == fcaps.HelperAlways && !opts.Maps.given() {
+		return flagErrorf("--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)")
+	}
+	if opts.Workers < 0 {
+		return flagErrorf("--workers %d: want 0 (automatic) or a positive number", opts.Workers)
+	}
+	opts.Compression = backup.CompressionFor(opts.Output)
+	if ext := unknownSuffix(opts.Output); ext != "" && !fl.Changed("compress") {
+		return flagErrorf("-o %s: unknown suffix %s (nscap writes none of bzip2, lz4, lzma, lzop, compress); name it .tar, .tar.gz (.tgz), .tar.zst (.tzst) or .tar.xz (.txz), or give --compress to choose", opts.Output, ext)
+	}
+	if fl.Changed("compress") {
+		if opts.Compression, err = backup.ParseCompression(compress); err != nil {
+			return flagErrorf("--compress: %w", err)
+		}
+	}
+	if fl.Changed("compress-level") {
+		lo, hi, ok := opts.Compression.LevelRange()
+		switch {
+		case !ok:
+			return flagErrorf("--compress-level needs compression: name -o FILE .tar.gz, .tar.zst or .tar.xz, or give --compress")
+		case opts.CompressLevel < lo || opts.CompressLevel > hi:
+			return flagErrorf("--compress-level %d: %s levels are %d to %d", opts.CompressLevel, opts.Compression, lo, hi)
+		}
+	}
+	if opts.Output == "-" && opts.Verify {
+		return flagErrorf("--verify reads the archive back: it needs -o FILE")
+	}
+	if opts.Output == "-" && opts.JSON && !opts.DryRun {
+		return flagErrorf("--json writes on stdout: it needs -o FILE")
+	}
+	if opts.Output == "-" && stdoutTTY && !opts.DryRun {
+		return flagErrorf("refusing to write an archive to a terminal (-o -)")
+	}
+	return nil
 }
 
 // knownSuffixes are the -o suffixes that name an archive nscap writes.
@@ -299,20 +303,8 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	}
 	rep := &backupReporter{opts: opts, progress: ui.NewProgress(opts.IO.ErrOut, "backup", interval)}
 	rep.progress.SetWidth(ui.Width(opts.IO.ErrOut))
-	stopScan := func() {}
-	if interval > 0 && len(opts.Exclude) == 0 {
-		// The total for percent and ETA: a count of the tree
-		// alongside the backup, as restic's scanner. With --exclude
-		// it would count what is left out: no percent then.
-		scanCtx, cancel := context.WithCancel(ctx)
-		scanned := make(chan struct{})
-		go func() {
-			defer close(scanned)
-			scanTree(scanCtx, opts.Root, opts.OneFileSystem, rep.progress.SetTotal)
-		}()
-		stopScan = func() { cancel(); <-scanned }
-		defer stopScan()
-	}
+	stopScan := startScan(ctx, opts, rep.progress, interval)
+	defer stopScan()
 	bopts := backup.Options{
 		UIDMap:        uid,
 		GIDMap:        gid,
@@ -349,36 +341,7 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 		rep.progress.SetTotal(entries, size, true)
 	}
 	rep.progress.Done()
-	var ie *backup.IncompleteError
-	if errors.As(err, &ie) {
-		// Each item was already reported.
-		if opts.JSON {
-			// Not written: no archive.
-			_ = writeJSON(opts.IO.Out, newBackupSummary(sum, "", opts.Root, opts.DryRun, rep.warnings))
-		} else {
-			what := "the archive on stdout is incomplete"
-			switch {
-			case opts.DryRun:
-				what = "a backup would fail (dry run: nothing written)"
-			case opts.Output != "-":
-				what = opts.Output + " was not written"
-			}
-			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: %d item(s) could not be archived faithfully; %s\n", opts.Root, len(ie.Items), what)
-		}
-		return errSilent
-	}
-	var vf *backup.VerifyFailedError
-	if errors.As(err, &vf) {
-		if opts.JSON {
-			for _, d := range vf.Diffs {
-				_ = writeItem(opts.IO.Out, recError, d.Path, "verify: "+d.String())
-			}
-		} else {
-			for _, d := range vf.Diffs {
-				fmt.Fprintf(opts.IO.ErrOut, "nscap: backup --verify: %s\n", d)
-			}
-			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: the archive differs from the tree in %d place(s); %s was not written\n", opts.Root, len(vf.Diffs), opts.Output)
-		}
+	if reportBackupFailure(opts, err, sum, rep.warnings) {
 		return errSilent
 	}
 	if err != nil {
@@ -400,6 +363,45 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	return nil
 }
 
+// reportBackupFailure reports a backup that failed item by item (each item
+// already reported) or whose --verify found differences; it returns false
+// for other errors.
+func reportBackupFailure(opts *backupOptions, err error, sum backup.Summary, warnings int64) bool {
+	var ie *backup.IncompleteError
+	if errors.As(err, &ie) {
+		// Each item was already reported.
+		if opts.JSON {
+			// Not written: no archive.
+			_ = writeJSON(opts.IO.Out, newBackupSummary(sum, "", opts.Root, opts.DryRun, warnings))
+		} else {
+			what := "the archive on stdout is incomplete"
+			switch {
+			case opts.DryRun:
+				what = "a backup would fail (dry run: nothing written)"
+			case opts.Output != "-":
+				what = opts.Output + " was not written"
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: %d item(s) could not be archived faithfully; %s\n", opts.Root, len(ie.Items), what)
+		}
+		return true
+	}
+	var vf *backup.VerifyFailedError
+	if errors.As(err, &vf) {
+		if opts.JSON {
+			for _, d := range vf.Diffs {
+				_ = writeItem(opts.IO.Out, recError, d.Path, "verify: "+d.String())
+			}
+		} else {
+			for _, d := range vf.Diffs {
+				fmt.Fprintf(opts.IO.ErrOut, "nscap: backup --verify: %s\n", d)
+			}
+			fmt.Fprintf(opts.IO.ErrOut, "nscap: backup %s: the archive differs from the tree in %d place(s); %s was not written\n", opts.Root, len(vf.Diffs), opts.Output)
+		}
+		return true
+	}
+	return false
+}
+
 // printBackupSummary prints the one-line summary of a backup.
 func printBackupSummary(w io.Writer, s backup.Summary) {
 	fmt.Fprintf(w, "backup: %d entries (%d files, %d dirs, %d symlinks, %d hard links, %d special), %s, %d sparse, %d caps, %d skipped, %.2fs, %.1f MB/s\n",
@@ -415,57 +417,3 @@ func printBackupSummary(w io.Writer, s backup.Summary) {
 
 // humanBytes formats n with a binary unit.
 func humanBytes(n int64) string { return ui.Bytes(n) }
-
-// scanTree counts the entries under root and their content bytes (a file
-// with several links once, a sparse file by its allocated blocks), as the
-// backup will meet them, and reports the counts to total as it goes, with
-// final set once the count is complete. It stops at the first error (an
-// unreadable directory: the count would be short) without a final total,
-// and when ctx is done.
-func scanTree(ctx context.Context, root string, oneFS bool, total func(entries, bytes int64, final bool)) {
-	var entries, size int64
-	var rootDev uint64
-	seen := make(map[[2]uint64]bool) // dev, ino of files with links
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		entries++
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			if p == root {
-				rootDev = st.Dev
-			}
-			if d.IsDir() && oneFS && st.Dev != rootDev {
-				return fs.SkipDir // the mount point is archived, not below it
-			}
-			if fi.Mode().IsRegular() {
-				n := fi.Size()
-				if st.Nlink > 1 {
-					id := [2]uint64{st.Dev, st.Ino}
-					if seen[id] {
-						n = 0
-					}
-					seen[id] = true
-				}
-				if alloc := st.Blocks * 512; alloc < n {
-					n = alloc
-				}
-				size += n
-			}
-		}
-		if entries%1000 == 0 {
-			total(entries, size, false)
-		}
-		return nil
-	})
-	if err == nil {
-		total(entries, size, true)
-	}
-}

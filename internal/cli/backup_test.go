@@ -40,7 +40,7 @@ func TestNewBackupCmd(t *testing.T) {
 		{argv: "--xdev -o a r", want: backupOptions{Root: "r", Output: "a", OneFileSystem: true}},
 		{argv: "-o a r --exclude", wantErr: "flag needs an argument: --exclude"},
 		{argv: "--helper always -o a r", wantErr: "--helper always needs the maps of the rootfs (--uidmap, --pid or --oci-config)"},
-		{argv: "--helper maybe -o a r", wantErr: `--helper "maybe": want auto, always or never`},
+		{argv: "--helper maybe -o a r", wantErr: `invalid argument "maybe" for "--helper" flag: want auto, always or never`},
 		{argv: "-o a", wantErr: "missing ROOTFS"},
 		{argv: "-o a r s", wantErr: `too many arguments: ["s"]`},
 		{argv: "--pid 1 --uidmap 0:1:1 -o a r", wantErr: "--uidmap, --pid and --oci-config exclude each other"},

@@ -217,15 +217,7 @@ func runGet(ctx context.Context, opts *getOptions) error {
 			}
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }
 
 // printGetRecord prints rec on stdout (and its error on stderr), setting

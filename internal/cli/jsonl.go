@@ -38,7 +38,13 @@ type itemRecord struct {
 
 // writeItem writes a "warning" or "error" record.
 func writeItem(w io.Writer, typ, path, msg string) error {
-	return writeJSON(w, itemRecord{Type: typ, Path: path, PathBase64: pathBase64(path), Message: msg})
+	return writeJSON(w, newItemRecord(typ, path, msg))
+}
+
+// newItemRecord returns the record of a warning or an error about path,
+// its message in the user's words.
+func newItemRecord(typ, path, msg string) itemRecord {
+	return itemRecord{Type: typ, Path: path, PathBase64: pathBase64(path), Message: jsonText(msg)}
 }
 
 // summaryHead starts every "summary" record: the command it sums up.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 )
 
 type listOptions struct {
@@ -55,7 +56,7 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Archive = args[0]
 			opts.JSON = f.Global.JSON
-			if err := opts.Maps.validate(cmd.Flags(), "never"); err != nil {
+			if err := opts.Maps.validate(cmd.Flags(), fcaps.HelperNever); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -69,22 +70,14 @@ EXIT STATUS
 }
 
 func runList(ctx context.Context, opts *listOptions) error {
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
+	defer func() { _ = in.Close() }() // read only
 	failed := false
-	lo := backup.ListOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		ForeignCaps: opts.Maps.ForeignCaps, HostScope: opts.Maps.HostScope,
-	}
 	sum := countSummary{summaryHead: newSummaryHead("list")}
-	err = backup.List(ctx, r, lo, func(e backup.ListEntry) error {
+	err = backup.List(ctx, in.R, in.listOptions(), func(e backup.ListEntry) error {
 		if e.Error != "" {
 			failed = true
 			fmt.Fprintf(opts.IO.ErrOut, "nscap: list %s: %s\n", e.Name, e.Error)
@@ -107,15 +100,7 @@ func runList(ctx context.Context, opts *listOptions) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", opts.Archive, err)
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }
 
 // listRecord is the --json form of one member: the fields of

@@ -71,6 +71,21 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// endRun ends a command that reported each failed item itself: it writes
+// the --json summary record sum (when jsonOut) on w, and returns errSilent
+// (exit status 1) when an item failed.
+func endRun(w io.Writer, jsonOut bool, sum any, failed bool) error {
+	if jsonOut {
+		if err := writeJSON(w, sum); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return errSilent
+	}
+	return nil
+}
+
 // reason returns the message of err without the "op path: " prefix of a
 // *fs.PathError about path, which the caller prints itself.
 func reason(err error, path string) string {

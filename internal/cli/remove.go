@@ -25,7 +25,6 @@ type removeOptions struct {
 
 func newRemoveCmd(f *Factory, runF func(*removeOptions) error) *cobra.Command {
 	opts := &removeOptions{IO: f.IO}
-	var helper string
 	cmd := &cobra.Command{
 		Use:     "remove [--pid PID | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--root DIR] [--helper auto|always|never] PATH...",
 		Aliases: []string{"rm"},
@@ -81,9 +80,6 @@ EXIT STATUS
 			if cmd.Flags().Changed("root") && opts.Root == "" {
 				return flagErrorf("--root: empty directory name")
 			}
-			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
-				return flagErrorf("--helper: %w", err)
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -97,7 +93,7 @@ EXIT STATUS
 		"remove only caps of the user namespace of process `PID`",
 		"remove only caps of the namespace of the OCI config `FILE`")
 	fl.StringVar(&opts.Root, "root", "", "resolve each PATH inside the container root directory `DIR` (see PATHS)")
-	fl.StringVar(&helper, "helper", "auto", "remove through a helper user namespace: `auto`, always or never")
+	addHelperFlag(fl, &opts.Helper, "remove through a helper user namespace")
 	return cmd
 }
 
@@ -242,13 +238,5 @@ func runRemove(ctx context.Context, opts *removeOptions) error {
 			}
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }

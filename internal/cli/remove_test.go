@@ -21,7 +21,7 @@ func TestNewRemoveCmd(t *testing.T) {
 		{argv: "", wantErr: "missing PATH"},
 		{argv: "-r a", wantErr: "unknown shorthand flag: 'r' in -r"},
 		{argv: "--helper always a", want: removeOptions{Paths: []string{"a"}, Helper: fcaps.HelperAlways}},
-		{argv: "--helper x a", wantErr: `--helper: helper mode "x": want auto, always or never`},
+		{argv: "--helper x a", wantErr: `invalid argument "x" for "--helper" flag: want auto, always or never`},
 		{argv: "--pid 42 a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{PID: 42}}},
 		{argv: "--uidmap 0:100000:10 --uidmap 10:5:1 a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{UIDMap: "0:100000:10,10:5:1"}}},
 		{argv: "--oci-config c.json a", want: removeOptions{Paths: []string{"a"}, Maps: mapFlags{OCIConfig: "c.json"}}},

@@ -6,143 +6,17 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
-	"github.com/nscap/nscap/userns"
 )
-
-// targetMapFlags are the map flags restore and verify share: the target
-// maps, the source maps of an archive of raw host ids, and --host-scope.
-type targetMapFlags struct {
-	Target       mapFlags
-	SourceUIDMap string // --source-uidmap
-	SourceGIDMap string // --source-gidmap
-	HostScope    bool   // --host-scope
-	ForeignCaps  backup.ForeignCaps
-
-	foreign string // --foreign-caps
-
-	srcUIDMaps, srcGIDMaps []string
-	srcUID, srcGID         userns.Map // parsed by validateMaps
-}
-
-func (m *targetMapFlags) register(fl *pflag.FlagSet) {
-	m.Target.register(fl,
-		"uid map of the target container (`MAP`: INSIDE:OUTSIDE:COUNT,...)",
-		"gid map of the target container (`MAP`; default: the uid map)",
-		"the target container is the user namespace of process `PID` (its maps)",
-		"read the target maps from the OCI runtime config `FILE`")
-	fl.StringArrayVar(&m.srcUIDMaps, "source-uidmap", nil, "uid map of the container an archive of raw host ids was made from (`MAP`)")
-	fl.StringArrayVar(&m.srcGIDMaps, "source-gidmap", nil, "gid map of that container (`MAP`; default: the source uid map)")
-	fl.StringVar(&m.foreign, "foreign-caps", "fail", "caps the target cannot hold (host-scoped in the archive, or a rootid outside the target map): fail, skip or host")
-	fl.BoolVar(&m.HostScope, "host-scope", false, "allow host-scoped caps: a namespace-relative archive without target maps (its caps become host-scoped), and caps the archive kept host-scoped, written verbatim")
-}
-
-// validate checks the map flags and --helper (usage errors only).
-func (m *targetMapFlags) validate(fl *pflag.FlagSet, helper string) error {
-	if err := m.validateMaps(fl); err != nil {
-		return err
-	}
-	p, err := backup.ParseForeignCaps(m.foreign)
-	if err != nil {
-		return flagErrorf("--foreign-caps: %w", err)
-	}
-	m.ForeignCaps = p
-	switch helper {
-	case "auto", "never", "always":
-	default:
-		return flagErrorf("--helper %q: want auto, always or never", helper)
-	}
-	return m.validateHelper(fl, helper)
-}
-
-// validateMaps checks the map flags.
-func (m *targetMapFlags) validateMaps(fl *pflag.FlagSet) error {
-	if err := m.Target.validate(fl); err != nil {
-		return err
-	}
-	if fl.Changed("source-gidmap") && !fl.Changed("source-uidmap") {
-		return flagErrorf("--source-gidmap needs --source-uidmap")
-	}
-	m.SourceUIDMap, m.SourceGIDMap = strings.Join(m.srcUIDMaps, ","), strings.Join(m.srcGIDMaps, ",")
-	var err error
-	if m.srcUID, err = parseMapFlag("--source-uidmap", m.SourceUIDMap); err != nil {
-		return err
-	}
-	m.srcGID, err = parseMapFlag("--source-gidmap", m.SourceGIDMap)
-	return err
-}
-
-// validateHelper checks --helper against the map flags: a helper needs
-// target maps.
-func (m *targetMapFlags) validateHelper(_ *pflag.FlagSet, helper string) error {
-	if helper == "always" && !m.Target.given() {
-		return flagErrorf("--helper always needs target maps (--uidmap, --pid or --oci-config)")
-	}
-	return nil
-}
-
-// useHelper says whether a restore or verify with these target maps goes
-// through a helper user namespace: always, or with auto when there are
-// target maps and the caller lacks privilege over owners and caps.
-func useHelper(mode string, uidMap userns.Map) bool {
-	switch mode {
-	case "always":
-		return true
-	case "auto":
-		return !uidMap.IsZero() && !privileged()
-	}
-	return false
-}
-
-// privileged reports whether the caller may set any owner and write any
-// capability: CAP_CHOWN and CAP_SETFCAP in its effective set (which root
-// has unless it dropped them).
-func privileged() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return os.Geteuid() == 0
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			const want = 1<<0 | 1<<31 // CAP_CHOWN, CAP_SETFCAP
-			return err == nil && eff&want == want
-		}
-	}
-	return os.Geteuid() == 0
-}
-
-// archiveReader returns the archive argument as the reader to pass to the
-// engine: stdin as it is for "-" (a helper then inherits its descriptor),
-// else the opened file.
-func archiveReader(ios *IOStreams, name string) (io.Reader, func() error, error) {
-	if name == "-" {
-		return ios.In, func() error { return nil }, nil
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, f.Close, nil
-}
-
-// resolve returns the target and source maps.
-func (m *targetMapFlags) resolve() (uid, gid, srcUID, srcGID userns.Map, err error) {
-	uid, gid, err = m.Target.resolve()
-	return uid, gid, m.srcUID, m.srcGID, err
-}
 
 type restoreOptions struct {
 	IO        *IOStreams
@@ -151,7 +25,7 @@ type restoreOptions struct {
 	Paths     []string // members to restore (nil: all)
 	DryRun    bool
 	Maps      targetMapFlags
-	Helper    string // auto, always, never
+	Helper    fcaps.HelperMode
 	Overwrite backup.OverwritePolicy
 	Direct    bool
 	Workers   int
@@ -163,13 +37,7 @@ type restoreOptions struct {
 	NoProgress    bool // --no-progress
 }
 
-func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
-	opts := &restoreOptions{IO: f.IO}
-	var overwrite string
-	cmd := &cobra.Command{
-		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] [--dry-run] ARCHIVE|- DEST [PATH...]",
-		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
-		Long: `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip,
+const restoreLong = `Extract ARCHIVE (an nscap, GNU tar or bsdtar archive; plain, gzip,
 zstd or xz, detected from the bytes; - for stdin) under the directory DEST. A
 missing DEST is created (its parent must exist) and gets the owner, mode and
 times of the archive's root entry, as restic and umoci do.
@@ -265,7 +133,15 @@ fail it reports a cap of the archive that the tree lacks.
 With --json, warnings, errors and the summary are JSON Lines on stdout with
 a "type" of "warning", "error" or "summary" (see docs/json.md).
 
-` + exitStatusCommon,
+` + exitStatusCommon
+
+func newRestoreCmd(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
+	opts := &restoreOptions{IO: f.IO}
+	var overwrite string
+	cmd := &cobra.Command{
+		Use:   "restore [--uidmap MAP [--gidmap MAP] | --pid PID | --oci-config FILE] [--source-uidmap MAP] [--foreign-caps fail|skip|host] [--helper auto|always|never] [--overwrite always|if-changed|never] [--dry-run] ARCHIVE|- DEST [PATH...]",
+		Short: "Extract an archive safely under DEST, translating owners, ACLs and caps",
+		Long:  restoreLong,
 		Example: `  nscap restore --uidmap 0:200000:65536 ct.tar.zst /var/lib/ct2/rootfs
   nscap restore --uidmap 0:200000:65536 ct.tar.zst rootfs etc/passwd usr/bin
   nscap restore --dry-run --uidmap 0:200000:65536 ct.tar.zst rootfs
@@ -304,7 +180,7 @@ a "type" of "warning", "error" or "summary" (see docs/json.md).
 	}
 	fl := cmd.Flags()
 	opts.Maps.register(fl)
-	fl.StringVar(&opts.Helper, "helper", "auto", "use a helper user namespace: auto, always or never")
+	addHelperFlag(fl, &opts.Helper, "use a helper user namespace")
 	fl.StringVar(&overwrite, "overwrite", "always", "existing entries: always replace, if-changed (size or mtime differ), never")
 	fl.StringArrayVar(&opts.XattrsInclude, "xattrs-include", nil, "restore the xattrs matching `PATTERN` (repeatable; default user.*; ACLs and caps always)")
 	fl.BoolVar(&opts.Sparse, "sparse", false, "write every aligned 4 KiB run of zeros as a hole (members stored sparse always get their holes)")
@@ -325,47 +201,19 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	if opts.DryRun {
 		return runRestoreDryRun(ctx, opts)
 	}
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
-	progress, r := newArchiveProgress(opts.IO, "restore", r, opts.Quiet || opts.NoProgress || opts.JSON)
-	helper := useHelper(opts.Helper, uid)
-	var mu sync.Mutex
-	eperm := 0
+	defer func() { _ = in.Close() }() // read only
+	progress, r := newArchiveProgress(opts.IO, "restore", in.R, opts.Quiet || opts.NoProgress || opts.JSON)
+	helper := useHelper(opts.Helper, in.UID)
+	rep := &restoreEvents{opts: opts, progress: progress}
 	ro := backup.RestoreOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
+		UIDMap: in.UID, GIDMap: in.GID, SourceUIDMap: in.SrcUID, SourceGIDMap: in.SrcGID,
 		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Paths: opts.Paths, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
-		Error: func(p string, err error) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if errors.Is(err, syscall.EPERM) {
-				eperm++
-			}
-			if opts.JSON {
-				return writeItem(opts.IO.Out, recError, p, reason(err, p))
-			}
-			progress.Clear()
-			printPathError(opts.IO.ErrOut, "restore", p, err)
-			return nil
-		},
-		Warn: func(p string, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if opts.JSON {
-				_ = writeItem(opts.IO.Out, recWarning, p, reason(err, p))
-				return
-			}
-			if !opts.Quiet {
-				progress.Clear()
-				fmt.Fprintf(opts.IO.ErrOut, "nscap: warning: restore %s: %s\n", p, reason(err, p))
-			}
-		},
+		Error:    rep.Error,
+		Warn:     rep.Warn,
 		Reporter: restoreProgress{progress},
 	}
 	var sum backup.RestoreSummary
@@ -388,26 +236,10 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 			return err
 		}
 	case !opts.Quiet:
-		fmt.Fprintf(opts.IO.ErrOut, "restored %d files, %d directories, %d links, %d others (%d caps, %s); %d kept, %d failed\n",
-			sum.Files, sum.Dirs, sum.Links, sum.Others, sum.Caps, humanBytes(sum.Bytes), sum.Skipped, sum.Failures)
-		if len(sum.XattrsSkipped) > 0 {
-			names := slices.Sorted(maps.Keys(sum.XattrsSkipped))
-			var b strings.Builder
-			for i, n := range names {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				fmt.Fprintf(&b, "%s (%d)", n, sum.XattrsSkipped[n])
-			}
-			why := "only user.*, ACLs and caps by default, as GNU tar; --xattrs-include PATTERN restores others"
-			if len(opts.XattrsInclude) > 0 {
-				why = "not matched by --xattrs-include; ACLs and caps are always restored"
-			}
-			fmt.Fprintf(opts.IO.ErrOut, "xattrs of the archive not restored (%s): %s\n", why, b.String())
-		}
+		printRestoreSummary(opts.IO.ErrOut, sum, opts.XattrsInclude)
 	}
-	if eperm > 0 {
-		hint := epermHint(helper, eperm)
+	if rep.eperm > 0 {
+		hint := epermHint(helper, rep.eperm)
 		if opts.JSON {
 			if err := writeItem(opts.IO.Out, recError, "", hint); err != nil {
 				return err
@@ -422,6 +254,65 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	return nil
 }
 
+// restoreEvents renders the errors and warnings of a restore on stderr
+// (or JSON Lines on stdout), and counts the entries that failed with
+// EPERM for the hint that ends the run.
+type restoreEvents struct {
+	opts     *restoreOptions
+	progress *ui.Progress
+	mu       sync.Mutex
+	eperm    int
+}
+
+func (r *restoreEvents) Error(p string, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if errors.Is(err, syscall.EPERM) {
+		r.eperm++
+	}
+	if r.opts.JSON {
+		return writeItem(r.opts.IO.Out, recError, p, reason(err, p))
+	}
+	r.progress.Clear()
+	printPathError(r.opts.IO.ErrOut, "restore", p, err)
+	return nil
+}
+
+func (r *restoreEvents) Warn(p string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opts.JSON {
+		_ = writeItem(r.opts.IO.Out, recWarning, p, reason(err, p))
+		return
+	}
+	if !r.opts.Quiet {
+		r.progress.Clear()
+		fmt.Fprintf(r.opts.IO.ErrOut, "nscap: warning: restore %s: %s\n", p, reason(err, p))
+	}
+}
+
+// printRestoreSummary prints the summary of a restore and the xattrs of
+// the archive it left out.
+func printRestoreSummary(w io.Writer, sum backup.RestoreSummary, xattrsInclude []string) {
+	fmt.Fprintf(w, "restored %d files, %d directories, %d links, %d others (%d caps, %s); %d kept, %d failed\n",
+		sum.Files, sum.Dirs, sum.Links, sum.Others, sum.Caps, humanBytes(sum.Bytes), sum.Skipped, sum.Failures)
+	if len(sum.XattrsSkipped) > 0 {
+		names := slices.Sorted(maps.Keys(sum.XattrsSkipped))
+		var b strings.Builder
+		for i, n := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%d)", n, sum.XattrsSkipped[n])
+		}
+		why := "only user.*, ACLs and caps by default, as GNU tar; --xattrs-include PATTERN restores others"
+		if len(xattrsInclude) > 0 {
+			why = "not matched by --xattrs-include; ACLs and caps are always restored"
+		}
+		fmt.Fprintf(w, "xattrs of the archive not restored (%s): %s\n", why, b.String())
+	}
+}
+
 // restoreProgress counts the entries a restore puts in place on its
 // progress line (the bytes are those of the archive, counted as read).
 type restoreProgress struct{ p *ui.Progress }
@@ -429,67 +320,21 @@ type restoreProgress struct{ p *ui.Progress }
 func (r restoreProgress) CompleteItem(string, backup.Action, int64) { r.p.Add(1, 0) }
 func (restoreProgress) Finish(backup.RestoreSummary)                {}
 
-// newArchiveProgress returns the progress line of a command reading the
-// archive through r (a file, or stdin), and the reader to use instead of r,
-// which counts the bytes read. The total is the size of an archive that is
-// a regular file (compressed as it is stored): percent and ETA are those
-// of the archive read, as pv shows them. off (quiet, --no-progress,
-// --json) or stderr not a terminal: nothing is drawn and r is returned.
-func newArchiveProgress(ios *IOStreams, label string, r io.Reader, off bool) (*ui.Progress, io.Reader) {
-	interval := time.Duration(0)
-	if !off {
-		interval = ui.Interval(false, false, ios.IsStderrTTY)
-	}
-	p := ui.NewProgress(ios.ErrOut, label, interval)
-	if interval == 0 {
-		return p, r
-	}
-	p.SetWidth(ui.Width(ios.ErrOut))
-	p.SetBytesNoun("of archive")
-	if f, ok := r.(*os.File); ok {
-		// stdin too, when it is a file (nscap restore - DEST <ct.tar).
-		fi, err := f.Stat()
-		pos, perr := f.Seek(0, io.SeekCurrent)
-		if err == nil && perr == nil && fi.Mode().IsRegular() && fi.Size() > pos {
-			p.SetTotal(0, fi.Size()-pos, true)
-		}
-	}
-	return p, &countingReader{r: r, p: p}
-}
-
-// countingReader adds the bytes read through it to a progress line.
-type countingReader struct {
-	r io.Reader
-	p *ui.Progress
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.p.Add(0, int64(n))
-	return n, err
-}
-
 // runRestoreDryRun goes through the archive as the restore would, with
 // the same maps, policies and PATHs, and writes nothing (DEST is not even
 // created): the members that would be restored on stdout (their names, or
 // JSON "member" records), the errors the restore would meet (translation,
 // policy: not those of the filesystem) and a summary on stderr.
 func runRestoreDryRun(ctx context.Context, opts *restoreOptions) error {
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
+	defer func() { _ = in.Close() }() // read only
 	var sum backup.RestoreSummary
-	lo := backup.ListOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid,
-		ForeignCaps: opts.Maps.ForeignCaps, HostScope: opts.Maps.HostScope, Paths: opts.Paths,
-	}
-	err = backup.List(ctx, r, lo, func(e backup.ListEntry) error {
+	lo := in.listOptions()
+	lo.Paths = opts.Paths
+	err = backup.List(ctx, in.R, lo, func(e backup.ListEntry) error {
 		if e.Error != "" {
 			sum.Failures++
 			if opts.JSON {

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/testutil"
 )
 
@@ -31,30 +32,30 @@ func TestNewRestoreCmd(t *testing.T) {
 		want    restoreOptions
 		wantErr string
 	}{
-		{argv: "a.tar d", want: restoreOptions{Archive: "a.tar", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways}},
+		{argv: "a.tar d", want: restoreOptions{Archive: "a.tar", Dest: "d", Helper: fcaps.HelperAuto, Overwrite: backup.OverwriteAlways}},
 		{
 			argv: "--uidmap 0:200000:65536 --uidmap 65536:1:1 --source-uidmap 0:100000:65536 --overwrite never --helper never - d",
 			want: restoreOptions{
-				Archive: "-", Dest: "d", Helper: "never", Overwrite: backup.OverwriteNever,
+				Archive: "-", Dest: "d", Helper: fcaps.HelperNever, Overwrite: backup.OverwriteNever,
 				Maps: targetMapFlags{Target: mapFlags{UIDMap: "0:200000:65536,65536:1:1"}, SourceUIDMap: "0:100000:65536"},
 			},
 		},
 		{argv: "--host-scope --json a d", want: restoreOptions{
-			Archive: "a", Dest: "d", Helper: "auto", Overwrite: backup.OverwriteAlways,
+			Archive: "a", Dest: "d", Helper: fcaps.HelperAuto, Overwrite: backup.OverwriteAlways,
 			JSON: true, Maps: targetMapFlags{HostScope: true},
 		}},
 		{argv: "--helper always --pid 7 a d", want: restoreOptions{
-			Archive: "a", Dest: "d", Helper: "always", Overwrite: backup.OverwriteAlways,
+			Archive: "a", Dest: "d", Helper: fcaps.HelperAlways, Overwrite: backup.OverwriteAlways,
 			Maps: targetMapFlags{Target: mapFlags{PID: 7}},
 		}},
 		{argv: "--helper always a d", wantErr: "--helper always needs target maps (--uidmap, --pid or --oci-config)"},
 		{argv: "a", wantErr: "missing ARCHIVE and DEST"},
-		{argv: "a b c ./d/e", want: restoreOptions{Archive: "a", Dest: "b", Paths: []string{"c", "./d/e"}, Helper: "auto", Overwrite: backup.OverwriteAlways}},
-		{argv: "-n a b", want: restoreOptions{Archive: "a", Dest: "b", DryRun: true, Helper: "auto", Overwrite: backup.OverwriteAlways}},
+		{argv: "a b c ./d/e", want: restoreOptions{Archive: "a", Dest: "b", Paths: []string{"c", "./d/e"}, Helper: fcaps.HelperAuto, Overwrite: backup.OverwriteAlways}},
+		{argv: "-n a b", want: restoreOptions{Archive: "a", Dest: "b", DryRun: true, Helper: fcaps.HelperAuto, Overwrite: backup.OverwriteAlways}},
 		{argv: "a b c/../d", wantErr: `PATH "c/../d": want a member name without ".."`},
 		{argv: "--uidmap 0:1:1 --pid 3 a d", wantErr: "--uidmap, --pid and --oci-config exclude each other"},
 		{argv: "--gidmap 0:1:1 a d", wantErr: "--gidmap needs --uidmap"},
-		{argv: "--helper sometimes a d", wantErr: `--helper "sometimes": want auto, always or never`},
+		{argv: "--helper sometimes a d", wantErr: `invalid argument "sometimes" for "--helper" flag: want auto, always or never`},
 		{argv: "--overwrite maybe a d", wantErr: `--overwrite "maybe": want always, if-changed or never`},
 		{argv: "--uidmap 0:1 a d", wantErr: "--uidmap 0:1: "},
 		{argv: "--source-gidmap 0:1:1 a d", wantErr: "--source-gidmap needs --source-uidmap"},
@@ -151,7 +152,7 @@ func TestNewVerifyCmdHelper(t *testing.T) {
 		"--helper never a d":                 "",
 		"--helper always --uidmap 0:1:1 a d": "",
 		"--helper always a d":                "--helper always needs target maps (--uidmap, --pid or --oci-config)",
-		"--helper maybe a d":                 `--helper "maybe": want auto, always or never`,
+		"--helper maybe a d":                 `invalid argument "maybe" for "--helper" flag: want auto, always or never`,
 	} {
 		_, err := parseCmd(t, newVerifyCmd, argv)
 		if got := errString(err); got != want {

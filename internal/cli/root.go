@@ -148,6 +148,7 @@ func writeFatal(ios *IOStreams, cmd *cobra.Command, err error, code ExitCode) {
 	if code == ExitUsage {
 		rec.Message = strings.TrimPrefix(usageMessage(err), "nscap: ")
 	}
+	rec.Message = jsonText(rec.Message)
 	if cmd != nil && cmd.HasParent() {
 		rec.Command = strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 	}

@@ -130,6 +130,13 @@ func TestUsageErrorMessages(t *testing.T) {
 		{[]string{"set", "--uidmap", "0:1:1", "--ns-uid", "-3", "=", "f"}, `nscap: invalid --ns-uid "-3": not a number`},
 		{[]string{"--json=maybe", "get", "f"}, `nscap: invalid --json "maybe": want true or false`},
 		{[]string{"set", "--rootid", "-1", "=", "f"}, "nscap: --rootid -1: want a uid from 0 to 4294967294"},
+		// --helper is one flag value on every command: one message.
+		{[]string{"set", "--helper", "maybe", "=", "f"}, `nscap: invalid --helper "maybe": want auto, always or never`},
+		{[]string{"remove", "--helper", "maybe", "f"}, `nscap: invalid --helper "maybe": want auto, always or never`},
+		{[]string{"backup", "--helper", "maybe", "-o", "a", "r"}, `nscap: invalid --helper "maybe": want auto, always or never`},
+		{[]string{"restore", "--helper", "maybe", "a", "d"}, `nscap: invalid --helper "maybe": want auto, always or never`},
+		{[]string{"verify", "--helper", "maybe", "a", "d"}, `nscap: invalid --helper "maybe": want auto, always or never`},
+		{[]string{"shift", "--helper", "maybe", "--from", "0:1:1", "--to", "0:2:1", "r"}, `nscap: invalid --helper "maybe": want auto, always or never`},
 		// A map too long to repeat: its start, and how much was left out.
 		{[]string{"set", "--uidmap", longMap, "=", "f"}, `nscap: --uidmap ` + elided + `: too many extents: extent 340 "3400:103400:5": at most 340 extents`},
 		{[]string{"remove", "--uidmap", longMap, "f"}, `nscap: --uidmap ` + elided + `: too many extents: extent 340 "3400:103400:5": at most 340 extents`},

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"strconv"
@@ -84,13 +83,7 @@ type setOptions struct {
 	PIDNS    func(pid int) (pidNS, error)                   // readPIDNS
 }
 
-func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
-	opts := &setOptions{IO: f.IO, RootID: noRootID}
-	var helper string
-	cmd := &cobra.Command{
-		Use:   "set [--rootid N | --pid PID [--host] | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--root DIR] [--helper auto|always|never] [-v] CAPS PATH...",
-		Short: "Set the capabilities of files, like setcap",
-		Long: `Set the file capabilities CAPS on each PATH, as setcap does. CAPS is libcap
+const setLong = `Set the file capabilities CAPS on each PATH, as setcap does. CAPS is libcap
 text (cap_from_text(3)): "cap_net_raw+ep", "cap_chown,cap_fowner=eip",
 "all=p", numbers for names ("13+ep"). CAPS "-" reads the text from stdin, as
 setcap does: lines up to the first empty line or the end of input, joined by
@@ -179,7 +172,14 @@ EXIT STATUS
      without --host, an unprivileged caller's map (with --helper auto or
      always) reaching ids it does not own, a --uidmap (or the map of --oci-config) that
      does not map uid 0 (or --ns-uid U), a --ns-uid U that the namespace of
-     --pid does not map`,
+     --pid does not map`
+
+func newSetCmd(f *Factory, runF func(*setOptions) error) *cobra.Command {
+	opts := &setOptions{IO: f.IO, RootID: noRootID}
+	cmd := &cobra.Command{
+		Use:   "set [--rootid N | --pid PID [--host] | --uidmap MAP [--gidmap MAP] | --oci-config FILE] [--ns-uid U] [--root DIR] [--helper auto|always|never] [-v] CAPS PATH...",
+		Short: "Set the capabilities of files, like setcap",
+		Long:  setLong,
 		Example: `  nscap set cap_net_raw+ep /usr/bin/ping
   nscap set --pid 4242 cap_net_raw=ep /var/lib/ct/rootfs/usr/bin/ping
   nscap set --pid 4242 cap_net_raw=ep /proc/4242/root/usr/bin/ping
@@ -209,9 +209,6 @@ EXIT STATUS
 			if fl.Changed("root") && opts.Root == "" {
 				return flagErrorf("--root: empty directory name")
 			}
-			if opts.Helper, err = fcaps.ParseHelperMode(helper); err != nil {
-				return flagErrorf("--helper: %w", err)
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -228,7 +225,7 @@ EXIT STATUS
 	fl.Uint32Var(&opts.NsUID, "ns-uid", 0, "with --pid, --uidmap or --oci-config: the uid `U` inside the namespace that owns the caps")
 	fl.BoolVar(&opts.Host, "host", false, "with --pid: the process may be one of the caller's own user namespace (the host's); its caps are then honoured on the whole host")
 	fl.StringVar(&opts.Root, "root", "", "resolve each PATH inside the container root directory `DIR` (see PATHS)")
-	fl.StringVar(&helper, "helper", "auto", "write through a helper user namespace: `auto`, always or never")
+	addHelperFlag(fl, &opts.Helper, "write through a helper user namespace")
 	fl.BoolVarP(&opts.Verify, "verify", "v", false, "verify the capabilities instead of writing them")
 	return cmd
 }
@@ -410,15 +407,7 @@ func runSet(ctx context.Context, opts *setOptions) error {
 			failed = true
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }
 
 // setRecord is the JSON output of set for one path.
@@ -479,155 +468,4 @@ func warnOwnerOutside(w io.Writer, path string, f *fcaps.File, want xattrfmt.Fil
 	}
 	fmt.Fprintf(w, "nscap: warning: set %s: the file's owner uid %d is outside %d-%d, the usual %d ids of a user namespace whose root is %d: a file of another container? (written; name the map with --uidmap, --pid or --oci-config to have such files refused)\n",
 		path, uid, lo, hi, usualRangeSize, want.RootID)
-}
-
-// verifyRecord is the JSON output of set -v for one path.
-type verifyRecord struct {
-	Type       string  `json:"type"` // "check"
-	Path       string  `json:"path"`
-	PathBase64 string  `json:"path_base64,omitempty"` // when Path is not valid UTF-8
-	OK         bool    `json:"ok"`
-	Differs    string  `json:"differs,omitempty"`    // sets that differ, from "pie"
-	RootIDGot  *uint32 `json:"rootid_got,omitempty"` // nil when the caps could not be read
-	RootIDWant uint32  `json:"rootid_want"`
-	Foreign    bool    `json:"foreign,omitempty"`
-	Error      string  `json:"-"` // an "error" record in JSON
-}
-
-// verifyOne compares the caps of path, found by lookup as set finds it,
-// with want; ok is false when they differ or cannot be read (reported).
-// sum counts the --json records.
-func verifyOne(opts *setOptions, lookup fcaps.Lookup, path string, want xattrfmt.FileCaps, sum *countSummary) (ok bool, err error) {
-	rec := verifyRecord{Type: recCheck, Path: path, PathBase64: pathBase64(path), RootIDWant: rootIDOf(want)}
-	var got xattrfmt.FileCaps
-	f, gerr := openFile(lookup, opts.Root, path)
-	if gerr == nil {
-		got, gerr = f.Get()
-		_ = f.Close()
-	}
-	switch {
-	case gerr == nil:
-	case errors.Is(gerr, fcaps.ErrNoCaps):
-		got = xattrfmt.FileCaps{Revision: xattrfmt.Revision2}
-	case errors.Is(gerr, fcaps.ErrNotVisible):
-		rec.Foreign = true
-	default:
-		printPathError(opts.IO.ErrOut, "verify", path, gerr)
-		rec.Error = reason(gerr, path)
-	}
-	var line string
-	switch {
-	case rec.Error != "":
-	case rec.Foreign:
-		line = path + " differs: capabilities of another user namespace"
-	default:
-		gotID := rootIDOf(got)
-		rec.RootIDGot = &gotID
-		g, w := got.Caps(), want.Caps()
-		if g.Permitted != w.Permitted {
-			rec.Differs += "p"
-		}
-		if g.Inheritable != w.Inheritable {
-			rec.Differs += "i"
-		}
-		if g.Effective != w.Effective {
-			rec.Differs += "e"
-		}
-		rec.OK = rec.Differs == "" && gotID == rec.RootIDWant
-		switch {
-		case rec.OK:
-			line = path + ": OK"
-		case gotID != rec.RootIDWant:
-			line = fmt.Sprintf("nsowner[got=%d, want=%d],%s differs in [%s]", gotID, rec.RootIDWant, path, rec.Differs)
-		default:
-			line = fmt.Sprintf("%s differs in [%s]", path, rec.Differs)
-		}
-	}
-	if opts.JSON {
-		sum.Records++
-		if rec.Error != "" {
-			sum.Errors++
-			return false, writeItem(opts.IO.Out, recError, path, rec.Error)
-		}
-		return rec.OK, writeJSON(opts.IO.Out, rec)
-	}
-	if line != "" {
-		_, err = fmt.Fprintln(opts.IO.Out, line)
-	}
-	return rec.OK, err
-}
-
-// rootIDOf returns the rootid of c, 0 for revision 2.
-func rootIDOf(c xattrfmt.FileCaps) uint32 {
-	if c.HasRootID() {
-		return c.RootID
-	}
-	return 0
-}
-
-// pathsHelp is the PATHS section of the help of set and remove.
-const pathsHelp = `
-PATHS
-Outside a container's root no symlink is followed in any component of a
-PATH (a relative PATH starts at the working directory): a symlink met is
-refused, naming it, and nothing is done. A container's root user owns the
-directories of its rootfs and could plant one (rootfs/usr/bin -> /usr/sbin)
-to turn a write on its files into a write on the host's. So /bin/ping is
-refused where /bin is a symlink to usr/bin: write /usr/bin/ping.
-
-  --root DIR  DIR is a container's root directory, its "/": each PATH
-              must be written below DIR (DIR/usr/bin/ping), or reach DIR's
-              directory when walked without symlinks, and the rest of it
-              is resolved as the container resolves it: symlinks are
-              followed, but an absolute link and ".." start and stop at DIR
-              (openat2(2) RESOLVE_IN_ROOT), so nothing leads out of it.
-              DIR itself is opened as named. Other PATHs are refused.
-  --pid PID   without --root, the root directory of process PID
-              (/proc/PID/root) serves as DIR, for a PATH written below
-              /proc/PID/root (the container's /usr/bin/ping is
-              /proc/PID/root/usr/bin/ping) or one that reaches that
-              directory (/var/lib/ct/rootfs/usr/bin/ping when the container
-              runs in /var/lib/ct/rootfs); other PATHs are walked without
-              symlinks. A process whose root is the caller's own serves
-              only for PATHs below /proc/PID/root.
-
-The last component of a PATH is never followed, with or without a root.
-`
-
-// openLookup returns how set and remove find their files: inside the
-// --root DIR, confined to it; else inside the root directory of the --pid
-// process where a path leads there; else without following any symlink.
-// done releases the root.
-func openLookup(root string, pid int) (l fcaps.Lookup, done func(), err error) {
-	switch {
-	case root != "":
-		r, err := fcaps.OpenRoot(root)
-		if err != nil {
-			return l, nil, fmt.Errorf("--root %s: %w", root, err)
-		}
-		return fcaps.Lookup{Root: r, Confine: true}, func() { _ = r.Close() }, nil
-	case pid != 0:
-		r, err := fcaps.OpenRoot("/proc/" + strconv.Itoa(pid) + "/root")
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return l, nil, pidError(pid, err)
-			}
-			return l, nil, fmt.Errorf("the root directory of pid %d: %w", pid, err)
-		}
-		return fcaps.Lookup{Root: r}, func() { _ = r.Close() }, nil
-	}
-	return l, func() {}, nil
-}
-
-// openFile opens path as lookup says; a symlink it refuses to follow gets
-// a word on what the user can do (root is --root, or "").
-func openFile(lookup fcaps.Lookup, root, path string) (*fcaps.File, error) {
-	f, err := lookup.Open(path)
-	if err == nil || !errors.Is(err, fcaps.ErrSymlink) {
-		return f, err
-	}
-	if root == "" {
-		return nil, fmt.Errorf("%w; give a path without symlinks, or name a container's root with --root DIR to resolve PATH inside it as the container does", err)
-	}
-	return nil, fmt.Errorf("%w; only a PATH written below --root %s is resolved inside it", err, root)
 }

@@ -46,7 +46,7 @@ func TestNewSetCmd(t *testing.T) {
 		{argv: "--pid 3 --ns-uid 7 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{PID: 3}, NsUID: 7}},
 		{argv: "--helper always --uidmap 0:1:1 cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Maps: mapFlags{UIDMap: "0:1:1"}, Helper: fcaps.HelperAlways}},
 		{argv: "--helper never cap_chown+p f", want: setOptions{Caps: "cap_chown+p", Paths: []string{"f"}, RootID: noRootID, Helper: fcaps.HelperNever}},
-		{argv: "--helper sometimes cap_chown+p f", wantErr: `--helper: helper mode "sometimes": want auto, always or never`},
+		{argv: "--helper sometimes cap_chown+p f", wantErr: `invalid argument "sometimes" for "--helper" flag: want auto, always or never`},
 		{argv: "--rootid 1 --ns-uid 3 cap_chown+p f", wantErr: "--ns-uid needs --pid, --uidmap or --oci-config"},
 		{argv: "--rootid -1 cap_chown+p f", wantErr: "--rootid -1: want a uid from 0 to 4294967294"},
 		{argv: "--rootid 4294967295 cap_chown+p f", wantErr: "--rootid 4294967295: want a uid from 0 to 4294967294"},

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/ui"
 	"github.com/nscap/nscap/userns"
 )
@@ -95,18 +96,12 @@ type shiftOptions struct {
 	OneFS       bool
 	DryRun      bool
 	Workers     int
-	Helper      string
+	Helper      fcaps.HelperMode
 	JSON, Quiet bool
 	NoProgress  bool
 }
 
-func newShiftCmd(f *Factory, runF func(*shiftOptions) error) *cobra.Command {
-	opts := &shiftOptions{IO: f.IO, From: shiftSide{name: "from"}, To: shiftSide{name: "to"}}
-	var foreign string
-	cmd := &cobra.Command{
-		Use:   "shift --from MAP|host --to MAP|host [--gidmap-from MAP] [--gidmap-to MAP] [--dry-run] ROOTFS",
-		Short: "Re-own a rootfs in place for another id range, caps and ACLs included",
-		Long: `Move the tree under ROOTFS from one user namespace's id range to another's, in
+const shiftLong = `Move the tree under ROOTFS from one user namespace's id range to another's, in
 place: every owner, POSIX ACL entry (access and default ACLs) and file
 capability rootid goes from its container id under --from to the same
 container id under --to. Use it to make a privileged container unprivileged
@@ -150,7 +145,15 @@ EXIT STATUS
   0  the tree is shifted (or, with --dry-run, was listed)
   1  some ids or files were left as they were (each is reported), or the
      shift failed
-  2  usage error: bad flags or arguments, nothing was done`,
+  2  usage error: bad flags or arguments, nothing was done`
+
+func newShiftCmd(f *Factory, runF func(*shiftOptions) error) *cobra.Command {
+	opts := &shiftOptions{IO: f.IO, From: shiftSide{name: "from"}, To: shiftSide{name: "to"}}
+	var foreign string
+	cmd := &cobra.Command{
+		Use:   "shift --from MAP|host --to MAP|host [--gidmap-from MAP] [--gidmap-to MAP] [--dry-run] ROOTFS",
+		Short: "Re-own a rootfs in place for another id range, caps and ACLs included",
+		Long:  shiftLong,
 		Example: `  nscap shift --from 0:100000:65536 --to 0:200000:65536 /var/lib/ct/rootfs
   nscap shift --from host --to 0:100000:65536 /srv/privileged/rootfs
   nscap shift --from-oci-config old/config.json --to-oci-config new/config.json rootfs
@@ -180,11 +183,6 @@ EXIT STATUS
 			if opts.Workers < 0 {
 				return flagErrorf("--workers %d: want 0 (automatic) or more", opts.Workers)
 			}
-			switch opts.Helper {
-			case "auto", "always", "never":
-			default:
-				return flagErrorf("--helper %q: want auto, always or never", opts.Helper)
-			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -198,7 +196,7 @@ EXIT STATUS
 	fl.BoolVar(&opts.OneFS, "one-file-system", true, "leave file systems mounted below ROOTFS alone (--one-file-system=false shifts them too)")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "list what would change; change nothing")
 	fl.IntVar(&opts.Workers, "workers", 0, "goroutines walking directories (0: automatic)")
-	fl.StringVar(&opts.Helper, "helper", "auto", "shift from a helper user namespace: auto, always or never")
+	addHelperFlag(fl, &opts.Helper, "shift from a helper user namespace")
 	return cmd
 }
 
@@ -340,7 +338,7 @@ func runShift(ctx context.Context, opts *shiftOptions) error {
 	rep.counter.Done()
 	var fe *backup.ShiftFailedError
 	if errors.Is(err, backup.ErrShiftOverlap) {
-		return &FlagError{Err: err} // nothing was done
+		return &FlagError{Err: fmt.Errorf("--from and --to: %w", err)} // nothing was done
 	}
 	if err != nil && !errors.As(err, &fe) {
 		return fmt.Errorf("shift %s: %w", opts.Root, err)
@@ -367,8 +365,8 @@ func runShift(ctx context.Context, opts *shiftOptions) error {
 
 // useShiftHelper says whether the shift goes through a helper user
 // namespace.
-func useShiftHelper(mode string) bool {
-	return mode == "always" || (mode == "auto" && !privileged())
+func useShiftHelper(mode fcaps.HelperMode) bool {
+	return mode == fcaps.HelperAlways || (mode == fcaps.HelperAuto && !privileged())
 }
 
 func printShiftSummary(w io.Writer, s backup.ShiftSummary) {

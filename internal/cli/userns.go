@@ -183,7 +183,7 @@ func runUserns(ctx context.Context, opts *usernsOptions) error {
 			if opts.JSON {
 				sum.Records++
 				sum.Errors++
-				if err := writeJSON(opts.IO.Out, itemRecord{Type: recError, PID: pid, Message: pidError(pid, err).Error()}); err != nil {
+				if err := writeJSON(opts.IO.Out, itemRecord{Type: recError, PID: pid, Message: jsonText(pidError(pid, err).Error())}); err != nil {
 					return err
 				}
 			}
@@ -204,15 +204,7 @@ func runUserns(ctx context.Context, opts *usernsOptions) error {
 			return err
 		}
 	}
-	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, sum); err != nil {
-			return err
-		}
-	}
-	if failed {
-		return errSilent
-	}
-	return nil
+	return endRun(opts.IO.Out, opts.JSON, sum, failed)
 }
 
 // mapText shows an empty map as "(none)".

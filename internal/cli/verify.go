@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/fcaps"
 )
 
 type verifyOptions struct {
@@ -15,7 +16,7 @@ type verifyOptions struct {
 	Archive string
 	Dest    string
 	Maps    targetMapFlags
-	Helper  string // auto, always, never
+	Helper  fcaps.HelperMode
 	JSON    bool
 	// Quiet (-q) and NoProgress (--no-progress): no progress line; -q
 	// also no summary.
@@ -73,25 +74,21 @@ EXIT STATUS
 		},
 	}
 	opts.Maps.register(cmd.Flags())
-	cmd.Flags().StringVar(&opts.Helper, "helper", "auto", "read the tree from a helper user namespace: auto, always or never")
+	addHelperFlag(cmd.Flags(), &opts.Helper, "read the tree from a helper user namespace")
 	cmd.Flags().StringArrayVar(&opts.XattrsInclude, "xattrs-include", nil, "the --xattrs-include `PATTERN`s the restore was given (default user.*; ACLs and caps always)")
 	return cmd
 }
 
 func runVerify(ctx context.Context, opts *verifyOptions) error {
-	uid, gid, suid, sgid, err := opts.Maps.resolve()
+	in, err := openArchive(opts.IO, opts.Archive, &opts.Maps)
 	if err != nil {
 		return err
 	}
-	r, closeArchive, err := archiveReader(opts.IO, opts.Archive)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = closeArchive() }() // read only
-	progress, r := newArchiveProgress(opts.IO, "verify", r, opts.Quiet || opts.NoProgress || opts.JSON)
+	defer func() { _ = in.Close() }() // read only
+	progress, r := newArchiveProgress(opts.IO, "verify", in.R, opts.Quiet || opts.NoProgress || opts.JSON)
 	start := time.Now()
 	vo := backup.VerifyOptions{
-		UIDMap: uid, GIDMap: gid, SourceUIDMap: suid, SourceGIDMap: sgid, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
+		UIDMap: in.UID, GIDMap: in.GID, SourceUIDMap: in.SrcUID, SourceGIDMap: in.SrcGID, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
 		XattrsInclude: opts.XattrsInclude,
 		Difference: func(d backup.Difference) error {
 			progress.Clear() // stdout may be the same terminal
@@ -103,7 +100,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		},
 	}
 	var diffs []backup.Difference
-	if useHelper(opts.Helper, uid) {
+	if useHelper(opts.Helper, in.UID) {
 		diffs, err = backup.VerifyRootless(ctx, r, opts.Dest, vo, backup.RootlessOptions{Stderr: progress.Writer(opts.IO.ErrOut)})
 	} else {
 		diffs, err = backup.Verify(ctx, r, opts.Dest, vo)

@@ -26,12 +26,32 @@ var goWords = strings.NewReplacer(
 	"not hex: encoding/hex: ", "not hex: ",
 )
 
+// bareEOF is archive/tar's (or a decompressor's) io.ErrUnexpectedEOF
+// ending a message about an archive, alone or after a member's name:
+// "read archive: unexpected EOF" says nothing to a user whose archive was
+// cut inside a member (a copy interrupted, a download cut short). (audit
+// says "malformed archive: unexpected EOF", which tells it already.)
+var bareEOF = regexp.MustCompile(`(read archive: (?:[^:\n]+: )?)unexpected EOF(\n|$)`)
+
 // userText rewrites the messages in s in the user's words.
 func userText(s string) string {
 	for pkgPrefix.MatchString(s) { // "userns: backup: x" loses both
 		s = pkgPrefix.ReplaceAllString(s, ": ")
 	}
+	s = bareEOF.ReplaceAllStringFunc(s, func(m string) string {
+		if strings.Contains(m, "cut short") { // the compressed stream's end: said already
+			return m
+		}
+		return bareEOF.ReplaceAllString(m, "${1}truncated archive: it ends inside a member (unexpected EOF)$2")
+	})
 	return goWords.Replace(s)
+}
+
+// jsonText is userText for the message of a JSON record, which starts
+// with the library's words where a line of stderr starts with nscap's
+// ("backup: id outside the map" in an "error" record).
+func jsonText(s string) string {
+	return strings.TrimPrefix(userText(": "+s), ": ")
 }
 
 // userWriter writes through userText. Each Write is rewritten on its own:

@@ -32,3 +32,37 @@ func TestUserText(t *testing.T) {
 		}
 	}
 }
+
+func TestUserTextEOF(t *testing.T) {
+	t.Parallel()
+	const told = "truncated archive: it ends inside a member (unexpected EOF)"
+	for _, tc := range []struct{ in, want string }{
+		{"nscap: restore a.tar: read archive: unexpected EOF\n", "nscap: restore a.tar: read archive: " + told + "\n"},
+		{"nscap: verify a.tar: read archive: ./bin/ls: unexpected EOF\n", "nscap: verify a.tar: read archive: ./bin/ls: " + told + "\n"},
+		// Said already, or not an archive: left alone.
+		{"nscap: list a.tar.gz: read archive: compressed stream cut short: unexpected EOF\n", "nscap: list a.tar.gz: read archive: compressed stream cut short: unexpected EOF\n"},
+		{"nscap: audit a.tar: read a.tar: fcaps: malformed archive: unexpected EOF\n", "nscap: audit a.tar: read a.tar: malformed archive: unexpected EOF\n"},
+		{"nscap: audit: read baseline b: fcaps: malformed baseline: unexpected EOF\n", "nscap: audit: read baseline b: malformed baseline: unexpected EOF\n"},
+	} {
+		if got := userText(tc.in); got != tc.want {
+			t.Errorf("userText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestJSONText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		// A record's message starts with the library's words.
+		{"backup: id outside the map", "id outside the map"},
+		{"entry \"../f\": backup: insecure path in archive", "entry \"../f\": insecure path in archive"},
+		{"read a.tar: fcaps: malformed archive: tarfmt: truncated archive: no end-of-archive block", "read a.tar: malformed archive: truncated archive: no end-of-archive block"},
+		{"restore a.tar: read archive: unexpected EOF", "restore a.tar: read archive: truncated archive: it ends inside a member (unexpected EOF)"},
+		{"verify: a differs", "verify: a differs"},
+		{"", ""},
+	} {
+		if got := jsonText(tc.in); got != tc.want {
+			t.Errorf("jsonText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
