@@ -97,6 +97,7 @@ func (v *verifier) run(ctx context.Context, ar *tarfmt.Reader) error {
 		if err := v.entry(e, ar); err != nil {
 			return err
 		}
+		v.opts.Reporter.CompleteItem(v.d.display(e.Name), archive.ActionVerified, archive.ItemStats{Size: e.Header.Size})
 	}
 	return v.extras()
 }

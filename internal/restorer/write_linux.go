@@ -38,7 +38,7 @@ func (rs *restorer) existing(dirfd int, base string, e *tarfmt.Entry) (st unix.S
 	}
 	if rs.keep(e, &st) {
 		rs.skipped.Add(1)
-		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionKept, e.Header.Size)
+		rs.done(e, &entryMeta{}, ActionKept, e.Header.Size)
 		return st, true, true
 	}
 	return st, true, false
@@ -94,7 +94,7 @@ func (rs *restorer) writeSmall(pc *parentCache, e *tarfmt.Entry, mt entryMeta, d
 	}
 	rs.files.Add(1)
 	rs.bytes.Add(int64(len(data)))
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, int64(len(data)))
+	rs.done(e, &mt, ActionRestored, int64(len(data)))
 	return nil
 }
 
@@ -188,7 +188,7 @@ func (rs *restorer) writeFile(pc *parentCache, e *tarfmt.Entry, mt entryMeta, da
 	placed = true
 	rs.files.Add(1)
 	rs.bytes.Add(n)
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, n)
+	rs.done(e, &mt, ActionRestored, n)
 	return nil
 }
 
@@ -277,7 +277,7 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 	}
 	rs.dirs = append(rs.dirs, deferredDir{name: e.Name, mode: mt.mode, times: mt.times, defACL: defACL})
 	rs.dirsN.Add(1)
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	rs.done(e, &mt, ActionRestored, 0)
 	return nil
 }
 
@@ -336,7 +336,7 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 	} else {
 		rs.others.Add(1)
 	}
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	rs.done(e, &mt, ActionRestored, 0)
 	return nil
 }
 
@@ -378,7 +378,7 @@ func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp
 		return rs.d.pathErr("rename", e.Name, err)
 	}
 	rs.links.Add(1)
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	rs.done(e, &mt, ActionRestored, 0)
 	return nil
 }
 
