@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 )
@@ -270,8 +271,8 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 		}
 	}
 	if len(mt.caps) > 0 {
-		if err := unix.Fsetxattr(fd, archive.XattrCaps, mt.caps, 0); err != nil {
-			return rs.d.pathErr("setxattr "+archive.XattrCaps, e.Name, err)
+		if err := fcaps.SetRawFd(fd, rs.d.display(e.Name), mt.caps); err != nil {
+			return err
 		}
 		rs.caps.Add(1)
 	}
