@@ -122,14 +122,6 @@ func fileType(mode uint32) string {
 	return fmt.Sprintf("type %#o", mode&unix.S_IFMT)
 }
 
-func headerType(t byte) string {
-	switch t {
-	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-		return "regular file"
-	}
-	return typeName(t)
-}
-
 // entry checks one member against the tree.
 func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 	disp := v.d.display(e.Name)
@@ -172,7 +164,7 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 	default:
 		return v.report(Difference{Path: disp, Kind: DiffError, Got: fmt.Sprintf("member type %q not supported", h.Typeflag)})
 	}
-	want, got := headerType(h.Typeflag), fileType(st.Mode)
+	want, got := tarfmt.TypeName(h.Typeflag), fileType(st.Mode)
 	if want != got {
 		return v.report(Difference{Path: disp, Kind: DiffType, Want: want, Got: got})
 	}

@@ -23,7 +23,7 @@ import (
 // member e (not ".") goes.
 func (rs *restorer) parent(pc *parentCache, e *tarfmt.Entry) (dirfd int, base string, err error) {
 	if e.Name == "." {
-		return -1, "", fmt.Errorf("a %s cannot replace the destination directory", typeName(e.Header.Typeflag))
+		return -1, "", fmt.Errorf("a %s cannot replace the destination directory", tarfmt.TypeName(e.Header.Typeflag))
 	}
 	dir, base := path.Split(e.Name)
 	dirfd, err = pc.get(cleanDir(dir))
@@ -406,22 +406,4 @@ func specialType(t byte) uint32 {
 		return unix.S_IFBLK
 	}
 	return 0
-}
-
-func typeName(t byte) string {
-	switch t {
-	case tar.TypeSymlink:
-		return "symlink"
-	case tar.TypeLink:
-		return "hardlink"
-	case tar.TypeFifo:
-		return "fifo"
-	case tar.TypeChar:
-		return "character device"
-	case tar.TypeBlock:
-		return "block device"
-	case tar.TypeDir:
-		return "directory"
-	}
-	return "regular file"
 }
