@@ -157,9 +157,6 @@ type VerifyOptions = restorer.VerifyOptions
 // OverwritePolicy is [restorer.OverwritePolicy].
 type OverwritePolicy = restorer.OverwritePolicy
 
-// RestoreReporter is [restorer.RestoreReporter].
-type RestoreReporter = restorer.RestoreReporter
-
 // RestoreSummary is [restorer.RestoreSummary].
 type RestoreSummary = restorer.RestoreSummary
 

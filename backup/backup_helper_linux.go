@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/archiver"
@@ -191,7 +190,6 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 	ew.flush()
 	copyErr := closePipe()
 	sum := resp.Summary
-	rep.Finish(sum)
 	switch {
 	case ew.aborted() != nil:
 		return sum, ew.aborted()
@@ -270,7 +268,7 @@ func serveBackupHelper(raw json.RawMessage) (json.RawMessage, error) {
 	opts := Options{
 		UIDMap: uid, GIDMap: gid, ForeignCaps: req.ForeignCaps, Compression: req.Compression, CompressLevel: req.CompressLevel,
 		Tool: req.Tool, Workers: req.Workers, Exclude: req.Exclude, OneFileSystem: req.OneFileSystem,
-		Reporter: helperBackupReporter{emit: emit, rw: rw},
+		Reporter: helperReporter{emit: emit, rw: rw},
 	}
 	x := archiver.Extra{Exclude: archiver.FileID{Dev: req.ExcludeDev, Ino: req.ExcludeIno}, MetaUIDMap: shownUID, MetaGIDMap: shownGID}
 	sum, err := archiver.Write(context.Background(), ofile, procRoot, opts, x)
@@ -286,38 +284,4 @@ func serveBackupHelper(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, rw.err(err)
 	}
 	return json.Marshal(resp)
-}
-
-// helperBackupReporter sends the backup events of the helper.
-type helperBackupReporter struct {
-	emit func(helperEvent)
-	rw   pathRewriter
-}
-
-func (helperBackupReporter) StartFile(string) {}
-
-func (r helperBackupReporter) CompleteItem(p string, a archive.Action, s archive.ItemStats) {
-	r.emit(helperEvent{Type: "item", Path: p, Action: a, Size: s.Size, Caps: s.Caps})
-}
-
-func (r helperBackupReporter) Warn(p string, err error) { r.emit(r.event("warning", p, err)) }
-
-func (r helperBackupReporter) Error(p string, err error) error {
-	r.emit(r.event("error", p, err))
-	return nil
-}
-
-func (helperBackupReporter) Finish(archive.Summary) {}
-
-func (r helperBackupReporter) event(typ, p string, err error) helperEvent {
-	ev := helperEvent{Type: typ, Path: p, Msg: r.rw.text(err.Error())}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		ev.Op, ev.Msg = pe.Op, r.rw.text(pe.Err.Error())
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		ev.Errno = int(errno)
-	}
-	return ev
 }

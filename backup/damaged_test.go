@@ -37,7 +37,7 @@ func TestDamagedArchives(t *testing.T) {
 	}
 	restore := func(arch []byte) error {
 		dest := filepath.Join(testutil.TempDir(t), "d")
-		_, err := Restore(context.Background(), bytes.NewReader(arch), dest, RestoreOptions{Error: func(string, error) error { return nil }})
+		_, err := Restore(context.Background(), bytes.NewReader(arch), dest, RestoreOptions{Reporter: funcs{err: func(string, error) error { return nil }}})
 		if err == nil {
 			_, err = Verify(context.Background(), bytes.NewReader(arch), src, VerifyOptions{})
 		}

@@ -22,7 +22,27 @@ import (
 // (see TestMain): "ROOT OUT MAP".
 const helperEnv = "NSCAP_BACKUP_TEST_HELPER"
 
+// restoreEnv makes the test binary run one Restore instead of the tests
+// (see TestMain): "ARCHIVE DEST"; each failed entry is printed as
+// "PATH: ERROR".
+const restoreEnv = "NSCAP_RESTORE_TEST_HELPER"
+
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(restoreEnv); spec != "" {
+		f := strings.Fields(spec)
+		a, err := os.Open(f[0])
+		if err == nil {
+			_, err = Restore(context.Background(), a, f[1], RestoreOptions{StateDir: f[1] + ".state", Reporter: funcs{err: func(p string, err error) error {
+				fmt.Printf("%s: %v (EPERM %v)\n", p, err, errors.Is(err, unix.EPERM))
+				return nil
+			}}})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if spec := os.Getenv(helperEnv); spec != "" {
 		f := strings.Fields(spec)
 		_, err := WriteFile(context.Background(), f[1], f[0], Options{UIDMap: mustMapOrExit(f[2])})
@@ -192,4 +212,31 @@ func TestWriteFileUnreadable(t *testing.T) {
 		t.Errorf("error output does not name the file:\n%s", msg)
 	}
 	noLeftovers(t, work, "rootfs")
+}
+
+// TestRestoreCapsExplained: a capability the kernel refuses to restore is
+// explained as nscap set explains it (restore writes caps with fcaps's
+// writer): restored without CAP_SETFCAP (dropped from the bounding set
+// for root, as an unprivileged user it is not held), the entry's error
+// names the capability the write needs, and is EPERM.
+func TestRestoreCapsExplained(t *testing.T) {
+	uid, gid := os.Getuid(), os.Getgid()
+	a := makeArchive(t, "", []member{{name: "ping", data: "x", mode: 0o755, uid: uid, gid: gid, xattrs: map[string]string{XattrCaps: capsV2()}}})
+	dir := testutil.TempDir(t)
+	arch := filepath.Join(dir, "a.tar")
+	testutil.NoErr(t, os.WriteFile(arch, a, 0o644))
+	argv := []string{os.Args[0]}
+	if testutil.IsRoot() {
+		testutil.RequireTool(t, "setpriv")
+		argv = append([]string{"setpriv", "--bounding-set=-setfcap", "--inh-caps=-setfcap", "--"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), restoreEnv+"="+arch+" "+filepath.Join(dir, "dest"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "/ping: ") || !strings.Contains(string(out), "CAP_SETFCAP") || !strings.Contains(string(out), "(EPERM true)") {
+		t.Errorf("refused cap not explained (want the entry, CAP_SETFCAP, EPERM):\n%s", out)
+	}
 }

@@ -74,7 +74,7 @@ func TestRestoreMemoryHeaders(t *testing.T) {
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
-	_, err := Restore(t.Context(), heavyHeaders(150, 18000), dest, RestoreOptions{Workers: 4, Error: func(string, error) error { return nil }})
+	_, err := Restore(t.Context(), heavyHeaders(150, 18000), dest, RestoreOptions{Workers: 4, Reporter: funcs{err: func(string, error) error { return nil }}})
 	close(stop)
 	<-done
 	var ie *IncompleteError

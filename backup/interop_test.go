@@ -237,7 +237,7 @@ func TestXattrNamesInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		var errs []string
-		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil || len(errs) > 0 {
+		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Reporter: funcs{err: collect(&errs)}}); err != nil || len(errs) > 0 {
 			t.Fatalf("restore of the %s archive: %v %v", tc.name, err, errs)
 		}
 		if d := cmp.Diff(want, userXattrs(filepath.Join(dest, "f"))); d != "" {

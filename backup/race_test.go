@@ -118,10 +118,10 @@ func TestRestoreSwapRacer(t *testing.T) {
 
 	stop := startRacer(t, filepath.Join(dest, "dev"), victims, &syscall.Credential{Uid: 100000, Gid: 100000})
 	var failed int
-	_, err := Restore(t.Context(), bytes.NewReader(racerMembers(t, racerN)), dest, RestoreOptions{Workers: 4, Error: func(string, error) error {
+	_, err := Restore(t.Context(), bytes.NewReader(racerMembers(t, racerN)), dest, RestoreOptions{Workers: 4, Reporter: funcs{err: func(string, error) error {
 		failed++ // a swapped entry is an error, not a victim
 		return nil
-	}})
+	}}})
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -153,12 +153,12 @@ func TestRestoreSwapHook(t *testing.T) {
 	testutil.NoErr(t, os.MkdirAll(filepath.Join(dest, "dev"), 0o755))
 	testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "keep"), nil, 0o644))
 	var replaced int
-	_, err := Restore(t.Context(), bytes.NewReader(racerMembers(t, 20)), dest, RestoreOptions{Error: func(_ string, err error) error {
+	_, err := Restore(t.Context(), bytes.NewReader(racerMembers(t, 20)), dest, RestoreOptions{Reporter: funcs{err: func(_ string, err error) error {
 		if errors.Is(err, ErrReplaced) {
 			replaced++
 		}
 		return nil
-	}})
+	}}})
 	testutil.NoErr(t, err)
 	if touched := victimsTouched(t, victims, 20, 0); touched > 0 || replaced != 20 {
 		t.Fatalf("%d host files changed, %d entries failed as replaced; want 0 and 20", touched, replaced)
@@ -221,7 +221,7 @@ func TestRestoreSwapRacerRootlessChild(t *testing.T) {
 	defer f.Close()
 	_, err = RestoreRootless(t.Context(), f, filepath.Join(dir, "rootfs"), RestoreOptions{
 		UIDMap: mustMap(t, "0:"+base+":65536"), Workers: 4,
-		Error: func(string, error) error { res.Fails++; return nil },
+		Reporter: funcs{err: func(string, error) error { res.Fails++; return nil }},
 	}, RootlessOptions{})
 	if err != nil {
 		res.Err = err.Error()

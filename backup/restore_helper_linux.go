@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/restorer"
 
 	"golang.org/x/sys/unix"
@@ -174,13 +175,14 @@ func RestoreRootless(ctx context.Context, r io.Reader, dest string, opts Restore
 		func(ev helperEvent) error {
 			switch ev.Type {
 			case "item":
-				opts.Reporter.CompleteItem(ev.Path, ev.Action, ev.Size)
+				opts.Reporter.CompleteItem(ev.Path, ev.Action, archive.ItemStats{Size: ev.Size, Caps: ev.Caps})
+			case "warning":
+				opts.Reporter.Warn(ev.Path, ev.err())
 			case "error":
-				return opts.Error(ev.Path, ev.err())
+				return opts.Reporter.Error(ev.Path, ev.err())
 			}
 			return nil
 		}, &sum)
-	opts.Reporter.Finish(sum)
 	return sum, err
 }
 
@@ -652,19 +654,6 @@ func serveHelper(raw json.RawMessage, verify bool) (json.RawMessage, error) {
 		Overwrite: req.Overwrite, Workers: req.Workers, Sparse: req.Sparse, XattrsInclude: req.XattrsInc, StateDir: stateDir, ForeignCaps: req.ForeignCaps,
 		Paths: req.Paths, ShownUIDMap: maps[4], ShownGIDMap: maps[5],
 		Reporter: helperReporter{emit: emit, rw: rw},
-		Error: func(p string, err error) error {
-			ev := helperEvent{Type: "error", Path: rw.path(p), Msg: rw.text(err.Error())}
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				ev.Op, ev.Path, ev.Msg = pe.Op, rw.path(pe.Path), rw.text(pe.Err.Error())
-			}
-			var errno syscall.Errno
-			if errors.As(err, &errno) {
-				ev.Errno = int(errno)
-			}
-			emit(ev)
-			return nil
-		},
 	}
 	sum, err := Restore(ctx, afile, procDest, opts)
 	if err != nil {
@@ -686,17 +675,41 @@ func inherited(fd int, dev, ino uint64, what string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), what), nil
 }
 
-// helperReporter sends the restore events of the helper.
+// helperReporter sends the events of a backup or a restore run in the
+// helper to the parent, paths and messages in the caller's words.
 type helperReporter struct {
 	emit func(helperEvent)
 	rw   pathRewriter
 }
 
-func (r helperReporter) CompleteItem(p string, a Action, size int64) {
-	r.emit(helperEvent{Type: "item", Path: r.rw.path(p), Action: a, Size: size})
+// StartFile sends nothing: the parent counts completed items.
+func (helperReporter) StartFile(string) {}
+
+func (r helperReporter) CompleteItem(p string, a archive.Action, s archive.ItemStats) {
+	r.emit(helperEvent{Type: "item", Path: r.rw.path(p), Action: a, Size: s.Size, Caps: s.Caps})
 }
 
-func (helperReporter) Finish(RestoreSummary) {}
+func (r helperReporter) Warn(p string, err error) { r.emit(r.event("warning", p, err)) }
+
+func (r helperReporter) Error(p string, err error) error {
+	r.emit(r.event("error", p, err))
+	return nil
+}
+
+// event describes err about p as the parent rebuilds it (see
+// helperEvent.err): the operation, the message and the errno.
+func (r helperReporter) event(typ, p string, err error) helperEvent {
+	ev := helperEvent{Type: typ, Path: r.rw.path(p), Msg: r.rw.text(err.Error())}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		ev.Op, ev.Path, ev.Msg = pe.Op, r.rw.path(pe.Path), r.rw.text(pe.Err.Error())
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		ev.Errno = int(errno)
+	}
+	return ev
+}
 
 // pathRewriter puts the caller's name of dest back in place of the
 // helper's /proc/self/fd path.

@@ -96,7 +96,7 @@ func TestRestorePlantedMarker(t *testing.T) {
 			testutil.NoErr(t, os.WriteFile(filepath.Join(dest, "f"), []byte("old"), 0o644))
 			plant(t, dest, marker)
 			var errs []string
-			if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Overwrite: OverwriteNever, Error: collect(&errs)}); err != nil || len(errs) > 0 {
+			if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Overwrite: OverwriteNever, Reporter: funcs{err: collect(&errs)}}); err != nil || len(errs) > 0 {
 				t.Fatalf("Restore = %v %q", err, errs)
 			}
 			if b, err := os.ReadFile(filepath.Join(dest, "f")); err != nil || string(b) != "old" {
@@ -233,7 +233,7 @@ func TestRestoreResumeKeepsPlanted(t *testing.T) {
 	}
 	plant(t, dest, "direct\n")
 	var errs []string
-	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil || len(errs) > 0 {
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Reporter: funcs{err: collect(&errs)}}); err != nil || len(errs) > 0 {
 		t.Fatalf("Restore = %v %q", err, errs)
 	}
 	checkPlanted(t, dest, "direct\n")
@@ -316,7 +316,7 @@ func TestRestoreDeepPlantedChain(t *testing.T) {
 	deepChain(t, filepath.Join(dest, "sub/chain"), deepChainDepth)
 	start := time.Now()
 	var errs []string
-	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil || len(errs) > 0 {
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Reporter: funcs{err: collect(&errs)}}); err != nil || len(errs) > 0 {
 		t.Fatalf("Restore = %v %q", err, errs)
 	}
 	t.Logf("resumed over a chain %d deep in %v", deepChainDepth, time.Since(start))
@@ -381,7 +381,7 @@ func TestRestoreStateOutsideDest(t *testing.T) {
 	}
 	defer func() { restorer.TestHookSpecial = nil }()
 	var errs []string
-	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: stateDir, Error: collect(&errs)}); err != nil || len(errs) > 0 {
+	if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: stateDir, Reporter: funcs{err: collect(&errs)}}); err != nil || len(errs) > 0 {
 		t.Fatalf("Restore = %v %q", err, errs)
 	}
 	if want := []string{"keep", "sub"}; !cmp.Equal(want, top) {
@@ -535,7 +535,7 @@ func TestRestoreRootlessState(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	var errs []string
-	if _, err := RestoreRootless(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: m, StateDir: stateDir, Error: collect(&errs)},
+	if _, err := RestoreRootless(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: m, StateDir: stateDir, Reporter: funcs{err: collect(&errs)}},
 		RootlessOptions{Stderr: &stderr}); err != nil || len(errs) > 0 {
 		t.Fatalf("RestoreRootless = %v %q (helper stderr %q)", err, errs, stderr.String())
 	}
@@ -577,12 +577,12 @@ func TestRestoreStagingReplaced(t *testing.T) {
 	}
 	defer func() { restorer.TestHookCommit = nil }()
 	var errs []string
-	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: t.TempDir(), Error: func(p string, err error) error {
+	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{StateDir: t.TempDir(), Reporter: funcs{err: func(p string, err error) error {
 		if !errors.Is(err, ErrStagingReplaced) {
 			errs = append(errs, p+": "+err.Error())
 		}
 		return nil
-	}})
+	}}})
 	if err != nil || len(errs) > 0 || sum.Failures != 1 || sum.Files != 2 {
 		t.Fatalf("Restore = %+v, %v, %q; want 2 files and the replaced staging directory failed", sum, err, errs)
 	}

@@ -277,7 +277,7 @@ func TestRestoreHostile(t *testing.T) {
 			before := snapshot(t, parent, dest)
 			wholeBefore := snapshot(t, parent, "")
 			var errs []string
-			_, err := Restore(context.Background(), bytes.NewReader(tc.archive), dest, RestoreOptions{Error: collect(&errs)})
+			_, err := Restore(context.Background(), bytes.NewReader(tc.archive), dest, RestoreOptions{Reporter: funcs{err: collect(&errs)}})
 			if (err != nil) != tc.fatal {
 				t.Errorf("Restore error = %v, want fatal %v", err, tc.fatal)
 			}
@@ -368,7 +368,7 @@ func TestRestoreTranslates(t *testing.T) {
 	testutil.RequireXattrFS(t, dest)
 	m := rtMap(t, "0:200000:65536")
 	var errs []string
-	sum, err := Restore(context.Background(), bytes.NewReader(nsArchive(t)), dest, RestoreOptions{UIDMap: m, Error: collect(&errs), Workers: 3})
+	sum, err := Restore(context.Background(), bytes.NewReader(nsArchive(t)), dest, RestoreOptions{UIDMap: m, Reporter: funcs{err: collect(&errs)}, Workers: 3})
 	if err != nil || len(errs) > 0 {
 		t.Fatalf("Restore = %v, items %q", err, errs)
 	}
@@ -534,7 +534,7 @@ func TestRestorePeerArchives(t *testing.T) {
 			dest := testutil.TempDir(t)
 			o := RestoreOptions{UIDMap: rtMap(t, "0:200000:65536"), SourceUIDMap: rtMap(t, "0:100000:65536")}
 			var errs []string
-			o.Error = collect(&errs)
+			o.Reporter = funcs{err: collect(&errs)}
 			if _, err := Restore(context.Background(), bytes.NewReader(a), dest, o); err != nil || len(errs) > 0 {
 				t.Fatalf("Restore = %v %q", err, errs)
 			}
@@ -858,8 +858,7 @@ func TestRestoreHostScopedCaps(t *testing.T) {
 			dest := testutil.TempDir(t)
 			var errs, warns []string
 			o := RestoreOptions{
-				UIDMap: m, HostScope: tc.hostScope, ForeignCaps: tc.policy, Error: collect(&errs),
-				Warn: collectWarn(&warns),
+				UIDMap: m, HostScope: tc.hostScope, ForeignCaps: tc.policy, Reporter: funcs{err: collect(&errs), warn: collectWarn(&warns)},
 			}
 			sum, err := Restore(context.Background(), bytes.NewReader(arch()), dest, o)
 			if err != nil {
@@ -927,7 +926,7 @@ func TestRestoreBsdtarHardlinksAndACLs(t *testing.T) {
 	dest := testutil.TempDir(t)
 	o := RestoreOptions{UIDMap: rtMap(t, "0:300000:65536"), SourceUIDMap: rtMap(t, "0:100000:65536")}
 	var errs []string
-	o.Error = collect(&errs)
+	o.Reporter = funcs{err: collect(&errs)}
 	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, o)
 	if err != nil || len(errs) > 0 || sum.Warnings != 0 {
 		t.Fatalf("Restore = %v %q %+v", err, errs, sum)
@@ -982,8 +981,7 @@ func TestRestoreHardlinkXattrsDiffer(t *testing.T) {
 	dest := testutil.TempDir(t)
 	var errs, warns []string
 	sum, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{
-		Error: collect(&errs),
-		Warn:  collectWarn(&warns),
+		Reporter: funcs{err: collect(&errs), warn: collectWarn(&warns)},
 	})
 	if err != nil || len(errs) != 0 || sum.Failures != 0 {
 		t.Fatalf("Restore = %v %q %+v", err, errs, sum)
@@ -1014,7 +1012,7 @@ func TestRestoreFixtures(t *testing.T) {
 			dest := testutil.TempDir(t)
 			o := RestoreOptions{UIDMap: target, SourceUIDMap: rtMap(t, "0:100000:65536")}
 			var errs []string
-			o.Error = collect(&errs)
+			o.Reporter = funcs{err: collect(&errs)}
 			sum, err := Restore(context.Background(), bytes.NewReader(a), dest, o)
 			if err != nil || len(errs) > 0 || sum.Warnings > 0 {
 				t.Fatalf("Restore = %v %q %+v", err, errs, sum)
@@ -1057,7 +1055,7 @@ func TestRestoreFixtures(t *testing.T) {
 		testutil.NoErr(t, os.Mkdir(dest, 0o755))
 		before := snapshot(t, parent, dest)
 		var errs []string
-		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Error: collect(&errs)}); err != nil {
+		if _, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{Reporter: funcs{err: collect(&errs)}}); err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(before, snapshot(t, parent, dest)); diff != "" {
@@ -1267,7 +1265,7 @@ func TestRestoreHardlinkOrder(t *testing.T) {
 				}
 				var errs []string
 				if _, err := Restore(context.Background(), bytes.NewReader(a), dest,
-					RestoreOptions{Workers: workers, Error: collect(&errs)}); err != nil || len(errs) > 0 {
+					RestoreOptions{Workers: workers, Reporter: funcs{err: collect(&errs)}}); err != nil || len(errs) > 0 {
 					t.Fatalf("Restore: %v %v", err, errs)
 				}
 				got := describe(dest)
@@ -1301,7 +1299,7 @@ func TestRestoreRawArchiveHint(t *testing.T) {
 	var got []error
 	var mu sync.Mutex
 	errFn := func(_ string, err error) error { mu.Lock(); got = append(got, err); mu.Unlock(); return nil }
-	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Error: errFn})
+	_, err := Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Reporter: funcs{err: errFn}})
 	want := "the archive holds host ids, not container ids: its first member f is owned by 100000:100000, outside the target map 0:200000:65536, " +
 		"and the archive records no source map (tar run on the host makes such archives); give the map of the container it was made from, " +
 		"e.g. --source-uidmap 0:100000:65536 when 100000 is that container's root"
@@ -1319,7 +1317,7 @@ func TestRestoreRawArchiveHint(t *testing.T) {
 	// The first member maps (a root-owned top directory), the next does not.
 	a = makeArchive(t, "", append([]member{{name: "ok", uid: 0, gid: 0, data: "z"}}, members...))
 	dest = testutil.TempDir(t)
-	_, err = Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Error: errFn})
+	_, err = Restore(context.Background(), bytes.NewReader(a), dest, RestoreOptions{UIDMap: target, Reporter: funcs{err: errFn}})
 	if !errors.As(err, &re) || re.First || re.Name != "f" || len(got) != 0 || !strings.Contains(err.Error(), "its member f is owned by 100000:100000") {
 		t.Fatalf("Restore = %v, entry errors %v; want one *RawArchiveError for f", err, got)
 	}
@@ -1328,7 +1326,7 @@ func TestRestoreRawArchiveHint(t *testing.T) {
 	}
 
 	// With the source map it restores.
-	_, err = Restore(context.Background(), bytes.NewReader(a), testutil.TempDir(t), RestoreOptions{UIDMap: target, SourceUIDMap: rtMap(t, "0:0:1,1:100000:65536"), Error: errFn})
+	_, err = Restore(context.Background(), bytes.NewReader(a), testutil.TempDir(t), RestoreOptions{UIDMap: target, SourceUIDMap: rtMap(t, "0:0:1,1:100000:65536"), Reporter: funcs{err: errFn}})
 	if err != nil || len(got) != 0 {
 		t.Errorf("Restore with --source-uidmap = %v, entry errors %v", err, got)
 	}
@@ -1358,4 +1356,22 @@ func TestRestoreDirectNotEmpty(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(empty, "f")); err != nil {
 		t.Error(err)
 	}
+}
+
+// funcs is a [Reporter] of two functions: err gets the per-entry errors,
+// warn the warnings (nil: err gets them too, not counted as failures).
+type funcs struct {
+	NopReporter
+	err  func(string, error) error
+	warn func(string, error)
+}
+
+func (f funcs) Error(p string, err error) error { return f.err(p, err) }
+
+func (f funcs) Warn(p string, err error) {
+	if f.warn != nil {
+		f.warn(p, err)
+		return
+	}
+	_ = f.err(p, err)
 }

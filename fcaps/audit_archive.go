@@ -122,9 +122,7 @@ func (s *archiveMembers) read(ctx context.Context, ar *tarfmt.Reader) (readErr, 
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.name, badArchive(err)), nil
 		}
-		if err := s.member(e, ar); err != nil {
-			return nil, err
-		}
+		s.member(e, ar)
 	}
 }
 
@@ -143,7 +141,7 @@ func (s *archiveMembers) global(comment string) error {
 
 // member records the member e, whose data r reads: a directory, the
 // passwd file, a member with caps.
-func (s *archiveMembers) member(e *tarfmt.Entry, r io.Reader) error {
+func (s *archiveMembers) member(e *tarfmt.Entry, r io.Reader) {
 	h, member := e.Header, e.Name
 	mode := h.FileInfo().Mode()
 	uid, gid := uint32(h.Uid), uint32(h.Gid)
@@ -156,7 +154,7 @@ func (s *archiveMembers) member(e *tarfmt.Entry, r io.Reader) error {
 	}
 	raw, ok := e.Xattrs[AttrName]
 	if !ok || h.Typeflag == tar.TypeLink {
-		return nil
+		return
 	}
 	if raw == nil {
 		raw = []byte{}
@@ -170,7 +168,6 @@ func (s *archiveMembers) member(e *tarfmt.Entry, r io.Reader) error {
 		fe.Container = "in a namespace-relative nscap archive (value kept host-scoped)"
 	}
 	s.entries = append(s.entries, fe)
-	return nil
 }
 
 // readMemberHead returns the first bytes of the current member's data (up

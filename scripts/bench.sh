@@ -6,6 +6,8 @@
 #   BENCH_ONLY=get make bench        # get | backup | restore | shift | shift-check
 #   FILES=1000000 SCALE=0.05 BENCH_FS_SIZE=24G BENCH_DIR=/tmp/nscap-bench-1m make bench
 #     (8G of ext4 holds about 520k inodes: give a 1M-file tree a bigger fs)
+#   BENCH_BASE=5a5d438 make bench    # also time nscap as built at that commit
+#     ("base", alternating in the same run): a change is no slower than before
 #
 # Prints, per pair, the median wall time, peak RSS and the ratio nscap/peer.
 set -euo pipefail
@@ -28,6 +30,18 @@ bin=$SCR.bin
 mkdir -p "$bin"
 go build -o "$bin/nscap" ./cmd/nscap
 go build -o "$bin/benchcmp" ./internal/tools/benchcmp
+B=
+if [ -n "${BENCH_BASE:-}" ]; then
+  # nscap as it was at BENCH_BASE, built from a clean export of that commit.
+  base_src=$(mktemp -d)
+  git archive "$BENCH_BASE" | tar -x -C "$base_src"
+  (cd "$base_src" && go build -o "$bin/nscap-base" ./cmd/nscap)
+  rm -rf "$base_src"
+  B="$bin/nscap-base"
+fi
+# base NAME=CMD: the same command run by the base build, when there is one
+# (the output path suffixed so that both never share a file).
+base() { [ -n "$B" ] && printf '%s\n' "base-${1%%=*}=${1#*=}" | sed "s|$bin/nscap |$B |g; s|out-nscap.tar|out-base.tar|g"; }
 gcc -O2 -pthread -o "$bin/floor" "$kit/floor.c"
 
 bash "$kit/scratchfs.sh" up "$SCR" "$SIZE" >/dev/null
@@ -166,14 +180,16 @@ for what in $ONLY; do
     "$bin/benchcmp" -n "$ROUNDS" -title "== scan: nscap get -r -n vs getcap -r -n (floor = floor.c variant 2, 2 threads)" \
       "getcap=getcap -r -n $tree >/dev/null 2>&1" \
       "nscap=$N get -r -n $tree >/dev/null" \
+      ${B:+"$(base "nscap=$N get -r -n $tree >/dev/null")"} \
       "floor=$bin/floor 2 2 $tree >/dev/null"
     ;;
   backup)
     has backup || { echo "== backup: nscap backup not available yet, skipped"; continue; }
-    "$bin/benchcmp" -n "$ROUNDS" -prep "rm -f $SCR/out-tar.tar $SCR/out-nscap.tar" \
+    "$bin/benchcmp" -n "$ROUNDS" -prep "rm -f $SCR/out-tar.tar $SCR/out-nscap.tar $SCR/out-base.tar" \
       -title "== backup: nscap backup vs tar --xattrs --xattrs-include='*' -cf (same fs); --verify vs tar --verify" \
       "tar=tar --xattrs --xattrs-include='*' -cf $SCR/out-tar.tar -C $tree ." \
       "nscap=$N backup --no-progress -q -o $SCR/out-nscap.tar $tree" \
+      ${B:+"$(base "nscap=$N backup --no-progress -q -o $SCR/out-nscap.tar $tree")"} \
       "tar-W=tar --xattrs --xattrs-include='*' --verify -cf $SCR/out-tar.tar -C $tree ." \
       "verify=$N backup --verify --no-progress -q -o $SCR/out-nscap.tar $tree"
     ;;
@@ -184,6 +200,7 @@ for what in $ONLY; do
       -title "== restore: nscap restore vs tar --xattrs --xattrs-include='*' -xpf (empty dir)" \
       "tar=tar --xattrs --xattrs-include='*' -xpf $SCR/archive.tar -C $SCR/dest" \
       "nscap=$N restore --no-progress -q $SCR/archive.tar $SCR/dest" \
+      ${B:+"$(base "nscap=$N restore --no-progress -q $SCR/archive.tar $SCR/dest")"} \
       "direct=$N restore --direct --no-progress -q $SCR/archive.tar $SCR/dest"
     ;;
   shift | shift-check)
@@ -196,6 +213,7 @@ for what in $ONLY; do
     shift_check || { echo "== shift: the check failed (above); not timed" >&2; rm -rf "$stree"; exit 1; }
     if [ "$what" = shift ]; then
       peers=("recipe=$shift_recipe" "nscap=$shift_nscap")
+      [ -n "$B" ] && peers+=("$(base "nscap=$shift_nscap")")
       [ -x "$bin/fuidshift" ] && peers+=("fuidshift=$shift_fuid")
       "$bin/benchcmp" -n "$ROUNDS" -warm=false -prep "$shift_reset" \
         -title "== shift: nscap shift vs scripts/shift-recipe.sh (find/xargs chown -h, getfacl/setfacl --restore, getcap/setcap -n, chmod u+s/g+s) and LXD's fuidshift; $SA -> $SB, each from the same pristine tree" \

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Action is what happened to one item of a backup.
+// Action is what happened to one item of a backup, a restore or a
+// verify.
 type Action string
 
 // Actions reported through [Reporter.CompleteItem].
@@ -14,6 +15,9 @@ const (
 	ActionArchived Action = "archived" // written with its content and metadata
 	ActionLinked   Action = "hardlink" // written as a hard link to an earlier entry
 	ActionSkipped  Action = "skipped"  // not archivable (a socket); see Reporter.Warn
+	ActionRestored Action = "restored" // written under its final name
+	ActionKept     Action = "kept"     // an existing entry kept by the overwrite policy
+	ActionVerified Action = "verified" // compared with the tree (differences go to the verify's callback)
 )
 
 // ItemStats describes one archived item.
@@ -22,27 +26,30 @@ type ItemStats struct {
 	Caps bool  // a security.capability was stored
 }
 
-// Reporter receives the events of a backup. Implementations MUST be safe
-// for concurrent use; the [Archiver] calls them from its writer goroutine
-// today, but may call them from several goroutines. Paths are archive
-// names ("./usr/bin/ping").
+// Reporter receives the events of a backup, a restore or a verify: the
+// items done (for progress), the warnings and the per-item errors. The
+// totals are what the run returns. Implementations MUST be safe for
+// concurrent use: a restore calls them from several workers. Paths are
+// archive names ("./usr/bin/ping") for a backup, paths under the
+// destination for a restore or a verify.
 type Reporter interface {
-	// StartFile is called when the writer starts on an entry.
+	// StartFile is called when work on an entry starts (a backup's
+	// writer starts on it).
 	StartFile(path string)
-	// CompleteItem is called when an entry was written or skipped.
+	// CompleteItem is called when an entry is done: archived, linked,
+	// skipped, restored, kept or verified.
 	CompleteItem(path string, action Action, stats ItemStats)
 	// Warn reports something the user must know that does not fail the
-	// backup: a skipped socket, a foreign cap dropped under
-	// [ForeignCapsSkip].
+	// run: a skipped socket, a foreign cap dropped under
+	// [ForeignCapsSkip], a host-scoped cap restored verbatim, xattrs of a
+	// hardlink member that differ from its target's.
 	Warn(path string, err error)
-	// Error reports an item that could not be archived faithfully (it is
-	// left out of the archive, or, for a file that shrank while read,
-	// padded). Returning nil continues the backup, which then ends with
-	// an [*IncompleteError] listing every such item; returning an error
-	// stops it with that error.
+	// Error reports an item that could not be handled faithfully: left
+	// out of an archive (or, for a file that shrank while read, padded),
+	// not restored. Returning nil continues the run, which then counts
+	// the failure (a backup ends with an [*IncompleteError] listing every
+	// such item); returning an error stops it with that error.
 	Error(path string, err error) error
-	// Finish is called once at the end with the totals.
-	Finish(s Summary)
 }
 
 // NopReporter is a [Reporter] that ignores every event (Error returns
@@ -60,9 +67,6 @@ func (NopReporter) Warn(string, error) {}
 
 // Error returns nil: continue.
 func (NopReporter) Error(string, error) error { return nil }
-
-// Finish does nothing.
-func (NopReporter) Finish(Summary) {}
 
 // Summary totals a backup.
 type Summary struct {

@@ -164,7 +164,6 @@ func Write(ctx context.Context, w io.Writer, root string, opts Options, x Extra)
 	sum.Written = out.cw.n
 	sum.Duration = time.Since(start)
 	sum.Workers = opts.Workers
-	opts.Reporter.Finish(sum)
 	if fatal != nil {
 		return sum, fatal
 	}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -244,54 +243,6 @@ func unknownSuffix(name string) string {
 	return base[i:]
 }
 
-// backupReporter renders the engine's events: a progress line, warnings
-// and errors on stderr (or JSON Lines on stdout).
-type backupReporter struct {
-	backup.NopReporter
-	opts     *backupOptions
-	progress *ui.Progress
-	mu       sync.Mutex
-
-	warnings int64 // --json "warning" records, for the summary
-}
-
-func (r *backupReporter) path(name string) string {
-	return filepath.Join(r.opts.Root, name)
-}
-
-func (r *backupReporter) CompleteItem(_ string, _ backup.Action, st backup.ItemStats) {
-	r.progress.Add(1, st.Size)
-}
-
-func (r *backupReporter) Warn(name string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.opts.JSON {
-		r.warnings++
-		_ = writeItem(r.opts.IO.Out, recWarning, r.path(name), err.Error())
-		return
-	}
-	if r.opts.Quiet {
-		return
-	}
-	r.progress.Clear()
-	fmt.Fprintf(r.opts.IO.ErrOut, "nscap: warning: backup %s: %s\n", r.path(name), reason(err, name))
-}
-
-func (r *backupReporter) Error(name string, err error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.opts.JSON {
-		_ = writeItem(r.opts.IO.Out, recError, r.path(name), err.Error())
-		return nil
-	}
-	r.progress.Clear()
-	// An item may fail for several reasons (errors.Join): one line.
-	msg := strings.ReplaceAll(reason(err, name), "\n", "; ")
-	fmt.Fprintf(r.opts.IO.ErrOut, "nscap: backup %s: %s\n", r.path(name), msg)
-	return nil
-}
-
 func runBackup(ctx context.Context, opts *backupOptions) error {
 	uid, gid, err := opts.Maps.resolve()
 	if err != nil {
@@ -301,7 +252,11 @@ func runBackup(ctx context.Context, opts *backupOptions) error {
 	if !opts.NoProgress && !opts.JSON {
 		interval = ui.Interval(opts.Quiet, opts.JSON, opts.IO.IsStderrTTY)
 	}
-	rep := &backupReporter{opts: opts, progress: ui.NewProgress(opts.IO.ErrOut, "backup", interval)}
+	rep := &itemReporter{
+		io: opts.IO, verb: "backup", json: opts.JSON, quiet: opts.Quiet, sizes: true,
+		progress: ui.NewProgress(opts.IO.ErrOut, "backup", interval),
+		show:     func(name string) string { return filepath.Join(opts.Root, name) },
+	}
 	rep.progress.SetWidth(ui.Width(opts.IO.ErrOut))
 	stopScan := startScan(ctx, opts, rep.progress, interval)
 	defer stopScan()

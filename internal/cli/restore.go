@@ -8,14 +8,11 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nscap/nscap/backup"
 	"github.com/nscap/nscap/fcaps"
-	"github.com/nscap/nscap/internal/ui"
 )
 
 type restoreOptions struct {
@@ -208,13 +205,11 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	defer func() { _ = in.Close() }() // read only
 	progress, r := newArchiveProgress(opts.IO, "restore", in.R, opts.Quiet || opts.NoProgress || opts.JSON)
 	helper := useHelper(opts.Helper, in.UID)
-	rep := &restoreEvents{opts: opts, progress: progress}
+	rep := &itemReporter{io: opts.IO, verb: "restore", json: opts.JSON, quiet: opts.Quiet, progress: progress}
 	ro := backup.RestoreOptions{
 		UIDMap: in.UID, GIDMap: in.GID, SourceUIDMap: in.SrcUID, SourceGIDMap: in.SrcGID,
 		HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps, Paths: opts.Paths, Overwrite: opts.Overwrite, Direct: opts.Direct, Workers: opts.Workers, Sparse: opts.Sparse, XattrsInclude: opts.XattrsInclude,
-		Error:    rep.Error,
-		Warn:     rep.Warn,
-		Reporter: restoreProgress{progress},
+		Reporter: rep,
 	}
 	var sum backup.RestoreSummary
 	if helper {
@@ -254,43 +249,6 @@ func runRestore(ctx context.Context, opts *restoreOptions) error {
 	return nil
 }
 
-// restoreEvents renders the errors and warnings of a restore on stderr
-// (or JSON Lines on stdout), and counts the entries that failed with
-// EPERM for the hint that ends the run.
-type restoreEvents struct {
-	opts     *restoreOptions
-	progress *ui.Progress
-	mu       sync.Mutex
-	eperm    int
-}
-
-func (r *restoreEvents) Error(p string, err error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if errors.Is(err, syscall.EPERM) {
-		r.eperm++
-	}
-	if r.opts.JSON {
-		return writeItem(r.opts.IO.Out, recError, p, reason(err, p))
-	}
-	r.progress.Clear()
-	printPathError(r.opts.IO.ErrOut, "restore", p, err)
-	return nil
-}
-
-func (r *restoreEvents) Warn(p string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.opts.JSON {
-		_ = writeItem(r.opts.IO.Out, recWarning, p, reason(err, p))
-		return
-	}
-	if !r.opts.Quiet {
-		r.progress.Clear()
-		fmt.Fprintf(r.opts.IO.ErrOut, "nscap: warning: restore %s: %s\n", p, reason(err, p))
-	}
-}
-
 // printRestoreSummary prints the summary of a restore and the xattrs of
 // the archive it left out.
 func printRestoreSummary(w io.Writer, sum backup.RestoreSummary, xattrsInclude []string) {
@@ -312,13 +270,6 @@ func printRestoreSummary(w io.Writer, sum backup.RestoreSummary, xattrsInclude [
 		fmt.Fprintf(w, "xattrs of the archive not restored (%s): %s\n", why, b.String())
 	}
 }
-
-// restoreProgress counts the entries a restore puts in place on its
-// progress line (the bytes are those of the archive, counted as read).
-type restoreProgress struct{ p *ui.Progress }
-
-func (r restoreProgress) CompleteItem(string, backup.Action, int64) { r.p.Add(1, 0) }
-func (restoreProgress) Finish(backup.RestoreSummary)                {}
 
 // runRestoreDryRun goes through the archive as the restore would, with
 // the same maps, policies and PATHs, and writes nothing (DEST is not even

@@ -90,6 +90,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	vo := backup.VerifyOptions{
 		UIDMap: in.UID, GIDMap: in.GID, SourceUIDMap: in.SrcUID, SourceGIDMap: in.SrcGID, HostScope: opts.Maps.HostScope, ForeignCaps: opts.Maps.ForeignCaps,
 		XattrsInclude: opts.XattrsInclude,
+		Reporter:      &itemReporter{io: opts.IO, verb: "verify", json: opts.JSON, quiet: opts.Quiet, progress: progress},
 		Difference: func(d backup.Difference) error {
 			progress.Clear() // stdout may be the same terminal
 			if opts.JSON {

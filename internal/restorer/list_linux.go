@@ -101,7 +101,7 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 func (rs *restorer) listEntry(e *tarfmt.Entry, ee *tarfmt.EntryError) (ListEntry, error) {
 	h := e.Header
 	le := ListEntry{
-		Name: h.Name, Type: listType(h.Typeflag), Mode: uint32(h.Mode) & 0o7777, UID: h.Uid, GID: h.Gid,
+		Name: h.Name, Type: tarfmt.TypeWord(h.Typeflag), Mode: uint32(h.Mode) & 0o7777, UID: h.Uid, GID: h.Gid,
 		MTime: h.ModTime,
 	}
 	switch h.Typeflag {
@@ -143,25 +143,6 @@ func (rs *restorer) listEntry(e *tarfmt.Entry, ee *tarfmt.EntryError) (ListEntry
 		}
 	}
 	return le, nil
-}
-
-// listType names a tar type flag for [ListEntry.Type].
-func listType(t byte) string {
-	switch t {
-	case tar.TypeDir:
-		return "dir"
-	case tar.TypeSymlink:
-		return "symlink"
-	case tar.TypeLink:
-		return "hardlink"
-	case tar.TypeFifo:
-		return "fifo"
-	case tar.TypeChar:
-		return "char"
-	case tar.TypeBlock:
-		return "block"
-	}
-	return "file"
 }
 
 func fmtDev(major, minor int64) string {

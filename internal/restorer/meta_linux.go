@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 	"github.com/nscap/nscap/xattrfmt"
@@ -164,8 +165,9 @@ func (rs *restorer) applyFd(fd int, name string, mt entryMeta) error {
 		}
 	}
 	if len(mt.caps) > 0 {
-		if err := unix.Fsetxattr(fd, archive.XattrCaps, mt.caps, 0); err != nil {
-			return rs.d.pathErr("setxattr "+archive.XattrCaps, name, err)
+		// fcaps's writer: a refused cap is explained as nscap set explains it.
+		if err := fcaps.SetRawFd(fd, rs.d.display(name), mt.caps); err != nil {
+			return err
 		}
 		rs.caps.Add(1)
 	}

@@ -39,20 +39,11 @@ const (
 	OverwriteNever OverwritePolicy = "never"
 )
 
-// Actions of a restore, reported to [RestoreReporter.CompleteItem].
+// Actions of a restore, reported to [archive.Reporter.CompleteItem].
 const (
-	ActionRestored archive.Action = "restored" // written under its final name
-	ActionKept     archive.Action = "kept"     // an existing entry kept by the overwrite policy
+	ActionRestored = archive.ActionRestored
+	ActionKept     = archive.ActionKept
 )
-
-// RestoreReporter receives the events of a restore. Its methods MUST be
-// safe for concurrent use: files are restored by several workers.
-type RestoreReporter interface {
-	// CompleteItem is called when an entry is in place (or was kept).
-	CompleteItem(path string, action archive.Action, size int64)
-	// Finish is called once at the end with the totals.
-	Finish(RestoreSummary)
-}
 
 // RestoreSummary counts what a restore did.
 type RestoreSummary struct {
@@ -63,8 +54,8 @@ type RestoreSummary struct {
 	Skipped  int64 `json:"skipped"`  // entries kept by the overwrite policy
 	Bytes    int64 `json:"bytes"`    // file content written
 	Caps     int64 `json:"caps"`     // capability xattrs written
-	Failures int64 `json:"failures"` // entries that failed (reported to Error)
-	Warnings int64 `json:"warnings"` // notices (reported to Warn)
+	Failures int64 `json:"failures"` // entries that failed (reported to Reporter.Error)
+	Warnings int64 `json:"warnings"` // notices (reported to Reporter.Warn)
 	// XattrsSkipped counts, by name, the xattrs of the archive left out
 	// by [RestoreOptions.XattrsInclude].
 	XattrsSkipped map[string]int64 `json:"xattrs_skipped,omitempty"`
@@ -143,20 +134,16 @@ type RestoreOptions struct {
 	// sparse formats, as nscap backup and tar -S write them) get their
 	// holes back whatever this says.
 	Sparse bool
-	// Reporter receives progress events; nil means none.
-	Reporter RestoreReporter
-	// Error is called for every entry that cannot be restored, with the
-	// path under the destination; returning nil continues with the next
-	// entry, an error aborts the restore with it. nil continues always.
-	// It MUST be safe for concurrent use.
-	Error func(path string, err error) error
-	// Warn is called for what the restore did as the archive asked but
-	// must not do silently: host-scoped caps restored verbatim under
-	// HostScope, xattrs of a hardlink member that differ from its
-	// target's (ignored, as GNU tar and bsdtar ignore them). Warnings are
-	// not failures. nil: they go to Error (not counted as failures). It
-	// MUST be safe for concurrent use.
-	Warn func(path string, err error)
+	// Reporter receives the events of the restore (see
+	// [archive.Reporter]): every entry in place or kept; what the
+	// restore did as the archive asked but must not do silently
+	// (host-scoped caps restored verbatim under HostScope, xattrs of a
+	// hardlink member that differ from its target's, ignored as GNU tar
+	// and bsdtar ignore them) to Warn, not a failure; every entry that
+	// cannot be restored to Error, with its path under the destination:
+	// returning nil continues with the next entry, an error aborts the
+	// restore with it. nil: none.
+	Reporter archive.Reporter
 }
 
 // ApplyDefaults fills in the zero fields of o.
@@ -174,14 +161,6 @@ func (o *RestoreOptions) ApplyDefaults() {
 		o.Workers = min(max(runtime.GOMAXPROCS(0), 2), 8)
 	}
 	if o.Reporter == nil {
-		o.Reporter = noopRestoreReporter{}
-	}
-	if o.Error == nil {
-		o.Error = func(string, error) error { return nil }
+		o.Reporter = archive.NopReporter{}
 	}
 }
-
-type noopRestoreReporter struct{}
-
-func (noopRestoreReporter) CompleteItem(string, archive.Action, int64) {}
-func (noopRestoreReporter) Finish(RestoreSummary)                      {}

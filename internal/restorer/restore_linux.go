@@ -70,15 +70,15 @@ var ErrCapsNotRegular = errors.New("backup: capability on a member that is not a
 // GNU tar --acls store them, from SCHILY.acl.access/default text records
 // (the numeric ids are used, never names). The xattrs that bsdtar repeats
 // on a hardlink member are ignored, as GNU tar and bsdtar ignore them; one
-// that differs from its target's is reported through opts.Warn. Caps the
+// that differs from its target's is reported through opts.Reporter.Warn. Caps the
 // backup kept host-scoped (the [HostScopedComment]) are restored verbatim
 // only with opts.HostScope (and a warning), otherwise not at all, with an
 // error wrapping [ErrHostScopedCaps].
 //
-// A member that cannot be restored is passed to opts.Error and counted in
+// A member that cannot be restored is passed to opts.Reporter.Error and counted in
 // [RestoreSummary.Failures]; the rest of the archive is still restored.
 // The error returned is about the whole restore: an unreadable, truncated
-// or refused archive, a cancelled ctx, or an error returned by opts.Error.
+// or refused archive, a cancelled ctx, or an error returned by opts.Reporter.Error.
 func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions) (RestoreSummary, error) {
 	opts.ApplyDefaults()
 	ar, m, sel, err := openArchive(r, &opts, opts.Paths)
@@ -126,7 +126,6 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	if err == nil {
 		err = sel.missing()
 	}
-	opts.Reporter.Finish(sum)
 	return sum, err
 }
 
@@ -159,7 +158,7 @@ type restorer struct {
 	sched *scheduler // hands small files to the workers
 
 	abortMu sync.Mutex
-	abort   error // set when opts.Error returned an error
+	abort   error // set when opts.Reporter.Error returned an error
 
 	files, dirsN, links, others, skipped, bytes, caps, failures, warnings atomic.Int64
 }
@@ -175,23 +174,13 @@ func (rs *restorer) summary() RestoreSummary {
 // warn reports a notice about an entry restored as asked.
 func (rs *restorer) warn(name string, err error) {
 	rs.warnings.Add(1)
-	if rs.opts.Warn != nil {
-		rs.opts.Warn(rs.d.display(name), err)
-		return
-	}
-	if aerr := rs.opts.Error(rs.d.display(name), err); aerr != nil {
-		rs.abortMu.Lock()
-		if rs.abort == nil {
-			rs.abort = aerr
-		}
-		rs.abortMu.Unlock()
-	}
+	rs.opts.Reporter.Warn(rs.d.display(name), err)
 }
 
 // fail reports a per-entry error.
 func (rs *restorer) fail(name string, err error) {
 	rs.failures.Add(1)
-	if aerr := rs.opts.Error(rs.d.display(name), err); aerr != nil {
+	if aerr := rs.opts.Reporter.Error(rs.d.display(name), err); aerr != nil {
 		rs.abortMu.Lock()
 		if rs.abort == nil {
 			rs.abort = aerr
@@ -346,4 +335,9 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// done reports member e (translated metadata mt) in place or kept.
+func (rs *restorer) done(e *tarfmt.Entry, mt *entryMeta, action archive.Action, size int64) {
+	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), action, archive.ItemStats{Size: size, Caps: len(mt.caps) > 0})
 }

@@ -78,6 +78,10 @@ type VerifyOptions struct {
 	// Difference is called for each difference as it is found; an error
 	// ends the verification with it. nil: differences are only returned.
 	Difference func(Difference) error
+	// Reporter receives the events of the verification (see
+	// [archive.Reporter]): each entry compared, with the size of its
+	// data (for progress). nil: none.
+	Reporter archive.Reporter
 }
 
 func (o *VerifyOptions) restoreOptions() *RestoreOptions {
@@ -87,6 +91,9 @@ func (o *VerifyOptions) restoreOptions() *RestoreOptions {
 		ForeignCaps: o.ForeignCaps, ShownUIDMap: o.ShownUIDMap, ShownGIDMap: o.ShownGIDMap,
 	}
 	ro.ApplyDefaults()
+	if o.Reporter == nil {
+		o.Reporter = archive.NopReporter{}
+	}
 	return ro
 }
 

@@ -97,6 +97,7 @@ func (v *verifier) run(ctx context.Context, ar *tarfmt.Reader) error {
 		if err := v.entry(e, ar); err != nil {
 			return err
 		}
+		v.opts.Reporter.CompleteItem(v.d.display(e.Name), archive.ActionVerified, archive.ItemStats{Size: e.Header.Size})
 	}
 	return v.extras()
 }
@@ -119,14 +120,6 @@ func fileType(mode uint32) string {
 		return "socket"
 	}
 	return fmt.Sprintf("type %#o", mode&unix.S_IFMT)
-}
-
-func headerType(t byte) string {
-	switch t {
-	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
-		return "regular file"
-	}
-	return typeName(t)
 }
 
 // entry checks one member against the tree.
@@ -171,7 +164,7 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 	default:
 		return v.report(Difference{Path: disp, Kind: DiffError, Got: fmt.Sprintf("member type %q not supported", h.Typeflag)})
 	}
-	want, got := headerType(h.Typeflag), fileType(st.Mode)
+	want, got := tarfmt.TypeName(h.Typeflag), fileType(st.Mode)
 	if want != got {
 		return v.report(Difference{Path: disp, Kind: DiffType, Want: want, Got: got})
 	}

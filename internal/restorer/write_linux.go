@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 )
@@ -22,7 +23,7 @@ import (
 // member e (not ".") goes.
 func (rs *restorer) parent(pc *parentCache, e *tarfmt.Entry) (dirfd int, base string, err error) {
 	if e.Name == "." {
-		return -1, "", fmt.Errorf("a %s cannot replace the destination directory", typeName(e.Header.Typeflag))
+		return -1, "", fmt.Errorf("a %s cannot replace the destination directory", tarfmt.TypeName(e.Header.Typeflag))
 	}
 	dir, base := path.Split(e.Name)
 	dirfd, err = pc.get(cleanDir(dir))
@@ -38,7 +39,7 @@ func (rs *restorer) existing(dirfd int, base string, e *tarfmt.Entry) (st unix.S
 	}
 	if rs.keep(e, &st) {
 		rs.skipped.Add(1)
-		rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionKept, e.Header.Size)
+		rs.done(e, &entryMeta{}, ActionKept, e.Header.Size)
 		return st, true, true
 	}
 	return st, true, false
@@ -94,7 +95,7 @@ func (rs *restorer) writeSmall(pc *parentCache, e *tarfmt.Entry, mt entryMeta, d
 	}
 	rs.files.Add(1)
 	rs.bytes.Add(int64(len(data)))
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, int64(len(data)))
+	rs.done(e, &mt, ActionRestored, int64(len(data)))
 	return nil
 }
 
@@ -188,7 +189,7 @@ func (rs *restorer) writeFile(pc *parentCache, e *tarfmt.Entry, mt entryMeta, da
 	placed = true
 	rs.files.Add(1)
 	rs.bytes.Add(n)
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, n)
+	rs.done(e, &mt, ActionRestored, n)
 	return nil
 }
 
@@ -270,14 +271,14 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 		}
 	}
 	if len(mt.caps) > 0 {
-		if err := unix.Fsetxattr(fd, archive.XattrCaps, mt.caps, 0); err != nil {
-			return rs.d.pathErr("setxattr "+archive.XattrCaps, e.Name, err)
+		if err := fcaps.SetRawFd(fd, rs.d.display(e.Name), mt.caps); err != nil {
+			return err
 		}
 		rs.caps.Add(1)
 	}
 	rs.dirs = append(rs.dirs, deferredDir{name: e.Name, mode: mt.mode, times: mt.times, defACL: defACL})
 	rs.dirsN.Add(1)
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	rs.done(e, &mt, ActionRestored, 0)
 	return nil
 }
 
@@ -336,7 +337,7 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 	} else {
 		rs.others.Add(1)
 	}
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	rs.done(e, &mt, ActionRestored, 0)
 	return nil
 }
 
@@ -378,7 +379,7 @@ func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp
 		return rs.d.pathErr("rename", e.Name, err)
 	}
 	rs.links.Add(1)
-	rs.opts.Reporter.CompleteItem(rs.d.display(e.Name), ActionRestored, 0)
+	rs.done(e, &mt, ActionRestored, 0)
 	return nil
 }
 
@@ -405,22 +406,4 @@ func specialType(t byte) uint32 {
 		return unix.S_IFBLK
 	}
 	return 0
-}
-
-func typeName(t byte) string {
-	switch t {
-	case tar.TypeSymlink:
-		return "symlink"
-	case tar.TypeLink:
-		return "hardlink"
-	case tar.TypeFifo:
-		return "fifo"
-	case tar.TypeChar:
-		return "character device"
-	case tar.TypeBlock:
-		return "block device"
-	case tar.TypeDir:
-		return "directory"
-	}
-	return "regular file"
 }
