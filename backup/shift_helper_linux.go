@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -83,7 +82,7 @@ func (c *shiftCollector) Error(p string, err error) error {
 	return nil
 }
 
-func serveShift(raw json.RawMessage) (json.RawMessage, error) {
+func serveShift(raw json.RawMessage, _ userns.HelperEmit) (json.RawMessage, error) {
 	var req shiftReq
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, err
@@ -123,21 +122,11 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 	if err != nil {
 		return ShiftSummary{}, err
 	}
-	subuid, subgid := ro.SubUIDFile, ro.SubGIDFile
-	if subuid == "" {
-		subuid = "/etc/subuid"
-	}
-	if subgid == "" {
-		subgid = "/etc/subgid"
-	}
-	hUID, _, err := helperMapFor(joinMaps(opts.FromUID, opts.ToUID), uint32(os.Getuid()), subuid, "uid")
+	v, err := helperMaps(joinMaps(opts.FromUID, opts.ToUID), joinMaps(opts.FromGID, opts.ToGID), ro)
 	if err != nil {
 		return ShiftSummary{}, err
 	}
-	hGID, _, err := helperMapFor(joinMaps(opts.FromGID, opts.ToGID), uint32(os.Getgid()), subgid, "gid")
-	if err != nil {
-		return ShiftSummary{}, err
-	}
+	hUID, hGID := v.uid, v.gid
 	req := shiftReq{Root: abs, ForeignCaps: opts.ForeignCaps, CrossMounts: opts.CrossMounts, DryRun: opts.DryRun, Workers: opts.Workers}
 	for _, p := range []struct {
 		in     userns.Map
@@ -158,7 +147,7 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 		_ = unix.Close(sfd)
 		req.StateDir = dir
 	}
-	h, err := userns.StartHelper(ctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: subuid, SubGIDFile: subgid, Stderr: ro.Stderr})
+	h, err := userns.StartHelper(ctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: ro.SubUIDFile, SubGIDFile: ro.SubGIDFile, Stderr: ro.Stderr})
 	if err != nil {
 		return ShiftSummary{}, err
 	}
@@ -170,6 +159,26 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 	if err != nil {
 		return ShiftSummary{}, err
 	}
+	if err := resp.replay(opts.Reporter, hUID, hGID); err != nil {
+		return resp.Summary, err
+	}
+	if resp.Dropped > 0 {
+		opts.Reporter.Warn(".", fmt.Errorf("%d more events of the helper were not kept", resp.Dropped))
+	}
+	opts.Reporter.Finish(resp.Summary)
+	if resp.Err != "" {
+		return resp.Summary, errors.New(resp.Err)
+	}
+	if resp.Summary.Failures > 0 {
+		return resp.Summary, &ShiftFailedError{Failures: resp.Summary.Failures}
+	}
+	return resp.Summary, nil
+}
+
+// replay passes the events the helper collected to rep, with the ids of
+// changes as host ids (hUID and hGID are the helper's maps). An error
+// returned by rep.Error stops the replay and is returned.
+func (resp *shiftResp) replay(rep ShiftReporter, hUID, hGID userns.Map) error {
 	toHost := func(m userns.Map, id uint32) uint32 {
 		if h, err := m.ToHost(id); err == nil {
 			return h
@@ -185,26 +194,16 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 			if c.Caps {
 				c.OldRootID, c.NewRootID = toHost(hUID, c.OldRootID), toHost(hUID, c.NewRootID)
 			}
-			opts.Reporter.Change(ev.Path, c)
+			rep.Change(ev.Path, c)
 		case "warn":
-			opts.Reporter.Warn(ev.Path, errors.New(ev.Msg))
+			rep.Warn(ev.Path, errors.New(ev.Msg))
 		case "error":
-			if rerr := opts.Reporter.Error(ev.Path, errors.New(ev.Msg)); rerr != nil {
-				return resp.Summary, rerr
+			if err := rep.Error(ev.Path, errors.New(ev.Msg)); err != nil {
+				return err
 			}
 		}
 	}
-	if resp.Dropped > 0 {
-		opts.Reporter.Warn(".", fmt.Errorf("%d more events of the helper were not kept", resp.Dropped))
-	}
-	opts.Reporter.Finish(resp.Summary)
-	if resp.Err != "" {
-		return resp.Summary, errors.New(resp.Err)
-	}
-	if resp.Summary.Failures > 0 {
-		return resp.Summary, &ShiftFailedError{Failures: resp.Summary.Failures}
-	}
-	return resp.Summary, nil
+	return nil
 }
 
 // joinMaps returns a map whose host ids are those of a and b (disjoint),

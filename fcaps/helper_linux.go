@@ -75,7 +75,8 @@ type SetterOptions struct {
 	// root may only give maps within its own id and ranges; root, which
 	// has no ranges of its own, must give them to use a helper.
 	UIDMap, GIDMap userns.Map
-	// SubUIDFile and SubGIDFile default to /etc/subuid and /etc/subgid.
+	// SubUIDFile and SubGIDFile default to [userns.SubUIDFile] and
+	// [userns.SubGIDFile].
 	SubUIDFile, SubGIDFile string
 	// HelperStderr receives the helper's standard error; nil discards it.
 	HelperStderr io.Writer
@@ -147,7 +148,7 @@ type helperReq struct {
 }
 
 func init() {
-	userns.RegisterHelperOp(helperOpSet, func(raw json.RawMessage) (json.RawMessage, error) {
+	userns.RegisterHelperOp(helperOpSet, func(raw json.RawMessage, _ userns.HelperEmit) (json.RawMessage, error) {
 		var r helperReq
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, err
@@ -156,7 +157,7 @@ func init() {
 			return sys.Setxattr(p, AttrName, r.Value, 0, true)
 		})
 	})
-	userns.RegisterHelperOp(helperOpRemove, func(raw json.RawMessage) (json.RawMessage, error) {
+	userns.RegisterHelperOp(helperOpRemove, func(raw json.RawMessage, _ userns.HelperEmit) (json.RawMessage, error) {
 		var r helperReq
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, err
@@ -303,17 +304,8 @@ func privileged() bool {
 	if os.Geteuid() == 0 {
 		return true
 	}
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && eff&(1<<31) != 0 // CAP_SETFCAP
-		}
-	}
-	return false
+	eff, ok := sys.EffectiveCaps()
+	return ok && eff&sys.CapSetfcap != 0
 }
 
 // getHelper starts the helper on first use and returns it; a start
