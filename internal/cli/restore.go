@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/backup"
+	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/internal/ui"
 	"github.com/nscap/nscap/userns"
 )
@@ -110,18 +110,12 @@ func useHelper(mode string, uidMap userns.Map) bool {
 // capability: CAP_CHOWN and CAP_SETFCAP in its effective set (which root
 // has unless it dropped them).
 func privileged() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	eff, ok := sys.EffectiveCaps()
+	if !ok {
 		return os.Geteuid() == 0
 	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			const want = 1<<0 | 1<<31 // CAP_CHOWN, CAP_SETFCAP
-			return err == nil && eff&want == want
-		}
-	}
-	return os.Geteuid() == 0
+	const want = sys.CapChown | sys.CapSetfcap
+	return eff&want == want
 }
 
 // archiveReader returns the archive argument as the reader to pass to the
