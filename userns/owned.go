@@ -25,6 +25,9 @@ type OwnedIDs struct {
 	Kind string
 	// Self is the caller's real uid or gid.
 	Self uint32
+	// User is the name of the caller's user ("" when it has none), whose
+	// lines File holds with those of its uid.
+	User string
 	// File is the file of subordinate ids read.
 	File string
 	// Ranges are the caller's ranges in File, in file order.
@@ -58,7 +61,7 @@ func callerIDs(kind, file, def string, self uint32) OwnedIDs {
 	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
 		name = u.Username
 	}
-	o := OwnedIDs{Kind: kind, Self: self, File: file}
+	o := OwnedIDs{Kind: kind, Self: self, File: file, User: name}
 	o.Ranges, o.Err = ReadSubID(file, name, uid)
 	return o
 }
