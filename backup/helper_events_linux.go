@@ -178,20 +178,11 @@ func unmappedOwner(path string, hUID, hGID userns.Map) string {
 	_, gerr := hGID.ToNs(st.Gid)
 	switch {
 	case uerr != nil && gerr != nil:
-		return fmt.Sprintf(" (owner uid %d and group gid %d are outside the helper user namespace, which maps uids %s and gids %s)", st.Uid, st.Gid, idRanges(hUID), idRanges(hGID))
+		return fmt.Sprintf(" (owner uid %d and group gid %d are outside the helper user namespace, which maps uids %s and gids %s)", st.Uid, st.Gid, hUID.HostRangesText(), hGID.HostRangesText())
 	case uerr != nil:
-		return fmt.Sprintf(" (owner uid %d is outside the helper user namespace, which maps uids %s)", st.Uid, idRanges(hUID))
+		return fmt.Sprintf(" (owner uid %d is outside the helper user namespace, which maps uids %s)", st.Uid, hUID.HostRangesText())
 	case gerr != nil:
-		return fmt.Sprintf(" (group gid %d is outside the helper user namespace, which maps gids %s)", st.Gid, idRanges(hGID))
+		return fmt.Sprintf(" (group gid %d is outside the helper user namespace, which maps gids %s)", st.Gid, hGID.HostRangesText())
 	}
 	return ""
-}
-
-// idRanges lists the outside ids of m: "1000, 400000-465535".
-func idRanges(m userns.Map) string {
-	var parts []string
-	for _, r := range m.HostRanges() {
-		parts = append(parts, r.String())
-	}
-	return strings.Join(parts, ", ")
 }

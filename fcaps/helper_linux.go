@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -366,22 +365,12 @@ func (s *Setter) helperTarget(op string, f *File) (*userns.Helper, helperReq, er
 func (s *Setter) outsideMap(op, path, what, kind string, m userns.Map) error {
 	reason := fmt.Sprintf("%s is outside the helper user namespace's %s map %s", what, kind, m)
 	if s.opts.UIDMap.IsZero() {
-		reason = fmt.Sprintf("%s is outside the %ss the caller owns, %s (its own %s and its subordinate ranges, all that its helper user namespace maps)", what, kind, hostSide(m), kind)
+		reason = fmt.Sprintf("%s is outside the %ss the caller owns, %s (its own %s and its subordinate ranges, all that its helper user namespace maps)", what, kind, m.HostRangesText(), kind)
 		if ext := m.Extents(); len(ext) == 1 && ext[0].Count == 1 && os.Geteuid() != 0 {
 			reason = fmt.Sprintf("%s is outside the %ss the caller owns, only %d (the caller's own id only: it has no subordinate ids)", what, kind, ext[0].HostID)
 		}
 	}
 	return &fs.PathError{Op: op, Path: path, Err: &Error{Kind: ErrOutsideHelperMap, Reason: reason + ": nothing written"}}
-}
-
-// hostSide lists the outside ids of m in increasing order, adjacent
-// extents merged: "1000, 400000-465535".
-func hostSide(m userns.Map) string {
-	var parts []string
-	for _, r := range m.HostRanges() {
-		parts = append(parts, r.String())
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (s *Setter) helperSet(f *File, c xattrfmt.FileCaps) error {

@@ -72,7 +72,8 @@ func (o OwnedIDs) None() bool {
 	return errors.Is(o.Err, ErrNoSubID) || errors.Is(o.Err, fs.ErrNotExist)
 }
 
-// RangesText lists the ranges as "400000-465535, 500000-565535".
+// RangesText lists the ranges in file order as "400000-465535,
+// 500000-565535".
 func (o OwnedIDs) RangesText() string {
 	var parts []string
 	for _, r := range o.Ranges {
