@@ -227,7 +227,7 @@ func preadFull(fd int, b []byte, off int64) (int, error) {
 	n := 0
 	for n < len(b) {
 		m, err := sys.Pread(fd, b[n:], off+int64(n))
-		if err == sys.EINTR {
+		if errors.Is(err, sys.EINTR) {
 			continue
 		}
 		if err != nil {

@@ -59,16 +59,20 @@ const (
 )
 
 // The names below mirror golang.org/x/sys/unix, so that a call site reads
-// sys.O_RDONLY where it read unix.O_RDONLY (revive's var-naming is off for
-// this file in .golangci.yml).
+// sys.O_RDONLY where it read unix.O_RDONLY (revive's var-naming and staticcheck's
+// ST1003 are off for this file in .golangci.yml).
 
-// Types of x/sys/unix that the wrappers of this package take or return.
-type (
-	Errno    = unix.Errno    // an errno value, as syscall.Errno
-	Stat_t   = unix.Stat_t   // struct stat; the same type as [Stat]
-	Statx_t  = unix.Statx_t  // struct statx
-	Timespec = unix.Timespec // struct timespec
-)
+// Errno is an error number, the same type as [syscall.Errno].
+type Errno = unix.Errno
+
+// Stat_t is struct stat, the same type as [Stat].
+type Stat_t = unix.Stat_t
+
+// Statx_t is struct statx.
+type Statx_t = unix.Statx_t
+
+// Timespec is struct timespec.
+type Timespec = unix.Timespec
 
 // Flags of open(2).
 const (

@@ -114,10 +114,10 @@ func Statx(dirfd int, path string, flags int, mask int, st *Statx_t) error {
 }
 
 // ParseDirent is x/sys's parser of getdents64(2) records: it appends to
-// names the names in buf (skipping "." and ".."), at most max of them
+// names the names in buf (skipping "." and ".."), at most limit of them
 // (-1: all), and returns the bytes consumed and the count added.
-func ParseDirent(buf []byte, max int, names []string) (consumed int, count int, newnames []string) {
-	return unix.ParseDirent(buf, max, names)
+func ParseDirent(buf []byte, limit int, names []string) (consumed int, count int, newnames []string) {
+	return unix.ParseDirent(buf, limit, names)
 }
 
 // NsecToTimespec converts nanoseconds since the epoch to a [Timespec].
