@@ -105,8 +105,8 @@ func (d *destDir) pathErr(op, rel string, err error) error {
 }
 
 // openat2 opens rel beneath the destination with resolveBeneath
-// ([sys.Openat2] retries the EAGAIN that openat2 returns when a rename
-// raced the lookup).
+// ([sys.Openat2] retries, 64 times at most, the EAGAIN that openat2
+// returns when a rename raced the lookup).
 func openat2(dirfd int, rel string, flags int) (int, error) {
 	return sys.Openat2(dirfd, rel, flags|sys.O_CLOEXEC, resolveBeneath)
 }

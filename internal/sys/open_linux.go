@@ -58,12 +58,14 @@ func OpenDirBeneath(rootfd int, rel string) (int, error) {
 // Openat2 is openat2(2) (Linux 5.6+; ENOSYS before) with flags and the
 // resolve flags resolve (mode 0: it never creates), retried on EINTR and
 // on EAGAIN, which RESOLVE_IN_ROOT and RESOLVE_BENEATH answer when a
-// rename or mount raced with the lookup.
+// rename or mount raced with the lookup. It gives up after 64 tries, so
+// that a tree renamed without pause cannot hold the caller forever: the
+// EAGAIN (or EINTR) is then returned.
 func Openat2(dirfd int, path string, flags int, resolve uint64) (int, error) {
 	how := unix.OpenHow{Flags: uint64(flags), Resolve: resolve}
-	for {
+	for i := 0; ; i++ {
 		fd, err := unix.Openat2(dirfd, path, &how)
-		if err != unix.EINTR && err != unix.EAGAIN {
+		if (err != unix.EINTR && err != unix.EAGAIN) || i == 63 {
 			return fd, err
 		}
 	}
