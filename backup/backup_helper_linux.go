@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nscap/nscap/internal/archiver"
 	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/userns"
@@ -161,7 +159,7 @@ type backupFiles struct {
 // openBackupFiles opens the tree root and the archive w for the helper
 // and records their identities in req.
 func openBackupFiles(root string, w io.Writer, req *helperBackupReq) (*backupFiles, error) {
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	rfd, err := sys.Open(root, sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
 	}

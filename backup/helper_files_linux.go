@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nscap/nscap/internal/jobstate"
 	"github.com/nscap/nscap/internal/restorer"
 	"github.com/nscap/nscap/internal/sys"
@@ -30,7 +28,7 @@ type helperFiles struct {
 // run.archive), and records their identities in req.
 func openHelperFiles(run helperRun, req *helperReq) (*helperFiles, error) {
 	open := func(dir string) (int, error) {
-		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	}
 	if run.op == helperOpRestore {
 		open = restorer.OpenOrMakeDest

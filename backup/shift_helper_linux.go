@@ -11,10 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nscap/nscap/internal/jobstate"
 	"github.com/nscap/nscap/internal/shifter"
+	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -132,7 +131,7 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 		if err != nil {
 			return ShiftSummary{}, err
 		}
-		_ = unix.Close(sfd)
+		_ = sys.Close(sfd)
 		req.StateDir = dir
 	}
 	h, err := userns.StartHelper(ctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: ro.SubUIDFile, SubGIDFile: ro.SubGIDFile, Stderr: ro.Stderr})

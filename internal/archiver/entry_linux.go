@@ -10,9 +10,8 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/xattrfmt"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nscap/nscap/internal/sys"
+
 	"github.com/nscap/nscap/internal/tarfmt"
 )
 
@@ -79,27 +78,28 @@ func (r *run) statItem(it *item) (xfd int, ok bool) {
 	switch {
 	case it.self != nil:
 		xfd = it.self.fd
-		if err := unix.Fstat(xfd, &it.st); err != nil {
+		var err error
+		if it.st, err = sys.Fstat(xfd); err != nil {
 			it.err = &fs.PathError{Op: "fstat", Path: it.name, Err: err}
 			return -1, false
 		}
 	case it.typ == 0:
-		fd, err := unix.Openat(it.parent.fd, it.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		fd, err := sys.Openat(it.parent.fd, it.base, sys.O_RDONLY|sys.O_NOFOLLOW|sys.O_CLOEXEC|sys.O_NONBLOCK|sys.O_NOCTTY, 0)
 		if err != nil {
 			it.err = &fs.PathError{Op: "open", Path: it.name, Err: err}
 			return -1, false
 		}
 		it.fd, xfd = fd, fd
-		if err := unix.Fstat(fd, &it.st); err != nil {
+		if it.st, err = sys.Fstat(fd); err != nil {
 			it.err = &fs.PathError{Op: "fstat", Path: it.name, Err: err}
 			return -1, false
 		}
-		if it.st.Mode&unix.S_IFMT != unix.S_IFREG {
+		if it.st.Mode&sys.S_IFMT != sys.S_IFREG {
 			it.err = &fs.PathError{Op: "open", Path: it.name, Err: errChangedType}
 			return -1, false
 		}
 	default:
-		if err := unix.Fstatat(it.parent.fd, it.base, &it.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := sys.Fstatat(it.parent.fd, it.base, &it.st, sys.AT_SYMLINK_NOFOLLOW); err != nil {
 			it.err = &fs.PathError{Op: "lstat", Path: it.name, Err: err}
 			return -1, false
 		}
@@ -154,10 +154,10 @@ func (r *run) header(it *item, typ fs.FileMode) (*tar.Header, []error) {
 		if typ&fs.ModeCharDevice != 0 {
 			hdr.Typeflag = tar.TypeChar
 		}
-		hdr.Devmajor = int64(unix.Major(st.Rdev))
-		hdr.Devminor = int64(unix.Minor(st.Rdev))
+		hdr.Devmajor = int64(sys.Major(st.Rdev))
+		hdr.Devminor = int64(sys.Minor(st.Rdev))
 	default:
-		errs = append(errs, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT))
+		errs = append(errs, fmt.Errorf("unknown file type %#o", st.Mode&sys.S_IFMT))
 	}
 
 	return hdr, errs
@@ -169,7 +169,7 @@ func (r *run) header(it *item, typ fs.FileMode) (*tar.Header, []error) {
 func (r *run) readAhead(it *item, hdr *tar.Header) {
 	st := &it.st
 	if hdr.Size == 0 {
-		unix.Close(it.fd)
+		sys.Close(it.fd)
 		it.fd = -1
 		return
 	}
@@ -191,7 +191,7 @@ func (r *run) readAhead(it *item, hdr *tar.Header) {
 	if err == nil && int64(n) == hdr.Size {
 		it.lateErr = checkUnchanged(it.fd, it.name, st)
 	}
-	unix.Close(it.fd)
+	sys.Close(it.fd)
 	it.fd = -1
 	if err != nil {
 		it.err = &fs.PathError{Op: "read", Path: it.name, Err: err}
@@ -211,9 +211,9 @@ var ErrChanged = errors.New("file changed as we read it")
 
 // checkUnchanged fstats the open file fd after its data was read and
 // compares with st, the stat its header was made from.
-func checkUnchanged(fd int, name string, st *unix.Stat_t) error {
-	var now unix.Stat_t
-	if err := unix.Fstat(fd, &now); err != nil {
+func checkUnchanged(fd int, name string, st *sys.Stat_t) error {
+	now, err := sys.Fstat(fd)
+	if err != nil {
 		return &fs.PathError{Op: "fstat", Path: name, Err: err}
 	}
 	if now.Size != st.Size || now.Mtim != st.Mtim || now.Ctim != st.Ctim {
@@ -226,8 +226,8 @@ func checkUnchanged(fd int, name string, st *unix.Stat_t) error {
 func preadFull(fd int, b []byte, off int64) (int, error) {
 	n := 0
 	for n < len(b) {
-		m, err := unix.Pread(fd, b[n:], off+int64(n))
-		if err == unix.EINTR {
+		m, err := sys.Pread(fd, b[n:], off+int64(n))
+		if errors.Is(err, sys.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -247,7 +247,7 @@ func readlinkat(dirfd int, name string, size int64) (string, error) {
 	n := max(int(size)+1, 128)
 	for {
 		buf := make([]byte, n)
-		m, err := unix.Readlinkat(dirfd, name, buf)
+		m, err := sys.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			return "", err
 		}
@@ -275,7 +275,7 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 		procPath = sys.ProcFdPath(it.parent.fd) + "/" + it.base
 		names, err = sys.Listxattr(procPath, false)
 	}
-	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+	if errors.Is(err, sys.ENOTSUP) || errors.Is(err, sys.EOPNOTSUPP) {
 		if !r.enotsup.Swap(true) {
 			it.warns = append(it.warns, errNoXattrs)
 		}
@@ -299,7 +299,7 @@ func (r *run) readXattrs(it *item, fd int, hdr *tar.Header) error {
 			}
 			val, err = sys.GetxattrAll(procPath, name, false)
 		}
-		if errors.Is(err, unix.ENODATA) {
+		if errors.Is(err, sys.ENODATA) {
 			continue // removed since the listing
 		}
 		if name == archive.XattrCaps {
@@ -343,7 +343,7 @@ func (r *run) capsValue(it *item, hdr *tar.Header, raw []byte, rerr error) ([]by
 	var err error
 	var out []byte
 	switch {
-	case errors.Is(rerr, unix.EOVERFLOW):
+	case errors.Is(rerr, sys.EOVERFLOW):
 		// The rootid is not visible from our own namespace (we run inside
 		// one): the caps belong to a namespace outside any map we can
 		// express, and their bytes cannot even be read.

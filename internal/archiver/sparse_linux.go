@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/internal/tarfmt"
 )
@@ -33,7 +33,7 @@ const (
 
 // isSparse tells whether a regular file of this stat has holes worth
 // archiving as such: fewer 512-byte blocks allocated than its size needs.
-func isSparse(st *unix.Stat_t) bool {
+func isSparse(st *sys.Stat_t) bool {
 	return st.Size > 0 && st.Blocks*512 < st.Size
 }
 
@@ -46,8 +46,8 @@ func dataExtents(fd int, size int64) ([]extent, error) {
 	var ext []extent
 	var off int64
 	for off < size {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
+		data, err := sys.Seek(fd, off, sys.SEEK_DATA)
+		if errors.Is(err, sys.ENXIO) {
 			break // only a hole up to EOF
 		}
 		if err != nil {
@@ -56,7 +56,7 @@ func dataExtents(fd int, size int64) ([]extent, error) {
 		if data >= size {
 			break
 		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		hole, err := sys.Seek(fd, data, sys.SEEK_HOLE)
 		if err != nil {
 			return nil, err
 		}

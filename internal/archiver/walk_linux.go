@@ -17,8 +17,6 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nscap/nscap/internal/sys"
 )
 
@@ -27,8 +25,8 @@ type FileID struct{ Dev, Ino uint64 }
 
 // FileIDOf returns the identity of an open file.
 func FileIDOf(f *os.File) (FileID, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	st, err := sys.Fstat(int(f.Fd()))
+	if err != nil {
 		return FileID{}, &fs.PathError{Op: "fstat", Path: f.Name(), Err: err}
 	}
 	return FileID{uint64(st.Dev), st.Ino}, nil
@@ -53,7 +51,7 @@ func (d *dirHandle) acquire() *dirHandle { d.refs.Add(1); return d }
 
 func (d *dirHandle) release() {
 	if d.refs.Add(-1) == 0 {
-		unix.Close(d.fd)
+		sys.Close(d.fd)
 	}
 }
 
@@ -68,7 +66,7 @@ type item struct {
 	done   chan struct{}
 
 	// Filled by prepare.
-	st      unix.Stat_t
+	st      sys.Stat_t
 	hdr     *tar.Header
 	data    []byte   // content read ahead (len = hdr.Size), or nil
 	holes   bool     // a sparse file: archived as runs of data, streamed by the writer
@@ -175,14 +173,14 @@ func Write(ctx context.Context, w io.Writer, root string, opts Options, x Extra)
 
 // openRoot opens the root of the tree and records its device.
 func (r *run) openRoot(root string) (*dirHandle, error) {
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	rootfd, err := sys.Open(root, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC|sys.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
 	rootDir := newDirHandle(rootfd)
 	r.rootfd = rootfd
-	var rst unix.Stat_t
-	if err := unix.Fstat(rootfd, &rst); err != nil {
+	rst, err := sys.Fstat(rootfd)
+	if err != nil {
 		rootDir.release()
 		return nil, &fs.PathError{Op: "fstat", Path: root, Err: err}
 	}
@@ -370,8 +368,8 @@ func readDir(fd int) ([]dirent, error) {
 			name := string(nameZ[:len(nameZ)-1])
 			mode, ok := sys.DirentType(typ)
 			if !ok {
-				var st unix.Stat_t
-				if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				var st sys.Stat_t
+				if err := sys.Fstatat(fd, name, &st, sys.AT_SYMLINK_NOFOLLOW); err != nil {
 					derr = err
 					return false
 				}
@@ -413,7 +411,7 @@ func (r *run) walkDir(d *dirHandle, name string, ents []dirent, send func(*item)
 			}
 			continue
 		}
-		fd, err := unix.Openat(d.fd, e.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		fd, err := sys.Openat(d.fd, e.name, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_NOFOLLOW|sys.O_CLOEXEC|sys.O_NONBLOCK, 0)
 		if err != nil {
 			it.err = &fs.PathError{Op: "open", Path: cname, Err: err}
 			if err := send(it); err != nil {
@@ -456,8 +454,8 @@ func (r *run) otherFS(fd int) (bool, error) {
 	if !r.opts.OneFileSystem {
 		return false, nil
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	st, err := sys.Fstat(fd)
+	if err != nil {
 		return false, err
 	}
 	return st.Dev != r.rootDev, nil
@@ -466,7 +464,7 @@ func (r *run) otherFS(fd int) (bool, error) {
 // release gives back what an item holds.
 func (it *item) release() {
 	if it.fd >= 0 {
-		unix.Close(it.fd)
+		sys.Close(it.fd)
 		it.fd = -1
 	}
 	if it.parent != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/tarfmt"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 )
 
 // writer is the single goroutine emitting members in walk order.
@@ -227,7 +227,7 @@ func (w *writer) finish(it *item) {
 	}
 	it.data = nil
 	if it.fd >= 0 {
-		unix.Close(it.fd)
+		sys.Close(it.fd)
 		it.fd = -1
 	}
 	it.release()

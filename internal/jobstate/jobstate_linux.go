@@ -15,7 +15,7 @@ import (
 	"path"
 	"strconv"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 )
 
 // defaultDirs returns the directories where the restores (job
@@ -60,21 +60,21 @@ func openDir(dir string, create bool) (int, error) {
 			return -1, err
 		}
 	}
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
+		sys.Close(fd)
 		return -1, &fs.PathError{Op: "fstat", Path: dir, Err: err}
 	}
-	if euid := unix.Geteuid(); st.Uid != uint32(euid) {
-		unix.Close(fd)
+	if euid := sys.Geteuid(); st.Uid != uint32(euid) {
+		sys.Close(fd)
 		return -1, fmt.Errorf("state directory %s: owned by uid %d, not by the caller (uid %d)", dir, st.Uid, euid)
 	}
 	if st.Mode&0o022 != 0 {
-		unix.Close(fd)
+		sys.Close(fd)
 		return -1, fmt.Errorf("state directory %s: mode %04o lets others than its owner write in it", dir, st.Mode&0o7777)
 	}
 	return fd, nil
@@ -129,30 +129,30 @@ type File struct {
 // Open opens (creating it, mode 0600) and locks the file name
 // of the state directory dirfd (named dirPath). It takes dirfd: closed
 // with the result, or on error. Locked by another process: an error
-// matching unix.EWOULDBLOCK.
+// matching sys.EWOULDBLOCK.
 func Open(dirfd int, dirPath, name string) (*File, error) {
 	p := path.Join(dirPath, name)
 	for attempt := 0; ; attempt++ {
-		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err := sys.Openat(dirfd, name, sys.O_RDWR|sys.O_CREAT|sys.O_APPEND|sys.O_NOFOLLOW|sys.O_CLOEXEC, 0o600)
 		if err != nil {
-			unix.Close(dirfd)
+			sys.Close(dirfd)
 			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
 		}
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			unix.Close(fd)
-			unix.Close(dirfd)
+		if err := sys.Flock(fd, sys.LOCK_EX|sys.LOCK_NB); err != nil {
+			sys.Close(fd)
+			sys.Close(dirfd)
 			return nil, &fs.PathError{Op: "flock", Path: p, Err: err}
 		}
 		// A run that just ended removed the file after this one opened
 		// it: its lock is on a file no one will look for again.
-		var got, cur unix.Stat_t
-		if unix.Fstat(fd, &got) == nil && unix.Fstatat(dirfd, name, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-			got.Dev == cur.Dev && got.Ino == cur.Ino {
+		got, gerr := sys.Fstat(fd)
+		cur, cerr := sys.FstatatNoFollow(dirfd, name)
+		if gerr == nil && cerr == nil && got.Dev == cur.Dev && got.Ino == cur.Ino {
 			return &File{Dirfd: dirfd, F: os.NewFile(uintptr(fd), p), Name: name, Path: p}, nil
 		}
-		unix.Close(fd)
+		sys.Close(fd)
 		if attempt == 100 {
-			unix.Close(dirfd)
+			sys.Close(dirfd)
 			return nil, fmt.Errorf("lock %s: removed each time it was opened", p)
 		}
 	}
@@ -163,12 +163,12 @@ func Open(dirfd int, dirPath, name string) (*File, error) {
 func (l *File) Close(remove bool) error {
 	var err error
 	if remove {
-		if uerr := unix.Unlinkat(l.Dirfd, l.Name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) {
+		if uerr := sys.Unlinkat(l.Dirfd, l.Name, 0); uerr != nil && !errors.Is(uerr, sys.ENOENT) {
 			err = &fs.PathError{Op: "unlink", Path: l.Path, Err: uerr}
 		}
 	}
 	l.F.Close()
-	unix.Close(l.Dirfd)
+	sys.Close(l.Dirfd)
 	return err
 }
 
@@ -184,12 +184,12 @@ type TreeID struct {
 // Identify returns the identity of the directory fd (statx(2), Linux
 // 4.11+).
 func Identify(fd int) (TreeID, error) {
-	var sx unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_INO|unix.STATX_BTIME, &sx); err != nil {
+	var sx sys.Statx_t
+	if err := sys.Statx(fd, "", sys.AT_EMPTY_PATH|sys.AT_STATX_SYNC_AS_STAT, sys.STATX_INO|sys.STATX_BTIME, &sx); err != nil {
 		return TreeID{}, err
 	}
-	id := TreeID{Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Btime: "-"}
-	if sx.Mask&unix.STATX_BTIME != 0 {
+	id := TreeID{Dev: sys.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Btime: "-"}
+	if sx.Mask&sys.STATX_BTIME != 0 {
 		id.Btime = fmt.Sprintf("%d.%09d", sx.Btime.Sec, sx.Btime.Nsec)
 	}
 	return id, nil
@@ -197,7 +197,7 @@ func Identify(fd int) (TreeID, error) {
 
 // FileName is the name of the state file of the tree.
 func (id TreeID) FileName() string {
-	return fmt.Sprintf("%d.%d.%d", unix.Major(id.Dev), unix.Minor(id.Dev), id.Ino)
+	return fmt.Sprintf("%d.%d.%d", sys.Major(id.Dev), sys.Minor(id.Dev), id.Ino)
 }
 
 // Record is the "dest" record of the tree.

@@ -10,19 +10,17 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 )
 
 // resolveBeneath is how every path below the destination is resolved: it
 // may not leave the destination, may not cross any symlink (so an entry
 // extracted earlier can never redirect a later one), nor a /proc magic
 // link. openat2(2), Linux 5.6+.
-const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+const resolveBeneath = sys.RESOLVE_BENEATH | sys.RESOLVE_NO_SYMLINKS | sys.RESOLVE_NO_MAGICLINKS
 
 // tmpPrefix starts the names of the temporary entries the restorer makes
 // next to their final name before renaming them into place: tmpPrefix,
@@ -59,7 +57,7 @@ type destDir struct {
 // exist (see [OpenOrMakeDest]).
 func openDest(dir string, create bool) (*destDir, error) {
 	open := func(dir string) (int, error) {
-		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	}
 	if create {
 		open = OpenOrMakeDest
@@ -68,7 +66,7 @@ func openDest(dir string, create bool) (*destDir, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &destDir{fd: fd, path: dir, emptyPath: unix.Geteuid() == 0}, nil
+	return &destDir{fd: fd, path: dir, emptyPath: sys.Geteuid() == 0}, nil
 }
 
 // OpenOrMakeDest opens the directory dir (O_PATH), creating it first when
@@ -76,20 +74,20 @@ func openDest(dir string, create bool) (*destDir, error) {
 // made directory is empty, so the restore applies the owner, mode and
 // times of the archive's root entry to it at the end.
 func OpenOrMakeDest(dir string) (int, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if !errors.Is(err, unix.ENOENT) {
+	fd, err := sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
+	if !errors.Is(err, sys.ENOENT) {
 		return fd, err
 	}
-	if err := unix.Mkdir(dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-		if errors.Is(err, unix.ENOENT) {
+	if err := sys.Mkdir(dir, 0o755); err != nil && !errors.Is(err, sys.EEXIST) {
+		if errors.Is(err, sys.ENOENT) {
 			return -1, fmt.Errorf("its parent directory does not exist: %w", err)
 		}
 		return -1, err
 	}
-	return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return sys.Open(dir, sys.O_PATH|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 }
 
-func (d *destDir) Close() error { return unix.Close(d.fd) }
+func (d *destDir) Close() error { return sys.Close(d.fd) }
 
 // display returns the path of rel for messages.
 func (d *destDir) display(rel string) string {
@@ -100,25 +98,17 @@ func (d *destDir) display(rel string) string {
 }
 
 func (d *destDir) pathErr(op, rel string, err error) error {
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+	if errors.Is(err, sys.ELOOP) || errors.Is(err, sys.EXDEV) {
 		err = fmt.Errorf("%w (%v)", ErrSymlinkInPath, err)
 	}
 	return &fs.PathError{Op: op, Path: d.display(rel), Err: err}
 }
 
-// openat2 opens rel beneath the destination with resolveBeneath, retrying
-// the EAGAIN that openat2 returns when a rename raced the lookup.
-//
-// It keeps open(2)'s mode argument although every caller passes 0 today.
-func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) { //nolint:unparam // the shape of openat(2), for a caller that creates
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: resolveBeneath}
-	for i := 0; ; i++ {
-		fd, err := unix.Openat2(dirfd, rel, &how)
-		if (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) && i < 64 {
-			continue
-		}
-		return fd, err
-	}
+// openat2 opens rel beneath the destination with resolveBeneath
+// ([sys.Openat2] retries, 64 times at most, the EAGAIN that openat2
+// returns when a rename raced the lookup).
+func openat2(dirfd int, rel string, flags int) (int, error) {
+	return sys.Openat2(dirfd, rel, flags|sys.O_CLOEXEC, resolveBeneath)
 }
 
 // openDir returns an O_PATH descriptor of the directory rel, creating the
@@ -127,29 +117,29 @@ func openat2(dirfd int, rel string, flags int, mode uint32) (int, error) { //nol
 // error.
 func (d *destDir) openDir(rel string, create bool) (int, error) {
 	if rel == "." {
-		return unix.Dup(d.fd)
+		return sys.Dup(d.fd)
 	}
-	fd, err := openat2(d.fd, rel, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err == nil || !create || !errors.Is(err, unix.ENOENT) {
+	fd, err := openat2(d.fd, rel, sys.O_PATH|sys.O_DIRECTORY)
+	if err == nil || !create || !errors.Is(err, sys.ENOENT) {
 		if err != nil {
 			return -1, d.pathErr("open", rel, err)
 		}
 		return fd, nil
 	}
-	cur, err := unix.Dup(d.fd)
+	cur, err := sys.Dup(d.fd)
 	if err != nil {
 		return -1, err
 	}
 	done := ""
 	for _, c := range strings.Split(rel, "/") {
 		done = path.Join(done, c)
-		next, err := openat2(cur, c, unix.O_PATH|unix.O_DIRECTORY, 0)
-		if errors.Is(err, unix.ENOENT) {
-			if err = unix.Mkdirat(cur, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
-				next, err = openat2(cur, c, unix.O_PATH|unix.O_DIRECTORY, 0)
+		next, err := openat2(cur, c, sys.O_PATH|sys.O_DIRECTORY)
+		if errors.Is(err, sys.ENOENT) {
+			if err = sys.Mkdirat(cur, c, 0o755); err == nil || errors.Is(err, sys.EEXIST) {
+				next, err = openat2(cur, c, sys.O_PATH|sys.O_DIRECTORY)
 			}
 		}
-		unix.Close(cur)
+		sys.Close(cur)
 		if err != nil {
 			return -1, d.pathErr("mkdir", done, err)
 		}
@@ -160,21 +150,21 @@ func (d *destDir) openDir(rel string, create bool) (int, error) {
 
 // isEmpty reports whether the destination holds no entry at all.
 func (d *destDir) isEmpty() (bool, error) {
-	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := sys.Openat(d.fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return false, d.pathErr("open", ".", err)
 	}
-	defer unix.Close(fd)
+	defer sys.Close(fd)
 	buf := make([]byte, 4096)
 	for {
-		n, err := unix.Getdents(fd, buf)
+		n, err := sys.Getdents(fd, buf)
 		if err != nil {
 			return false, d.pathErr("readdir", ".", err)
 		}
 		if n == 0 {
 			return true, nil
 		}
-		if _, _, names := unix.ParseDirent(buf[:n], -1, nil); len(names) > 0 { // ParseDirent skips "." and ".."
+		if _, _, names := sys.ParseDirent(buf[:n], -1, nil); len(names) > 0 { // ParseDirent skips "." and ".."
 			return false, nil
 		}
 	}
@@ -203,7 +193,7 @@ func (c *parentCache) get(dir string) (int, error) {
 
 func (c *parentCache) drop() {
 	if c.fd > 0 {
-		unix.Close(c.fd)
+		sys.Close(c.fd)
 	}
 	c.fd, c.name = 0, ""
 }
@@ -218,29 +208,22 @@ func (d *destDir) tmpName() string {
 	return tmpPrefix + tok + "." + randHex(8)
 }
 
-// lstatAt stats name in dirfd without following it.
-func lstatAt(dirfd int, name string) (unix.Stat_t, error) {
-	var st unix.Stat_t
-	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	return st, err
-}
-
 // createTmpfile returns a writable unnamed inode in dirfd (O_TMPFILE, Linux
 // 3.11+), or, where the filesystem lacks O_TMPFILE, a file under a
 // temporary name, returned in tmp.
 func (d *destDir) createTmpfile(dirfd int) (f *os.File, tmp string, err error) {
 	if !d.noTmpfile {
-		fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		fd, err := sys.Openat(dirfd, ".", sys.O_TMPFILE|sys.O_WRONLY|sys.O_CLOEXEC, 0o600)
 		if err == nil {
 			return os.NewFile(uintptr(fd), "tmpfile"), "", nil
 		}
-		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+		if !errors.Is(err, sys.EOPNOTSUPP) && !errors.Is(err, sys.EISDIR) && !errors.Is(err, sys.EINVAL) {
 			return nil, "", err
 		}
 		d.noTmpfile = true
 	}
 	tmp = d.tmpName()
-	fd, err := unix.Openat(dirfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	fd, err := sys.Openat(dirfd, tmp, sys.O_CREAT|sys.O_EXCL|sys.O_NOFOLLOW|sys.O_WRONLY|sys.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, "", err
 	}
@@ -251,56 +234,43 @@ func (d *destDir) createTmpfile(dirfd int) (f *os.File, tmp string, err error) {
 // failing with EEXIST when the name is taken).
 func (d *destDir) linkTmpfile(f *os.File, dirfd int, name string) error {
 	if d.emptyPath {
-		err := unix.Linkat(int(f.Fd()), "", dirfd, name, unix.AT_EMPTY_PATH)
-		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) {
+		err := sys.Linkat(int(f.Fd()), "", dirfd, name, sys.AT_EMPTY_PATH)
+		if !errors.Is(err, sys.ENOENT) && !errors.Is(err, sys.EPERM) {
 			return err
 		}
 		// ENOENT: no CAP_DAC_READ_SEARCH after all.
 		d.emptyPath = false
 	}
-	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	return sys.Linkat(sys.AT_FDCWD, sys.ProcFdPath(int(f.Fd())), dirfd, name, sys.AT_SYMLINK_FOLLOW)
 }
 
 // place moves the finished entry tmp (in dirfd) to name, replacing what is
 // there: a directory in the way is removed when empty.
 func place(dirfd int, tmp, name string) error {
-	err := unix.Renameat(dirfd, tmp, dirfd, name)
-	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-		if rerr := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); rerr == nil {
-			err = unix.Renameat(dirfd, tmp, dirfd, name)
+	err := sys.Renameat(dirfd, tmp, dirfd, name)
+	if errors.Is(err, sys.EISDIR) || errors.Is(err, sys.ENOTEMPTY) || errors.Is(err, sys.EEXIST) {
+		if rerr := sys.Unlinkat(dirfd, name, sys.AT_REMOVEDIR); rerr == nil {
+			err = sys.Renameat(dirfd, tmp, dirfd, name)
 		}
 	}
 	if err != nil {
-		_ = unix.Unlinkat(dirfd, tmp, 0)
+		_ = sys.Unlinkat(dirfd, tmp, 0)
 		return err
 	}
 	// rename(2) does nothing when both names are links to one inode (a
 	// hardlink restored over itself): the temporary name must still go.
-	_ = unix.Unlinkat(dirfd, tmp, 0)
+	_ = sys.Unlinkat(dirfd, tmp, 0)
 	return nil
 }
 
 // timespecs converts the archive times for utimensat: the access time
 // defaults to the modification time.
-func timespecs(atime, mtime time.Time) [2]unix.Timespec {
+func timespecs(atime, mtime time.Time) [2]sys.Timespec {
 	if atime.IsZero() {
 		atime = mtime
 	}
-	return [2]unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	return [2]sys.Timespec{sys.NsecToTimespec(atime.UnixNano()), sys.NsecToTimespec(mtime.UnixNano())}
 }
-
-// futimens sets the times of the open file fd (utimensat(fd, NULL)).
-func futimens(fd int, ts [2]unix.Timespec) error {
-	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-// procPath names the inode behind an O_PATH descriptor for the calls that
-// take only a path (setxattr on a symlink or a device).
-func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // TestHookSweep is called, when set (by tests only), before each
 // temporary name is removed by sweepTmp.
@@ -328,10 +298,10 @@ func (d *destDir) sweepTmp(tokens map[string]bool) error {
 	for len(stack) > 0 {
 		rel := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		fd, err := openat2(d.fd, rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		fd, err := openat2(d.fd, rel, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_NOFOLLOW)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) ||
-				errors.Is(err, unix.ENAMETOOLONG) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			if errors.Is(err, sys.ENOENT) || errors.Is(err, sys.ENOTDIR) || errors.Is(err, sys.ELOOP) || errors.Is(err, sys.EXDEV) ||
+				errors.Is(err, sys.ENAMETOOLONG) || errors.Is(err, sys.EACCES) || errors.Is(err, sys.EPERM) {
 				continue
 			}
 			return d.pathErr("open", rel, err)
@@ -343,7 +313,7 @@ func (d *destDir) sweepTmp(tokens map[string]bool) error {
 			for _, e := range ents {
 				switch {
 				case e.IsDir():
-					if sub := path.Join(rel, e.Name()); len(sub) < unix.PathMax {
+					if sub := path.Join(rel, e.Name()); len(sub) < sys.PathMax {
 						subdirs = append(subdirs, sub)
 					}
 				case isRestoreTmp(e.Name(), tokens):
@@ -363,7 +333,7 @@ func (d *destDir) sweepTmp(tokens map[string]bool) error {
 				TestHookSweep(name)
 			}
 			// EISDIR: a directory put there meanwhile, not ours.
-			if err := unix.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EISDIR) {
+			if err := sys.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, sys.ENOENT) && !errors.Is(err, sys.EISDIR) {
 				dir.Close()
 				return d.pathErr("unlink", path.Join(rel, name), err)
 			}
@@ -395,7 +365,7 @@ func isStagingName(name string) bool {
 // its own: same descriptors and messages, paths shown as under d (what
 // is in it goes there).
 func (d *destDir) staging(name string) (*destDir, error) {
-	fd, err := openat2(d.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	fd, err := openat2(d.fd, name, sys.O_PATH|sys.O_DIRECTORY|sys.O_NOFOLLOW)
 	if err != nil {
 		return nil, d.pathErr("open", name, err)
 	}
@@ -413,17 +383,17 @@ var TestHookRemoveTree func(name string)
 func (d *destDir) removeTree(name string) error {
 	var rm func(parent int, base, rel string) error
 	rm = func(parent int, base, rel string) error {
-		fd, err := openat2(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-		if errors.Is(err, unix.EACCES) {
+		fd, err := openat2(parent, base, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_NOFOLLOW)
+		if errors.Is(err, sys.EACCES) {
 			// A directory of the archive with no search permission (for
 			// a caller without CAP_DAC_OVERRIDE): make it ours to read.
-			if pfd, perr := openat2(parent, base, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0); perr == nil {
-				_ = unix.Chmod(procPath(pfd), 0o700)
-				unix.Close(pfd)
-				fd, err = openat2(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			if pfd, perr := openat2(parent, base, sys.O_PATH|sys.O_DIRECTORY|sys.O_NOFOLLOW); perr == nil {
+				_ = sys.Chmod(sys.ProcFdPath(pfd), 0o700)
+				sys.Close(pfd)
+				fd, err = openat2(parent, base, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_NOFOLLOW)
 			}
 		}
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, sys.ENOENT) {
 			return nil
 		}
 		if err != nil {
@@ -444,7 +414,7 @@ func (d *destDir) removeTree(name string) error {
 					}
 					continue
 				}
-				if err := unix.Unlinkat(fd, e.Name(), 0); err != nil && !errors.Is(err, unix.ENOENT) {
+				if err := sys.Unlinkat(fd, e.Name(), 0); err != nil && !errors.Is(err, sys.ENOENT) {
 					return d.pathErr("unlink", sub, err)
 				}
 			}
@@ -455,7 +425,7 @@ func (d *destDir) removeTree(name string) error {
 				return d.pathErr("readdir", rel, err)
 			}
 		}
-		if err := unix.Unlinkat(parent, base, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := sys.Unlinkat(parent, base, sys.AT_REMOVEDIR); err != nil && !errors.Is(err, sys.ENOENT) {
 			return d.pathErr("rmdir", rel, err)
 		}
 		return nil
@@ -473,14 +443,14 @@ func (d *destDir) removeStaging(names []string) error {
 		if !isStagingName(name) {
 			continue
 		}
-		fd, err := openat2(d.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		fd, err := openat2(d.fd, name, sys.O_PATH|sys.O_DIRECTORY|sys.O_NOFOLLOW)
 		if err != nil {
 			continue // gone, or not a directory: not ours
 		}
-		var st unix.Stat_t
-		err = unix.Fstat(fd, &st)
-		unix.Close(fd)
-		if err != nil || st.Uid != uint32(unix.Geteuid()) {
+		var st sys.Stat
+		st, err = sys.Fstat(fd)
+		sys.Close(fd)
+		if err != nil || st.Uid != uint32(sys.Geteuid()) {
 			continue
 		}
 		if err := d.removeTree(name); err != nil {

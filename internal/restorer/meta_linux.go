@@ -7,9 +7,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/archive"
@@ -21,7 +20,7 @@ import (
 type deferredDir struct {
 	name   string
 	mode   uint32
-	times  [2]unix.Timespec
+	times  [2]sys.Timespec
 	defACL []byte // system.posix_acl_default, set last
 }
 
@@ -31,7 +30,7 @@ type entryMeta struct {
 	mode     uint32
 	xattrs   []xattrKV
 	caps     []byte
-	times    [2]unix.Timespec
+	times    [2]sys.Timespec
 	sparse   bool // write runs of zeros as holes
 	// refused is a part of the entry not restored (the rest is): a
 	// host-scoped cap without HostScope. warn is a notice about a value
@@ -153,14 +152,14 @@ func metaCost(e *tarfmt.Entry, mt entryMeta) int64 {
 // in that order: chown clears the setuid bits and the caps, and caps must
 // be written last.
 func (rs *restorer) applyFd(fd int, name string, mt entryMeta) error {
-	if err := rawErr(unix.RawSyscall(unix.SYS_FCHOWN, uintptr(fd), uintptr(mt.uid), uintptr(mt.gid))); err != nil {
+	if err := rawErr(sys.FchownRaw(fd, mt.uid, mt.gid)); err != nil {
 		return rs.d.pathErr("chown", name, err)
 	}
-	if err := rawErr(unix.RawSyscall(unix.SYS_FCHMOD, uintptr(fd), uintptr(mt.mode), 0)); err != nil {
+	if err := rawErr(sys.FchmodRaw(fd, mt.mode)); err != nil {
 		return rs.d.pathErr("chmod", name, err)
 	}
 	for _, x := range mt.xattrs {
-		if err := unix.Fsetxattr(fd, x.name, x.value, 0); err != nil {
+		if err := sys.Fsetxattr(fd, x.name, x.value, 0); err != nil {
 			return rs.d.pathErr("setxattr "+x.name, name, err)
 		}
 	}
@@ -172,7 +171,7 @@ func (rs *restorer) applyFd(fd int, name string, mt entryMeta) error {
 		rs.caps.Add(1)
 	}
 	ts := mt.times
-	if err := rawErr(unix.RawSyscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)); err != nil {
+	if err := rawErr(sys.FutimensRaw(fd, &ts)); err != nil {
 		return rs.d.pathErr("utimensat", name, err)
 	}
 	return nil
@@ -187,7 +186,7 @@ func (rs *restorer) applyFd(fd int, name string, mt entryMeta) error {
 // runtime hand the processor to another thread when it lasts a little,
 // and a restore makes a million of them: measured, about a third of the
 // system time went to the scheduler's futex wake-ups and sleeps.
-func rawErr(_, _ uintptr, e unix.Errno) error {
+func rawErr(e sys.Errno) error {
 	if e != 0 {
 		return e
 	}
@@ -199,23 +198,23 @@ func (rs *restorer) finishDir(dd deferredDir) error {
 	var fd int
 	var err error
 	if dd.name == "." {
-		fd, err = unix.Openat(rs.d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err = sys.Openat(rs.d.fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	} else {
-		fd, err = openat2(rs.d.fd, dd.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		fd, err = openat2(rs.d.fd, dd.name, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_NOFOLLOW)
 	}
 	if err != nil {
 		return rs.d.pathErr("open", dd.name, err)
 	}
-	defer unix.Close(fd)
+	defer sys.Close(fd)
 	if dd.defACL != nil {
-		if err := unix.Fsetxattr(fd, archive.XattrACLDefault, dd.defACL, 0); err != nil {
+		if err := sys.Fsetxattr(fd, archive.XattrACLDefault, dd.defACL, 0); err != nil {
 			return rs.d.pathErr("setxattr "+archive.XattrACLDefault, dd.name, err)
 		}
 	}
-	if err := unix.Fchmod(fd, dd.mode); err != nil {
+	if err := sys.Fchmod(fd, dd.mode); err != nil {
 		return rs.d.pathErr("chmod", dd.name, err)
 	}
-	if err := futimens(fd, dd.times); err != nil {
+	if err := sys.Futimens(fd, &dd.times); err != nil {
 		return rs.d.pathErr("utimensat", dd.name, err)
 	}
 	return nil
@@ -225,15 +224,15 @@ func (rs *restorer) finishDir(dd deferredDir) error {
 // with those of its target name in tfd and describes the first difference
 // ("" when none). Caps compare as capabilities.
 func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
-	pfd, err := unix.Openat(tfd, tbase, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	pfd, err := sys.Openat(tfd, tbase, sys.O_PATH|sys.O_NOFOLLOW|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return "target unreadable: " + err.Error()
 	}
-	defer unix.Close(pfd)
-	p := procPath(pfd)
+	defer sys.Close(pfd)
+	p := sys.ProcFdPath(pfd)
 	if mt.caps != nil {
-		got, err := getXattr(p, archive.XattrCaps)
-		if err != nil && !errors.Is(err, unix.ENODATA) {
+		got, err := sys.GetxattrAll(p, archive.XattrCaps, true)
+		if err != nil && !errors.Is(err, sys.ENODATA) {
 			return archive.XattrCaps + ": " + err.Error()
 		}
 		if !sameCaps(mt.caps, got) {
@@ -241,7 +240,7 @@ func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
 		}
 	}
 	for _, x := range mt.xattrs {
-		got, err := getXattr(p, x.name)
+		got, err := sys.GetxattrAll(p, x.name, true)
 		if err != nil || !bytes.Equal(got, x.value) {
 			return x.name
 		}
@@ -257,36 +256,36 @@ func linkXattrsDiffer(tfd int, tbase string, mt entryMeta) string {
 // opened without following, and must be what the restore made (its type,
 // one link, owned by the restore) before anything is changed.
 func (rs *restorer) applyAt(dirfd int, tmp string, e *tarfmt.Entry, mt entryMeta) error {
-	pfd, err := unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	pfd, err := sys.Openat(dirfd, tmp, sys.O_PATH|sys.O_NOFOLLOW|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return rs.d.pathErr("open", e.Name, err)
 	}
-	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if err := unix.Fstat(pfd, &st); err != nil {
+	defer sys.Close(pfd)
+	st, err := sys.Fstat(pfd)
+	if err != nil {
 		return rs.d.pathErr("fstat", e.Name, err)
 	}
-	if st.Mode&unix.S_IFMT != specialType(e.Header.Typeflag) || st.Nlink != 1 || st.Uid != uint32(unix.Geteuid()) {
+	if st.Mode&sys.S_IFMT != specialType(e.Header.Typeflag) || st.Nlink != 1 || st.Uid != uint32(sys.Geteuid()) {
 		return rs.d.pathErr("restore", e.Name, ErrReplaced)
 	}
-	if err := unix.Fchownat(pfd, "", mt.uid, mt.gid, unix.AT_EMPTY_PATH); err != nil {
+	if err := sys.Fchownat(pfd, "", mt.uid, mt.gid, sys.AT_EMPTY_PATH); err != nil {
 		return rs.d.pathErr("chown", e.Name, err)
 	}
 	// The magic link of an O_PATH descriptor leads to the inode itself,
 	// even a symlink's, and no further.
-	p := procPath(pfd)
+	p := sys.ProcFdPath(pfd)
 	if e.Header.Typeflag != tar.TypeSymlink {
-		if err := unix.Chmod(p, mt.mode); err != nil {
+		if err := sys.Chmod(p, mt.mode); err != nil {
 			return rs.d.pathErr("chmod", e.Name, err)
 		}
 	}
 	for _, x := range mt.xattrs {
-		if err := unix.Setxattr(p, x.name, x.value, 0); err != nil {
+		if err := sys.Setxattr(p, x.name, x.value, 0, true); err != nil {
 			return rs.d.pathErr("setxattr "+x.name, e.Name, err)
 		}
 	}
 	ts := mt.times
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts[:], 0); err != nil {
+	if err := sys.UtimesNanoAt(sys.AT_FDCWD, p, ts[:], 0); err != nil {
 		return rs.d.pathErr("utimensat", e.Name, err)
 	}
 	return nil

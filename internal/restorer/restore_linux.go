@@ -15,7 +15,7 @@ import (
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/jobstate"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/internal/tarfmt"
 )
@@ -94,7 +94,7 @@ func Restore(ctx context.Context, r io.Reader, dest string, opts RestoreOptions)
 	}
 	d, err := openDest(dest, true)
 	if err != nil {
-		unix.Close(sdir)
+		sys.Close(sdir)
 		return RestoreSummary{}, err
 	}
 	defer d.Close()

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/internal/archive"
 )
@@ -105,11 +105,11 @@ func (rs *restorer) beginStaging(st *restoreState, keep *bool) error {
 	if err := st.record("staging " + name); err != nil {
 		return err
 	}
-	if err := unix.Mkdirat(rs.d.fd, name, 0o700); err != nil {
+	if err := sys.Mkdirat(rs.d.fd, name, 0o700); err != nil {
 		return rs.d.pathErr("mkdir", name, err)
 	}
 	undo := func() {
-		if err := unix.Unlinkat(rs.d.fd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := sys.Unlinkat(rs.d.fd, name, sys.AT_REMOVEDIR); err != nil && !errors.Is(err, sys.ENOENT) {
 			*keep = true
 		}
 	}
@@ -122,7 +122,7 @@ func (rs *restorer) beginStaging(st *restoreState, keep *bool) error {
 	// every entry made in it would inherit in turn: the archive alone
 	// says what ACLs its entries have (GNU tar into a new directory
 	// gives the same result).
-	if err := unix.Removexattr(procPath(sd.fd), archive.XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+	if err := sys.Removexattr(sys.ProcFdPath(sd.fd), archive.XattrACLDefault, true); err != nil && !errors.Is(err, sys.ENODATA) && !errors.Is(err, sys.EOPNOTSUPP) {
 		sd.Close()
 		undo()
 		return rs.d.pathErr("removexattr "+archive.XattrACLDefault, name, err)
@@ -141,7 +141,7 @@ func (rs *restorer) commit() error {
 	st := rs.d
 	rs.d = rs.top
 	defer st.Close()
-	fd, err := unix.Openat(st.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := sys.Openat(st.fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		rs.keepState = true
 		return rs.top.pathErr("open", rs.staging, err)
@@ -157,11 +157,11 @@ func (rs *restorer) commit() error {
 		if TestHookCommit != nil {
 			TestHookCommit(name)
 		}
-		err := unix.Renameat2(st.fd, name, rs.top.fd, name, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EINVAL) {
+		err := sys.Renameat2(st.fd, name, rs.top.fd, name, sys.RENAME_NOREPLACE)
+		if errors.Is(err, sys.EINVAL) {
 			// No RENAME_NOREPLACE on this filesystem.
-			if _, serr := lstatAt(rs.top.fd, name); errors.Is(serr, unix.ENOENT) {
-				err = unix.Renameat(st.fd, name, rs.top.fd, name)
+			if _, serr := sys.FstatatNoFollow(rs.top.fd, name); errors.Is(serr, sys.ENOENT) {
+				err = sys.Renameat(st.fd, name, rs.top.fd, name)
 			}
 		}
 		if err != nil {
@@ -171,14 +171,14 @@ func (rs *restorer) commit() error {
 	// Empty unless a rename failed. The name is removed only while it is
 	// the staging directory: the container may have renamed that one
 	// away and put its own in its place.
-	var a unix.Stat_t
-	if err := unix.Fstat(st.fd, &a); err != nil {
+	a, err := sys.Fstat(st.fd)
+	if err != nil {
 		rs.keepState = true
 		return rs.top.pathErr("fstat", rs.staging, err)
 	}
-	b, err := lstatAt(rs.top.fd, rs.staging)
+	b, err := sys.FstatatNoFollow(rs.top.fd, rs.staging)
 	switch {
-	case errors.Is(err, unix.ENOENT): // removed already (empty, by the container)
+	case errors.Is(err, sys.ENOENT): // removed already (empty, by the container)
 	case err != nil:
 		rs.fail(rs.staging, rs.top.pathErr("lstat", rs.staging, err))
 	case a.Dev != b.Dev || a.Ino != b.Ino:

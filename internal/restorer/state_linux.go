@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/internal/jobstate"
 )
@@ -105,12 +105,12 @@ func parseState(b []byte, id jobstate.TreeID) *restoreState {
 func openRestoreState(dirfd int, dirPath string, d *destDir) (*restoreState, error) {
 	id, err := d.identify()
 	if err != nil {
-		unix.Close(dirfd)
+		sys.Close(dirfd)
 		return nil, err
 	}
 	ls, err := jobstate.Open(dirfd, dirPath, id.FileName())
 	if err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, sys.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%s: %w (its state %s is locked)", d.path, ErrRestoreRunning, path.Join(dirPath, id.FileName()))
 		}
 		return nil, err
@@ -164,19 +164,19 @@ func (st *restoreState) record(lines ...string) error {
 func lookupRestoreState(dir string, d *destDir) (*restoreState, error) {
 	dirfd, dirPath, err := jobstate.DirFor(dir, "restore", false)
 	if err != nil {
-		if dir == "" || errors.Is(err, unix.ENOENT) {
+		if dir == "" || errors.Is(err, sys.ENOENT) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	defer unix.Close(dirfd)
+	defer sys.Close(dirfd)
 	id, err := d.identify()
 	if err != nil {
 		return nil, err
 	}
 	p := path.Join(dirPath, id.FileName())
-	fd, err := unix.Openat(dirfd, id.FileName(), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
+	fd, err := sys.Openat(dirfd, id.FileName(), sys.O_RDONLY|sys.O_NOFOLLOW|sys.O_CLOEXEC, 0)
+	if errors.Is(err, sys.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {

@@ -14,12 +14,11 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strings"
 
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/xattrfmt"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/internal/tarfmt"
 )
@@ -103,23 +102,23 @@ func (v *verifier) run(ctx context.Context, ar *tarfmt.Reader) error {
 }
 
 func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
+	switch mode & sys.S_IFMT {
+	case sys.S_IFREG:
 		return "regular file"
-	case unix.S_IFDIR:
+	case sys.S_IFDIR:
 		return "directory"
-	case unix.S_IFLNK:
+	case sys.S_IFLNK:
 		return "symlink"
-	case unix.S_IFIFO:
+	case sys.S_IFIFO:
 		return "fifo"
-	case unix.S_IFCHR:
+	case sys.S_IFCHR:
 		return "character device"
-	case unix.S_IFBLK:
+	case sys.S_IFBLK:
 		return "block device"
-	case unix.S_IFSOCK:
+	case sys.S_IFSOCK:
 		return "socket"
 	}
-	return fmt.Sprintf("type %#o", mode&unix.S_IFMT)
+	return fmt.Sprintf("type %#o", mode&sys.S_IFMT)
 }
 
 // entry checks one member against the tree.
@@ -139,15 +138,15 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 	}
 	dirfd, err := v.d.openDir(cleanDir(dir), false)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, sys.ENOENT) {
 			return v.report(Difference{Path: disp, Kind: DiffMissing})
 		}
 		return v.report(Difference{Path: disp, Kind: DiffError, Got: err.Error()})
 	}
-	defer unix.Close(dirfd)
-	st, err := lstatAt(dirfd, base)
+	defer sys.Close(dirfd)
+	st, err := sys.FstatatNoFollow(dirfd, base)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, sys.ENOENT) {
 			return v.report(Difference{Path: disp, Kind: DiffMissing})
 		}
 		return v.report(Difference{Path: disp, Kind: DiffError, Got: v.d.pathErr("lstat", e.Name, err).Error()})
@@ -185,7 +184,7 @@ func (v *verifier) entry(e *tarfmt.Entry, ar *tarfmt.Reader) error {
 // compare lists how the entry base of dirfd (whose lstat is st) differs
 // from member e (translated metadata mt) in owner, mode, target or
 // device, and content (read from ar); its type is already the member's.
-func (v *verifier) compare(e *tarfmt.Entry, ar *tarfmt.Reader, mt entryMeta, dirfd int, base string, st *unix.Stat_t) ([]Difference, error) {
+func (v *verifier) compare(e *tarfmt.Entry, ar *tarfmt.Reader, mt entryMeta, dirfd int, base string, st *sys.Stat_t) ([]Difference, error) {
 	h := e.Header
 	var diffs []Difference
 	add := func(d Difference) { diffs = append(diffs, d) }
@@ -202,10 +201,10 @@ func (v *verifier) compare(e *tarfmt.Entry, ar *tarfmt.Reader, mt entryMeta, dir
 			add(Difference{Kind: DiffLink, Want: h.Linkname, Got: t})
 		}
 	case tar.TypeChar, tar.TypeBlock:
-		if unix.Major(st.Rdev) != uint32(h.Devmajor) || unix.Minor(st.Rdev) != uint32(h.Devminor) {
+		if sys.Major(st.Rdev) != uint32(h.Devmajor) || sys.Minor(st.Rdev) != uint32(h.Devminor) {
 			add(Difference{
 				Kind: DiffLink, Want: fmt.Sprintf("%d,%d", h.Devmajor, h.Devminor),
-				Got: fmt.Sprintf("%d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)),
+				Got: fmt.Sprintf("%d,%d", sys.Major(st.Rdev), sys.Minor(st.Rdev)),
 			})
 		}
 	case tar.TypeDir, tar.TypeFifo:
@@ -230,20 +229,20 @@ func (v *verifier) compare(e *tarfmt.Entry, ar *tarfmt.Reader, mt entryMeta, dir
 	return diffs, nil
 }
 
-func (v *verifier) stat(rel string) (unix.Stat_t, error) {
+func (v *verifier) stat(rel string) (sys.Stat_t, error) {
 	dir, base := path.Split(rel)
 	fd, err := v.d.openDir(cleanDir(dir), false)
 	if err != nil {
-		return unix.Stat_t{}, err
+		return sys.Stat_t{}, err
 	}
-	defer unix.Close(fd)
-	return lstatAt(fd, base)
+	defer sys.Close(fd)
+	return sys.FstatatNoFollow(fd, base)
 }
 
 func vReadlink(dirfd int, name string) (string, error) {
 	buf := make([]byte, 4096)
 	for {
-		n, err := unix.Readlinkat(dirfd, name, buf)
+		n, err := sys.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			return "", err
 		}
@@ -270,23 +269,23 @@ func (v *verifier) hash(r io.Reader) (string, error) {
 // (the name may have been replaced in between). It is read with read(2)
 // directly: an os.File of a non-blocking descriptor would go through the
 // runtime poller, which parks a reader of a pipe-like file indefinitely.
-func (v *verifier) hashFile(dirfd int, name string, want *unix.Stat_t) (string, error) {
-	fd, err := openat2(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+func (v *verifier) hashFile(dirfd int, name string, want *sys.Stat_t) (string, error) {
+	fd, err := openat2(dirfd, name, sys.O_RDONLY|sys.O_NOFOLLOW|sys.O_NONBLOCK|sys.O_NOCTTY)
 	if err != nil {
 		return "", err
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	defer sys.Close(fd)
+	st, err := sys.Fstat(fd)
+	if err != nil {
 		return "", err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != want.Dev || st.Ino != want.Ino {
-		return "", fmt.Errorf("replaced while verifying (now a %s): %w", fileType(st.Mode), unix.ESTALE)
+	if st.Mode&sys.S_IFMT != sys.S_IFREG || st.Dev != want.Dev || st.Ino != want.Ino {
+		return "", fmt.Errorf("replaced while verifying (now a %s): %w", fileType(st.Mode), sys.ESTALE)
 	}
 	h := sha256.New()
 	for {
-		n, err := unix.Read(fd, v.buf)
-		if errors.Is(err, unix.EINTR) {
+		n, err := sys.Read(fd, v.buf)
+		if errors.Is(err, sys.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -306,12 +305,12 @@ func ignoredXattr(name string) bool {
 
 // xattrs compares the xattrs of the entry with the tree's.
 func (v *verifier) xattrs(dirfd int, base string, e *tarfmt.Entry, mt entryMeta) []Difference {
-	pfd, err := unix.Openat(dirfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	pfd, err := sys.Openat(dirfd, base, sys.O_PATH|sys.O_NOFOLLOW|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return []Difference{{Kind: DiffError, Got: v.d.pathErr("open", e.Name, err).Error()}}
 	}
-	defer unix.Close(pfd)
-	p := procPath(pfd)
+	defer sys.Close(pfd)
+	p := sys.ProcFdPath(pfd)
 	got, err := listXattrs(p)
 	if err != nil {
 		return []Difference{{Kind: DiffError, Got: v.d.pathErr("listxattr", e.Name, err).Error()}}
@@ -324,7 +323,7 @@ func (v *verifier) xattrs(dirfd int, base string, e *tarfmt.Entry, mt entryMeta)
 	// Caps.
 	var gotCaps []byte
 	if got[archive.XattrCaps] {
-		if gotCaps, err = getXattr(p, archive.XattrCaps); err != nil {
+		if gotCaps, err = sys.GetxattrAll(p, archive.XattrCaps, true); err != nil {
 			out = append(out, Difference{Kind: DiffCaps, Want: capsText(mt.caps), Got: "unreadable: " + err.Error()})
 		}
 	}
@@ -354,7 +353,7 @@ func (v *verifier) xattrs(dirfd int, base string, e *tarfmt.Entry, mt entryMeta)
 			out = append(out, Difference{Kind: DiffXattr, Name: n, Want: xattrText(n, w), Got: "none"})
 			continue
 		}
-		g, err := getXattr(p, n)
+		g, err := sys.GetxattrAll(p, n, true)
 		switch {
 		case err != nil:
 			out = append(out, Difference{Kind: DiffXattr, Name: n, Got: "unreadable: " + err.Error()})
@@ -376,43 +375,21 @@ func xattrText(name string, v []byte) string {
 	return fmt.Sprintf("%x", v)
 }
 
+// listXattrs returns the names of the xattrs of p (a /proc/self/fd path);
+// a filesystem without xattrs (ENOTSUP) has none.
 func listXattrs(p string) (map[string]bool, error) {
-	buf := make([]byte, 1024)
-	for {
-		n, err := unix.Listxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return map[string]bool{}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]bool{}
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				out[s] = true
-			}
-		}
-		return out, nil
+	names, err := sys.Listxattr(p, true)
+	if errors.Is(err, sys.ENOTSUP) {
+		return map[string]bool{}, nil
 	}
-}
-
-func getXattr(p, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Getxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
+	if err != nil {
+		return nil, err
 	}
+	out := make(map[string]bool, len(names))
+	for _, s := range names {
+		out[s] = true
+	}
+	return out, nil
 }
 
 // extras walks the tree for entries the archive does not have.
@@ -420,7 +397,7 @@ func (v *verifier) extras() error {
 	var found []string
 	var walk func(fd int, rel string) error
 	walk = func(fd int, rel string) error {
-		dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		dfd, err := sys.Openat(fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 		if err != nil {
 			return v.d.pathErr("open", rel, err)
 		}
@@ -439,12 +416,12 @@ func (v *verifier) extras() error {
 			if !e.IsDir() {
 				continue
 			}
-			sub, err := openat2(fd, e.Name(), unix.O_PATH|unix.O_DIRECTORY, 0)
+			sub, err := openat2(fd, e.Name(), sys.O_PATH|sys.O_DIRECTORY)
 			if err != nil {
 				continue
 			}
 			err = walk(sub, name)
-			unix.Close(sub)
+			sys.Close(sub)
 			if err != nil {
 				return err
 			}

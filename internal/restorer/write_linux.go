@@ -10,9 +10,8 @@ import (
 	"io"
 	"os"
 	"path"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/fcaps"
 	"github.com/nscap/nscap/internal/archive"
@@ -32,8 +31,8 @@ func (rs *restorer) parent(pc *parentCache, e *tarfmt.Entry) (dirfd int, base st
 
 // existing looks at what base in dirfd holds now: kept is true when the
 // overwrite policy keeps it in place of e (then counted and reported).
-func (rs *restorer) existing(dirfd int, base string, e *tarfmt.Entry) (st unix.Stat_t, exists, kept bool) {
-	st, err := lstatAt(dirfd, base)
+func (rs *restorer) existing(dirfd int, base string, e *tarfmt.Entry) (st sys.Stat_t, exists, kept bool) {
+	st, err := sys.FstatatNoFollow(dirfd, base)
 	if err != nil {
 		return st, false, false
 	}
@@ -47,12 +46,12 @@ func (rs *restorer) existing(dirfd int, base string, e *tarfmt.Entry) (st unix.S
 
 // keep reports whether the overwrite policy keeps the existing st in
 // place of e.
-func (rs *restorer) keep(e *tarfmt.Entry, st *unix.Stat_t) bool {
+func (rs *restorer) keep(e *tarfmt.Entry, st *sys.Stat_t) bool {
 	switch rs.opts.Overwrite {
 	case OverwriteNever:
 		return true
 	case OverwriteIfChanged:
-		return st.Mode&unix.S_IFMT == unix.S_IFREG && e.Header.Typeflag != tar.TypeDir &&
+		return st.Mode&sys.S_IFMT == sys.S_IFREG && e.Header.Typeflag != tar.TypeDir &&
 			st.Size == e.Header.Size && st.Mtim.Sec == e.Header.ModTime.Unix()
 	case OverwriteAlways:
 		return false
@@ -71,8 +70,8 @@ func (rs *restorer) writeSmall(pc *parentCache, e *tarfmt.Entry, mt entryMeta, d
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Openat(dirfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, unix.EEXIST) {
+	fd, err := sys.Openat(dirfd, base, sys.O_CREAT|sys.O_EXCL|sys.O_WRONLY|sys.O_NOFOLLOW|sys.O_CLOEXEC, 0o600)
+	if errors.Is(err, sys.EEXIST) {
 		// A second member of that name: replace it the careful way.
 		return rs.writeFile(pc, e, mt, bytes.NewReader(data))
 	}
@@ -85,12 +84,12 @@ func (rs *restorer) writeSmall(pc *parentCache, e *tarfmt.Entry, mt entryMeta, d
 	} else {
 		err = rs.applyFd(fd, e.Name, mt)
 	}
-	if cerr := rawErr(unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)); err == nil && cerr != nil {
+	if cerr := sys.CloseRaw(fd); err == nil && cerr != nil {
 		err = rs.d.pathErr("close", e.Name, cerr)
 	}
 	if err != nil {
 		// Never leave it half made under its name.
-		_ = unix.Unlinkat(dirfd, base, 0)
+		_ = sys.Unlinkat(dirfd, base, 0)
 		return err
 	}
 	rs.files.Add(1)
@@ -103,8 +102,8 @@ func (rs *restorer) writeSmall(pc *parentCache, e *tarfmt.Entry, mt entryMeta, d
 // cache) to fd, with raw system calls (see rawErr).
 func writeAll(fd int, data []byte) error {
 	for len(data) > 0 {
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)))
-		if e == unix.EINTR {
+		n, e := sys.WriteRaw(fd, data)
+		if e == sys.EINTR {
 			continue
 		}
 		if e != 0 {
@@ -144,7 +143,7 @@ func (rs *restorer) writeFile(pc *parentCache, e *tarfmt.Entry, mt entryMeta, da
 	if tmp != "" {
 		defer func() {
 			if !placed {
-				_ = unix.Unlinkat(dirfd, tmp, 0)
+				_ = sys.Unlinkat(dirfd, tmp, 0)
 			}
 		}()
 	}
@@ -173,7 +172,7 @@ func (rs *restorer) writeFile(pc *parentCache, e *tarfmt.Entry, mt entryMeta, da
 		err = place(dirfd, tmp, base)
 	case !exists:
 		err = rs.d.linkTmpfile(f, dirfd, base)
-		if errors.Is(err, unix.EEXIST) {
+		if errors.Is(err, sys.EEXIST) {
 			exists = true
 		}
 	}
@@ -212,7 +211,7 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 	existed := true
 	if e.Name == "." {
 		var err error
-		if fd, err = unix.Openat(rs.d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		if fd, err = sys.Openat(rs.d.fd, ".", sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0); err != nil {
 			return rs.d.pathErr("open", ".", err)
 		}
 	} else {
@@ -221,34 +220,34 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 		if err != nil {
 			return err
 		}
-		st, serr := lstatAt(dirfd, base)
+		st, serr := sys.FstatatNoFollow(dirfd, base)
 		exists := serr == nil
-		if exists && st.Mode&unix.S_IFMT == unix.S_IFDIR && rs.opts.Overwrite == OverwriteNever {
+		if exists && st.Mode&sys.S_IFMT == sys.S_IFDIR && rs.opts.Overwrite == OverwriteNever {
 			rs.skipped.Add(1)
 			return nil
 		}
-		if exists && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if exists && st.Mode&sys.S_IFMT != sys.S_IFDIR {
 			if rs.keep(e, &st) {
 				rs.skipped.Add(1)
 				return nil
 			}
-			if err := unix.Unlinkat(dirfd, base, 0); err != nil {
+			if err := sys.Unlinkat(dirfd, base, 0); err != nil {
 				return rs.d.pathErr("unlink", e.Name, err)
 			}
 			exists = false
 		}
 		existed = exists
 		if !exists {
-			if err := unix.Mkdirat(dirfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := sys.Mkdirat(dirfd, base, 0o700); err != nil && !errors.Is(err, sys.EEXIST) {
 				return rs.d.pathErr("mkdir", e.Name, err)
 			}
 		}
-		if fd, err = openat2(dirfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0); err != nil {
+		if fd, err = openat2(dirfd, base, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_NOFOLLOW); err != nil {
 			return rs.d.pathErr("open", e.Name, err)
 		}
 	}
-	defer unix.Close(fd)
-	if err := unix.Fchown(fd, mt.uid, mt.gid); err != nil {
+	defer sys.Close(fd)
+	if err := sys.Fchown(fd, mt.uid, mt.gid); err != nil {
 		return rs.d.pathErr("chown", e.Name, err)
 	}
 	// A default ACL is inherited by what is created in the directory:
@@ -257,7 +256,7 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 	// until then).
 	var defACL []byte
 	if existed {
-		if err := unix.Fremovexattr(fd, archive.XattrACLDefault); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+		if err := sys.Fremovexattr(fd, archive.XattrACLDefault); err != nil && !errors.Is(err, sys.ENODATA) && !errors.Is(err, sys.EOPNOTSUPP) {
 			return rs.d.pathErr("removexattr "+archive.XattrACLDefault, e.Name, err)
 		}
 	}
@@ -266,7 +265,7 @@ func (rs *restorer) dir(pc *parentCache, e *tarfmt.Entry, mt entryMeta) error {
 			defACL = x.value
 			continue
 		}
-		if err := unix.Fsetxattr(fd, x.name, x.value, 0); err != nil {
+		if err := sys.Fsetxattr(fd, x.name, x.value, 0); err != nil {
 			return rs.d.pathErr("setxattr "+x.name, e.Name, err)
 		}
 	}
@@ -299,21 +298,21 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 	case tar.TypeLink:
 		return rs.hardlink(e, mt, dirfd, base, tmp, st, exists)
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(h.Linkname, dirfd, tmp); err != nil {
+		if err := sys.Symlinkat(h.Linkname, dirfd, tmp); err != nil {
 			return rs.d.pathErr("symlink", e.Name, err)
 		}
 	default:
 		mode := mt.mode
 		switch h.Typeflag {
 		case tar.TypeFifo:
-			mode |= unix.S_IFIFO
+			mode |= sys.S_IFIFO
 		case tar.TypeChar:
-			mode |= unix.S_IFCHR
+			mode |= sys.S_IFCHR
 		case tar.TypeBlock:
-			mode |= unix.S_IFBLK
+			mode |= sys.S_IFBLK
 		}
-		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-		if err := unix.Mknodat(dirfd, tmp, mode, int(dev)); err != nil {
+		dev := sys.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		if err := sys.Mknodat(dirfd, tmp, mode, int(dev)); err != nil {
 			return rs.d.pathErr("mknod", e.Name, err)
 		}
 	}
@@ -327,7 +326,7 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 			err = rs.d.pathErr("rename", e.Name, err)
 		}
 	} else {
-		_ = unix.Unlinkat(dirfd, tmp, 0)
+		_ = sys.Unlinkat(dirfd, tmp, 0)
 	}
 	if err != nil {
 		return err
@@ -344,18 +343,18 @@ func (rs *restorer) special(pc *parentCache, e *tarfmt.Entry, mt entryMeta) erro
 // hardlink makes member e a hard link to its target, under the temporary
 // name tmp of dirfd, then renames it to base (st and exists describe what
 // base is now).
-func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp string, st unix.Stat_t, exists bool) error {
+func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp string, st sys.Stat_t, exists bool) error {
 	tdir, tbase := path.Split(e.Link)
 	tfd, err := rs.d.openDir(cleanDir(tdir), false)
 	if err != nil {
 		return fmt.Errorf("hardlink target %s: %w", e.Link, err)
 	}
-	defer unix.Close(tfd)
-	tst, err := lstatAt(tfd, tbase)
+	defer sys.Close(tfd)
+	tst, err := sys.FstatatNoFollow(tfd, tbase)
 	if err != nil {
 		return fmt.Errorf("hardlink target %s: %w", e.Link, rs.d.pathErr("lstat", e.Link, err))
 	}
-	if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if tst.Mode&sys.S_IFMT == sys.S_IFDIR {
 		return fmt.Errorf("hardlink target %s is a directory", e.Link)
 	}
 	if len(mt.xattrs) > 0 || len(mt.caps) > 0 {
@@ -372,7 +371,7 @@ func (rs *restorer) hardlink(e *tarfmt.Entry, mt entryMeta, dirfd int, base, tmp
 		rs.links.Add(1)
 		return nil
 	}
-	if err := unix.Linkat(tfd, tbase, dirfd, tmp, 0); err != nil {
+	if err := sys.Linkat(tfd, tbase, dirfd, tmp, 0); err != nil {
 		return rs.d.pathErr("link", e.Name, err)
 	}
 	if err := place(dirfd, tmp, base); err != nil {
@@ -397,13 +396,13 @@ var ErrReplaced = errors.New("backup: entry replaced under its temporary name wh
 func specialType(t byte) uint32 {
 	switch t {
 	case tar.TypeSymlink:
-		return unix.S_IFLNK
+		return sys.S_IFLNK
 	case tar.TypeFifo:
-		return unix.S_IFIFO
+		return sys.S_IFIFO
 	case tar.TypeChar:
-		return unix.S_IFCHR
+		return sys.S_IFCHR
 	case tar.TypeBlock:
-		return unix.S_IFBLK
+		return sys.S_IFBLK
 	}
 	return 0
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 
 	"github.com/nscap/nscap/internal/archive"
 	"github.com/nscap/nscap/internal/jobstate"
@@ -77,7 +77,7 @@ func openShiftJournal(stateDir, root string, rootfd int, o *ShiftOptions) (*shif
 	}
 	ls, err := jobstate.Open(dirfd, dirPath, id.FileName())
 	if err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, sys.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%s: %w (its journal %s is locked)", root, ErrShiftRunning, path.Join(dirPath, id.FileName()))
 		}
 		return nil, err
@@ -172,7 +172,7 @@ func (j *shiftJournal) write(s string, sync bool) error {
 		return fmt.Errorf("journal %s: %w", j.Path, err)
 	}
 	if sync {
-		if err := unix.Fdatasync(int(j.F.Fd())); err != nil {
+		if err := sys.Fdatasync(int(j.F.Fd())); err != nil {
 			return &fs.PathError{Op: "fdatasync", Path: j.Path, Err: err}
 		}
 	}

@@ -16,9 +16,8 @@ import (
 
 	"github.com/nscap/nscap/internal/archive"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nscap/nscap/internal/sys"
+
 	"github.com/nscap/nscap/userns"
 	"github.com/nscap/nscap/xattrfmt"
 )
@@ -60,11 +59,11 @@ func Shift(ctx context.Context, root string, opts ShiftOptions) (ShiftSummary, e
 	if opts.ForeignCaps > archive.ForeignCapsHost {
 		return ShiftSummary{}, fmt.Errorf("foreign caps policy %d unknown", opts.ForeignCaps)
 	}
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	rootfd, err := sys.Open(root, sys.O_RDONLY|sys.O_DIRECTORY|sys.O_CLOEXEC, 0)
 	if err != nil {
 		return ShiftSummary{}, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
-	defer unix.Close(rootfd)
+	defer sys.Close(rootfd)
 	st, err := sys.Fstat(rootfd)
 	if err != nil {
 		return ShiftSummary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
@@ -250,14 +249,14 @@ func (s *shifter) push(rels []string) {
 // subdirectories.
 func (s *shifter) dir(rel string) {
 	fd, err := sys.OpenDirBeneath(s.rootfd, rel)
-	if errors.Is(err, unix.ENAMETOOLONG) {
+	if errors.Is(err, sys.ENAMETOOLONG) {
 		fd, err = openDeep(s.rootfd, rel, false)
 	}
 	if err != nil {
 		s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: err})
 		return
 	}
-	defer unix.Close(fd)
+	defer sys.Close(fd)
 	st, err := sys.Fstat(fd)
 	if err != nil {
 		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: err})
@@ -320,7 +319,7 @@ func (s *shifter) dir(rel string) {
 func (s *shifter) entry(dirfd int, nameZ []byte, rel string, typ uint8, batch *[]*journaled, xbuf []byte) (isDir bool) {
 	h, e := openEntry(dirfd, nameZ, typ, s.raw)
 	if e != 0 {
-		if e != unix.ENOENT { // removed meanwhile: nothing to shift
+		if e != sys.ENOENT { // removed meanwhile: nothing to shift
 			s.fail(rel, &fs.PathError{Op: "open", Path: rel, Err: e})
 		}
 		return false
@@ -336,10 +335,10 @@ func (s *shifter) entry(dirfd int, nameZ []byte, rel string, typ uint8, batch *[
 		s.fail(rel, &fs.PathError{Op: "fstat", Path: rel, Err: e})
 		return false
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if st.Mode&sys.S_IFMT == sys.S_IFDIR {
 		return true
 	}
-	if !h.path && st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if !h.path && st.Mode&sys.S_IFMT != sys.S_IFREG {
 		// Replaced meanwhile by a fifo or a device, opened for reading:
 		// use an O_PATH descriptor of it instead.
 		s.close(h.fd)
@@ -361,7 +360,7 @@ func (s *shifter) close(fd int) {
 		_ = sys.CloseRaw(fd)
 		return
 	}
-	unix.Close(fd)
+	sys.Close(fd)
 }
 
 // journalBatch bounds the inodes of a directory waiting for their
@@ -450,9 +449,9 @@ func (h handle) remove(name string) error {
 
 func (h handle) chmod(mode uint32) error {
 	if h.path {
-		return unix.Chmod(h.proc(), mode)
+		return sys.Chmod(h.proc(), mode)
 	}
-	return unix.Fchmod(h.fd, mode)
+	return sys.Fchmod(h.fd, mode)
 }
 
 // openEntry opens the entry nameZ (NUL-terminated) of dirfd, never
@@ -462,15 +461,15 @@ func (h handle) chmod(mode uint32) error {
 // cannot be opened for reading is opened with O_PATH.
 func openEntry(dirfd int, nameZ []byte, typ uint8, raw bool) (handle, syscall.Errno) {
 	if typ == sys.DTReg {
-		const rd = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
-		fd, e := sys.OpenatZ(dirfd, nameZ, rd|unix.O_NOATIME, raw)
-		if e == unix.EPERM { // O_NOATIME: not the owner, no CAP_FOWNER
+		const rd = sys.O_RDONLY | sys.O_NOFOLLOW | sys.O_NONBLOCK | sys.O_NOCTTY | sys.O_CLOEXEC
+		fd, e := sys.OpenatZ(dirfd, nameZ, rd|sys.O_NOATIME, raw)
+		if e == sys.EPERM { // O_NOATIME: not the owner, no CAP_FOWNER
 			fd, e = sys.OpenatZ(dirfd, nameZ, rd, raw)
 		}
 		switch e {
 		case 0:
 			return handle{fd: fd}, 0
-		case unix.EACCES, unix.EPERM, unix.ELOOP, unix.ENXIO, unix.ETXTBSY:
+		case sys.EACCES, sys.EPERM, sys.ELOOP, sys.ENXIO, sys.ETXTBSY:
 		default:
 			return handle{fd: -1}, e
 		}
@@ -515,11 +514,11 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 	p.uid = id(s.maps.fromUID, s.maps.toUID, archive.KindUID, st.Uid)
 	p.gid = id(s.maps.fromGID, s.maps.toGID, archive.KindGID, st.Gid)
 	p.change.NewUID, p.change.NewGID = p.uid, p.gid
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if st.Mode&sys.S_IFMT == sys.S_IFLNK {
 		return p // no xattrs the shift knows on a symlink
 	}
 	names, err := s.listNames(h, xbuf)
-	if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EOPNOTSUPP) {
+	if err != nil && !errors.Is(err, sys.ENOTSUP) && !errors.Is(err, sys.EOPNOTSUPP) {
 		s.fail(rel, &fs.PathError{Op: "listxattr", Path: rel, Err: err})
 		p.leaveNode = true
 		return p
@@ -529,7 +528,7 @@ func (s *shifter) plan(h handle, rel string, st *sys.Stat, xbuf []byte) (p inode
 			continue
 		}
 		raw, err := h.get(name)
-		if errors.Is(err, unix.ENODATA) {
+		if errors.Is(err, sys.ENODATA) {
 			continue
 		}
 		if err != nil {
@@ -582,7 +581,7 @@ func (s *shifter) listNames(h handle, xbuf []byte) ([]string, error) {
 	}
 	n, e := sys.FlistxattrZ(h.fd, xbuf, s.raw)
 	switch {
-	case e == unix.ERANGE:
+	case e == sys.ERANGE:
 		return h.list()
 	case e != 0:
 		return nil, e
@@ -689,11 +688,11 @@ func (s *shifter) changedOne(rel string, p *inodePlan) {
 // shift must write back (caps, setuid and setgid bits): the kernel
 // clears them on every non-directory it chowns.
 func needsJournal(st *sys.Stat, p *inodePlan, chown bool) bool {
-	typ := st.Mode & unix.S_IFMT
-	if !chown || typ == unix.S_IFDIR || typ == unix.S_IFLNK {
+	typ := st.Mode & sys.S_IFMT
+	if !chown || typ == sys.S_IFDIR || typ == sys.S_IFLNK {
 		return false
 	}
-	return p.oldCaps != nil || st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0
+	return p.oldCaps != nil || st.Mode&(sys.S_ISUID|sys.S_ISGID) != 0
 }
 
 // apply makes the changes of p on the inode fd; its journal record, when
@@ -704,15 +703,15 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 			return &fs.PathError{Op: "setxattr " + a.name, Path: rel, Err: err}
 		}
 	}
-	typ := st.Mode & unix.S_IFMT
+	typ := st.Mode & sys.S_IFMT
 	mode := st.Mode & 0o7777
 	// What the kernel clears when it chowns a non-directory.
-	cleared := chown && typ != unix.S_IFDIR
+	cleared := chown && typ != sys.S_IFDIR
 	// (fifos and devices keep setuid bits as well as files do).
-	suid := cleared && typ != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID) != 0
+	suid := cleared && typ != sys.S_IFLNK && mode&(sys.S_ISUID|sys.S_ISGID) != 0
 	if chown {
 		if e := sys.FchownEmptyZ(h.fd, p.uid, p.gid, s.raw); e != 0 {
-			if e == unix.EPERM && s.opts.InHelper {
+			if e == sys.EPERM && s.opts.InHelper {
 				return fmt.Errorf("lchown %s: %w (through the helper namespace: the file's owner or group is outside the ids it maps, your subordinate ranges)", rel, e)
 			}
 			return &fs.PathError{Op: "lchown", Path: rel, Err: e}
@@ -732,7 +731,7 @@ func (s *shifter) apply(h handle, rel string, st *sys.Stat, p *inodePlan, chown 
 			return &fs.PathError{Op: "setxattr " + archive.XattrCaps, Path: rel, Err: err}
 		}
 	case p.dropCaps && !cleared:
-		if err := h.remove(archive.XattrCaps); err != nil && !errors.Is(err, unix.ENODATA) {
+		if err := h.remove(archive.XattrCaps); err != nil && !errors.Is(err, sys.ENODATA) {
 			return &fs.PathError{Op: "removexattr " + archive.XattrCaps, Path: rel, Err: err}
 		}
 	}
@@ -755,7 +754,7 @@ func openDeep(rootfd int, rel string, last bool) (int, error) {
 			nfd, err = sys.OpenDirAtZ(fd, append([]byte(c), 0), false)
 		}
 		if fd != rootfd {
-			unix.Close(fd)
+			sys.Close(fd)
 		}
 		if err != nil {
 			return -1, err
@@ -770,11 +769,11 @@ func openDeep(rootfd int, rel string, last bool) (int, error) {
 func (s *shifter) replay() error {
 	for _, f := range s.journal.fixes {
 		fd, err := sys.Openat2(s.rootfd, f.path, sys.OPathNoFollow, sys.ResolveBeneath|sys.ResolveNoSymlinks)
-		if errors.Is(err, unix.ENAMETOOLONG) {
+		if errors.Is(err, sys.ENAMETOOLONG) {
 			fd, err = openDeep(s.rootfd, f.path, true)
 		}
 		if err != nil {
-			if !errors.Is(err, unix.ENOENT) {
+			if !errors.Is(err, sys.ENOENT) {
 				s.fail(f.path, &fs.PathError{Op: "open", Path: f.path, Err: err})
 			}
 			continue
@@ -782,7 +781,7 @@ func (s *shifter) replay() error {
 		st, err := sys.Fstat(fd)
 		// Only the very inode, chowned already: otherwise the walk does
 		// it from the start.
-		if err == nil && st.Ino == f.ino && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Uid == f.uid && st.Gid == f.gid {
+		if err == nil && st.Ino == f.ino && st.Mode&sys.S_IFMT != sys.S_IFDIR && st.Uid == f.uid && st.Gid == f.gid {
 			if fixed, err := s.replayOne(fd, f, &st); err != nil {
 				s.incomplete.Store(true)
 				s.fail(f.path, err)
@@ -790,7 +789,7 @@ func (s *shifter) replay() error {
 				s.replayed.Add(1)
 			}
 		}
-		unix.Close(fd)
+		sys.Close(fd)
 	}
 	return s.abortErr()
 }
@@ -798,14 +797,14 @@ func (s *shifter) replay() error {
 func (s *shifter) replayOne(fd int, f shiftFix, st *sys.Stat) (fixed bool, err error) {
 	proc := sys.ProcFdPath(fd)
 	if st.Mode&0o7777 != f.mode {
-		if err := unix.Chmod(proc, f.mode); err != nil {
+		if err := sys.Chmod(proc, f.mode); err != nil {
 			return false, &fs.PathError{Op: "chmod", Path: f.path, Err: err}
 		}
 		fixed = true
 	}
 	if f.caps != nil {
 		cur, err := sys.GetxattrAll(proc, archive.XattrCaps, true)
-		if err != nil && !errors.Is(err, unix.ENODATA) {
+		if err != nil && !errors.Is(err, sys.ENODATA) {
 			return fixed, &fs.PathError{Op: "getxattr " + archive.XattrCaps, Path: f.path, Err: err}
 		}
 		if !bytes.Equal(cur, f.caps) {

@@ -21,4 +21,10 @@
 //     announced to the Go scheduler, see [ProbeXattratZ] for when that is
 //     right): [ProbeXattratZ], [ProbeLgetxattrZ], [OpenDirAtZ],
 //     [GetdentsRaw], [CloseRaw].
+//
+// Elsewhere it mirrors x/sys/unix under the same names (consts_linux.go,
+// fileops_linux.go: sys.Unlinkat, sys.O_RDONLY, sys.ENOENT…), so that the
+// engines reach the kernel only through this package. Files: open_linux.go
+// (openat, openat2, /proc/self/fd), stat_linux.go, xattr_linux.go,
+// dirent_linux.go (getdents64), probe_linux.go (raw hot-loop calls).
 package sys
