@@ -8,14 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
-	"sync"
-
-	"github.com/nscap/nscap/internal/archive"
-	"github.com/nscap/nscap/internal/archiver"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nscap/nscap/internal/archiver"
+	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -49,30 +46,34 @@ func NewRootless(opts Options, ro RootlessOptions) *Archiver {
 	return a
 }
 
+// The extra files of a backup helper, by index: the tree and the archive.
+const (
+	helperFileRoot = iota
+	helperFileOut
+)
+
 // helperBackupReq is the request of the backup operation: the tree and
-// the archive are descriptors the helper inherited, checked by device and
-// inode; the maps are those of the helper's view.
+// the archive are extra files of the helper, checked by device and inode;
+// the maps are those of the helper's view.
 type helperBackupReq struct {
-	RootFD   int    `json:"root_fd"`
 	RootDev  uint64 `json:"root_dev"`
 	RootIno  uint64 `json:"root_ino"`
 	RootPath string `json:"root_path"`
-	OutFD    int    `json:"out_fd"`
 	OutDev   uint64 `json:"out_dev"`
 	OutIno   uint64 `json:"out_ino"`
 	// ExcludeDev and ExcludeIno name the archive file when it lies in
 	// the tree (never archived).
-	ExcludeDev    uint64              `json:"exclude_dev,omitempty"`
-	ExcludeIno    uint64              `json:"exclude_ino,omitempty"`
-	UIDMap        string              `json:"uid_map"`
-	GIDMap        string              `json:"gid_map"`
-	ForeignCaps   archive.ForeignCaps `json:"foreign_caps,omitempty"`
-	Compression   archive.Compression `json:"compression,omitempty"`
-	CompressLevel int                 `json:"compress_level,omitempty"`
-	Tool          string              `json:"tool,omitempty"`
-	Workers       int                 `json:"workers,omitempty"`
-	Exclude       []string            `json:"exclude,omitempty"`
-	OneFileSystem bool                `json:"one_file_system,omitempty"`
+	ExcludeDev    uint64      `json:"exclude_dev,omitempty"`
+	ExcludeIno    uint64      `json:"exclude_ino,omitempty"`
+	UIDMap        string      `json:"uid_map"`
+	GIDMap        string      `json:"gid_map"`
+	ForeignCaps   ForeignCaps `json:"foreign_caps,omitempty"`
+	Compression   Compression `json:"compression,omitempty"`
+	CompressLevel int         `json:"compress_level,omitempty"`
+	Tool          string      `json:"tool,omitempty"`
+	Workers       int         `json:"workers,omitempty"`
+	Exclude       []string    `json:"exclude,omitempty"`
+	OneFileSystem bool        `json:"one_file_system,omitempty"`
 	// ShownUIDMap and ShownGIDMap are the maps as the caller gave them,
 	// for the archive's global header (UIDMap is the helper's view).
 	ShownUIDMap string `json:"shown_uid_map"`
@@ -81,93 +82,45 @@ type helperBackupReq struct {
 
 // helperBackupResp is the result of the backup operation.
 type helperBackupResp struct {
-	Summary archive.Summary `json:"summary"`
-	Failed  []string        `json:"failed,omitempty"` // the items of an archive.IncompleteError, as "PATH\x00MESSAGE"
+	Summary Summary  `json:"summary"`
+	Failed  []string `json:"failed,omitempty"` // the items of an IncompleteError, as "PATH\x00MESSAGE"
 }
 
 // writeHelper is write through a helper (see [NewRootless]). The helper
 // translates with its own view of the maps, and records the caller's in
 // the archive's global header.
-func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, exclude archiver.FileID) (archive.Summary, error) {
+func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, exclude archiver.FileID) (Summary, error) {
 	opts := a.opts
 	if opts.UIDMap.IsZero() {
-		return archive.Summary{}, ErrHelperNoMap
+		return Summary{}, ErrHelperNoMap
 	}
-	ro := a.rootless
-	subuid, subgid := ro.SubUIDFile, ro.SubGIDFile
-	if subuid == "" {
-		subuid = "/etc/subuid"
-	}
-	if subgid == "" {
-		subgid = "/etc/subgid"
-	}
-	hUID, inUID, err := helperMapFor(opts.UIDMap, uint32(os.Getuid()), subuid, "uid")
+	ro := *a.rootless
+	v, err := helperMaps(opts.UIDMap, opts.GIDMap, ro)
 	if err != nil {
-		return archive.Summary{}, err
+		return Summary{}, err
 	}
-	hGID, inGID, err := helperMapFor(opts.GIDMap, uint32(os.Getgid()), subgid, "gid")
-	if err != nil {
-		return archive.Summary{}, err
-	}
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return archive.Summary{}, &fs.PathError{Op: "open", Path: root, Err: err}
-	}
-	defer unix.Close(rfd)
-
-	// The archive: a file's own descriptor, or a pipe copied to w.
-	var ofd int
-	var copyDone chan error
-	var pipeR, pipeW *os.File
-	if f, ok := w.(*os.File); ok {
-		ofd = int(f.Fd())
-	} else {
-		if pipeR, pipeW, err = os.Pipe(); err != nil {
-			return archive.Summary{}, err
-		}
-		ofd = int(pipeW.Fd())
-		copyDone = make(chan error, 1)
-		go func() {
-			_, err := io.Copy(w, pipeR)
-			pipeR.Close()
-			copyDone <- err
-		}()
-	}
-	closePipe := func() error {
-		if copyDone == nil {
-			return nil
-		}
-		pipeW.Close()
-		return <-copyDone
-	}
-
 	req := helperBackupReq{
-		RootPath: root, UIDMap: inUID.String(), GIDMap: inGID.String(), ForeignCaps: opts.ForeignCaps,
+		RootPath: root, UIDMap: v.inUID.String(), GIDMap: v.inGID.String(), ForeignCaps: opts.ForeignCaps,
 		ShownUIDMap: opts.UIDMap.String(), ShownGIDMap: opts.GIDMap.String(),
 		Compression: opts.Compression, CompressLevel: opts.CompressLevel, Tool: opts.Tool, Workers: opts.Workers,
 		Exclude: opts.Exclude, OneFileSystem: opts.OneFileSystem, ExcludeDev: exclude.Dev, ExcludeIno: exclude.Ino,
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(rfd, &st); err != nil {
-		_ = closePipe()
-		return archive.Summary{}, &fs.PathError{Op: "fstat", Path: root, Err: err}
+	out, err := openBackupFiles(root, w, &req)
+	if err != nil {
+		return Summary{}, err
 	}
-	req.RootDev, req.RootIno = st.Dev, st.Ino
-	if err := unix.Fstat(ofd, &st); err != nil {
-		_ = closePipe()
-		return archive.Summary{}, &fs.PathError{Op: "fstat", Path: "archive", Err: err}
+	h, err := startHelper(ctx, v, ro, out.files, "back up")
+	if err != nil {
+		_ = out.close()
+		return Summary{}, err
 	}
-	req.OutDev, req.OutIno = st.Dev, st.Ino
-
-	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	rep := opts.Reporter
-	ew := &eventWriter{out: ro.Stderr, abort: cancel, handle: func(ev helperEvent) error {
+	events := &eventHandler{handle: func(ev helperEvent) error {
 		switch ev.Type {
 		case "start":
 			rep.StartFile(ev.Path)
 		case "item":
-			rep.CompleteItem(ev.Path, ev.Action, archive.ItemStats{Size: ev.Size, Caps: ev.Caps})
+			rep.CompleteItem(ev.Path, ev.Action, ItemStats{Size: ev.Size, Caps: ev.Caps})
 		case "warning":
 			rep.Warn(ev.Path, ev.err())
 		case "error":
@@ -175,24 +128,14 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 		}
 		return nil
 	}}
-	h, err := startWithFDs(hctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: subuid, SubGIDFile: subgid, Stderr: ew},
-		[]int{rfd, ofd}, []*int{&req.RootFD, &req.OutFD})
-	if err != nil {
-		_ = closePipe()
-		if errors.Is(err, userns.ErrUnmapped) || errors.Is(err, userns.ErrNoSubID) {
-			return archive.Summary{}, fmt.Errorf("%w: uid map %s, gid map %s: %w", ErrHelperMap, opts.UIDMap, opts.GIDMap, err)
-		}
-		return archive.Summary{}, fmt.Errorf("back up through a helper user namespace: %w", err)
-	}
 	var resp helperBackupResp
-	callErr := h.Call(helperOpBackup, req, &resp)
+	callErr := h.CallEvents(helperOpBackup, req, &resp, events.fn())
 	closeErr := h.Close()
-	ew.flush()
-	copyErr := closePipe()
+	copyErr := out.close()
 	sum := resp.Summary
 	switch {
-	case ew.aborted() != nil:
-		return sum, ew.aborted()
+	case events.aborted != nil:
+		return sum, events.aborted
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
 	case callErr != nil:
@@ -202,15 +145,77 @@ func (a *Archiver) writeHelper(ctx context.Context, w io.Writer, root string, ex
 	case copyErr != nil:
 		return sum, fmt.Errorf("write archive: %w", copyErr)
 	}
-	if len(resp.Failed) > 0 {
-		ie := &archive.IncompleteError{}
-		for _, f := range resp.Failed {
-			p, msg, _ := cutNUL(f)
-			ie.Items = append(ie.Items, archive.ItemError{Path: p, Err: errors.New(msg)})
-		}
-		return sum, ie
+	return sum, resp.incomplete()
+}
+
+// backupFiles are the descriptors a backup hands its helper: the tree
+// and the archive (a file's own descriptor, or a pipe copied to the
+// caller's writer).
+type backupFiles struct {
+	files    []*os.File
+	root     *os.File
+	pipeW    *os.File   // the write end of the archive pipe, or nil
+	copyDone chan error // the end of the copy from the pipe, or nil
+}
+
+// openBackupFiles opens the tree root and the archive w for the helper
+// and records their identities in req.
+func openBackupFiles(root string, w io.Writer, req *helperBackupReq) (*backupFiles, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
-	return sum, nil
+	bf := &backupFiles{root: os.NewFile(uintptr(rfd), root)}
+	out, ok := w.(*os.File)
+	if !ok {
+		pipeR, pipeW, err := os.Pipe()
+		if err != nil {
+			bf.root.Close()
+			return nil, err
+		}
+		out, bf.pipeW = pipeW, pipeW
+		bf.copyDone = make(chan error, 1)
+		go func() {
+			_, err := io.Copy(w, pipeR)
+			pipeR.Close()
+			bf.copyDone <- err
+		}()
+	}
+	bf.files = []*os.File{helperFileRoot: bf.root, helperFileOut: out}
+	if err := helperFileID(bf.root, root, &req.RootDev, &req.RootIno); err != nil {
+		_ = bf.close()
+		return nil, err
+	}
+	if err := helperFileID(out, "archive", &req.OutDev, &req.OutIno); err != nil {
+		_ = bf.close()
+		return nil, err
+	}
+	return bf, nil
+}
+
+// close closes the caller's descriptors and returns the error of the copy
+// from the archive pipe.
+func (bf *backupFiles) close() error {
+	bf.root.Close()
+	if bf.copyDone == nil {
+		return nil
+	}
+	bf.pipeW.Close()
+	return <-bf.copyDone
+}
+
+// incomplete returns the [*IncompleteError] of the items that failed in
+// the helper, or nil.
+func (resp helperBackupResp) incomplete() error {
+	if len(resp.Failed) == 0 {
+		return nil
+	}
+	ie := &IncompleteError{}
+	for _, f := range resp.Failed {
+		p, msg, _ := cutNUL(f)
+		ie.Items = append(ie.Items, ItemError{Path: p, Err: errors.New(msg)})
+	}
+	return ie
 }
 
 func cutNUL(s string) (before, after string, ok bool) {
@@ -223,57 +228,40 @@ func cutNUL(s string) (before, after string, ok bool) {
 }
 
 // serveBackupHelper runs in the helper: it archives the inherited tree
-// into the inherited archive and sends the events on stderr.
-func serveBackupHelper(raw json.RawMessage) (json.RawMessage, error) {
+// into the inherited archive and emits the events.
+func serveBackupHelper(raw json.RawMessage, emit userns.HelperEmit) (json.RawMessage, error) {
 	var req helperBackupReq
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, err
 	}
-	rfile, err := inherited(req.RootFD, req.RootDev, req.RootIno, req.RootPath)
+	rfile, err := inherited(helperFileRoot, req.RootDev, req.RootIno, req.RootPath)
 	if err != nil {
 		return nil, err
 	}
-	defer rfile.Close()
-	ofile, err := inherited(req.OutFD, req.OutDev, req.OutIno, "archive")
+	ofile, err := inherited(helperFileOut, req.OutDev, req.OutIno, "archive")
 	if err != nil {
 		return nil, err
 	}
-	defer ofile.Close()
-	var uid, gid userns.Map
-	if err := uid.UnmarshalText([]byte(req.UIDMap)); err != nil {
-		return nil, err
+	var maps [4]userns.Map
+	for i, s := range []string{req.UIDMap, req.GIDMap, req.ShownUIDMap, req.ShownGIDMap} {
+		if err := maps[i].UnmarshalText([]byte(s)); err != nil {
+			return nil, err
+		}
 	}
-	if err := gid.UnmarshalText([]byte(req.GIDMap)); err != nil {
-		return nil, err
-	}
-	var shownUID, shownGID userns.Map
-	if err := shownUID.UnmarshalText([]byte(req.ShownUIDMap)); err != nil {
-		return nil, err
-	}
-	if err := shownGID.UnmarshalText([]byte(req.ShownGIDMap)); err != nil {
-		return nil, err
-	}
-	procRoot := "/proc/self/fd/" + strconv.Itoa(req.RootFD)
+	procRoot := sys.ProcFdPath(int(rfile.Fd()))
 	rw := pathRewriter{from: procRoot, to: req.RootPath}
-	enc := json.NewEncoder(os.Stderr)
-	var mu sync.Mutex
-	emit := func(ev helperEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		// The parent reads these lines; with it gone there is no one
-		// to tell of a failed write.
-		_, _ = os.Stderr.WriteString(helperEventPrefix)
-		_ = enc.Encode(ev)
-	}
 	opts := Options{
-		UIDMap: uid, GIDMap: gid, ForeignCaps: req.ForeignCaps, Compression: req.Compression, CompressLevel: req.CompressLevel,
+		UIDMap: maps[0], GIDMap: maps[1], ForeignCaps: req.ForeignCaps, Compression: req.Compression, CompressLevel: req.CompressLevel,
 		Tool: req.Tool, Workers: req.Workers, Exclude: req.Exclude, OneFileSystem: req.OneFileSystem,
-		Reporter: helperReporter{emit: emit, rw: rw},
+		Reporter: helperReporter{emit: emit, rw: rw, archiveNames: true},
 	}
-	x := archiver.Extra{Exclude: archiver.FileID{Dev: req.ExcludeDev, Ino: req.ExcludeIno}, MetaUIDMap: shownUID, MetaGIDMap: shownGID}
+	x := archiver.Extra{Exclude: archiver.FileID{Dev: req.ExcludeDev, Ino: req.ExcludeIno}, MetaUIDMap: maps[2], MetaGIDMap: maps[3]}
 	sum, err := archiver.Write(context.Background(), ofile, procRoot, opts, x)
+	// The archive is complete: close the helper's end, so that a pipe
+	// to the caller reaches its end when the helper is done.
+	ofile.Close()
 	resp := helperBackupResp{Summary: sum}
-	var ie *archive.IncompleteError
+	var ie *IncompleteError
 	if errors.As(err, &ie) {
 		for _, it := range ie.Items {
 			resp.Failed = append(resp.Failed, it.Path+"\x00"+rw.text(it.Err.Error()))

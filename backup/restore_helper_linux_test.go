@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,7 +54,7 @@ func TestHelperMapFor(t *testing.T) {
 		{"0:0:10", "0:0:1,1:1:9", "0:0:1,1:1:9"},
 	}
 	for _, tc := range tests {
-		helper, inside, err := helperMapFor(mustMap(t, tc.target), 0, "/nonexistent", "uid")
+		helper, inside, err := helperMapFor(mustMap(t, tc.target), 0, "uid")
 		if err != nil {
 			t.Errorf("helperMapFor(%s) = %v", tc.target, err)
 			continue
@@ -64,34 +65,36 @@ func TestHelperMapFor(t *testing.T) {
 	}
 }
 
-func TestHelperEventWriter(t *testing.T) {
+// TestHelperEvents decodes the events of a helper as the parent's
+// handler gets them from userns: error events rebuild their error, and an
+// error of the caller's handler is remembered as the one that stopped the
+// helper.
+func TestHelperEvents(t *testing.T) {
 	t.Parallel()
-	var other bytes.Buffer
 	var got []string
-	aborted := false
-	w := &eventWriter{out: &other, abort: func() { aborted = true }, handle: func(ev helperEvent) error {
+	h := &eventHandler{handle: func(ev helperEvent) error {
 		got = append(got, ev.Type+" "+ev.Path+" "+ev.err().Error())
 		if ev.Path == "stop" {
 			return errors.New("stop here")
 		}
 		return nil
 	}}
-	stream := "panic: not an event\n" + helperEventPrefix + `{"t":"error","path":"d/x","op":"mknod","msg":"operation not permitted","errno":1}` + "\n" +
-		helperEventPrefix + `{"t":"error","path":"stop","msg":"m"}` + "\n" + helperEventPrefix + `{"t":"error","path":"after"}` + "\nunterminated"
-	// Written in odd pieces, as a pipe delivers it.
-	for i := 0; i < len(stream); i += 7 {
-		testutil.WriteOK(t)(w.Write([]byte(stream[i:min(i+7, len(stream))])))
+	fn := h.fn()
+	for _, js := range []string{
+		`{"t":"error","path":"d/x","op":"mknod","msg":"operation not permitted","errno":1}`,
+		`{"t":"error","path":"stop","msg":"m"}`,
+	} {
+		_ = fn(json.RawMessage(js))
 	}
-	w.flush()
 	want := []string{"error d/x mknod d/x: operation not permitted", "error stop m"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	if other.String() != "panic: not an event\nunterminated" {
-		t.Errorf("other stderr = %q", other.String())
+	if h.aborted == nil || h.aborted.Error() != "stop here" {
+		t.Errorf("an error of the handler was not remembered: %v", h.aborted)
 	}
-	if !aborted || w.aborted() == nil {
-		t.Errorf("an error of the handler did not abort")
+	if err := fn(json.RawMessage(`{not json`)); err == nil {
+		t.Errorf("a malformed event was accepted")
 	}
 	var pe *fs.PathError
 	ev := helperEvent{Type: "error", Path: "p", Op: "mknod", Msg: "operation not permitted", Errno: int(syscall.EPERM)}
@@ -446,30 +449,25 @@ func TestRestoreRootless(t *testing.T) {
 	}
 }
 
-// FuzzHelperEventWriter feeds the parent's decoder of the helper's stderr
-// arbitrary bytes: it never panics, passes every line that is not an event
-// on unchanged, and rebuilds an error for every error event.
-func FuzzHelperEventWriter(f *testing.F) {
-	f.Add([]byte(helperEventPrefix + `{"t":"error","path":"d/x","op":"mknod","msg":"operation not permitted","errno":1}` + "\n"))
-	f.Add([]byte(helperEventPrefix + `{"t":"item","path":"d/x","action":"restored","size":12}` + "\nfatal error: x\n"))
-	f.Add([]byte(helperEventPrefix + `{"t":"diff","diff":{"path":"p","kind":"caps","want":"a","got":"b"}}` + "\n"))
-	f.Add([]byte(helperEventPrefix + "{not json\n" + helperEventPrefix + `{"t":"error","errno":-5}`))
+// FuzzHelperEvents feeds the parent's decoder of the helper's events
+// arbitrary bytes: it never panics, and rebuilds an error for every error
+// event.
+func FuzzHelperEvents(f *testing.F) {
+	f.Add([]byte(`{"t":"error","path":"d/x","op":"mknod","msg":"operation not permitted","errno":1}`))
+	f.Add([]byte(`{"t":"item","path":"d/x","action":"restored","size":12}`))
+	f.Add([]byte(`{"t":"diff","diff":{"path":"p","kind":"caps","want":"a","got":"b"}}`))
+	f.Add([]byte(`{not json`))
+	f.Add([]byte(`{"t":"error","errno":-5}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var other bytes.Buffer
-		w := &eventWriter{out: &other, abort: func() {}, handle: func(ev helperEvent) error {
+		h := &eventHandler{handle: func(ev helperEvent) error {
 			if ev.Type == "error" && ev.err() == nil {
 				t.Errorf("error event %+v gives a nil error", ev)
 			}
 			return nil
 		}}
-		if n, err := w.Write(b); n != len(b) || err != nil {
-			t.Fatalf("Write = %d, %v", n, err)
-		}
-		w.flush()
-		for l := range strings.SplitSeq(other.String(), "\n") {
-			if strings.HasPrefix(l, helperEventPrefix) {
-				t.Errorf("an event line was passed on: %q", l)
-			}
+		_ = h.fn()(json.RawMessage(b))
+		if h.aborted != nil {
+			t.Errorf("the handler did not fail, but the helper would be stopped: %v", h.aborted)
 		}
 	})
 }

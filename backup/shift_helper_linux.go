@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -37,7 +35,8 @@ type shiftReq struct {
 	StateDir                       string
 }
 
-// shiftEvent is one reporter event of the helper.
+// shiftEvent is one reporter event of the helper, streamed to the
+// caller through [userns.HelperEmit].
 type shiftEvent struct {
 	Kind   string // "change", "warn", "error"
 	Path   string
@@ -47,57 +46,40 @@ type shiftEvent struct {
 
 type shiftResp struct {
 	Summary ShiftSummary
-	Events  []shiftEvent
-	Dropped int64 // events beyond maxShiftEvents
 	Err     string
 }
 
-// maxShiftEvents bounds the events a helper sends back.
-const maxShiftEvents = 1 << 20
-
-// shiftCollector is the reporter of a shift in the helper.
-type shiftCollector struct {
+// shiftEmitter is the reporter of a shift in the helper; with the parent
+// gone, a failed emit is of no concern (the helper is killed).
+type shiftEmitter struct {
 	NopShiftReporter
-	resp *shiftResp
-	mu   sync.Mutex
+	emit userns.HelperEmit
 }
 
-func (c *shiftCollector) add(ev shiftEvent) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.resp.Events) >= maxShiftEvents {
-		c.resp.Dropped++
-		return
-	}
-	c.resp.Events = append(c.resp.Events, ev)
+func (e shiftEmitter) Change(p string, ch ShiftChange) {
+	_ = e.emit(shiftEvent{Kind: "change", Path: p, Change: &ch})
 }
 
-func (c *shiftCollector) Change(p string, ch ShiftChange) {
-	c.add(shiftEvent{Kind: "change", Path: p, Change: &ch})
+func (e shiftEmitter) Warn(p string, err error) {
+	_ = e.emit(shiftEvent{Kind: "warn", Path: p, Msg: err.Error()})
 }
 
-func (c *shiftCollector) Warn(p string, err error) {
-	c.add(shiftEvent{Kind: "warn", Path: p, Msg: err.Error()})
-}
-
-func (c *shiftCollector) Error(p string, err error) error {
-	c.add(shiftEvent{Kind: "error", Path: p, Msg: err.Error()})
+func (e shiftEmitter) Error(p string, err error) error {
+	_ = e.emit(shiftEvent{Kind: "error", Path: p, Msg: err.Error()})
 	return nil
 }
 
-func serveShift(raw json.RawMessage) (json.RawMessage, error) {
+func serveShift(raw json.RawMessage, emit userns.HelperEmit) (json.RawMessage, error) {
 	var req shiftReq
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, err
 	}
-	resp := &shiftResp{}
-	col := &shiftCollector{resp: resp}
 	sum, err := Shift(context.Background(), req.Root, ShiftOptions{
 		FromUID: req.FromUID, FromGID: req.FromGID, ToUID: req.ToUID, ToGID: req.ToGID,
 		ForeignCaps: req.ForeignCaps, CrossMounts: req.CrossMounts, DryRun: req.DryRun,
-		Workers: req.Workers, StateDir: req.StateDir, Reporter: col, InHelper: true,
+		Workers: req.Workers, StateDir: req.StateDir, Reporter: shiftEmitter{emit: emit}, InHelper: true,
 	})
-	resp.Summary = sum
+	resp := shiftResp{Summary: sum}
 	var fe *ShiftFailedError
 	if err != nil && !errors.As(err, &fe) {
 		resp.Err = err.Error()
@@ -112,9 +94,12 @@ func serveShift(raw json.RawMessage) (json.RawMessage, error) {
 // maps are composed with the inverse of the helper's, so owners, ACL ids
 // and rootids are written as the helper sees them and the kernel stores
 // the host ids (see [RestoreRootless]). The journal is kept in the
-// caller's state directory. Events are passed to opts.Reporter when the
-// helper is done, with the ids of changes as host ids; the messages of
-// errors and warnings name ids as the helper sees them. The binary must
+// caller's state directory. Events are passed to opts.Reporter as the
+// helper sends them, one at a time, with the ids of changes as host ids;
+// the messages of errors and warnings name ids as the helper sees them.
+// An error returned by opts.Reporter.Error is returned when the helper is
+// done: the helper finishes the shift, and later events are not passed
+// on. The binary must
 // call [userns.HelperMain] first thing in main (and in TestMain).
 func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro RootlessOptions) (ShiftSummary, error) {
 	opts.ApplyDefaults()
@@ -125,21 +110,11 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 	if err != nil {
 		return ShiftSummary{}, err
 	}
-	subuid, subgid := ro.SubUIDFile, ro.SubGIDFile
-	if subuid == "" {
-		subuid = "/etc/subuid"
-	}
-	if subgid == "" {
-		subgid = "/etc/subgid"
-	}
-	hUID, _, err := helperMapFor(joinMaps(opts.FromUID, opts.ToUID), uint32(os.Getuid()), subuid, "uid")
+	v, err := helperMaps(joinMaps(opts.FromUID, opts.ToUID), joinMaps(opts.FromGID, opts.ToGID), ro)
 	if err != nil {
 		return ShiftSummary{}, err
 	}
-	hGID, _, err := helperMapFor(joinMaps(opts.FromGID, opts.ToGID), uint32(os.Getgid()), subgid, "gid")
-	if err != nil {
-		return ShiftSummary{}, err
-	}
+	hUID, hGID := v.uid, v.gid
 	req := shiftReq{Root: abs, ForeignCaps: opts.ForeignCaps, CrossMounts: opts.CrossMounts, DryRun: opts.DryRun, Workers: opts.Workers}
 	for _, p := range []struct {
 		in     userns.Map
@@ -160,44 +135,21 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 		_ = unix.Close(sfd)
 		req.StateDir = dir
 	}
-	h, err := userns.StartHelper(ctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: subuid, SubGIDFile: subgid, Stderr: ro.Stderr})
+	h, err := userns.StartHelper(ctx, userns.HelperOptions{UIDMap: hUID, GIDMap: hGID, SubUIDFile: ro.SubUIDFile, SubGIDFile: ro.SubGIDFile, Stderr: ro.Stderr})
 	if err != nil {
 		return ShiftSummary{}, err
 	}
 	var resp shiftResp
-	err = h.Call(helperOpShift, req, &resp)
+	rp := &shiftReplay{rep: opts.Reporter, uid: hUID, gid: hGID}
+	err = h.CallEvents(helperOpShift, req, &resp, userns.HelperEvents(rp.event))
 	if cerr := h.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return ShiftSummary{}, err
 	}
-	toHost := func(m userns.Map, id uint32) uint32 {
-		if h, err := m.ToHost(id); err == nil {
-			return h
-		}
-		return id
-	}
-	for _, ev := range resp.Events {
-		switch ev.Kind {
-		case "change":
-			c := *ev.Change
-			c.OldUID, c.NewUID = toHost(hUID, c.OldUID), toHost(hUID, c.NewUID)
-			c.OldGID, c.NewGID = toHost(hGID, c.OldGID), toHost(hGID, c.NewGID)
-			if c.Caps {
-				c.OldRootID, c.NewRootID = toHost(hUID, c.OldRootID), toHost(hUID, c.NewRootID)
-			}
-			opts.Reporter.Change(ev.Path, c)
-		case "warn":
-			opts.Reporter.Warn(ev.Path, errors.New(ev.Msg))
-		case "error":
-			if rerr := opts.Reporter.Error(ev.Path, errors.New(ev.Msg)); rerr != nil {
-				return resp.Summary, rerr
-			}
-		}
-	}
-	if resp.Dropped > 0 {
-		opts.Reporter.Warn(".", fmt.Errorf("%d more events of the helper were not kept", resp.Dropped))
+	if rp.err != nil {
+		return resp.Summary, rp.err
 	}
 	opts.Reporter.Finish(resp.Summary)
 	if resp.Err != "" {
@@ -207,6 +159,45 @@ func ShiftRootless(ctx context.Context, root string, opts ShiftOptions, ro Rootl
 		return resp.Summary, &ShiftFailedError{Failures: resp.Summary.Failures}
 	}
 	return resp.Summary, nil
+}
+
+// shiftReplay passes the events of a shift helper to rep, with the ids
+// of changes as host ids (uid and gid are the helper's maps). After an
+// error returned by rep.Error, kept in err, it passes nothing on.
+type shiftReplay struct {
+	rep      ShiftReporter
+	uid, gid userns.Map
+	err      error
+}
+
+func (r *shiftReplay) event(ev shiftEvent) error {
+	if r.err != nil {
+		return nil
+	}
+	toHost := func(m userns.Map, id uint32) uint32 {
+		if h, err := m.ToHost(id); err == nil {
+			return h
+		}
+		return id
+	}
+	switch ev.Kind {
+	case "change":
+		if ev.Change == nil {
+			return nil
+		}
+		c := *ev.Change
+		c.OldUID, c.NewUID = toHost(r.uid, c.OldUID), toHost(r.uid, c.NewUID)
+		c.OldGID, c.NewGID = toHost(r.gid, c.OldGID), toHost(r.gid, c.NewGID)
+		if c.Caps {
+			c.OldRootID, c.NewRootID = toHost(r.uid, c.OldRootID), toHost(r.uid, c.NewRootID)
+		}
+		r.rep.Change(ev.Path, c)
+	case "warn":
+		r.rep.Warn(ev.Path, errors.New(ev.Msg))
+	case "error":
+		r.err = r.rep.Error(ev.Path, errors.New(ev.Msg))
+	}
+	return nil
 }
 
 // joinMaps returns a map whose host ids are those of a and b (disjoint),

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -75,7 +74,8 @@ type SetterOptions struct {
 	// root may only give maps within its own id and ranges; root, which
 	// has no ranges of its own, must give them to use a helper.
 	UIDMap, GIDMap userns.Map
-	// SubUIDFile and SubGIDFile default to /etc/subuid and /etc/subgid.
+	// SubUIDFile and SubGIDFile default to [userns.SubUIDFile] and
+	// [userns.SubGIDFile].
 	SubUIDFile, SubGIDFile string
 	// HelperStderr receives the helper's standard error; nil discards it.
 	HelperStderr io.Writer
@@ -147,7 +147,7 @@ type helperReq struct {
 }
 
 func init() {
-	userns.RegisterHelperOp(helperOpSet, func(raw json.RawMessage) (json.RawMessage, error) {
+	userns.RegisterHelperOp(helperOpSet, func(raw json.RawMessage, _ userns.HelperEmit) (json.RawMessage, error) {
 		var r helperReq
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, err
@@ -156,7 +156,7 @@ func init() {
 			return sys.Setxattr(p, AttrName, r.Value, 0, true)
 		})
 	})
-	userns.RegisterHelperOp(helperOpRemove, func(raw json.RawMessage) (json.RawMessage, error) {
+	userns.RegisterHelperOp(helperOpRemove, func(raw json.RawMessage, _ userns.HelperEmit) (json.RawMessage, error) {
 		var r helperReq
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, err
@@ -303,17 +303,8 @@ func privileged() bool {
 	if os.Geteuid() == 0 {
 		return true
 	}
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && eff&(1<<31) != 0 // CAP_SETFCAP
-		}
-	}
-	return false
+	eff, ok := sys.EffectiveCaps()
+	return ok && eff&sys.CapSetfcap != 0
 }
 
 // getHelper starts the helper on first use and returns it; a start
@@ -374,22 +365,12 @@ func (s *Setter) helperTarget(op string, f *File) (*userns.Helper, helperReq, er
 func (s *Setter) outsideMap(op, path, what, kind string, m userns.Map) error {
 	reason := fmt.Sprintf("%s is outside the helper user namespace's %s map %s", what, kind, m)
 	if s.opts.UIDMap.IsZero() {
-		reason = fmt.Sprintf("%s is outside the %ss the caller owns, %s (its own %s and its subordinate ranges, all that its helper user namespace maps)", what, kind, hostSide(m), kind)
+		reason = fmt.Sprintf("%s is outside the %ss the caller owns, %s (its own %s and its subordinate ranges, all that its helper user namespace maps)", what, kind, m.HostRangesText(), kind)
 		if ext := m.Extents(); len(ext) == 1 && ext[0].Count == 1 && os.Geteuid() != 0 {
 			reason = fmt.Sprintf("%s is outside the %ss the caller owns, only %d (the caller's own id only: it has no subordinate ids)", what, kind, ext[0].HostID)
 		}
 	}
 	return &fs.PathError{Op: op, Path: path, Err: &Error{Kind: ErrOutsideHelperMap, Reason: reason + ": nothing written"}}
-}
-
-// hostSide lists the outside ids of m in increasing order, adjacent
-// extents merged: "1000, 400000-465535".
-func hostSide(m userns.Map) string {
-	var parts []string
-	for _, r := range m.HostRanges() {
-		parts = append(parts, r.String())
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (s *Setter) helperSet(f *File, c xattrfmt.FileCaps) error {

@@ -41,6 +41,11 @@
 // subordinate ids, the single-id maps 0:<own id>:1 written by the parent
 // itself, as unshare -r does), and runs operations that packages
 // registered with [RegisterHelperOp] in it, over a JSON pipe protocol.
+// The caller may hand it descriptors ([HelperOptions.ExtraFiles], got
+// back inside with [HelperFile]), and an operation may stream typed
+// events back while it runs ([HelperEmit], [Helper.CallEvents]). The maps
+// of an unprivileged caller are checked first against the ids it owns
+// ([CallerUIDs], [CallerGIDs], [OwnedIDs.Check]).
 // The binary must call [HelperMain] at the start of main (and test
 // binaries in TestMain): it serves the request when the process is a
 // helper (environment variable [HelperEnv] set) and returns otherwise.

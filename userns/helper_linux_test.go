@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,11 +20,42 @@ import (
 const helperChildEnv = "NSCAP_USERNS_TEST_HELPER_CHILD"
 
 func init() {
-	RegisterHelperOp("userns.test.fail", func(json.RawMessage) (json.RawMessage, error) {
+	RegisterHelperOp("userns.test.fail", func(json.RawMessage, HelperEmit) (json.RawMessage, error) {
 		return nil, &os.PathError{Op: "test", Path: "/x", Err: syscall.EPERM}
 	})
-	RegisterHelperOp("userns.test.echo", func(req json.RawMessage) (json.RawMessage, error) {
+	RegisterHelperOp("userns.test.echo", func(req json.RawMessage, _ HelperEmit) (json.RawMessage, error) {
 		return req, nil
+	})
+	// userns.test.stream reads extra file 0 and emits one event per line
+	// of it, then one per byte of extra file 1 (a pipe), and returns the
+	// number of events.
+	RegisterHelperOp("userns.test.stream", func(_ json.RawMessage, emit HelperEmit) (json.RawMessage, error) {
+		n := 0
+		for i := range 2 {
+			f, err := HelperFile(i)
+			if err != nil {
+				return nil, err
+			}
+			b, err := io.ReadAll(f)
+			if err != nil {
+				return nil, err
+			}
+			parts := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			if i == 1 {
+				parts = strings.Split(string(b), "")
+			}
+			for _, p := range parts {
+				if err := emit(testEvent{N: n, Text: p}); err != nil {
+					return nil, err
+				}
+				n++
+			}
+		}
+		if _, err := HelperFile(2); err == nil {
+			return nil, errors.New("HelperFile(2) of two files did not fail")
+		}
+		fmt.Fprintln(os.Stderr, "stream done")
+		return json.Marshal(n)
 	})
 }
 
@@ -105,6 +139,89 @@ func TestHelperRootless(t *testing.T) {
 	}
 	if !res.OutsideOK {
 		t.Errorf("a map outside the user's ranges was not refused with ErrUnmapped")
+	}
+}
+
+// testEvent is the event of userns.test.stream.
+type testEvent struct {
+	N    int    `json:"n"`
+	Text string `json:"text"`
+}
+
+// TestHelperEventsAndFiles hands a helper a file and a pipe and checks
+// the events it streams back: all of them, in order, before CallEvents
+// returns; an error of the handler stops the helper and is returned.
+func TestHelperEventsAndFiles(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	m, _ := ParseMap("0:100000:65536")
+	start := func(lines string, bytes string) (*Helper, *strings.Builder) {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "lines")
+		if err := os.WriteFile(p, []byte(lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		go func() {
+			_, _ = pw.WriteString(bytes)
+			pw.Close()
+		}()
+		var stderr strings.Builder
+		h, err := StartHelper(context.Background(), HelperOptions{UIDMap: m, GIDMap: m, ExtraFiles: []*os.File{f, pr}, Stderr: &stderr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, &stderr
+	}
+
+	h, stderr := start("a\nb\nc\n", "xyz")
+	var got []string
+	var n int
+	err := h.CallEvents("userns.test.stream", nil, &n, HelperEvents(func(ev testEvent) error {
+		got = append(got, fmt.Sprintf("%d:%s", ev.N, ev.Text))
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0:a", "1:b", "2:c", "3:x", "4:y", "5:z"}
+	if !slices.Equal(got, want) || n != len(want) {
+		t.Errorf("events %q, result %d; want %q, %d", got, n, want, len(want))
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if stderr.String() != "stream done\n" {
+		t.Errorf("helper stderr = %q", stderr.String())
+	}
+
+	h, _ = start(strings.Repeat("line\n", 10000), "")
+	stop := errors.New("stop here")
+	seen := 0
+	err = h.CallEvents("userns.test.stream", nil, nil, HelperEvents(func(ev testEvent) error {
+		seen++
+		if ev.N == 2 {
+			return stop
+		}
+		return nil
+	}))
+	if !errors.Is(err, stop) || seen != 3 {
+		t.Errorf("CallEvents with a failing handler = %v after %d events, want %v after 3", err, seen, stop)
+	}
+	if err := h.Call(IDOp, nil, nil); err == nil {
+		t.Errorf("a helper stopped by its handler still serves calls")
+	}
+	if err := h.Close(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("Close of a stopped helper = %v, want the kill", err)
 	}
 }
 

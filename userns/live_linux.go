@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/nscap/nscap/internal/sys"
 )
 
 // NSRef identifies a user namespace as the caller sees it.
@@ -75,18 +75,18 @@ func procPath(pid int, name string) string {
 
 // nsRefOf describes the namespace open as f (at path, for errors).
 func nsRefOf(f *os.File, path string) (NSRef, error) {
-	var st unix.Stat_t
 	fd := int(f.Fd())
-	if err := unix.Fstat(fd, &st); err != nil {
+	st, err := sys.Fstat(fd)
+	if err != nil {
 		return NSRef{}, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	r := NSRef{Inode: st.Ino, Dev: st.Dev}
-	owner, err := unix.IoctlGetUint32(fd, unix.NS_GET_OWNER_UID)
+	owner, err := sys.NSOwnerUID(fd)
 	if err != nil {
 		return NSRef{}, &fs.PathError{Op: "ioctl NS_GET_OWNER_UID", Path: path, Err: err}
 	}
 	r.OwnerUID = owner
-	if id, err := unix.IoctlGetUint64(fd, unix.NS_GET_ID); err == nil {
+	if id, err := sys.NSID(fd); err == nil {
 		r.ID = id
 	}
 	return r, nil
@@ -94,8 +94,8 @@ func nsRefOf(f *os.File, path string) (NSRef, error) {
 
 // selfKey identifies the caller's user namespace.
 func selfKey() (nsKey, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/user", &st); err != nil {
+	st, err := sys.StatFollow("/proc/self/ns/user")
+	if err != nil {
 		return nsKey{}, &fs.PathError{Op: "stat", Path: "/proc/self/ns/user", Err: err}
 	}
 	return nsKey{st.Dev, st.Ino}, nil
@@ -105,8 +105,8 @@ func selfKey() (nsKey, error) {
 // NS_GET_PARENT refuses with EPERM (f is the initial namespace, the
 // caller's own, or outside the caller's scope).
 func parentOf(f *os.File, path string) (*os.File, error) {
-	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_PARENT)
-	if errors.Is(err, unix.EPERM) {
+	fd, err := sys.NSParent(int(f.Fd()))
+	if errors.Is(err, syscall.EPERM) {
 		return nil, nil
 	}
 	if err != nil {
@@ -223,8 +223,8 @@ func readShownMap(path string) (Map, error) {
 // [ErrUnmapped]).
 func RootOf(pid int) (uint32, error) {
 	path := procPath(pid, "ns/user")
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	st, err := sys.StatFollow(path)
+	if err != nil {
 		return 0, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	self, err := selfKey()

@@ -175,3 +175,12 @@ func (m Map) HostRanges() []IDRange {
 	}
 	return out
 }
+
+// HostRangesText lists [Map.HostRanges] as "1000, 400000-465535".
+func (m Map) HostRangesText() string {
+	var parts []string
+	for _, r := range m.HostRanges() {
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
+}

@@ -3,12 +3,11 @@ package cli
 import (
 	"errors"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/nscap/nscap/fcaps"
+	"github.com/nscap/nscap/internal/sys"
 	"github.com/nscap/nscap/userns"
 )
 
@@ -68,16 +67,10 @@ func useHelper(mode fcaps.HelperMode, uidMap userns.Map) bool {
 // capability: CAP_CHOWN and CAP_SETFCAP in its effective set (which root
 // has unless it dropped them).
 func privileged() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	eff, ok := sys.EffectiveCaps()
+	if !ok {
 		return os.Geteuid() == 0
 	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			const want = 1<<0 | 1<<31 // CAP_CHOWN, CAP_SETFCAP
-			return err == nil && eff&want == want
-		}
-	}
-	return os.Geteuid() == 0
+	const want = sys.CapChown | sys.CapSetfcap
+	return eff&want == want
 }

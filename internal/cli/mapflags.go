@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,10 +165,6 @@ func readPIDNS(pid int) (pidNS, error) {
 	}, nil
 }
 
-// subIDFiles are the files of subordinate ids a rootless helper's maps
-// come from (subuid(5), subgid(5)).
-var subIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
-
 // checkRootless refuses, for an unprivileged caller whose writes may go
 // through a helper user namespace, maps that reach ids the caller does not
 // own: its helper maps only its own uid and gid and its subordinate ranges
@@ -184,20 +179,15 @@ func (m *mapFlags) checkRootless() error {
 	if err != nil {
 		return err
 	}
-	name := ""
-	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil {
-		name = u.Username
-	}
-	for i, c := range []struct {
-		kind string
-		m    userns.Map
-		self uint32
-	}{{"uid", uid, uint32(os.Getuid())}, {"gid", gid, uint32(os.Getgid())}} {
-		ranges, err := userns.ReadSubID(subIDFiles[i], name, c.self)
-		if err != nil && !errors.Is(err, userns.ErrNoSubID) && !errors.Is(err, fs.ErrNotExist) {
-			return err
+	for _, c := range []struct {
+		m     userns.Map
+		owned userns.OwnedIDs
+	}{{uid, userns.CallerUIDs("")}, {gid, userns.CallerGIDs("")}} {
+		o := c.owned
+		if o.Err != nil && !o.None() {
+			return o.Err
 		}
-		bad := userns.Unowned(c.m, c.self, ranges)
+		bad := userns.Unowned(c.m, o.Self, o.Ranges)
 		if len(bad) == 0 {
 			continue
 		}
@@ -209,16 +199,13 @@ func (m *mapFlags) checkRootless() error {
 			}
 			ids = append(ids, r.String())
 		}
-		owned := fmt.Sprintf("only %s %d (no range for %s in %s)", c.kind, c.self, userLabel(name, uint32(os.Getuid())), subIDFiles[i])
-		if len(ranges) > 0 {
-			var rs []string
-			for _, r := range ranges {
-				rs = append(rs, userns.IDRange{First: r.Start, Last: r.Start + r.Count - 1}.String())
-			}
-			owned = fmt.Sprintf("%s %d and %s (%s, %s)", c.kind, c.self, strings.Join(rs, ", "), subIDFiles[i], userLabel(name, uint32(os.Getuid())))
+		who := userLabel(o.User, uint32(os.Getuid()))
+		owned := fmt.Sprintf("only %s %d (no range for %s in %s)", o.Kind, o.Self, who, o.File)
+		if len(o.Ranges) > 0 {
+			owned = fmt.Sprintf("%s %d and %s (%s, %s)", o.Kind, o.Self, o.RangesText(), o.File, who)
 		}
 		return flagErrorf("%s maps host %ss %s that are not yours: you own %s, all that the helper user namespace of an unprivileged user can map",
-			m.describe(), c.kind, strings.Join(ids, ", "), owned)
+			m.describe(), o.Kind, strings.Join(ids, ", "), owned)
 	}
 	return nil
 }

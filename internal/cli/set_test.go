@@ -354,7 +354,7 @@ func TestResolveRootIDOCIAndNsUID(t *testing.T) {
 const chrootOp = "clitest.chroot"
 
 func init() {
-	userns.RegisterHelperOp(chrootOp, func(raw json.RawMessage) (json.RawMessage, error) {
+	userns.RegisterHelperOp(chrootOp, func(raw json.RawMessage, _ userns.HelperEmit) (json.RawMessage, error) {
 		var dir string
 		if err := json.Unmarshal(raw, &dir); err != nil {
 			return nil, err
