@@ -35,12 +35,22 @@
 // The translations are pure functions ([CapsToArchive], [CapsFromArchive],
 // [ACLToArchive], [ACLFromArchive]) shared by backup and restore.
 //
-// # Engine
+// # Engines
+//
+// This package is the public face of engines that live under internal/
+// (their types are re-exported here, see api.go): internal/archiver
+// behind [Archiver], internal/restorer behind [Restore], [Verify] and
+// [List], internal/shifter behind [Shift], internal/archive for what they
+// share (the header, the policies, the translation). The rootless
+// variants ([NewRootless], [RestoreRootless], [VerifyRootless],
+// [ShiftRootless]) run the same engines in a helper user namespace
+// (userns.Helper).
 //
 // [Archiver.Write] walks the tree with directory file descriptors (each
 // file is opened relative to its parent with O_NOFOLLOW, never by path),
 // so a rootfs changed concurrently cannot redirect it. Workers stat, read
 // xattrs and read small files ahead of the single tar writer, which emits
 // members in walk order; a window of entries and a byte budget bound the
-// memory. Progress goes to a [Reporter]; the package never prints.
+// memory. Events go to a [Reporter] (the same shape for backup, restore
+// and verify); the package never prints.
 package backup
