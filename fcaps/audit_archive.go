@@ -98,14 +98,7 @@ func (s *archiveMembers) display(member string) string { return s.name + ":" + m
 // or corrupt archive: the members read before it are still audited, then
 // it is returned. err stops the audit.
 func (s *archiveMembers) read(ctx context.Context, ar *tarfmt.Reader) (readErr, err error) {
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		e, err := ar.Next()
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
+	for e, err := range ar.Entries(ctx) {
 		if ee, ok := errors.AsType[*tarfmt.EntryError](err); ok {
 			// A member of its own that cannot be read as it is (an
 			// insecure name, a malformed xattr record): reported, the
@@ -120,10 +113,14 @@ func (s *archiveMembers) read(ctx context.Context, ar *tarfmt.Reader) (readErr, 
 			continue
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
 			return fmt.Errorf("read %s: %w", s.name, badArchive(err)), nil
 		}
 		s.member(e, ar)
 	}
+	return nil, nil
 }
 
 // global takes in the comment of the archive's pax global header: an

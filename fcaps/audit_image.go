@@ -61,14 +61,7 @@ func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, binfmt bool, 
 	}
 	defer ar.Close()
 	w := whiteouts{gone: map[string]bool{}, opaque: map[string]bool{}}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e, err := ar.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for e, err := range ar.Entries(ctx) {
 		if ee, ok := errors.AsType[*tarfmt.EntryError](err); ok {
 			if e != nil && e.Name != "" {
 				ee.Name = e.Name
@@ -79,6 +72,9 @@ func (m *mergedFS) apply(ctx context.Context, r io.Reader, li int, binfmt bool, 
 			continue
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
 			return badArchive(err)
 		}
 		h, name := e.Header, e.Name

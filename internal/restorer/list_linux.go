@@ -71,16 +71,9 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 	}
 	defer ar.Close()
 	rs := &restorer{opts: ro, m: m}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e, err := ar.Next()
-		if errors.Is(err, io.EOF) {
-			return sel.missing()
-		}
-		var ee *tarfmt.EntryError
-		if err != nil && !errors.As(err, &ee) {
+	for e, err := range ar.Entries(ctx) {
+		ee, _ := errors.AsType[*tarfmt.EntryError](err)
+		if err != nil && ee == nil {
 			return err
 		}
 		if ee == nil && !sel.match(e.Name, e.Header.Typeflag == tar.TypeDir) {
@@ -94,6 +87,7 @@ func List(ctx context.Context, r io.Reader, opts ListOptions, fn func(ListEntry)
 			return err
 		}
 	}
+	return sel.missing()
 }
 
 // listEntry describes member e (ee: why it cannot be restored, if so) as

@@ -217,19 +217,11 @@ func (rs *restorer) run(ctx context.Context) error {
 }
 
 func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	for e, err := range rs.ar.Entries(ctx) {
+		if aerr := rs.aborted(); aerr != nil {
+			return aerr
 		}
-		if err := rs.aborted(); err != nil {
-			return err
-		}
-		e, err := rs.ar.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		var ee *tarfmt.EntryError
-		if errors.As(err, &ee) {
+		if _, bad := errors.AsType[*tarfmt.EntryError](err); bad {
 			rs.fail(e.Header.Name, err)
 			continue
 		}
@@ -246,6 +238,7 @@ func (rs *restorer) loop(ctx context.Context, pc *parentCache) error {
 			rs.fail(e.Name, err)
 		}
 	}
+	return nil
 }
 
 // archiveReadError marks an error reading the archive (as opposed to

@@ -69,16 +69,8 @@ func (v *verifier) report(d Difference) error {
 
 func (v *verifier) run(ctx context.Context, ar *tarfmt.Reader) error {
 	v.buf = make([]byte, 64<<10)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e, err := ar.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var ee *tarfmt.EntryError
-		if errors.As(err, &ee) {
+	for e, err := range ar.Entries(ctx) {
+		if ee, bad := errors.AsType[*tarfmt.EntryError](err); bad {
 			if rerr := v.report(Difference{Path: e.Header.Name, Kind: DiffError, Got: ee.Err.Error()}); rerr != nil {
 				return rerr
 			}

@@ -2,9 +2,11 @@ package tarfmt
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"path"
 	"sort"
 	"strings"
@@ -272,4 +274,31 @@ func IsSparseMember(h *tar.Header) bool {
 		}
 	}
 	return false
+}
+
+// Entries iterates over the members of the archive: each entry with a nil
+// error; a member that cannot be restored as it is with its *[EntryError]
+// (the entry is there too; its data is skipped by the next step); and,
+// when ctx is done or the archive cannot be read on, (nil, that error)
+// once, which ends the iteration. The end of the archive ends it too.
+func (ar *Reader) Entries(ctx context.Context) iter.Seq2[*Entry, error] {
+	return func(yield func(*Entry, error) bool) {
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(nil, err)
+				return
+			}
+			e, err := ar.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if _, bad := errors.AsType[*EntryError](err); err != nil && !bad {
+				yield(nil, err)
+				return
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
 }
