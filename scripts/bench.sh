@@ -202,6 +202,7 @@ for what in $ONLY; do
       "nscap=$N restore --no-progress -q $SCR/archive.tar $SCR/dest" \
       ${B:+"$(base "nscap=$N restore --no-progress -q $SCR/archive.tar $SCR/dest")"} \
       "direct=$N restore --direct --no-progress -q $SCR/archive.tar $SCR/dest"
+    rm -rf "$SCR/dest" # its inodes: the shift's copy of the tree needs them
     ;;
   shift | shift-check)
     has shift || { echo "== shift: nscap shift not available yet, skipped"; continue; }
