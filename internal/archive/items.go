@@ -115,7 +115,7 @@ func (e ItemError) Unwrap() error { return e.Err }
 
 // IncompleteError is returned by a backup in which some items failed while
 // the [Reporter] let it continue: the archive is not faithful, so
-// [Archiver.WriteFile] leaves no file. It unwraps to every item's error,
+// backup.Archiver.WriteFile leaves no file. It unwraps to every item's error,
 // so errors.Is(err, ErrForeignCaps) tells whether a foreign cap was among
 // the causes.
 type IncompleteError struct {

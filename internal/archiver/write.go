@@ -8,7 +8,7 @@ import (
 	"github.com/nscap/nscap/userns"
 )
 
-// Options tunes an [Archiver]. The zero value makes an identity backup
+// Options tunes a backup (backup.Archiver). The zero value makes an identity backup
 // (raw host ids and caps, like `tar --xattrs` run as root), uncompressed,
 // with the default parallelism and no reporting.
 type Options struct {
@@ -50,10 +50,10 @@ type Options struct {
 	// memory; 0 means 16 MiB. Files that do not fit are streamed by the
 	// writer itself.
 	ReadAhead int64
-	// Verify makes [Archiver.WriteFile] read the archive back once written
+	// Verify makes backup.Archiver.WriteFile read the archive back once written
 	// and compare every entry with the tree, as GNU tar --verify does
-	// (see [Verify]): a difference fails the backup with a
-	// [*VerifyFailedError] and no file is kept. It costs a second read of
+	// (see backup.Verify): a difference fails the backup with a
+	// *backup.VerifyFailedError and no file is kept. It costs a second read of
 	// the archive and of every file of the tree.
 	Verify bool
 	// Reporter receives progress events; nil means none.

@@ -100,8 +100,11 @@ func DirFor(dir, job string, create bool) (int, string, error) {
 }
 
 // ReadAll reads the whole file from its start.
-func (l *File) ReadAll() ([]byte, error) {
-	f := l.F
+func (l *File) ReadAll() ([]byte, error) { return ReadAll(l.F) }
+
+// ReadAll reads the whole of f from its start (a state file read without
+// its lock, too).
+func ReadAll(f *os.File) ([]byte, error) {
 	var b []byte
 	buf := make([]byte, 4096)
 	for off := int64(0); ; {

@@ -184,7 +184,7 @@ func lookupRestoreState(dir string, d *destDir) (*restoreState, error) {
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
-	b, err := (&jobstate.File{F: f}).ReadAll()
+	b, err := jobstate.ReadAll(f)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: p, Err: err}
 	}
